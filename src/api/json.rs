@@ -1,0 +1,106 @@
+//! The JSON shapes of the answer and of errors, shared by the REST door and `kbi-advice check`
+//! so that both print the same bytes for the same question.
+
+use serde::Serialize;
+
+use crate::domain::{Advice, ErrorCode, SnapshotMeta};
+
+/// The minimal answer of `interfaces.md`. `reason` is present only for NOK.
+#[derive(Debug, Serialize, PartialEq, Eq)]
+pub struct AnswerJson<'a> {
+    pub insz: String,
+    pub reference_date: String,
+    pub subject: bool,
+    pub compliant: bool,
+    pub result: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<ReasonJson>,
+    pub source: SourceJson<'a>,
+}
+
+#[derive(Debug, Serialize, PartialEq, Eq)]
+pub struct ReasonJson {
+    pub code: &'static str,
+    pub nl: &'static str,
+    pub en: &'static str,
+}
+
+/// What the answer rests on.
+#[derive(Debug, Serialize, PartialEq, Eq)]
+pub struct SourceJson<'a> {
+    pub snapshot_id: &'a str,
+    pub extracted_at: String,
+    pub rule_set: &'a str,
+}
+
+impl<'a> SourceJson<'a> {
+    pub fn new(meta: &'a SnapshotMeta, rule_set: &'a str) -> Self {
+        SourceJson {
+            snapshot_id: &meta.snapshot_id,
+            extracted_at: meta.extracted_at.format("%Y-%m-%dT%H:%M:%SZ").to_string(),
+            rule_set,
+        }
+    }
+}
+
+impl<'a> AnswerJson<'a> {
+    pub fn new(advice: &Advice, meta: &'a SnapshotMeta, rule_set: &'a str) -> Self {
+        AnswerJson {
+            insz: advice.insz.to_string(),
+            reference_date: advice.reference_date.format("%Y-%m-%d").to_string(),
+            subject: advice.subject,
+            compliant: advice.compliant,
+            result: advice.result(),
+            // Only a NOK carries a reason (data minimisation).
+            reason: advice.reason.filter(|_| !advice.is_ok()).map(|r| ReasonJson {
+                code: r.code(),
+                nl: r.nl(),
+                en: r.en(),
+            }),
+            source: SourceJson::new(meta, rule_set),
+        }
+    }
+}
+
+/// An RFC 9457 problem document with the catalogue code.
+#[derive(Debug, Serialize, PartialEq, Eq)]
+pub struct Problem {
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub title: String,
+    pub status: u16,
+    pub detail: String,
+    pub code: String,
+}
+
+impl Problem {
+    /// The problem for a catalogue code; `detail` must never contain an INSZ.
+    pub fn new(code: ErrorCode, detail: impl Into<String>) -> Self {
+        Problem {
+            kind: format!("urn:kbi-advice:problem:{}", code.as_str()),
+            title: code.title_en().to_string(),
+            status: http_status(code),
+            detail: detail.into(),
+            code: code.as_str().to_string(),
+        }
+    }
+
+    pub fn from_code(code: ErrorCode) -> Self {
+        Problem::new(code, code.diagnose_nl())
+    }
+}
+
+/// The HTTP status REST uses for a catalogue code.
+pub fn http_status(code: ErrorCode) -> u16 {
+    match code {
+        ErrorCode::InvalidInsz
+        | ErrorCode::InvalidReferenceDate
+        | ErrorCode::SnapshotTooOld
+        | ErrorCode::NoRuleSet
+        | ErrorCode::TooManyQuestions
+        | ErrorCode::InvalidContext => 400,
+        ErrorCode::NotAuthorised => 403,
+        ErrorCode::RateLimited => 429,
+        ErrorCode::NotReady | ErrorCode::AuditUnavailable => 503,
+    }
+}

@@ -1,0 +1,72 @@
+//! The command line: one binary, one file per subcommand.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use clap::{Parser, Subcommand};
+
+use crate::domain::RuleSet;
+
+pub mod check;
+pub mod snapshot;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "kbi-advice",
+    version,
+    about = "Advice on the Flemish integration obligation (inburgeringsplicht) from a KBI snapshot"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Answer one question from a snapshot file (same JSON as the REST door).
+    Check(check::CheckArgs),
+    /// Validate or generate snapshot files.
+    #[command(subcommand)]
+    Snapshot(snapshot::SnapshotCommand),
+}
+
+/// Exit codes shared by the subcommands.
+pub mod exit {
+    /// The question was answered (OK or NOK), or the command did its work.
+    pub const OK: u8 = 0;
+    /// The question was refused with a catalogue error (printed as a problem document).
+    pub const REFUSED: u8 = 1;
+    /// The command could not run: bad arguments, unreadable or invalid input.
+    pub const FAILED: u8 = 2;
+}
+
+/// Loads the rule set named on the command line, or the shipped one.
+pub fn load_rules(path: Option<&PathBuf>) -> anyhow::Result<Arc<RuleSet>> {
+    use anyhow::Context;
+    let rules = match path {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read rules file {}", path.display()))?;
+            RuleSet::from_toml(&text).with_context(|| format!("in {}", path.display()))?
+        }
+        None => RuleSet::shipped(),
+    };
+    Ok(Arc::new(rules))
+}
+
+/// Parses the command line and runs the subcommand.
+pub fn run() -> ExitCode {
+    let cli = Cli::parse();
+    let outcome = match cli.command {
+        Command::Check(args) => check::run(args),
+        Command::Snapshot(command) => snapshot::run(command),
+    };
+    match outcome {
+        Ok(code) => ExitCode::from(code),
+        Err(error) => {
+            eprintln!("kbi-advice: error: {error:#}");
+            ExitCode::from(exit::FAILED)
+        }
+    }
+}

@@ -1,0 +1,172 @@
+//! The question and the minimal answer (`interfaces.md`), answered from a compiled snapshot.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Datelike, NaiveDate, Utc};
+
+use super::day::parse_date;
+use super::decision::Status;
+use super::index::PersonIndex;
+use super::insz::Insz;
+use super::reason::{ErrorCode, ReasonCode};
+use super::rules::RuleSet;
+
+/// How the caller gave the reference date.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reference {
+    Date(NaiveDate),
+    /// Premium year P: the reference date is 1 January of P − 1.
+    PremiumYear(i32),
+}
+
+impl Reference {
+    /// Reads the two optional inputs; exactly one must be given and well formed (else 30002).
+    pub fn parse(date: Option<&str>, premium_year: Option<&str>) -> Result<Reference, ErrorCode> {
+        match (date, premium_year) {
+            (Some(date), None) => parse_date(date.trim())
+                .map(Reference::Date)
+                .map_err(|_| ErrorCode::InvalidReferenceDate),
+            (None, Some(year)) => parse_premium_year(year.trim()).map(Reference::PremiumYear),
+            _ => Err(ErrorCode::InvalidReferenceDate),
+        }
+    }
+
+    pub fn date(self) -> NaiveDate {
+        match self {
+            Reference::Date(date) => date,
+            Reference::PremiumYear(year) => premium_reference_date(year),
+        }
+    }
+}
+
+/// A four-digit premium year whose reference year (P − 1) is itself a four-digit year.
+pub fn parse_premium_year(text: &str) -> Result<i32, ErrorCode> {
+    if text.len() != 4 || !text.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(ErrorCode::InvalidReferenceDate);
+    }
+    let year: i32 = text.parse().map_err(|_| ErrorCode::InvalidReferenceDate)?;
+    if year <= 1000 {
+        return Err(ErrorCode::InvalidReferenceDate);
+    }
+    Ok(year)
+}
+
+/// 1 January of the year before the premium year (premium 2024 → 2023-01-01).
+pub fn premium_reference_date(premium_year: i32) -> NaiveDate {
+    NaiveDate::from_ymd_opt(premium_year - 1, 1, 1).unwrap_or(NaiveDate::MIN)
+}
+
+/// The premium year whose reference date is `date`, if `date` is a 1 January.
+pub fn premium_year_of(date: NaiveDate) -> Option<i32> {
+    (date.month() == 1 && date.day() == 1).then_some(date.year() + 1)
+}
+
+/// A checked question: the core never sees an unchecked string.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Question {
+    pub insz: Insz,
+    pub reference: Reference,
+}
+
+impl Question {
+    /// Validates the raw inputs in interface order: the INSZ first (30001), then the reference
+    /// (30002).
+    pub fn parse(
+        insz: &str,
+        date: Option<&str>,
+        premium_year: Option<&str>,
+    ) -> Result<Question, ErrorCode> {
+        let insz = Insz::parse(insz).map_err(|_| ErrorCode::InvalidInsz)?;
+        let reference = Reference::parse(date, premium_year)?;
+        Ok(Question { insz, reference })
+    }
+}
+
+/// What the answer rests on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SnapshotMeta {
+    pub snapshot_id: String,
+    pub extracted_at: DateTime<Utc>,
+    pub persons: u64,
+}
+
+/// The minimal answer. `found` is for the audit log only: it never leaves the service.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Advice {
+    pub insz: Insz,
+    pub reference_date: NaiveDate,
+    pub subject: bool,
+    pub compliant: bool,
+    pub reason: Option<ReasonCode>,
+    pub found: bool,
+}
+
+impl Advice {
+    /// `OK` = not subject, or subject and compliant; `NOK` = subject and not compliant.
+    pub fn is_ok(&self) -> bool {
+        !self.subject || self.compliant
+    }
+
+    pub fn result(&self) -> &'static str {
+        if self.is_ok() {
+            "OK"
+        } else {
+            "NOK"
+        }
+    }
+}
+
+/// A question that could not be answered: the code, and whether the INSZ was in the snapshot
+/// (for the audit log; `None` when the question never reached the index).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Refusal {
+    pub code: ErrorCode,
+    pub found: Option<bool>,
+}
+
+/// A snapshot compiled under a rule set: everything needed to answer, immutable once built.
+#[derive(Debug)]
+pub struct CompiledSnapshot {
+    pub meta: SnapshotMeta,
+    pub rules: Arc<RuleSet>,
+    pub index: PersonIndex,
+}
+
+impl CompiledSnapshot {
+    /// Answers one checked question.
+    pub fn advise(&self, question: &Question) -> Result<Advice, Refusal> {
+        let date = question.reference.date();
+        let refuse = |code| Refusal { code, found: None };
+        // The snapshot speaks for at most `max_days_after_extract` days after its extraction.
+        let extracted = self.meta.extracted_at.date_naive();
+        if (date - extracted).num_days() > i64::from(self.rules.max_days_after_extract) {
+            return Err(refuse(ErrorCode::SnapshotTooOld));
+        }
+        if date < self.rules.earliest_valid_from() {
+            return Err(refuse(ErrorCode::NoRuleSet));
+        }
+        let timeline = self.index.lookup(question.insz);
+        let found = timeline.is_some();
+        // An INSZ that is not in the snapshot gets exactly the answer of a person not subject.
+        let status = timeline.map_or(Status::NotSubject, |t| t.status_on(date));
+        let (subject, compliant, reason) = match status {
+            Status::NotSubject => (false, true, None),
+            Status::Compliant => (true, true, None),
+            Status::NonCompliant(reason) => (true, false, Some(reason)),
+            Status::NoRegime => {
+                return Err(Refusal {
+                    code: ErrorCode::NoRuleSet,
+                    found: Some(found),
+                })
+            }
+        };
+        Ok(Advice {
+            insz: question.insz,
+            reference_date: date,
+            subject,
+            compliant,
+            reason,
+            found,
+        })
+    }
+}

@@ -1,0 +1,28 @@
+//! The domain core: pure types and rules, no I/O, no async.
+//!
+//! - [`insz`]: the person's number, validated once at the border;
+//! - [`day`]: strict dates and calendar-month arithmetic;
+//! - [`event`]: the dated facts of an integration file;
+//! - [`rules`]: the dated regimes of `config/rules.toml`;
+//! - [`decision`]: the decision procedure as a replay of the events (the reference);
+//! - [`timeline`] and [`index`]: the compiled form that answers in a lookup;
+//! - [`advice`]: the question, the minimal answer and the refusals;
+//! - [`reason`]: reason codes and the exception catalogue.
+
+pub mod advice;
+pub mod day;
+pub mod decision;
+pub mod event;
+pub mod index;
+pub mod insz;
+pub mod reason;
+pub mod rules;
+pub mod timeline;
+
+pub use advice::{Advice, CompiledSnapshot, Question, Reference, Refusal, SnapshotMeta};
+pub use decision::{History, Status};
+pub use event::{Event, EventKind, Obligation, Region};
+pub use index::{PersonIndex, PersonIndexBuilder};
+pub use insz::{Insz, InszError};
+pub use reason::{ErrorCode, ReasonCode};
+pub use rules::RuleSet;

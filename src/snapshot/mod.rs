@@ -1,0 +1,10 @@
+//! Snapshots of the integration register: reading and validating JSON Lines, compiling the index,
+//! generating synthetic extracts.
+
+pub mod generate;
+pub mod person;
+pub mod progress;
+pub mod reader;
+
+pub use progress::{Console, Progress, Silent};
+pub use reader::{load_bytes, load_path, SnapshotError};
