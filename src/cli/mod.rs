@@ -9,6 +9,8 @@ use clap::{Parser, Subcommand};
 use crate::domain::RuleSet;
 
 pub mod check;
+pub mod premium_list;
+pub mod serve;
 pub mod snapshot;
 
 #[derive(Debug, Parser)]
@@ -24,11 +26,15 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Run the service: SOAP and REST doors, health and admin endpoints.
+    Serve(serve::ServeArgs),
     /// Answer one question from a snapshot file (same JSON as the REST door).
     Check(check::CheckArgs),
     /// Validate or generate snapshot files.
     #[command(subcommand)]
     Snapshot(snapshot::SnapshotCommand),
+    /// Export (or verify) the yearly reduced-premium list: encrypted, signed, once a year.
+    PremiumList(premium_list::PremiumListArgs),
 }
 
 /// Exit codes shared by the subcommands.
@@ -59,7 +65,9 @@ pub fn load_rules(path: Option<&PathBuf>) -> anyhow::Result<Arc<RuleSet>> {
 pub fn run() -> ExitCode {
     let cli = Cli::parse();
     let outcome = match cli.command {
+        Command::Serve(args) => serve::run(args),
         Command::Check(args) => check::run(args),
+        Command::PremiumList(args) => premium_list::run(args),
         Command::Snapshot(command) => snapshot::run(command),
     };
     match outcome {
