@@ -1,3 +1,5 @@
-//! The doors to the outside: the JSON shapes shared by REST and the command line.
+//! The doors to the outside: SOAP (MAGDA envelope), REST, and the JSON shapes shared by REST
+//! and the command line.
 
 pub mod json;
+pub mod soap;
