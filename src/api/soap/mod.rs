@@ -89,3 +89,15 @@ pub fn respond(_body: &[u8], _call: &SoapCall<'_>) -> SoapResponse {
 pub fn wsdl_document(_endpoint: &str) -> String {
     String::new()
 }
+
+/// A SOAP 1.1 `Client` Fault (HTTP 500) for requests the server refuses before parsing, such as
+/// a body over the size limit. `message` must not contain request data.
+pub fn client_fault(message: &str) -> SoapResponse {
+    let _ = message;
+    respond(b"", &SoapCall {
+        snapshot: None,
+        limits: &XmlLimits::default(),
+        server_referte: "",
+        service_identificatie: "",
+    })
+}
