@@ -25,12 +25,14 @@ pub const FORMAT: u64 = 1;
 /// Why a snapshot was refused. Messages name the line and never contain an INSZ.
 #[derive(Debug, thiserror::Error)]
 pub enum SnapshotError {
-    #[error("cannot open snapshot {path}: {source}")]
-    Open { path: String, source: io::Error },
+    // The I/O error is part of the message rather than a `source`, so that error chains do not
+    // print it twice.
+    #[error("cannot open snapshot {path}: {error}")]
+    Open { path: String, error: io::Error },
     #[error("line {line}: {message}")]
     Line { line: u64, message: String },
-    #[error("after line {line}: cannot read the snapshot: {source}")]
-    Read { line: u64, source: io::Error },
+    #[error("line {line}: cannot read the snapshot (corrupt or truncated file?): {error}")]
+    Read { line: u64, error: io::Error },
 }
 
 impl SnapshotError {
@@ -106,9 +108,9 @@ const ZSTD_MAGIC: [u8; 4] = [0x28, 0xb5, 0x2f, 0xfd];
 
 /// Opens a snapshot file, decompressing as its magic bytes say.
 pub fn open(path: &Path) -> Result<Box<dyn BufRead + Send>, SnapshotError> {
-    let open_err = |source| SnapshotError::Open {
+    let open_err = |error| SnapshotError::Open {
         path: path.display().to_string(),
-        source,
+        error,
     };
     let file = std::fs::File::open(path).map_err(open_err)?;
     let mut reader = BufReader::with_capacity(1 << 18, file);
@@ -175,7 +177,7 @@ struct Chunk {
 
 enum ReadItem {
     Chunk(Chunk),
-    Failed { line: u64, source: io::Error },
+    Failed { line: u64, error: io::Error },
 }
 
 /// The compiled content of one chunk.
@@ -195,7 +197,7 @@ pub fn load(
     let mut header = Vec::new();
     reader
         .read_until(b'\n', &mut header)
-        .map_err(|source| SnapshotError::Read { line: 0, source })?;
+        .map_err(|error| SnapshotError::Read { line: 1, error })?;
     if header.is_empty() {
         return Err(SnapshotError::line(1, "the file is empty: a snapshot header is required"));
     }
@@ -238,8 +240,8 @@ fn read_chunks(mut reader: Box<dyn BufRead + Send>, sender: std::sync::mpsc::Syn
             match reader.read_until(b'\n', &mut text) {
                 Ok(0) => break,
                 Ok(_) => line += 1,
-                Err(source) => {
-                    let _ = sender.send(ReadItem::Failed { line: line - 1, source });
+                Err(error) => {
+                    let _ = sender.send(ReadItem::Failed { line, error });
                     return;
                 }
             }
@@ -268,14 +270,14 @@ fn compile_chunks(
         while batch.len() < batch_size {
             match receiver.recv() {
                 Ok(ReadItem::Chunk(chunk)) => batch.push(chunk),
-                Ok(ReadItem::Failed { line, source }) => {
+                Ok(ReadItem::Failed { line, error }) => {
                     // Compile what was read first: an earlier line's error is the better report.
                     let outputs: Vec<_> =
                         batch.par_iter().map(|c| compile_chunk(c, rules)).collect();
                     for output in outputs {
                         output?;
                     }
-                    return Err(SnapshotError::Read { line, source });
+                    return Err(SnapshotError::Read { line, error });
                 }
                 Err(_) => {
                     done = true;
@@ -372,7 +374,10 @@ pub fn find_person(
         line.clear();
         let read = reader
             .read_until(b'\n', &mut line)
-            .map_err(|source| SnapshotError::Read { line: number, source })?;
+            .map_err(|error| SnapshotError::Read {
+                line: number + 1,
+                error,
+            })?;
         if read == 0 {
             return Ok(None);
         }
