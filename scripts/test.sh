@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# The whole test suite, as CI runs it: install the test tools, then format, lint and test.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+for setup in scripts/setup/*.sh; do
+    [ -e "$setup" ] || continue
+    echo "== setup: $setup"
+    bash "$setup"
+done
+
+echo "== cargo fmt --check"
+cargo fmt --all -- --check
+echo "== cargo clippy"
+cargo clippy --all-targets -- -D warnings
+echo "== cargo test"
+cargo test --no-fail-fast
