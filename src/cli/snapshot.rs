@@ -63,16 +63,29 @@ fn validate(args: ValidateArgs) -> anyhow::Result<u8> {
     let snapshot = snapshot::load_path(&args.file, rules, &Console::new())
         .with_context(|| format!("snapshot {} refused", args.file.display()))?;
     let meta = &snapshot.meta;
+    let elapsed = started.elapsed();
+    let persons = snapshot.index.len().max(1);
     println!(
-        "valid: snapshot {} extracted {}, {} persons, {} status changes, index {} bytes, \
-         loaded in {:.2?}",
+        "valid: snapshot {} extracted {}, {} persons, {} status changes, loaded in {:.2?}",
         meta.snapshot_id,
         meta.extracted_at.format("%Y-%m-%dT%H:%M:%SZ"),
         snapshot.index.len(),
         snapshot.index.transition_count(),
-        snapshot.index.heap_bytes(),
-        started.elapsed()
+        elapsed,
     );
+    println!(
+        "index: {} bytes ({:.1} bytes per person)",
+        snapshot.index.heap_bytes(),
+        snapshot.index.heap_bytes() as f64 / persons as f64
+    );
+    if let Some(memory) = process_memory() {
+        println!(
+            "process: resident {} bytes ({:.1} bytes per person), peak {} bytes",
+            memory.resident,
+            memory.resident as f64 / persons as f64,
+            memory.peak
+        );
+    }
     Ok(exit::OK)
 }
 
@@ -100,7 +113,10 @@ fn generate_file(args: GenerateArgs) -> anyhow::Result<u8> {
         .with_context(|| format!("cannot create {}", args.out.display()))?;
     let buffered = BufWriter::with_capacity(1 << 20, file);
     let mut out: Box<dyn Write> = if name.ends_with(".gz") {
-        Box::new(flate2::write::GzEncoder::new(buffered, flate2::Compression::fast()))
+        Box::new(flate2::write::GzEncoder::new(
+            buffered,
+            flate2::Compression::fast(),
+        ))
     } else if name.ends_with(".zst") {
         Box::new(zstd::stream::write::Encoder::new(buffered, 3)?.auto_finish())
     } else {
@@ -110,4 +126,23 @@ fn generate_file(args: GenerateArgs) -> anyhow::Result<u8> {
     out.flush()?;
     drop(out);
     Ok(exit::OK)
+}
+
+/// Resident and peak memory of this process (Linux), for the load benchmark.
+struct ProcessMemory {
+    resident: u64,
+    peak: u64,
+}
+
+fn process_memory() -> Option<ProcessMemory> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let field = |name: &str| -> Option<u64> {
+        let line = status.lines().find(|l| l.starts_with(name))?;
+        let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+        Some(kib * 1024)
+    };
+    Some(ProcessMemory {
+        resident: field("VmRSS:")?,
+        peak: field("VmHWM:")?,
+    })
 }
