@@ -1,0 +1,290 @@
+//! Writing replies and Faults straight into one preallocated buffer: no tree, no serializer.
+//!
+//! Every value that did not come from this program's own constants goes through
+//! [`XmlOut::text`], which escapes markup and replaces characters XML cannot carry, so a reply is
+//! well-formed whatever was echoed.
+
+use std::io::Write as _;
+
+use chrono::{DateTime, Datelike, NaiveDate, Timelike, Utc};
+
+use super::parse::{is_xml_char, SOAP11_ENVELOPE_NS, TARGET_NS};
+use super::time::brussels;
+use crate::domain::{Advice, ErrorCode};
+
+/// `Naam` of the operation in both directions.
+pub const NAAM: &str = "GeefAdviesInburgeringsplicht";
+/// `Versie` of the operation in both directions.
+pub const VERSIE: &str = "01.00.0000";
+/// `Oorsprong` of our Uitzonderingen, setting our codes apart from MAGDA's own.
+pub const OORSPRONG: &str = "KBI-ADVICE";
+
+/// Rough size of one rendered `Antwoord`, to allocate once.
+const ANSWER_BYTES: usize = 720;
+const HEAD_BYTES: usize = 1024;
+
+/// An XML byte buffer with escaping writers.
+pub struct XmlOut {
+    buf: Vec<u8>,
+}
+
+impl XmlOut {
+    pub fn for_answers(answers: usize) -> Self {
+        XmlOut {
+            buf: Vec::with_capacity(HEAD_BYTES + answers.saturating_mul(ANSWER_BYTES)),
+        }
+    }
+
+    pub fn into_bytes(self) -> Vec<u8> {
+        self.buf
+    }
+
+    /// Markup from this program's constants, written as is.
+    fn raw(&mut self, markup: &str) {
+        self.buf.extend_from_slice(markup.as_bytes());
+    }
+
+    fn open(&mut self, name: &str) {
+        self.buf.push(b'<');
+        self.raw(name);
+        self.buf.push(b'>');
+    }
+
+    fn close(&mut self, name: &str) {
+        self.raw("</");
+        self.raw(name);
+        self.buf.push(b'>');
+    }
+
+    /// Escaped character data. Characters XML 1.0 cannot carry become U+FFFD (the parser refuses
+    /// them in requests, so only server-side values could hold one).
+    pub fn text(&mut self, value: &str) {
+        let bytes = value.as_bytes();
+        let mut from = 0;
+        for (at, c) in value.char_indices() {
+            let replacement = match c {
+                '&' => "&amp;",
+                '<' => "&lt;",
+                '>' => "&gt;",
+                '"' => "&quot;",
+                // Kept as a reference so it survives end-of-line normalisation on the way back.
+                '\r' => "&#13;",
+                c if !is_xml_char(c) => "\u{FFFD}",
+                _ => continue,
+            };
+            self.buf.extend_from_slice(&bytes[from..at]);
+            self.raw(replacement);
+            from = at + c.len_utf8();
+        }
+        self.buf.extend_from_slice(&bytes[from..]);
+    }
+
+    fn element(&mut self, name: &str, value: &str) {
+        self.open(name);
+        self.text(value);
+        self.close(name);
+    }
+
+    fn date(&mut self, name: &str, date: NaiveDate) {
+        self.open(name);
+        let _ = write!(
+            self.buf,
+            "{:04}-{:02}-{:02}",
+            date.year(),
+            date.month(),
+            date.day()
+        );
+        self.close(name);
+    }
+
+    fn boolean(&mut self, name: &str, value: bool) {
+        self.open(name);
+        self.raw(if value { "true" } else { "false" });
+        self.close(name);
+    }
+}
+
+/// The caller's context values that are echoed in `Ontvanger` (each only if it was valid).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Ontvanger<'a> {
+    pub identificatie: Option<&'a str>,
+    pub referte: Option<&'a str>,
+    pub hoedanigheid: Option<&'a str>,
+}
+
+/// What every reply's `Context` holds.
+#[derive(Debug, Clone, Copy)]
+pub struct ReplyHead<'a> {
+    pub now: DateTime<Utc>,
+    pub service_identificatie: &'a str,
+    pub server_referte: &'a str,
+    pub ontvanger: Ontvanger<'a>,
+}
+
+/// The envelope up to and including the reply's `Context`.
+pub fn begin_reply(out: &mut XmlOut, head: &ReplyHead<'_>) {
+    out.raw("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<soap:Envelope xmlns:soap=\"");
+    out.raw(SOAP11_ENVELOPE_NS);
+    out.raw("\"><soap:Body><geef:GeefAdviesInburgeringsplichtResponse xmlns:geef=\"");
+    out.raw(TARGET_NS);
+    out.raw("\"><Repliek><Context>");
+    out.element("Naam", NAAM);
+    out.element("Versie", VERSIE);
+    out.open("Bericht");
+    out.element("Type", "ANTWOORD");
+    tijdstip(out, head.now);
+    out.open("Afzender");
+    out.element("Identificatie", head.service_identificatie);
+    out.element("Referte", head.server_referte);
+    out.close("Afzender");
+    out.open("Ontvanger");
+    let ontvanger = head.ontvanger;
+    for (name, value) in [
+        ("Identificatie", ontvanger.identificatie),
+        ("Referte", ontvanger.referte),
+        ("Hoedanigheid", ontvanger.hoedanigheid),
+    ] {
+        if let Some(value) = value {
+            out.element(name, value);
+        }
+    }
+    out.close("Ontvanger");
+    out.close("Bericht");
+    out.close("Context");
+}
+
+/// `Tijdstip` in Brussels time: `Datum` YYYY-MM-DD, `Tijd` HH:mm:ss.SSS.
+fn tijdstip(out: &mut XmlOut, now: DateTime<Utc>) {
+    let local = brussels(now);
+    out.open("Tijdstip");
+    out.date("Datum", local.date());
+    out.open("Tijd");
+    let millis = (local.nanosecond() / 1_000_000).min(999);
+    let _ = write!(
+        out.buf,
+        "{:02}:{:02}:{:02}.{:03}",
+        local.hour(),
+        local.minute(),
+        local.second().min(59),
+        millis
+    );
+    out.close("Tijd");
+    out.close("Tijdstip");
+}
+
+/// An `Uitzonderingen` block with one `FOUT`.
+pub fn uitzonderingen(out: &mut XmlOut, code: ErrorCode, diagnose: &str) {
+    out.open("Uitzonderingen");
+    out.open("Uitzondering");
+    out.element("Identificatie", code.as_str());
+    out.element("Oorsprong", OORSPRONG);
+    out.element("Type", "FOUT");
+    out.element("Diagnose", diagnose);
+    out.close("Uitzondering");
+    out.close("Uitzonderingen");
+}
+
+pub fn begin_answers(out: &mut XmlOut) {
+    out.open("Antwoorden");
+}
+
+pub fn end_answers(out: &mut XmlOut) {
+    out.close("Antwoorden");
+}
+
+/// `Bron`, rendered once per reply and copied into every `Advies`.
+pub fn bron(snapshot_id: &str, extracted_at: &DateTime<Utc>, regelset: &str) -> Vec<u8> {
+    let mut out = XmlOut {
+        buf: Vec::with_capacity(160),
+    };
+    out.open("Bron");
+    out.element("SnapshotId", snapshot_id);
+    out.open("Extractiedatum");
+    // The same text as the JSON door's `source.extracted_at`.
+    let _ = write!(out.buf, "{}", extracted_at.format("%Y-%m-%dT%H:%M:%SZ"));
+    out.close("Extractiedatum");
+    out.element("Regelset", regelset);
+    out.close("Bron");
+    out.buf
+}
+
+fn begin_answer(out: &mut XmlOut, referte: Option<&str>) {
+    out.open("Antwoord");
+    if let Some(referte) = referte {
+        out.element("Referte", referte);
+    }
+}
+
+/// An `Antwoord` carrying the advice.
+pub fn answer_advice(out: &mut XmlOut, referte: Option<&str>, advice: &Advice, bron: &[u8]) {
+    begin_answer(out, referte);
+    out.raw("<Inhoud><Advies>");
+    out.open("INSZ");
+    let _ = write!(out.buf, "{}", advice.insz);
+    out.close("INSZ");
+    out.date("Referentiedatum", advice.reference_date);
+    out.boolean("ValtOnderInburgeringsplicht", advice.subject);
+    out.boolean("VoldoetAanInburgeringsplicht", advice.compliant);
+    out.element("Resultaat", advice.result());
+    // Only a NOK carries a reason (data minimisation), exactly as the JSON door.
+    if let Some(reason) = advice.reason.filter(|_| !advice.is_ok()) {
+        out.open("Reden");
+        out.element("Code", reason.code());
+        out.element("Omschrijving", reason.nl());
+        out.close("Reden");
+    }
+    out.buf.extend_from_slice(bron);
+    out.raw("</Advies></Inhoud>");
+    out.close("Antwoord");
+}
+
+/// An `Antwoord` carrying the question's Uitzondering.
+pub fn answer_error(out: &mut XmlOut, referte: Option<&str>, code: ErrorCode, diagnose: &str) {
+    begin_answer(out, referte);
+    uitzonderingen(out, code, diagnose);
+    out.close("Antwoord");
+}
+
+pub fn end_reply(out: &mut XmlOut) {
+    out.raw("</Repliek></geef:GeefAdviesInburgeringsplichtResponse></soap:Body></soap:Envelope>");
+}
+
+/// A SOAP 1.1 Fault body.
+pub fn fault(faultcode: &str, faultstring: &str) -> Vec<u8> {
+    let mut out = XmlOut {
+        buf: Vec::with_capacity(400),
+    };
+    out.raw("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<soap:Envelope xmlns:soap=\"");
+    out.raw(SOAP11_ENVELOPE_NS);
+    out.raw("\"><soap:Body><soap:Fault>");
+    out.element("faultcode", faultcode);
+    out.element("faultstring", faultstring);
+    out.raw("</soap:Fault></soap:Body></soap:Envelope>");
+    out.buf
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn text(value: &str) -> String {
+        let mut out = XmlOut::for_answers(0);
+        out.text(value);
+        String::from_utf8(out.into_bytes()).unwrap()
+    }
+
+    #[test]
+    fn text_escapes_markup_and_replaces_what_xml_cannot_carry() {
+        assert_eq!(text("a<b>&\"c\""), "a&lt;b&gt;&amp;&quot;c&quot;");
+        assert_eq!(text("x\u{1}y\u{FFFE}"), "x\u{FFFD}y\u{FFFD}");
+        assert_eq!(text("r\r\n"), "r&#13;\n");
+        assert_eq!(text("ééé"), "ééé");
+    }
+
+    #[test]
+    fn fault_escapes_its_text() {
+        let body = String::from_utf8(fault("soap:Client", "a < b")).unwrap();
+        assert!(body.contains("<faultstring>a &lt; b</faultstring>"));
+        assert!(body.contains("<faultcode>soap:Client</faultcode>"));
+    }
+}
