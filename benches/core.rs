@@ -12,7 +12,9 @@ use rand::{Rng, SeedableRng};
 
 fn insz_parsing(c: &mut Criterion) {
     let mut group = c.benchmark_group("insz_parse");
-    group.bench_function("digits", |b| b.iter(|| Insz::parse(black_box("85073003328"))));
+    group.bench_function("digits", |b| {
+        b.iter(|| Insz::parse(black_box("85073003328")))
+    });
     group.bench_function("written_form", |b| {
         b.iter(|| Insz::parse(black_box("85.07.30-033.28")))
     });
@@ -61,7 +63,13 @@ fn index_lookup(c: &mut Criterion) {
 
 fn question_from_text(c: &mut Criterion) {
     c.bench_function("question_parse", |b| {
-        b.iter(|| Question::parse(black_box("85073003328"), Some(black_box("2024-01-01")), None))
+        b.iter(|| {
+            Question::parse(
+                black_box("85073003328"),
+                Some(black_box("2024-01-01")),
+                None,
+            )
+        })
     });
 }
 

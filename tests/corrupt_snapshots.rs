@@ -41,7 +41,10 @@ fn refused(path: &Path) -> String {
 
 fn assert_mentions(error: &str, parts: &[&str]) {
     for part in parts {
-        assert!(error.contains(part), "error {error:?} should mention {part:?}");
+        assert!(
+            error.contains(part),
+            "error {error:?} should mention {part:?}"
+        );
     }
 }
 
@@ -53,9 +56,17 @@ fn a_valid_file_loads_plain_gzip_and_zstd() {
     let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
     gz.write_all(&text).unwrap();
     let gz = write(dir.path(), "s.jsonl.gz", &gz.finish().unwrap());
-    let zst = write(dir.path(), "s.jsonl.zst", &zstd::encode_all(&text[..], 3).unwrap());
+    let zst = write(
+        dir.path(),
+        "s.jsonl.zst",
+        &zstd::encode_all(&text[..], 3).unwrap(),
+    );
     // Compression is recognised by magic bytes even without the extension.
-    let zst_no_ext = write(dir.path(), "s.bin", &zstd::encode_all(&text[..], 3).unwrap());
+    let zst_no_ext = write(
+        dir.path(),
+        "s.bin",
+        &zstd::encode_all(&text[..], 3).unwrap(),
+    );
     for path in [plain, gz, zst, zst_no_ext] {
         let snapshot = load_path(&path, Arc::new(RuleSet::shipped()), &Silent).unwrap();
         assert_eq!(snapshot.index.len(), 3, "{}", path.display());
@@ -72,14 +83,21 @@ fn truncated_file_is_refused() {
     assert_mentions(&error, &["line 4", "not a valid person record"]);
 
     let error = refused(&write(dir.path(), "short.jsonl", &lines(&[HEADER, A, B])));
-    assert_mentions(&error, &["line 4", "2 person lines", "declares 3", "truncated"]);
+    assert_mentions(
+        &error,
+        &["line 4", "2 person lines", "declares 3", "truncated"],
+    );
 }
 
 #[test]
 fn wrong_count_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let extra = r#"{"insz": "85073003328", "events": []}"#;
-    let error = refused(&write(dir.path(), "long.jsonl", &lines(&[HEADER, A, B, C, extra])));
+    let error = refused(&write(
+        dir.path(),
+        "long.jsonl",
+        &lines(&[HEADER, A, B, C, extra]),
+    ));
     assert_mentions(&error, &["line 5", "more person lines", "3"]);
 }
 
@@ -96,11 +114,19 @@ fn duplicate_insz_is_refused() {
 #[test]
 fn bad_date_is_refused() {
     let dir = tempfile::tempdir().unwrap();
-    for (bad, why) in [("2022-02-30", "does not exist"), ("2022-4-04", "YYYY-MM-DD"), ("", "YYYY-MM-DD")] {
+    for (bad, why) in [
+        ("2022-02-30", "does not exist"),
+        ("2022-4-04", "YYYY-MM-DD"),
+        ("", "YYYY-MM-DD"),
+    ] {
         let person = format!(
             r#"{{"insz": "82030310494", "events": [{{"date": "2022-04-04", "type": "OBLIGATION_START", "region": "VL"}}, {{"date": "{bad}", "type": "REGISTRATION"}}]}}"#
         );
-        let error = refused(&write(dir.path(), "date.jsonl", &lines(&[HEADER, A, B, &person])));
+        let error = refused(&write(
+            dir.path(),
+            "date.jsonl",
+            &lines(&[HEADER, A, B, &person]),
+        ));
         assert_mentions(&error, &["line 4", "event 2", "date", why]);
     }
 }
@@ -109,18 +135,43 @@ fn bad_date_is_refused() {
 fn unknown_type_and_missing_fields_are_refused() {
     let dir = tempfile::tempdir().unwrap();
     let cases = [
-        (r#"{"date": "2022-04-04", "type": "OBLIGATION_SUSPENDED"}"#, "unknown event type"),
-        (r#"{"date": "2022-04-04", "type": "OBLIGATION_START"}"#, "missing `region`"),
-        (r#"{"date": "2022-04-04", "type": "OBLIGATION_START", "region": "WAL"}"#, "unknown `region`"),
-        (r#"{"date": "2022-04-04", "type": "INFRINGEMENT"}"#, "missing `obligation`"),
-        (r#"{"date": "2022-04-04", "type": "INFRINGEMENT", "obligation": "SWIMMING"}"#, "unknown `obligation`"),
-        (r#"{"date": "2022-04-04", "type": "DEADLINE_EXTENSION", "obligation": "REGISTRATION"}"#, "missing `until`"),
-        (r#"{"date": "2022-04-04", "type": "EXEMPTION", "cause": "BORED"}"#, "unknown `cause`"),
+        (
+            r#"{"date": "2022-04-04", "type": "OBLIGATION_SUSPENDED"}"#,
+            "unknown event type",
+        ),
+        (
+            r#"{"date": "2022-04-04", "type": "OBLIGATION_START"}"#,
+            "missing `region`",
+        ),
+        (
+            r#"{"date": "2022-04-04", "type": "OBLIGATION_START", "region": "WAL"}"#,
+            "unknown `region`",
+        ),
+        (
+            r#"{"date": "2022-04-04", "type": "INFRINGEMENT"}"#,
+            "missing `obligation`",
+        ),
+        (
+            r#"{"date": "2022-04-04", "type": "INFRINGEMENT", "obligation": "SWIMMING"}"#,
+            "unknown `obligation`",
+        ),
+        (
+            r#"{"date": "2022-04-04", "type": "DEADLINE_EXTENSION", "obligation": "REGISTRATION"}"#,
+            "missing `until`",
+        ),
+        (
+            r#"{"date": "2022-04-04", "type": "EXEMPTION", "cause": "BORED"}"#,
+            "unknown `cause`",
+        ),
         (r#"{"type": "REGISTRATION"}"#, "missing field `date`"),
     ];
     for (event, why) in cases {
         let person = format!(r#"{{"insz": "82030310494", "events": [{event}]}}"#);
-        let error = refused(&write(dir.path(), "type.jsonl", &lines(&[HEADER, A, B, &person])));
+        let error = refused(&write(
+            dir.path(),
+            "type.jsonl",
+            &lines(&[HEADER, A, B, &person]),
+        ));
         assert_mentions(&error, &["line 4", why]);
     }
 }
@@ -136,9 +187,17 @@ fn unknown_fields_are_ignored() {
 #[test]
 fn invalid_insz_is_refused() {
     let dir = tempfile::tempdir().unwrap();
-    for (insz, why) in [("85073003329", "check digits"), ("85.07.30-033.28", "11 digits"), ("8507300332", "11 digits")] {
+    for (insz, why) in [
+        ("85073003329", "check digits"),
+        ("85.07.30-033.28", "11 digits"),
+        ("8507300332", "11 digits"),
+    ] {
         let person = format!(r#"{{"insz": "{insz}", "events": []}}"#);
-        let error = refused(&write(dir.path(), "insz.jsonl", &lines(&[HEADER, A, &person, C])));
+        let error = refused(&write(
+            dir.path(),
+            "insz.jsonl",
+            &lines(&[HEADER, A, &person, C]),
+        ));
         assert_mentions(&error, &["line 3", why]);
         assert!(!error.contains(insz));
     }
@@ -148,9 +207,18 @@ fn invalid_insz_is_refused() {
 fn bad_header_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let cases = [
-        (r#"{"kbi_snapshot": {"format": 2, "snapshot_id": "t", "extracted_at": "2026-11-01T02:00:00Z", "persons": 0}}"#, "format 2"),
-        (r#"{"kbi_snapshot": {"format": 1, "snapshot_id": "t", "extracted_at": "yesterday", "persons": 0}}"#, "extracted_at"),
-        (r#"{"kbi_snapshot": {"format": 1, "snapshot_id": "", "extracted_at": "2026-11-01T02:00:00Z", "persons": 0}}"#, "snapshot_id"),
+        (
+            r#"{"kbi_snapshot": {"format": 2, "snapshot_id": "t", "extracted_at": "2026-11-01T02:00:00Z", "persons": 0}}"#,
+            "format 2",
+        ),
+        (
+            r#"{"kbi_snapshot": {"format": 1, "snapshot_id": "t", "extracted_at": "yesterday", "persons": 0}}"#,
+            "extracted_at",
+        ),
+        (
+            r#"{"kbi_snapshot": {"format": 1, "snapshot_id": "", "extracted_at": "2026-11-01T02:00:00Z", "persons": 0}}"#,
+            "snapshot_id",
+        ),
         (r#"{"insz": "80010110005", "events": []}"#, "header"),
     ];
     for (header, why) in cases {
@@ -164,7 +232,11 @@ fn bad_header_is_refused() {
 #[test]
 fn blank_line_is_refused() {
     let dir = tempfile::tempdir().unwrap();
-    let error = refused(&write(dir.path(), "blank.jsonl", &lines(&[HEADER, A, "", C])));
+    let error = refused(&write(
+        dir.path(),
+        "blank.jsonl",
+        &lines(&[HEADER, A, "", C]),
+    ));
     assert_mentions(&error, &["line 3", "empty line"]);
 }
 
@@ -210,5 +282,8 @@ fn check_command_reports_a_refused_snapshot_with_exit_code_2() {
         .unwrap();
     assert_eq!(output.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(stderr.contains("line 4") && stderr.contains("truncated"), "{stderr}");
+    assert!(
+        stderr.contains("line 4") && stderr.contains("truncated"),
+        "{stderr}"
+    );
 }

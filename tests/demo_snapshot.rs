@@ -24,7 +24,13 @@ fn showcase_persons_answer_as_documented() {
         let a = snapshot.advise(&q).unwrap();
         assert!(a.found, "{} is in the demo snapshot", case.insz);
         assert_eq!(a.subject, case.subject, "{}: {}", case.insz, case.shows);
-        assert_eq!(a.reason.map(|r| r.code()), case.reason, "{}: {}", case.insz, case.shows);
+        assert_eq!(
+            a.reason.map(|r| r.code()),
+            case.reason,
+            "{}: {}",
+            case.insz,
+            case.shows
+        );
         assert!(readme.contains(case.insz), "README lists {}", case.insz);
     }
     let q = Question::parse(SHOWCASE_ABSENT, Some(SHOWCASE_DATE), None).unwrap();
@@ -33,7 +39,10 @@ fn showcase_persons_answer_as_documented() {
     assert!(readme.contains(SHOWCASE_ABSENT));
     // Every reason code has a NOK example.
     for reason in kbi_advice::domain::ReasonCode::ALL {
-        assert!(SHOWCASE.iter().any(|c| c.reason == Some(reason.code())), "{reason:?}");
+        assert!(
+            SHOWCASE.iter().any(|c| c.reason == Some(reason.code())),
+            "{reason:?}"
+        );
     }
 }
 

@@ -26,7 +26,13 @@ fn spec_vectors() {
 #[test]
 fn separators_and_other_characters() {
     assert!(Insz::parse("85-07-30 033.28").is_ok());
-    for bad in ["85/07/30-033.28", "85073003328 x", "+85073003328", "８５073003328", "850730033280"] {
+    for bad in [
+        "85/07/30-033.28",
+        "85073003328 x",
+        "+85073003328",
+        "８５073003328",
+        "850730033280",
+    ] {
         assert!(Insz::parse(bad).is_err(), "{bad}");
     }
 }
@@ -38,7 +44,10 @@ fn born_on_29_february_depends_on_the_century() {
     assert!(Insz::parse(&born_2000.to_string()).is_ok());
     let body = 229_001u64; // YYMMDDSSS = 00 02 29 001, check digits of the 1900 reading
     let check = 97 - body % 97;
-    assert!(Insz::from_digits(body * 100 + check).is_err(), "1900-02-29 does not exist");
+    assert!(
+        Insz::from_digits(body * 100 + check).is_err(),
+        "1900-02-29 does not exist"
+    );
 }
 
 proptest! {

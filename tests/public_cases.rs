@@ -81,8 +81,14 @@ fn every_public_case_through_the_library() {
             }
             Err(refusal) => serde_json::to_value(Problem::from_code(refusal.code)).unwrap(),
         };
-        let expected = [&row.subject, &row.compliant, &row.result, &row.reason, &row.error]
-            .map(|s| s.to_string());
+        let expected = [
+            &row.subject,
+            &row.compliant,
+            &row.result,
+            &row.reason,
+            &row.error,
+        ]
+        .map(|s| s.to_string());
         if as_row(&json) != expected {
             failures.push(format!(
                 "{} on {}: expected {expected:?}, got {:?}",
@@ -100,22 +106,47 @@ fn every_public_case_through_the_check_command() {
     let mut failures = Vec::new();
     for row in rows() {
         let output = Command::new(env!("CARGO_BIN_EXE_kbi-advice"))
-            .args(["check", "--snapshot", "tests/fixtures/public-snapshot.jsonl"])
+            .args([
+                "check",
+                "--snapshot",
+                "tests/fixtures/public-snapshot.jsonl",
+            ])
             .args(["--insz", &row.insz, "--date", &row.date])
             .output()
             .unwrap();
         let json: serde_json::Value = serde_json::from_slice(&output.stdout)
             .unwrap_or_else(|e| panic!("check printed no JSON ({e}) for {}", row.insz));
         let expected_exit = if row.error.is_empty() { 0 } else { 1 };
-        assert_eq!(output.status.code(), Some(expected_exit), "exit code for {}", row.insz);
-        let expected = [&row.subject, &row.compliant, &row.result, &row.reason, &row.error]
-            .map(|s| s.to_string());
+        assert_eq!(
+            output.status.code(),
+            Some(expected_exit),
+            "exit code for {}",
+            row.insz
+        );
+        let expected = [
+            &row.subject,
+            &row.compliant,
+            &row.result,
+            &row.reason,
+            &row.error,
+        ]
+        .map(|s| s.to_string());
         if as_row(&json) != expected {
-            failures.push(format!("{} on {}: got {:?}", row.insz, row.date, as_row(&json)));
+            failures.push(format!(
+                "{} on {}: got {:?}",
+                row.insz,
+                row.date,
+                as_row(&json)
+            ));
         }
         // Data minimisation: a reason only when NOK, and the source always on answers.
         if row.error.is_empty() {
-            assert_eq!(json["reason"].is_object(), row.result == "NOK", "{}", row.insz);
+            assert_eq!(
+                json["reason"].is_object(),
+                row.result == "NOK",
+                "{}",
+                row.insz
+            );
             assert_eq!(json["source"]["snapshot_id"], "public-1");
             assert_eq!(json["source"]["extracted_at"], "2026-11-01T02:00:00Z");
             assert_eq!(json["insz"].as_str().map(str::len), Some(11));

@@ -26,7 +26,10 @@ fn ask(snapshot: &CompiledSnapshot, date: &str) -> String {
     let question = Question::parse(PERSON, Some(date), None).expect("valid question");
     match snapshot.advise(&question) {
         Ok(a) if !a.subject => {
-            assert!(a.compliant && a.reason.is_none(), "not subject is always OK, no reason");
+            assert!(
+                a.compliant && a.reason.is_none(),
+                "not subject is always OK, no reason"
+            );
             "-".into()
         }
         Ok(a) if a.compliant => "OK".into(),
@@ -103,7 +106,11 @@ fn period_ends_at_exemption() {
     ]));
     assert_eq!(ask(&s, "2022-05-31"), "OK");
     assert_eq!(ask(&s, "2022-06-01"), "-");
-    assert_eq!(ask(&s, "2023-01-01"), "-", "no deadline runs after the period");
+    assert_eq!(
+        ask(&s, "2023-01-01"),
+        "-",
+        "no deadline runs after the period"
+    );
 }
 
 #[test]
@@ -113,7 +120,11 @@ fn period_ends_at_next_obligation_start() {
         start("2022-04-04", "VL"),
         start("2022-06-01", "VL"),
     ]));
-    assert_eq!(ask(&s, "2022-07-05"), "OK", "old deadline 07-04 belongs to the ended period");
+    assert_eq!(
+        ask(&s, "2022-07-05"),
+        "OK",
+        "old deadline 07-04 belongs to the ended period"
+    );
     assert_eq!(ask(&s, "2022-09-01"), "OK");
     assert_eq!(ask(&s, "2022-09-02"), "NOK:NIET_AANGEMELD");
 }
@@ -178,7 +189,11 @@ fn same_day_events_apply_in_table_order() {
         r#"{"date": "2022-04-04", "type": "OBLIGATION_END", "cause": "OTHER"}"#.into(),
         start("2022-04-04", "VL"),
     ]));
-    assert_eq!(ask(&s, "2022-04-04"), "-", "start then end on one day: an empty period");
+    assert_eq!(
+        ask(&s, "2022-04-04"),
+        "-",
+        "start then end on one day: an empty period"
+    );
     assert_eq!(ask(&s, "2022-12-01"), "-");
 }
 
@@ -193,7 +208,10 @@ fn subject_when_a_period_contains_the_date() {
 
 #[test]
 fn not_subject_when_never_obligated() {
-    let s = snapshot(&join(&[ev("2021-05-02", "REGISTRATION"), ev("2021-06-02", "CERTIFICATE")]));
+    let s = snapshot(&join(&[
+        ev("2021-05-02", "REGISTRATION"),
+        ev("2021-06-02", "CERTIFICATE"),
+    ]));
     assert_eq!(ask(&s, "2024-01-01"), "-");
 }
 
@@ -210,8 +228,15 @@ fn not_subject_when_insz_not_in_snapshot() {
 
 #[test]
 fn rule1_fulfilled_by_certificate() {
-    let s = snapshot(&join(&[start("2021-03-15", "VL"), ev("2021-05-01", "CERTIFICATE")]));
-    assert_eq!(ask(&s, "2023-01-01"), "OK", "fulfilled before the registration deadline mattered");
+    let s = snapshot(&join(&[
+        start("2021-03-15", "VL"),
+        ev("2021-05-01", "CERTIFICATE"),
+    ]));
+    assert_eq!(
+        ask(&s, "2023-01-01"),
+        "OK",
+        "fulfilled before the registration deadline mattered"
+    );
 }
 
 #[test]
@@ -254,7 +279,11 @@ fn rule1_fulfilment_outweighs_earlier_breaches() {
         with_obligation("2022-06-05", "INFRINGEMENT", "CONTRACT"),
     ]));
     assert_eq!(ask(&s, "2022-05-05"), "OK");
-    assert_eq!(ask(&s, "2022-07-01"), "OK", "even a later breach does not undo fulfilment");
+    assert_eq!(
+        ask(&s, "2022-07-01"),
+        "OK",
+        "even a later breach does not undo fulfilment"
+    );
 }
 
 #[test]
@@ -286,7 +315,11 @@ fn rule2_open_infringement_gives_the_reason_of_the_breached_obligation() {
             with_obligation("2021-09-01", "INFRINGEMENT", obligation),
         ]));
         assert_eq!(ask(&s, "2021-08-31"), "OK", "{obligation}");
-        assert_eq!(ask(&s, "2021-09-01"), format!("NOK:{reason}"), "{obligation}");
+        assert_eq!(
+            ask(&s, "2021-09-01"),
+            format!("NOK:{reason}"),
+            "{obligation}"
+        );
     }
 }
 
@@ -307,7 +340,11 @@ fn rule2_closed_by_infringement_closed_on_or_after_it() {
         with_obligation("2021-09-01", "INFRINGEMENT_CLOSED", "ATTENDANCE"),
         with_obligation("2021-09-01", "INFRINGEMENT", "ATTENDANCE"),
     ]));
-    assert_eq!(ask(&same_day, "2021-09-01"), "OK", "a same-day closure applies after it");
+    assert_eq!(
+        ask(&same_day, "2021-09-01"),
+        "OK",
+        "a same-day closure applies after it"
+    );
 }
 
 #[test]
@@ -335,8 +372,15 @@ fn rule2_remedied_by_the_act_it_was_about_dated_after_it() {
             with_obligation("2021-09-01", "INFRINGEMENT", obligation),
             ev("2021-10-05", act),
         ]));
-        assert_eq!(ask(&s, "2021-10-04"), "NOK:".to_string() + reason_of(obligation));
-        assert_eq!(ask(&s, "2021-10-05"), "OK", "{obligation} remedied by {act}");
+        assert_eq!(
+            ask(&s, "2021-10-04"),
+            "NOK:".to_string() + reason_of(obligation)
+        );
+        assert_eq!(
+            ask(&s, "2021-10-05"),
+            "OK",
+            "{obligation} remedied by {act}"
+        );
     }
 }
 
@@ -412,7 +456,11 @@ fn rule2_an_open_breach_outranks_a_missed_deadline() {
 #[test]
 fn rule3_registration_deadline_is_start_plus_calendar_months() {
     let s = snapshot(&start("2022-04-04", "VL"));
-    assert_eq!(ask(&s, "2022-07-04"), "OK", "the deadline day itself is still in time");
+    assert_eq!(
+        ask(&s, "2022-07-04"),
+        "OK",
+        "the deadline day itself is still in time"
+    );
     assert_eq!(ask(&s, "2022-07-05"), "NOK:NIET_AANGEMELD");
 }
 
@@ -428,7 +476,10 @@ fn rule3_calendar_months_clamp_to_the_month_end() {
 
 #[test]
 fn rule3_a_late_act_ends_the_missed_deadline() {
-    let s = snapshot(&join(&[start("2022-04-04", "VL"), ev("2022-09-01", "REGISTRATION")]));
+    let s = snapshot(&join(&[
+        start("2022-04-04", "VL"),
+        ev("2022-09-01", "REGISTRATION"),
+    ]));
     assert_eq!(ask(&s, "2022-08-31"), "NOK:NIET_AANGEMELD");
     assert_eq!(ask(&s, "2022-09-01"), "OK");
 }
@@ -442,12 +493,18 @@ fn rule3_employment_service_deadline_runs_from_the_first_contract() {
         ev("2022-06-15", "CONTRACT_SIGNED"),
     ]));
     assert_eq!(ask(&s, "2022-07-01"), "OK");
-    assert_eq!(ask(&s, "2022-07-02"), "NOK:NIET_INGESCHREVEN_ARBEIDSBEMIDDELING");
+    assert_eq!(
+        ask(&s, "2022-07-02"),
+        "NOK:NIET_INGESCHREVEN_ARBEIDSBEMIDDELING"
+    );
 }
 
 #[test]
 fn rule3_no_employment_service_deadline_without_a_contract() {
-    let s = snapshot(&join(&[start("2022-04-04", "VL"), ev("2022-04-20", "REGISTRATION")]));
+    let s = snapshot(&join(&[
+        start("2022-04-04", "VL"),
+        ev("2022-04-20", "REGISTRATION"),
+    ]));
     assert_eq!(ask(&s, "2024-01-01"), "OK");
 }
 
@@ -478,7 +535,10 @@ fn rule3_the_regime_in_force_on_the_period_start_judges() {
         ev("2022-03-10", "REGISTRATION"),
         ev("2022-03-20", "CONTRACT_SIGNED"),
     ]));
-    assert_eq!(ask(&s, "2023-01-01"), "NOK:NIET_INGESCHREVEN_ARBEIDSBEMIDDELING");
+    assert_eq!(
+        ask(&s, "2023-01-01"),
+        "NOK:NIET_INGESCHREVEN_ARBEIDSBEMIDDELING"
+    );
 }
 
 #[test]
@@ -555,7 +615,10 @@ fn rule3_the_earliest_missed_deadline_decides() {
     );
     assert_eq!(ask(&s, "2020-07-20"), "NOK:GEEN_CONTRACT");
     assert_eq!(ask(&s, "2020-09-30"), "OK");
-    assert_eq!(ask(&s, "2020-10-01"), "NOK:NIET_INGESCHREVEN_ARBEIDSBEMIDDELING");
+    assert_eq!(
+        ask(&s, "2020-10-01"),
+        "NOK:NIET_INGESCHREVEN_ARBEIDSBEMIDDELING"
+    );
     // Registration (04-15) missed earlier than the contract (07-15).
     let s = snapshot_with(all_deadlines(), &start("2020-01-15", "VL"));
     assert_eq!(ask(&s, "2020-08-01"), "NOK:NIET_AANGEMELD");
@@ -615,7 +678,11 @@ fn error_30004_for_a_period_no_regime_covers() {
 #[test]
 fn error_30003_past_max_days_after_extract() {
     let s = snapshot(&start("2022-04-04", "VL"));
-    assert_eq!(ask(&s, "2026-12-02"), "NOK:NIET_AANGEMELD", "31 days after extraction");
+    assert_eq!(
+        ask(&s, "2026-12-02"),
+        "NOK:NIET_AANGEMELD",
+        "31 days after extraction"
+    );
     assert_eq!(ask(&s, "2026-12-03"), "E30003");
 }
 
@@ -627,12 +694,32 @@ fn premium_year_reference_is_1_january_of_the_year_before() {
     assert_eq!(a.reference_date.to_string(), "2023-01-01");
     assert_eq!(a.result(), "NOK");
     assert_eq!(
-        Question::parse(PERSON, Some("2023-01-01"), Some("2024")).unwrap_err().as_str(),
+        Question::parse(PERSON, Some("2023-01-01"), Some("2024"))
+            .unwrap_err()
+            .as_str(),
         "30002",
         "both a date and a premium year"
     );
-    assert_eq!(Question::parse(PERSON, None, None).unwrap_err().as_str(), "30002");
-    assert_eq!(Question::parse(PERSON, None, Some("24")).unwrap_err().as_str(), "30002");
-    assert_eq!(Question::parse(PERSON, Some("2023-1-01"), None).unwrap_err().as_str(), "30002");
-    assert_eq!(Question::parse("85073003329", Some("bad"), None).unwrap_err().as_str(), "30001");
+    assert_eq!(
+        Question::parse(PERSON, None, None).unwrap_err().as_str(),
+        "30002"
+    );
+    assert_eq!(
+        Question::parse(PERSON, None, Some("24"))
+            .unwrap_err()
+            .as_str(),
+        "30002"
+    );
+    assert_eq!(
+        Question::parse(PERSON, Some("2023-1-01"), None)
+            .unwrap_err()
+            .as_str(),
+        "30002"
+    );
+    assert_eq!(
+        Question::parse("85073003329", Some("bad"), None)
+            .unwrap_err()
+            .as_str(),
+        "30001"
+    );
 }

@@ -52,11 +52,14 @@ impl<'a> AnswerJson<'a> {
             compliant: advice.compliant,
             result: advice.result(),
             // Only a NOK carries a reason (data minimisation).
-            reason: advice.reason.filter(|_| !advice.is_ok()).map(|r| ReasonJson {
-                code: r.code(),
-                nl: r.nl(),
-                en: r.en(),
-            }),
+            reason: advice
+                .reason
+                .filter(|_| !advice.is_ok())
+                .map(|r| ReasonJson {
+                    code: r.code(),
+                    nl: r.nl(),
+                    en: r.en(),
+                }),
             source: SourceJson::new(meta, rule_set),
         }
     }

@@ -38,7 +38,11 @@ pub struct CheckArgs {
 pub fn run(args: CheckArgs) -> anyhow::Result<u8> {
     let rules = load_rules(args.rules.as_ref())?;
     // Check the question before loading a large snapshot: a typo should not cost a load.
-    let question = match Question::parse(&args.insz, args.date.as_deref(), args.premium_year.as_deref()) {
+    let question = match Question::parse(
+        &args.insz,
+        args.date.as_deref(),
+        args.premium_year.as_deref(),
+    ) {
         Ok(question) => question,
         Err(code) => return Ok(refuse(code)),
     };
@@ -77,7 +81,10 @@ fn explain(
     let date = question.reference.date();
     let mut out = String::new();
     let meta = &snapshot.meta;
-    writeln!(out, "explanation (operators only; never send this to a caller)")?;
+    writeln!(
+        out,
+        "explanation (operators only; never send this to a caller)"
+    )?;
     writeln!(
         out,
         "  snapshot {} extracted {}, rules {}, reference date {date}",
@@ -85,15 +92,18 @@ fn explain(
         meta.extracted_at.format("%Y-%m-%dT%H:%M:%SZ"),
         rules.version
     )?;
-    let last_day = meta.extracted_at.date_naive()
-        + chrono::Days::new(u64::from(rules.max_days_after_extract));
+    let last_day =
+        meta.extracted_at.date_naive() + chrono::Days::new(u64::from(rules.max_days_after_extract));
     writeln!(
         out,
         "  the snapshot speaks for dates up to {last_day}; rules are in force from {}",
         rules.earliest_valid_from()
     )?;
     let Some(person) = snapshot::reader::find_person(&args.snapshot, question.insz)? else {
-        writeln!(out, "  the INSZ is not in the snapshot: answered as not subject")?;
+        writeln!(
+            out,
+            "  the INSZ is not in the snapshot: answered as not subject"
+        )?;
         return Ok(out);
     };
     let history = History::new(person.events, rules);
@@ -111,9 +121,9 @@ fn explain(
             .map_or("no regime covers this start (30004)".to_string(), |r| {
                 format!("regime {}", r.id)
             });
-        let end = period
-            .end
-            .map_or("open".to_string(), |e| format!("until {} (exclusive, {})", e.date, e.kind.type_name()));
+        let end = period.end.map_or("open".to_string(), |e| {
+            format!("until {} (exclusive, {})", e.date, e.kind.type_name())
+        });
         writeln!(
             out,
             "  period #{}: {} from {} {end}; {regime}",
@@ -134,7 +144,8 @@ fn explain(
             d.obligation.code(),
             d.derived,
             d.effective,
-            d.met_on.map_or("not done".to_string(), |m| format!("on {m}")),
+            d.met_on
+                .map_or("not done".to_string(), |m| format!("on {m}")),
             if d.missed { " -> MISSED" } else { "" }
         )?;
     }
@@ -164,7 +175,10 @@ fn describe_kind(kind: &crate::domain::EventKind) -> String {
     match kind {
         K::ObligationStart { region } => format!("OBLIGATION_START region={}", region.code()),
         K::DeadlineExtension { obligation, until } => {
-            format!("DEADLINE_EXTENSION obligation={} until={until}", obligation.code())
+            format!(
+                "DEADLINE_EXTENSION obligation={} until={until}",
+                obligation.code()
+            )
         }
         K::Infringement { obligation } => format!("INFRINGEMENT obligation={}", obligation.code()),
         K::InfringementClosed { obligation } => {

@@ -71,8 +71,18 @@ mod tests {
 
     #[test]
     fn strict_format() {
-        assert_eq!(d("2022-04-04"), NaiveDate::from_ymd_opt(2022, 4, 4).unwrap());
-        for bad in ["2022-4-04", "22-04-04", "2022/04/04", "2022-04-04 ", "+022-04-04", "2022-0a-04"] {
+        assert_eq!(
+            d("2022-04-04"),
+            NaiveDate::from_ymd_opt(2022, 4, 4).unwrap()
+        );
+        for bad in [
+            "2022-4-04",
+            "22-04-04",
+            "2022/04/04",
+            "2022-04-04 ",
+            "+022-04-04",
+            "2022-0a-04",
+        ] {
             assert_eq!(parse_date(bad), Err(DateError::Format), "{bad}");
         }
         assert_eq!(parse_date("2023-02-29"), Err(DateError::NonExistent));

@@ -70,7 +70,10 @@ pub enum DecidingRule {
     /// Rule 1: fulfilled by this event.
     Fulfilled(Event),
     /// Rule 2: an established breach of this obligation, open since this date.
-    OpenInfringement { obligation: Obligation, since: NaiveDate },
+    OpenInfringement {
+        obligation: Obligation,
+        since: NaiveDate,
+    },
     /// Rule 3: this deadline passed without the required act.
     MissedDeadline(Deadline),
     /// Rule 4: nothing missed.
@@ -150,7 +153,11 @@ impl History {
     /// period also those before its start (someone may register before becoming obligated).
     /// Events between an end and the next start belong to no period.
     pub fn attributed(&self, period: &Period) -> &[Event] {
-        let from = if period.first { 0 } else { period.start_pos + 1 };
+        let from = if period.first {
+            0
+        } else {
+            period.start_pos + 1
+        };
         let to = period.end_pos.min(self.events.len());
         &self.events[from..to]
     }
@@ -320,9 +327,10 @@ fn deadlines(
         let extended = known
             .iter()
             .filter_map(|e| match e.kind {
-                EventKind::DeadlineExtension { obligation: o, until } if o == obligation => {
-                    Some(until)
-                }
+                EventKind::DeadlineExtension {
+                    obligation: o,
+                    until,
+                } if o == obligation => Some(until),
                 _ => None,
             })
             .max();
@@ -338,7 +346,9 @@ fn deadlines(
     [
         derive(
             Obligation::Registration,
-            regime.registration_months.map(|m| add_months(period.start, m)),
+            regime
+                .registration_months
+                .map(|m| add_months(period.start, m)),
             act_date(EventKind::Registration),
         ),
         derive(
@@ -357,7 +367,9 @@ fn deadlines(
         // Fulfilment would have decided under rule 1, so here the act is never there.
         derive(
             Obligation::Certificate,
-            regime.certificate_months.map(|m| add_months(period.start, m)),
+            regime
+                .certificate_months
+                .map(|m| add_months(period.start, m)),
             None,
         ),
     ]

@@ -114,19 +114,32 @@ impl ExemptionCause {
 /// What happened. The declaration order is the same-day application order of `rules.md`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum EventKind {
-    ObligationStart { region: Region },
+    ObligationStart {
+        region: Region,
+    },
     Registration,
     ContractSigned,
     EmploymentServiceRegistration,
-    DeadlineExtension { obligation: Obligation, until: NaiveDate },
-    Infringement { obligation: Obligation },
+    DeadlineExtension {
+        obligation: Obligation,
+        until: NaiveDate,
+    },
+    Infringement {
+        obligation: Obligation,
+    },
     Fine,
-    InfringementClosed { obligation: Obligation },
+    InfringementClosed {
+        obligation: Obligation,
+    },
     Certificate,
     EffortDeclaration,
     BrusselsAttestation,
-    Exemption { cause: Option<ExemptionCause> },
-    ObligationEnd { cause: Option<EndCause> },
+    Exemption {
+        cause: Option<ExemptionCause>,
+    },
+    ObligationEnd {
+        cause: Option<EndCause>,
+    },
 }
 
 impl EventKind {
@@ -170,7 +183,10 @@ impl EventKind {
 
     /// Ends an open obligation period.
     pub fn closes_period(&self) -> bool {
-        matches!(self, EventKind::Exemption { .. } | EventKind::ObligationEnd { .. })
+        matches!(
+            self,
+            EventKind::Exemption { .. } | EventKind::ObligationEnd { .. }
+        )
     }
 }
 

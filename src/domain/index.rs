@@ -56,7 +56,10 @@ impl PersonIndex {
     pub fn iter(&self) -> impl ExactSizeIterator<Item = (Insz, Timeline<'_>)> + '_ {
         (0..self.inszs.len()).map(move |i| {
             // Only validated INSZ enter the index (see `PersonIndexBuilder::push`).
-            (Insz::from_digits(self.inszs[i]).unwrap_or_else(|_| unreachable_insz()), self.timeline(i))
+            (
+                Insz::from_digits(self.inszs[i]).unwrap_or_else(|_| unreachable_insz()),
+                self.timeline(i),
+            )
         })
     }
 
@@ -120,7 +123,10 @@ impl PersonIndexBuilder {
         if let Some(&last) = self.index.inszs.last() {
             if value == last {
                 let n = self.index.inszs.len();
-                return Err(DuplicateInsz { first: n - 1, second: n });
+                return Err(DuplicateInsz {
+                    first: n - 1,
+                    second: n,
+                });
             }
             if value < last {
                 self.sorted = false;
@@ -171,7 +177,9 @@ fn sort_index(index: PersonIndex) -> Result<PersonIndex, DuplicateInsz> {
         sorted.inszs.push(index.inszs[i]);
         let from = index.offsets[i] as usize;
         let to = index.offsets[i + 1] as usize;
-        sorted.transitions.extend_from_slice(&index.transitions[from..to]);
+        sorted
+            .transitions
+            .extend_from_slice(&index.transitions[from..to]);
         sorted.offsets.push(sorted.transitions.len() as u32);
     }
     Ok(sorted)
@@ -193,7 +201,10 @@ mod tests {
     #[test]
     fn unsorted_input_is_sorted_and_found() {
         let mut b = PersonIndexBuilder::with_capacity(3, 4);
-        let nok = Transition::new(day("2022-07-05"), Status::NonCompliant(ReasonCode::NietAangemeld));
+        let nok = Transition::new(
+            day("2022-07-05"),
+            Status::NonCompliant(ReasonCode::NietAangemeld),
+        );
         b.push(insz("85073003328"), &[nok]).unwrap();
         b.push(insz("80010110005"), &[]).unwrap();
         b.push(insz("00012556777"), &[]).unwrap();
@@ -202,7 +213,10 @@ mod tests {
         assert_eq!(all, ["00012556777", "80010110005", "85073003328"]);
         let t = index.lookup(insz("85073003328")).unwrap();
         assert_eq!(t.status_on(day("2022-07-04")), Status::NotSubject);
-        assert_eq!(t.status_on(day("2022-07-05")), Status::NonCompliant(ReasonCode::NietAangemeld));
+        assert_eq!(
+            t.status_on(day("2022-07-05")),
+            Status::NonCompliant(ReasonCode::NietAangemeld)
+        );
         assert!(index.lookup(insz("17073003384")).is_none());
     }
 
@@ -210,12 +224,24 @@ mod tests {
     fn duplicates_are_refused_sorted_or_not() {
         let mut b = PersonIndexBuilder::with_capacity(2, 0);
         b.push(insz("80010110005"), &[]).unwrap();
-        assert_eq!(b.push(insz("80010110005"), &[]), Err(DuplicateInsz { first: 0, second: 1 }));
+        assert_eq!(
+            b.push(insz("80010110005"), &[]),
+            Err(DuplicateInsz {
+                first: 0,
+                second: 1
+            })
+        );
 
         let mut b = PersonIndexBuilder::with_capacity(3, 0);
         b.push(insz("85073003328"), &[]).unwrap();
         b.push(insz("80010110005"), &[]).unwrap();
         b.push(insz("85073003328"), &[]).unwrap();
-        assert_eq!(b.finish().unwrap_err(), DuplicateInsz { first: 0, second: 2 });
+        assert_eq!(
+            b.finish().unwrap_err(),
+            DuplicateInsz {
+                first: 0,
+                second: 2
+            }
+        );
     }
 }

@@ -176,8 +176,14 @@ mod tests {
 
     #[test]
     fn bis_numbers() {
-        assert_eq!(Insz::parse("98472899765").unwrap().kind(), InszKind::BisSexKnown);
-        assert_eq!(Insz::parse("88222999936").unwrap().kind(), InszKind::BisSexUnknown);
+        assert_eq!(
+            Insz::parse("98472899765").unwrap().kind(),
+            InszKind::BisSexKnown
+        );
+        assert_eq!(
+            Insz::parse("88222999936").unwrap().kind(),
+            InszKind::BisSexUnknown
+        );
     }
 
     #[test]

@@ -41,7 +41,9 @@ impl ReasonCode {
             ReasonCode::NietAangemeld => "NIET_AANGEMELD",
             ReasonCode::GeenContract => "GEEN_CONTRACT",
             ReasonCode::OnvoldoendeAanwezig => "ONVOLDOENDE_AANWEZIG",
-            ReasonCode::NietIngeschrevenArbeidsbemiddeling => "NIET_INGESCHREVEN_ARBEIDSBEMIDDELING",
+            ReasonCode::NietIngeschrevenArbeidsbemiddeling => {
+                "NIET_INGESCHREVEN_ARBEIDSBEMIDDELING"
+            }
             ReasonCode::DoelstellingenNietBehaald => "DOELSTELLINGEN_NIET_BEHAALD",
             ReasonCode::BrusselsAttestOntbreekt => "BRUSSELS_ATTEST_ONTBREEKT",
         }
@@ -84,9 +86,7 @@ impl ReasonCode {
             ReasonCode::DoelstellingenNietBehaald => {
                 "Objectives of the integration programme not reached in time"
             }
-            ReasonCode::BrusselsAttestOntbreekt => {
-                "Brussels integration attestation not submitted"
-            }
+            ReasonCode::BrusselsAttestOntbreekt => "Brussels integration attestation not submitted",
         }
     }
 }

@@ -105,10 +105,7 @@ impl RuleSet {
     pub fn from_toml(text: &str) -> Result<RuleSet, RulesError> {
         let file: RuleFile = toml::from_str(text).map_err(|e| RulesError::Syntax(e.to_string()))?;
         let version = file.version.trim().to_string();
-        if version.is_empty()
-            || version.len() > 64
-            || version.chars().any(|c| c.is_control())
-        {
+        if version.is_empty() || version.len() > 64 || version.chars().any(|c| c.is_control()) {
             return Err(RulesError::Version);
         }
         if file.regimes.is_empty() {
@@ -123,8 +120,8 @@ impl RuleSet {
             }
             let region = Region::parse(&r.region)
                 .ok_or_else(|| bad(format!("`region` must be VL or BXL, not {:?}", r.region)))?;
-            let valid_from = parse_date(&r.valid_from)
-                .map_err(|e| bad(format!("`valid_from`: {e}")))?;
+            let valid_from =
+                parse_date(&r.valid_from).map_err(|e| bad(format!("`valid_from`: {e}")))?;
             let valid_until = r
                 .valid_until
                 .as_deref()
@@ -212,12 +209,23 @@ mod tests {
     fn shipped_rules_are_valid() {
         let rules = RuleSet::shipped();
         assert_eq!(rules.max_days_after_extract, 31);
-        assert_eq!(rules.earliest_valid_from(), parse_date("2014-01-01").unwrap());
-        let vl = |d: &str| rules.regime_for(Region::Flanders, parse_date(d).unwrap()).map(|r| r.id.as_str());
+        assert_eq!(
+            rules.earliest_valid_from(),
+            parse_date("2014-01-01").unwrap()
+        );
+        let vl = |d: &str| {
+            rules
+                .regime_for(Region::Flanders, parse_date(d).unwrap())
+                .map(|r| r.id.as_str())
+        };
         assert_eq!(vl("2022-02-28"), Some("VL-2014"));
         assert_eq!(vl("2022-03-01"), Some("VL-2022"));
         assert_eq!(vl("2013-12-31"), None);
-        let bxl = |d: &str| rules.regime_for(Region::Brussels, parse_date(d).unwrap()).map(|r| r.id.as_str());
+        let bxl = |d: &str| {
+            rules
+                .regime_for(Region::Brussels, parse_date(d).unwrap())
+                .map(|r| r.id.as_str())
+        };
         assert_eq!(bxl("2022-05-31"), None);
         assert_eq!(bxl("2022-06-01"), Some("BXL-2022"));
     }
@@ -242,7 +250,10 @@ mod tests {
             region = "VL"
             valid_from = "2020-01-01"
         "#;
-        assert!(matches!(RuleSet::from_toml(text), Err(RulesError::Overlap { .. })));
+        assert!(matches!(
+            RuleSet::from_toml(text),
+            Err(RulesError::Overlap { .. })
+        ));
     }
 
     #[test]

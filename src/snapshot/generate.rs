@@ -147,7 +147,11 @@ pub fn make_insz(year: i32, month_code: u32, day: u32, serial: u32) -> Insz {
         + u64::from(month_code) * 100_000
         + u64::from(day) * 1_000
         + u64::from(serial);
-    let modulo_base = if year >= 2000 { 2_000_000_000 + body } else { body };
+    let modulo_base = if year >= 2000 {
+        2_000_000_000 + body
+    } else {
+        body
+    };
     let check = 97 - modulo_base % 97;
     Insz::from_digits(body * 100 + check).expect("generated INSZ is valid by construction")
 }
@@ -213,14 +217,22 @@ pub fn generate(options: &GenerateOptions, out: &mut dyn Write) -> io::Result<()
     let mut line = String::with_capacity(1024);
     for value in numbers {
         while let Some((_, example)) = examples.next_if(|(v, _)| *v < value) {
-            writeln!(out, r#"{{"insz": "{}", "events": {}}}"#, example.insz, example.events)?;
+            writeln!(
+                out,
+                r#"{{"insz": "{}", "events": {}}}"#,
+                example.insz, example.events
+            )?;
         }
         line.clear();
         write_person(&mut line, value, &mut rng, extracted);
         out.write_all(line.as_bytes())?;
     }
     for (_, example) in examples {
-        writeln!(out, r#"{{"insz": "{}", "events": {}}}"#, example.insz, example.events)?;
+        writeln!(
+            out,
+            r#"{{"insz": "{}", "events": {}}}"#,
+            example.insz, example.events
+        )?;
     }
     out.flush()
 }
@@ -239,7 +251,11 @@ fn write_person(line: &mut String, insz: u64, rng: &mut ChaCha8Rng, extracted: N
         let d = date(2015, 1, 1) + Days::new(rng.gen_range(0..3900));
         events.push(ev(d, "REGISTRATION", ""));
         if rng.gen_bool(0.4) {
-            events.push(ev(d + Days::new(rng.gen_range(5..60)), "CONTRACT_SIGNED", ""));
+            events.push(ev(
+                d + Days::new(rng.gen_range(5..60)),
+                "CONTRACT_SIGNED",
+                "",
+            ));
         }
     } else if roll < 38 {
         obligated_history(&mut events, rng, extracted);
@@ -299,7 +315,11 @@ fn obligated_history(events: &mut Vec<Ev>, rng: &mut ChaCha8Rng, extracted: Naiv
 }
 
 fn episode(events: &mut Vec<Ev>, rng: &mut ChaCha8Rng, start: NaiveDate, region: &str) {
-    events.push(ev(start, "OBLIGATION_START", &format!(r#", "region": "{region}""#)));
+    events.push(ev(
+        start,
+        "OBLIGATION_START",
+        &format!(r#", "region": "{region}""#),
+    ));
     let registered = if rng.gen_bool(0.05) {
         Some(start - days(rng, 1, 60))
     } else if rng.gen_bool(0.85) {
@@ -315,7 +335,11 @@ fn episode(events: &mut Vec<Ev>, rng: &mut ChaCha8Rng, start: NaiveDate, region:
             contract = Some(c);
             events.push(ev(c, "CONTRACT_SIGNED", ""));
             if rng.gen_bool(0.8) {
-                events.push(ev(c + days(rng, 0, 90), "EMPLOYMENT_SERVICE_REGISTRATION", ""));
+                events.push(ev(
+                    c + days(rng, 0, 90),
+                    "EMPLOYMENT_SERVICE_REGISTRATION",
+                    "",
+                ));
             }
         }
     }
@@ -339,10 +363,18 @@ fn episode(events: &mut Vec<Ev>, rng: &mut ChaCha8Rng, start: NaiveDate, region:
             OBLIGATIONS[rng.gen_range(0..5)]
         };
         let at = start + days(rng, 90, 900);
-        events.push(ev(at, "INFRINGEMENT", &format!(r#", "obligation": "{obligation}""#)));
+        events.push(ev(
+            at,
+            "INFRINGEMENT",
+            &format!(r#", "obligation": "{obligation}""#),
+        ));
         if rng.gen_bool(0.5) {
             let amount = rng.gen_range(1..=50) * 10;
-            events.push(ev(at + days(rng, 10, 60), "FINE", &format!(r#", "amount_eur": {amount}"#)));
+            events.push(ev(
+                at + days(rng, 10, 60),
+                "FINE",
+                &format!(r#", "amount_eur": {amount}"#),
+            ));
         }
         if rng.gen_bool(0.4) {
             events.push(ev(
@@ -357,7 +389,11 @@ fn episode(events: &mut Vec<Ev>, rng: &mut ChaCha8Rng, start: NaiveDate, region:
     if fulfil < 5 {
         events.push(ev(when, "EFFORT_DECLARATION", ""));
     } else if fulfil < 55 {
-        let kind = if region == "BXL" { "BRUSSELS_ATTESTATION" } else { "CERTIFICATE" };
+        let kind = if region == "BXL" {
+            "BRUSSELS_ATTESTATION"
+        } else {
+            "CERTIFICATE"
+        };
         events.push(ev(when, kind, ""));
     }
     let ending = rng.gen_range(0..100);
@@ -367,7 +403,11 @@ fn episode(events: &mut Vec<Ev>, rng: &mut ChaCha8Rng, start: NaiveDate, region:
         events.push(ev(at, "EXEMPTION", &format!(r#", "cause": "{cause}""#)));
     } else if ending < 8 {
         let cause = ["NATURALISED", "DECEASED", "OTHER", "MOVED"][rng.gen_range(0..4)];
-        events.push(ev(at, "OBLIGATION_END", &format!(r#", "cause": "{cause}""#)));
+        events.push(ev(
+            at,
+            "OBLIGATION_END",
+            &format!(r#", "cause": "{cause}""#),
+        ));
     }
 }
 

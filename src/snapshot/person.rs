@@ -107,8 +107,7 @@ fn parse_event(raw: &RawEvent<'_>) -> Result<Event, String> {
         "DEADLINE_EXTENSION" => {
             let obligation = obligation()?;
             let text = raw.until.as_deref().ok_or("missing `until`")?;
-            let until =
-                parse_date(text).map_err(|e| format!("`until` {}: {e}", quoted(text)))?;
+            let until = parse_date(text).map_err(|e| format!("`until` {}: {e}", quoted(text)))?;
             EventKind::DeadlineExtension { obligation, until }
         }
         "INFRINGEMENT" => EventKind::Infringement {

@@ -13,8 +13,8 @@ use chrono::{DateTime, Utc};
 use rayon::prelude::*;
 use serde::Deserialize;
 
-use super::progress::Progress;
 use super::person::{compile_person, parse_person};
+use super::progress::Progress;
 use crate::domain::index::PersonIndexBuilder;
 use crate::domain::timeline::Transition;
 use crate::domain::{CompiledSnapshot, Insz, RuleSet, SnapshotMeta};
@@ -199,7 +199,10 @@ pub fn load(
         .read_until(b'\n', &mut header)
         .map_err(|error| SnapshotError::Read { line: 1, error })?;
     if header.is_empty() {
-        return Err(SnapshotError::line(1, "the file is empty: a snapshot header is required"));
+        return Err(SnapshotError::line(
+            1,
+            "the file is empty: a snapshot header is required",
+        ));
     }
     let meta = parse_header(trim_line(&header))?;
     let declared = meta.persons;
@@ -224,7 +227,10 @@ pub fn load(
     let index = builder.finish().map_err(|d| {
         SnapshotError::line(
             d.second as u64 + 2,
-            format!("duplicate INSZ: the same number as on line {}", d.first as u64 + 2),
+            format!(
+                "duplicate INSZ: the same number as on line {}",
+                d.first as u64 + 2
+            ),
         )
     })?;
     progress.finish();
@@ -249,7 +255,10 @@ fn read_chunks(mut reader: Box<dyn BufRead + Send>, sender: std::sync::mpsc::Syn
         if text.is_empty() {
             return;
         }
-        if sender.send(ReadItem::Chunk(Chunk { first_line, text })).is_err() {
+        if sender
+            .send(ReadItem::Chunk(Chunk { first_line, text }))
+            .is_err()
+        {
             return; // the consumer stopped at an error
         }
     }
@@ -332,11 +341,16 @@ fn compile_chunk(chunk: &Chunk, rules: &RuleSet) -> Result<ChunkOutput, Snapshot
         let line_no = chunk.first_line + i as u64;
         let line = trim_line(raw);
         if line.iter().all(u8::is_ascii_whitespace) {
-            return Err(SnapshotError::line(line_no, "empty line where a person record was expected"));
+            return Err(SnapshotError::line(
+                line_no,
+                "empty line where a person record was expected",
+            ));
         }
         let person = parse_person(line).map_err(|m| SnapshotError::line(line_no, m))?;
         compile_person(person.events, rules, &mut output.transitions);
-        output.persons.push((person.insz, output.transitions.len() as u32));
+        output
+            .persons
+            .push((person.insz, output.transitions.len() as u32));
     }
     Ok(output)
 }
