@@ -1,0 +1,106 @@
+//! The SOAP door end to end without HTTP: parse + answer + render for 1 and 100 questions, the
+//! parse alone, and how fast hostile bodies are refused. Answers come from the demo snapshot.
+//!
+//! `cargo bench --bench soap`
+
+use std::path::Path;
+use std::sync::Arc;
+
+use chrono::{TimeZone, Utc};
+use criterion::{black_box, criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use kbi_advice::api::soap::{parse, respond_at, SoapCall, XmlLimits};
+use kbi_advice::domain::RuleSet;
+use kbi_advice::snapshot::{load_path, Silent};
+
+/// Demo INSZ with every kind of answer on 2026-01-01 (OK, NOK ×3, not subject, not in the
+/// snapshot) and one invalid.
+const INSZ: [&str; 7] = [
+    "90011510185",
+    "90011510383",
+    "91022010754",
+    "95063012344",
+    "96071412565",
+    "97081812768",
+    "85073003329",
+];
+
+fn request(questions: usize) -> String {
+    let vragen: String = (0..questions)
+        .map(|i| {
+            format!(
+                "<Vraag><Referte>vraag-{i}</Referte><Inhoud><Criteria><INSZ>{}</INSZ><Referentiedatum>2026-01-01</Referentiedatum></Criteria></Inhoud></Vraag>",
+                INSZ[i % INSZ.len()]
+            )
+        })
+        .collect();
+    format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?><soapenv:Envelope xmlns:soapenv=\"http://schemas.xmlsoap.org/soap/envelope/\" xmlns:geef=\"urn:kbi-advice:soap:geefadviesinburgeringsplicht:v01_00\"><soapenv:Header/><soapenv:Body><geef:GeefAdviesInburgeringsplicht><Verzoek><Context><Naam>GeefAdviesInburgeringsplicht</Naam><Versie>01.00.0000</Versie><Bericht><Type>VRAAG</Type><Tijdstip><Datum>2026-11-02</Datum><Tijd>09:15:00.000</Tijd></Tijdstip><Afzender><Identificatie>demo.kbi-advice</Identificatie><Referte>bench-0001</Referte><Hoedanigheid>9999</Hoedanigheid></Afzender></Bericht></Context><Vragen>{vragen}</Vragen></Verzoek></geef:GeefAdviesInburgeringsplicht></soapenv:Body></soapenv:Envelope>"
+    )
+}
+
+fn soap(c: &mut Criterion) {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("data/demo-snapshot.jsonl");
+    let snapshot = load_path(&path, Arc::new(RuleSet::shipped()), &Silent).expect("demo snapshot");
+    let limits = XmlLimits::default();
+    let call = SoapCall {
+        snapshot: Some(&snapshot),
+        limits: &limits,
+        server_referte: "0b7d6c1e-3f8a-4c55-9a0e-5d2c7f9e1a42",
+        service_identificatie: "kbi-advice",
+    };
+    let now = Utc.with_ymd_and_hms(2026, 11, 2, 9, 15, 1).unwrap();
+
+    let mut group = c.benchmark_group("soap_respond");
+    for questions in [1usize, 100] {
+        let body = request(questions);
+        // Sanity: the benchmark measures answers, not refusals.
+        assert_eq!(
+            respond_at(body.as_bytes(), &call, now).questions.len(),
+            questions
+        );
+        group.throughput(Throughput::Elements(questions as u64));
+        group.bench_with_input(
+            BenchmarkId::new("questions", questions),
+            &body,
+            |b, body| b.iter(|| respond_at(black_box(body.as_bytes()), &call, now)),
+        );
+    }
+    group.finish();
+
+    let mut group = c.benchmark_group("soap_parse");
+    for questions in [1usize, 100] {
+        let body = request(questions);
+        group.throughput(Throughput::Bytes(body.len() as u64));
+        group.bench_with_input(
+            BenchmarkId::new("questions", questions),
+            &body,
+            |b, body| b.iter(|| parse::parse(black_box(body.as_bytes()), &limits)),
+        );
+    }
+    group.finish();
+
+    let mut group = c.benchmark_group("soap_refuse");
+    let laughs = format!(
+        "<!DOCTYPE l [<!ENTITY a \"aaaaaaaaaa\"><!ENTITY b \"&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;\">]>{}",
+        request(1)
+    );
+    let deep = format!("{}{}", "<a>".repeat(100_000), "</a>".repeat(100_000));
+    let many = request(1).replace(
+        "<soapenv:Header/>",
+        &format!("<soapenv:Header>{}</soapenv:Header>", "<h/>".repeat(60_000)),
+    );
+    for (name, body) in [
+        ("doctype", laughs),
+        ("deep_400kB", deep),
+        ("many_elements_240kB", many),
+    ] {
+        assert_eq!(respond_at(body.as_bytes(), &call, now).http_status, 500);
+        group.bench_with_input(BenchmarkId::new("fault", name), &body, |b, body| {
+            b.iter(|| respond_at(black_box(body.as_bytes()), &call, now))
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, soap);
+criterion_main!(benches);
