@@ -8,6 +8,8 @@ use std::process::Command;
 use quick_xml::events::Event;
 use quick_xml::Reader;
 
+pub mod zeep;
+
 pub const SOAP_NS: &str = "http://schemas.xmlsoap.org/soap/envelope/";
 pub const TARGET_NS: &str = "urn:kbi-advice:soap:geefadviesinburgeringsplicht:v01_00";
 
