@@ -342,3 +342,112 @@ pub fn validate(schema: &Path, files: &[PathBuf]) -> Result<(), String> {
         ))
     }
 }
+
+/// A valid one-question request (83040410690 on 2023-01-01, NOK in the public snapshot).
+pub fn valid() -> String {
+    request(&[Q::date("q-1", "83040410690", "2023-01-01")])
+}
+
+/// `(name, body, words the faultstring must contain, faultcode)` for every hostile or broken
+/// body the SOAP door must refuse with a Fault.
+pub fn hostile_cases() -> Vec<(&'static str, Vec<u8>, &'static str, &'static str)> {
+    let v = valid();
+    let body_of = |inner: &str| {
+        format!("<s:Envelope xmlns:s=\"{SOAP_NS}\"><s:Body>{inner}</s:Body></s:Envelope>")
+    };
+    let op = |inner: &str| {
+        body_of(&format!(
+            "<g:GeefAdviesInburgeringsplicht xmlns:g=\"{TARGET_NS}\">{inner}</g:GeefAdviesInburgeringsplicht>"
+        ))
+    };
+    let billion_laughs = format!(
+        "<?xml version=\"1.0\"?><!DOCTYPE lolz [<!ENTITY lol \"lol\"><!ENTITY lol2 \"&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;\"><!ENTITY lol3 \"&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;\">]>{}",
+        v.replace("q-1", "&lol3;").replace("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n", "")
+    );
+    let xxe = format!(
+        "<!DOCTYPE s [<!ENTITY xxe SYSTEM \"file:///etc/passwd\">]>{}",
+        v.replace("q-1", "&xxe;")
+            .replace("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n", "")
+    );
+    let deep = v.replace(
+        "<soapenv:Header/>",
+        &format!(
+            "<soapenv:Header>{}{}</soapenv:Header>",
+            "<a>".repeat(40),
+            "</a>".repeat(40)
+        ),
+    );
+    let deep_body = v.replace(
+        "<Referte>q-1</Referte>",
+        &format!(
+            "<Referte>{}</Referte>",
+            "<x>".repeat(40) + &"</x>".repeat(40)
+        ),
+    );
+    let many = v.replace(
+        "<soapenv:Header/>",
+        &format!("<soapenv:Header>{}</soapenv:Header>", "<h/>".repeat(50_001)),
+    );
+    let mut invalid_utf8 = v.clone().into_bytes();
+    let at = v.find("q-1").unwrap();
+    invalid_utf8[at] = 0xFF;
+    let mut utf16 = vec![0xFF, 0xFE];
+    for unit in v.encode_utf16() {
+        utf16.extend_from_slice(&unit.to_le_bytes());
+    }
+    let criteria = "<Criteria><INSZ>83040410690</INSZ><Referentiedatum>2023-01-01</Referentiedatum></Criteria>";
+    vec![
+        ("empty body", vec![], "empty", "soap:Client"),
+        ("only whitespace", b" \n\t ".to_vec(), "empty", "soap:Client"),
+        ("not XML", b"INSZ=83040410690&date=2023-01-01".to_vec(), "", "soap:Client"),
+        ("JSON", br#"{"insz":"83040410690"}"#.to_vec(), "", "soap:Client"),
+        ("invalid UTF-8", invalid_utf8, "UTF-8", "soap:Client"),
+        ("UTF-16", utf16, "UTF-8", "soap:Client"),
+        ("declared Latin-1", v.replace("UTF-8", "ISO-8859-1").into_bytes(), "UTF-8", "soap:Client"),
+        ("billion laughs", billion_laughs.into_bytes(), "DTD", "soap:Client"),
+        ("external entity", xxe.into_bytes(), "DTD", "soap:Client"),
+        ("undeclared entity", v.replace("q-1", "&lol;").into_bytes(), "entity", "soap:Client"),
+        ("undeclared entity in INSZ", v.replace("83040410690", "&insz;").into_bytes(), "entity", "soap:Client"),
+        ("control character reference", v.replace("q-1", "q&#1;").into_bytes(), "character", "soap:Client"),
+        ("raw control character", v.replace("q-1", "q\u{1}").into_bytes(), "character", "soap:Client"),
+        ("NUL reference", v.replace("q-1", "&#0;").into_bytes(), "", "soap:Client"),
+        ("deep nesting in the header", deep.into_bytes(), "deeper than 32", "soap:Client"),
+        ("deep nesting in a value", deep_body.into_bytes(), "", "soap:Client"),
+        ("too many elements", many.into_bytes(), "more than 50000 elements", "soap:Client"),
+        ("unclosed element", v.replace("</Vragen>", "").into_bytes(), "", "soap:Client"),
+        ("mismatched end tag", v.replace("</Criteria>", "</Kriteria>").into_bytes(), "well-formed", "soap:Client"),
+        ("truncated", v.as_bytes()[..v.len() / 2].to_vec(), "", "soap:Client"),
+        ("bad attribute", v.replace("<Verzoek>", "<Verzoek a=b>").into_bytes(), "well-formed", "soap:Client"),
+        ("processing instruction", v.replace("<Verzoek>", "<?php echo 1; ?><Verzoek>").into_bytes(), "processing", "soap:Client"),
+        ("trailing element", format!("{v}<more/>").into_bytes(), "after the end", "soap:Client"),
+        ("trailing text", format!("{v}junk").into_bytes(), "after the end", "soap:Client"),
+        ("text before", format!("junk{}", v.replace("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n", "")).into_bytes(), "", "soap:Client"),
+        ("not an envelope", b"<GeefAdviesInburgeringsplicht/>".to_vec(), "not a SOAP message", "soap:Client"),
+        ("SOAP 1.2 envelope", v.replace(SOAP_NS, "http://www.w3.org/2003/05/soap-envelope").into_bytes(), "version mismatch", "soap:VersionMismatch"),
+        ("unknown prefix", v.replace("<Verzoek>", "<x:Verzoek>").replace("</Verzoek>", "</x:Verzoek>").into_bytes(), "prefix", "soap:Client"),
+        ("wrong operation namespace", v.replace(TARGET_NS, "urn:kbi-advice:soap:geefadviesinburgeringsplicht:v02_00").into_bytes(), "GeefAdviesInburgeringsplicht", "soap:Client"),
+        ("wrong operation", v.replace("geef:GeefAdviesInburgeringsplicht>", "geef:GeefPersoon>").into_bytes(), "GeefAdviesInburgeringsplicht", "soap:Client"),
+        ("two operations", v.replace("</soapenv:Body>", &format!("<g:GeefAdviesInburgeringsplicht xmlns:g=\"{TARGET_NS}\"/></soapenv:Body>")).into_bytes(), "GeefAdviesInburgeringsplicht", "soap:Client"),
+        ("qualified inner elements", v.replace("<Verzoek>", &format!("<Verzoek xmlns=\"{TARGET_NS}\">")).into_bytes(), "unqualified", "soap:Client"),
+        ("missing Body", format!("<s:Envelope xmlns:s=\"{SOAP_NS}\"><s:Header/></s:Envelope>").into_bytes(), "Body is missing", "soap:Client"),
+        ("empty Body", body_of("").into_bytes(), "missing inside Body", "soap:Client"),
+        ("Body twice", v.replace("</soapenv:Body>", "</soapenv:Body><soapenv:Body/>").into_bytes(), "", "soap:Client"),
+        ("Header after Body", v.replace("</soapenv:Body>", "</soapenv:Body><soapenv:Header/>").into_bytes(), "inside Envelope", "soap:Client"),
+        ("missing Verzoek", op("").into_bytes(), "Verzoek is missing", "soap:Client"),
+        ("missing Context", op("<Verzoek><Vragen/></Verzoek>").into_bytes(), "missing", "soap:Client"),
+        ("missing Vragen", op(&format!("<Verzoek>{CONTEXT}</Verzoek>")).into_bytes(), "Vragen is missing", "soap:Client"),
+        ("empty Vragen", op(&format!("<Verzoek>{CONTEXT}<Vragen/></Verzoek>")).into_bytes(), "Vraag is missing", "soap:Client"),
+        ("missing Inhoud", op(&format!("<Verzoek>{CONTEXT}<Vragen><Vraag><Referte>q</Referte></Vraag></Vragen></Verzoek>")).into_bytes(), "Inhoud is missing", "soap:Client"),
+        ("missing Criteria", op(&format!("<Verzoek>{CONTEXT}<Vragen><Vraag><Referte>q</Referte><Inhoud/></Vraag></Vragen></Verzoek>")).into_bytes(), "Criteria is missing", "soap:Client"),
+        ("duplicated Criteria", v.replace(criteria, &criteria.repeat(2)).into_bytes(), "Criteria occurs more than once", "soap:Client"),
+        ("duplicated INSZ", v.replace("<INSZ>", "<INSZ>1</INSZ><INSZ>").into_bytes(), "INSZ occurs more than once", "soap:Client"),
+        ("duplicated Context", v.replace("</Context>", &format!("</Context>{CONTEXT}")).into_bytes(), "Context occurs more than once", "soap:Client"),
+        ("duplicated Vragen", v.replace("</Vragen>", "</Vragen><Vragen/>").into_bytes(), "Vragen occurs more than once", "soap:Client"),
+        ("duplicated Referte of a question", v.replace("<Referte>q-1</Referte>", "<Referte>q-1</Referte><Referte>q-2</Referte>").into_bytes(), "Referte occurs more than once", "soap:Client"),
+        ("unknown element", v.replace("<Inhoud>", "<Extra/><Inhoud>").into_bytes(), "unexpected element inside Vraag", "soap:Client"),
+        ("element inside a value", v.replace("<INSZ>83040410690</INSZ>", "<INSZ><b>83040410690</b></INSZ>").into_bytes(), "inside INSZ", "soap:Client"),
+        ("text in a structural element", v.replace("<Inhoud>", "<Inhoud>83040410690").into_bytes(), "unexpected text inside Inhoud", "soap:Client"),
+        ("mustUnderstand header", v.replace("<soapenv:Header/>", "<soapenv:Header><w:Security xmlns:w=\"urn:x\" soapenv:mustUnderstand=\"1\"/></soapenv:Header>").into_bytes(), "mustUnderstand", "soap:MustUnderstand"),
+        ("a reply sent as a request", v.replace("geef:GeefAdviesInburgeringsplicht>", "geef:GeefAdviesInburgeringsplichtResponse>").into_bytes(), "GeefAdviesInburgeringsplicht", "soap:Client"),
+    ]
+}
