@@ -8,6 +8,7 @@ use std::process::Command;
 use quick_xml::events::Event;
 use quick_xml::Reader;
 
+pub mod server;
 pub mod zeep;
 
 pub const SOAP_NS: &str = "http://schemas.xmlsoap.org/soap/envelope/";
