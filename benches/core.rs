@@ -28,7 +28,14 @@ fn index_lookup(c: &mut Criterion) {
     let rules = Arc::new(RuleSet::shipped());
     let date = NaiveDate::from_ymd_opt(2025, 1, 1).unwrap();
     let mut group = c.benchmark_group("index_lookup");
-    for persons in [100_000u64, 1_000_000] {
+    // KBI_BENCH_PERSONS=100000,10000000 for the flatness comparison of performance.md (the 10 M
+    // case generates and loads 1.1 GB first).
+    let sizes: Vec<u64> = std::env::var("KBI_BENCH_PERSONS")
+        .unwrap_or_else(|_| "100000,1000000".into())
+        .split(',')
+        .filter_map(|s| s.trim().parse().ok())
+        .collect();
+    for persons in sizes {
         let mut text = Vec::new();
         let options = GenerateOptions {
             persons,
