@@ -8,3 +8,4 @@ pub mod api;
 pub mod cli;
 pub mod domain;
 pub mod snapshot;
+pub mod telemetry;

@@ -1,0 +1,3 @@
+//! Telemetry: the Prometheus metrics registry and the tracing setup.
+
+pub mod metrics;
