@@ -3,20 +3,21 @@
 use std::fmt::Write as _;
 use std::path::PathBuf;
 
-use anyhow::Context;
 use clap::Args;
 
 use super::{exit, load_rules};
 use crate::api::json::{AnswerJson, Problem};
 use crate::domain::decision::{DecidingRule, Decision};
 use crate::domain::{CompiledSnapshot, ErrorCode, History, Question, RuleSet};
-use crate::snapshot::{self, Console};
+use crate::snapshot::source::Pinned;
+use crate::snapshot::{Console, SnapshotSource};
 
 #[derive(Debug, Args)]
 pub struct CheckArgs {
-    /// Snapshot file (JSON Lines, optionally .gz or .zst).
-    #[arg(long)]
-    pub snapshot: PathBuf,
+    /// Snapshot file (JSON Lines, optionally .gz or .zst), or redis://HOST[:PORT][/DB][?prefix=P]
+    /// for the version currently published in Redis.
+    #[arg(long, value_name = "FILE|redis://…")]
+    pub snapshot: SnapshotSource,
     /// The person's INSZ (11 digits; spaces, dots and dashes allowed).
     #[arg(long)]
     pub insz: String,
@@ -46,11 +47,10 @@ pub fn run(args: CheckArgs) -> anyhow::Result<u8> {
         Ok(question) => question,
         Err(code) => return Ok(refuse(code)),
     };
-    let snapshot = snapshot::load_path(&args.snapshot, rules.clone(), &Console::new())
-        .with_context(|| format!("snapshot {} refused", args.snapshot.display()))?;
+    let (snapshot, pinned) = args.snapshot.load_pinned(rules.clone(), &Console::new())?;
     let outcome = snapshot.advise(&question);
     if args.explain {
-        eprint!("{}", explain(&args, &snapshot, &question, &rules)?);
+        eprint!("{}", explain(&pinned, &snapshot, &question, &rules)?);
     }
     match outcome {
         Ok(advice) => {
@@ -73,7 +73,7 @@ fn refuse(code: ErrorCode) -> u8 {
 
 /// The operator's explanation: which facts, periods and deadlines decided.
 fn explain(
-    args: &CheckArgs,
+    pinned: &Pinned,
     snapshot: &CompiledSnapshot,
     question: &Question,
     rules: &RuleSet,
@@ -99,7 +99,7 @@ fn explain(
         "  the snapshot speaks for dates up to {last_day}; rules are in force from {}",
         rules.earliest_valid_from()
     )?;
-    let Some(person) = snapshot::reader::find_person(&args.snapshot, question.insz)? else {
+    let Some(person) = pinned.find_person(question.insz)? else {
         writeln!(
             out,
             "  the INSZ is not in the snapshot: answered as not subject"

@@ -1,4 +1,4 @@
-//! `kbi-advice snapshot validate|generate`.
+//! `kbi-advice snapshot validate|generate|publish`.
 
 use std::io::{BufWriter, Write};
 use std::path::PathBuf;
@@ -9,7 +9,9 @@ use clap::{Args, Subcommand};
 
 use super::{exit, load_rules};
 use crate::snapshot::generate::{default_extracted_at, generate, GenerateOptions};
-use crate::snapshot::{self, Console};
+use crate::snapshot::redis::{self as redis_store, PublishOptions, RedisTarget};
+use crate::snapshot::source::Pinned;
+use crate::snapshot::{Console, SnapshotSource};
 
 #[derive(Debug, Subcommand)]
 pub enum SnapshotCommand {
@@ -17,15 +19,40 @@ pub enum SnapshotCommand {
     Validate(ValidateArgs),
     /// Write a synthetic snapshot (deterministic per seed).
     Generate(GenerateArgs),
+    /// Validate a snapshot file and publish it to Redis as the new current version.
+    Publish(PublishArgs),
 }
 
 #[derive(Debug, Args)]
 pub struct ValidateArgs {
-    /// Snapshot file (JSON Lines, optionally .gz or .zst).
-    pub file: PathBuf,
+    /// Snapshot file (JSON Lines, optionally .gz or .zst), or redis://HOST[:PORT][/DB][?prefix=P]
+    /// for the version currently published in Redis.
+    #[arg(value_name = "FILE|redis://…")]
+    pub source: SnapshotSource,
     /// Rules file (default: the shipped config/rules.toml).
     #[arg(long)]
     pub rules: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct PublishArgs {
+    /// The Redis server: redis://[:PASSWORD@]HOST[:PORT][/DB].
+    #[arg(long, value_name = "URL")]
+    pub redis: String,
+    /// Key prefix (keys are PREFIX:snapshot:…).
+    #[arg(long)]
+    pub prefix: Option<String>,
+    /// Versions to keep, the new one included; older ones are deleted.
+    #[arg(long, default_value_t = redis_store::DEFAULT_KEEP)]
+    pub keep: usize,
+    /// Compressed bytes per stored chunk.
+    #[arg(long, default_value_t = redis_store::DEFAULT_CHUNK_BYTES, hide = true)]
+    pub chunk_bytes: usize,
+    /// Rules file to validate with (default: the shipped config/rules.toml).
+    #[arg(long)]
+    pub rules: Option<PathBuf>,
+    /// Snapshot file (JSON Lines, optionally .gz or .zst).
+    pub file: PathBuf,
 }
 
 #[derive(Debug, Args)]
@@ -54,14 +81,14 @@ pub fn run(command: SnapshotCommand) -> anyhow::Result<u8> {
     match command {
         SnapshotCommand::Validate(args) => validate(args),
         SnapshotCommand::Generate(args) => generate_file(args),
+        SnapshotCommand::Publish(args) => publish(args),
     }
 }
 
 fn validate(args: ValidateArgs) -> anyhow::Result<u8> {
     let rules = load_rules(args.rules.as_ref())?;
     let started = Instant::now();
-    let snapshot = snapshot::load_path(&args.file, rules, &Console::new())
-        .with_context(|| format!("snapshot {} refused", args.file.display()))?;
+    let (snapshot, pinned) = args.source.load_pinned(rules, &Console::new())?;
     let meta = &snapshot.meta;
     let elapsed = started.elapsed();
     let persons = snapshot.index.len().max(1);
@@ -73,6 +100,9 @@ fn validate(args: ValidateArgs) -> anyhow::Result<u8> {
         snapshot.index.transition_count(),
         elapsed,
     );
+    if let Pinned::Redis { target, version } = &pinned {
+        println!("source: {target}, version {version}");
+    }
     println!(
         "index: {} bytes ({:.1} bytes per person)",
         snapshot.index.heap_bytes(),
@@ -85,6 +115,37 @@ fn validate(args: ValidateArgs) -> anyhow::Result<u8> {
             memory.resident as f64 / persons as f64,
             memory.peak
         );
+    }
+    Ok(exit::OK)
+}
+
+fn publish(args: PublishArgs) -> anyhow::Result<u8> {
+    let rules = load_rules(args.rules.as_ref())?;
+    let target = RedisTarget::parse(&args.redis, args.prefix.as_deref())?;
+    let options = PublishOptions {
+        keep: args.keep,
+        chunk_bytes: args.chunk_bytes,
+        ..PublishOptions::default()
+    };
+    let started = Instant::now();
+    let published = redis_store::publish(&target, &args.file, rules, &options, &Console::new())?;
+    let meta = &published.meta;
+    println!(
+        "published: version {} of snapshot {} ({} persons) to {target} in {:.2?}",
+        published.version,
+        meta.snapshot_id,
+        meta.persons,
+        started.elapsed()
+    );
+    println!(
+        "stored: {} chunks, {} bytes (zstd) for {} bytes of text, sha256 {}",
+        meta.chunks.len(),
+        meta.total_bytes,
+        meta.text_bytes,
+        meta.text_sha256
+    );
+    if !published.removed.is_empty() {
+        println!("removed versions: {}", published.removed.join(", "));
     }
     Ok(exit::OK)
 }

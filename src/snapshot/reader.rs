@@ -380,7 +380,14 @@ pub fn find_person(
     path: &Path,
     insz: Insz,
 ) -> Result<Option<super::person::Person>, SnapshotError> {
-    let mut reader = open(path)?;
+    find_person_in(open(path)?, insz)
+}
+
+/// [`find_person`] over any snapshot text (a version stored in Redis).
+pub fn find_person_in(
+    mut reader: Box<dyn BufRead + Send>,
+    insz: Insz,
+) -> Result<Option<super::person::Person>, SnapshotError> {
     let wanted = insz.to_string();
     let mut line = Vec::new();
     let mut number = 0u64;

@@ -1,0 +1,276 @@
+//! Following `current` from a serving replica: subscribe to the notification channel, poll in
+//! case a notification was missed, load a new version beside the old one and hand it over to be
+//! swapped in. Redis faults never take the served snapshot away.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures_util::StreamExt;
+
+use super::load::{current_version, load_version, LoadedVersion};
+use super::{RedisSnapshotError, RedisTarget};
+use crate::domain::RuleSet;
+use crate::snapshot::progress::Silent;
+use crate::telemetry::metrics::{Metrics, ReloadOutcome, ReloadSource};
+
+/// How a replica follows Redis.
+#[derive(Debug, Clone)]
+pub struct WatchOptions {
+    /// How often `current` is read even without a notification (a notification can be lost while
+    /// the subscription reconnects).
+    pub poll_interval: Duration,
+    /// First wait after a failure; doubled after each failure in a row.
+    pub retry_initial: Duration,
+    /// Longest wait between retries.
+    pub retry_max: Duration,
+}
+
+impl Default for WatchOptions {
+    fn default() -> Self {
+        WatchOptions {
+            poll_interval: Duration::from_secs(10),
+            retry_initial: Duration::from_millis(500),
+            retry_max: Duration::from_secs(30),
+        }
+    }
+}
+
+/// What the watcher has seen, for health endpoints and tests (counters since start).
+#[derive(Debug, Default)]
+pub struct RedisWatchStatus {
+    reachable: AtomicBool,
+    loaded: AtomicU64,
+    refused: AtomicU64,
+    unavailable: AtomicU64,
+    version: Mutex<Option<String>>,
+}
+
+impl RedisWatchStatus {
+    /// Whether the last contact with Redis succeeded.
+    pub fn reachable(&self) -> bool {
+        self.reachable.load(Ordering::Relaxed)
+    }
+    /// Versions loaded and handed over.
+    pub fn loaded(&self) -> u64 {
+        self.loaded.load(Ordering::Relaxed)
+    }
+    /// Versions refused (corrupt chunk, invalid content): the previous snapshot kept serving.
+    pub fn refused(&self) -> u64 {
+        self.refused.load(Ordering::Relaxed)
+    }
+    /// Attempts that failed because Redis was unreachable (retried with backoff).
+    pub fn unavailable(&self) -> u64 {
+        self.unavailable.load(Ordering::Relaxed)
+    }
+    /// The version last handed over.
+    pub fn version(&self) -> Option<String> {
+        self.version
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+}
+
+/// What one look at `current` led to.
+pub enum WatchEvent {
+    /// Nothing new.
+    Unchanged,
+    /// A new version was loaded and handed over.
+    Loaded(String),
+    /// A version was refused; it is not tried again until `current` changes.
+    Refused(String),
+}
+
+/// Follows `current` under `target` for ever (abort the task to stop): loads the current version
+/// at once (retrying with backoff while Redis is unreachable or nothing is published), then every
+/// new one, and calls `install` with each loaded version (on a blocking thread: `install` may
+/// drop the previous snapshot). A refused version is logged and counted, and the previous
+/// snapshot keeps serving.
+pub async fn watch_redis<F>(
+    target: RedisTarget,
+    rules: Arc<RuleSet>,
+    options: WatchOptions,
+    metrics: Option<Arc<Metrics>>,
+    status: Arc<RedisWatchStatus>,
+    install: F,
+) where
+    F: Fn(LoadedVersion) + Send + Sync + 'static,
+{
+    let install = Arc::new(install);
+    let mut known: Option<String> = None;
+    let mut refused: Option<String> = None;
+    let mut backoff = options.retry_initial;
+    let mut failing = false;
+    let mut subscription: Option<Subscription> = None;
+    loop {
+        if subscription.is_none() {
+            subscription = subscribe(&target).await;
+        }
+        let outcome = {
+            let target = target.clone();
+            let rules = rules.clone();
+            let known = known.clone();
+            let refused = refused.clone();
+            let install = install.clone();
+            tokio::task::spawn_blocking(move || {
+                look(
+                    &target,
+                    rules,
+                    known.as_deref(),
+                    refused.as_deref(),
+                    &*install,
+                )
+            })
+            .await
+        };
+        let outcome = match outcome {
+            Ok(outcome) => outcome,
+            Err(join) => {
+                // A panic in the loader is a bug; keep serving what we have and try again later.
+                tracing::error!(error = %join, "Redis snapshot watcher: load task failed");
+                Err(RedisSnapshotError::Abandoned {
+                    version: known.clone().unwrap_or_default(),
+                    problem: "the load task failed".into(),
+                })
+            }
+        };
+        match outcome {
+            Ok(event) => {
+                if failing {
+                    tracing::info!(redis = %target, "Redis reachable again");
+                }
+                failing = false;
+                backoff = options.retry_initial;
+                status.reachable.store(true, Ordering::Relaxed);
+                match event {
+                    WatchEvent::Unchanged => {}
+                    WatchEvent::Loaded(version) => {
+                        status.loaded.fetch_add(1, Ordering::Relaxed);
+                        *status.version.lock().unwrap_or_else(|p| p.into_inner()) =
+                            Some(version.clone());
+                        if let Some(m) = &metrics {
+                            m.reload(ReloadSource::Redis, ReloadOutcome::Ok);
+                        }
+                        known = Some(version);
+                        refused = None;
+                    }
+                    WatchEvent::Refused(version) => {
+                        status.refused.fetch_add(1, Ordering::Relaxed);
+                        if let Some(m) = &metrics {
+                            m.reload(ReloadSource::Redis, ReloadOutcome::Refused);
+                        }
+                        refused = Some(version);
+                    }
+                }
+            }
+            Err(error) => {
+                status.reachable.store(
+                    !matches!(error, RedisSnapshotError::Unavailable { .. }),
+                    Ordering::Relaxed,
+                );
+                status.unavailable.fetch_add(1, Ordering::Relaxed);
+                if let Some(m) = &metrics {
+                    m.reload(ReloadSource::Redis, ReloadOutcome::Unavailable);
+                }
+                // Said once per outage, not at every retry; the served snapshot stays.
+                if !failing {
+                    tracing::warn!(redis = %target, %error,
+                        "cannot read the current snapshot version from Redis; \
+                         keeping the snapshot in use and retrying with backoff");
+                }
+                failing = true;
+                subscription = None;
+            }
+        }
+        let wait = if failing {
+            let wait = backoff;
+            backoff = (backoff * 2).min(options.retry_max);
+            wait
+        } else {
+            options.poll_interval
+        };
+        match subscription.as_mut() {
+            Some(sub) => {
+                tokio::select! {
+                    message = sub.stream.next() => {
+                        if message.is_none() {
+                            tracing::warn!(redis = %target,
+                                "lost the Redis notification channel; polling until it is back");
+                            subscription = None;
+                        }
+                    }
+                    () = tokio::time::sleep(wait) => {}
+                }
+            }
+            None => tokio::time::sleep(wait).await,
+        }
+    }
+}
+
+/// One look at `current`: load it if it is new (and not the version refused last).
+fn look(
+    target: &RedisTarget,
+    rules: Arc<RuleSet>,
+    known: Option<&str>,
+    refused: Option<&str>,
+    install: &(dyn Fn(LoadedVersion) + Send + Sync),
+) -> Result<WatchEvent, RedisSnapshotError> {
+    let Some(version) = current_version(target)? else {
+        return Err(RedisSnapshotError::NothingPublished {
+            address: target.shown().to_string(),
+            prefix: target.prefix().to_string(),
+        });
+    };
+    if Some(version.as_str()) == known || Some(version.as_str()) == refused {
+        return Ok(WatchEvent::Unchanged);
+    }
+    match load_version(target, &version, rules, &Silent) {
+        Ok(loaded) => {
+            tracing::info!(
+                redis = %target,
+                version = %loaded.version,
+                snapshot_id = %loaded.meta.snapshot_id,
+                persons = loaded.meta.persons,
+                "snapshot version loaded from Redis"
+            );
+            install(loaded);
+            Ok(WatchEvent::Loaded(version))
+        }
+        // Removed while we read it: the next look finds the newer `current`.
+        Err(error) if error.is_transient() => Err(error),
+        Err(error) => {
+            tracing::error!(redis = %target, %error,
+                "snapshot version refused; the snapshot in use keeps serving");
+            Ok(WatchEvent::Refused(version))
+        }
+    }
+}
+
+/// The notification channel; both halves are kept so the connection stays open.
+struct Subscription {
+    _sink: redis::aio::PubSubSink,
+    stream: redis::aio::PubSubStream,
+}
+
+/// Subscribes to the channel; `None` (logged at debug level: the polling reports outages) when
+/// Redis cannot be reached.
+async fn subscribe(target: &RedisTarget) -> Option<Subscription> {
+    let attempt = async {
+        let client = target.client().ok()?;
+        let mut pubsub = client.get_async_pubsub().await.ok()?;
+        pubsub.subscribe(target.keys().channel()).await.ok()?;
+        let (sink, stream) = pubsub.split();
+        Some(Subscription {
+            _sink: sink,
+            stream,
+        })
+    };
+    match tokio::time::timeout(Duration::from_secs(5), attempt).await {
+        Ok(Some(subscription)) => Some(subscription),
+        _ => {
+            tracing::debug!(redis = %target, "cannot subscribe to the Redis notification channel");
+            None
+        }
+    }
+}
