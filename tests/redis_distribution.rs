@@ -658,3 +658,143 @@ fn sources_parse_from_the_snapshot_argument() {
         Ok(SnapshotSource::File(_))
     ));
 }
+
+// ---- a replica following Redis (the watcher `serve` runs) ---------------------------------------
+
+/// What the watcher handed over last: (version, snapshot id).
+type Installed = Arc<std::sync::Mutex<Option<(String, String)>>>;
+
+/// Generous bound for a replica to notice something; a failure condition, not a speed claim.
+const CONVERGE: std::time::Duration = std::time::Duration::from_secs(60);
+
+fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + CONVERGE;
+    while !done() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "not within {CONVERGE:?}: {what}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+fn installed_id(installed: &Installed) -> Option<String> {
+    installed.lock().unwrap().as_ref().map(|(_, id)| id.clone())
+}
+
+fn start_watcher(
+    runtime: &tokio::runtime::Runtime,
+    redis: &RedisServer,
+    poll_interval: std::time::Duration,
+) -> (Installed, Arc<store::RedisWatchStatus>) {
+    let installed: Installed = Arc::default();
+    let status = Arc::new(store::RedisWatchStatus::default());
+    let options = store::WatchOptions {
+        poll_interval,
+        retry_initial: std::time::Duration::from_millis(50),
+        retry_max: std::time::Duration::from_millis(500),
+    };
+    let sink = installed.clone();
+    runtime.spawn(store::watch_redis(
+        target(redis),
+        rules(),
+        options,
+        None,
+        status.clone(),
+        move |loaded: store::LoadedVersion| {
+            *sink.lock().unwrap() = Some((loaded.version, loaded.snapshot.meta.snapshot_id));
+        },
+    ));
+    (installed, status)
+}
+
+#[test]
+fn a_replica_follows_notifications_refuses_corrupt_versions_and_survives_redis_loss() {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let mut redis = RedisServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    // Polling once an hour: everything after the first load must come from notifications or
+    // from the reconnect logic.
+    let (installed, status) = start_watcher(&runtime, &redis, std::time::Duration::from_secs(3600));
+
+    // Nothing published yet: the replica waits and retries.
+    wait_until("the watcher reports nothing published", || {
+        status.unavailable() > 0
+    });
+    assert_eq!(installed_id(&installed), None);
+
+    let a = generated(dir.path(), 300, 1, "a");
+    let b = generated(dir.path(), 300, 2, "b");
+    let va = publish(&redis, &a, &small_chunks()).version;
+    wait_until("version a served", || {
+        installed_id(&installed).as_deref() == Some("a")
+    });
+
+    publish(&redis, &b, &small_chunks());
+    wait_until("version b served after its notification", || {
+        installed_id(&installed).as_deref() == Some("b")
+    });
+
+    // Point `current` back at version a after corrupting it: refused, b keeps serving.
+    let mut con = redis.connection();
+    redis::cmd("SET")
+        .arg(format!("kbi:snapshot:{va}:chunk:0"))
+        .arg("garbage")
+        .query::<()>(&mut con)
+        .unwrap();
+    redis::cmd("SET")
+        .arg("kbi:snapshot:current")
+        .arg(&va)
+        .query::<()>(&mut con)
+        .unwrap();
+    redis::cmd("PUBLISH")
+        .arg("kbi:snapshot:events")
+        .arg(&va)
+        .query::<i64>(&mut con)
+        .unwrap();
+    wait_until("the corrupt version refused", || status.refused() == 1);
+    assert_eq!(installed_id(&installed).as_deref(), Some("b"));
+
+    // Redis dies: b keeps serving, the watcher notices and retries.
+    redis.stop();
+    wait_until("the watcher notices Redis is gone", || !status.reachable());
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    assert_eq!(installed_id(&installed).as_deref(), Some("b"));
+
+    // Redis comes back empty on the same port; a publish reaches the replica.
+    redis.restart();
+    let c = generated(dir.path(), 300, 3, "c");
+    publish(&redis, &c, &small_chunks());
+    wait_until("version c served after Redis came back", || {
+        installed_id(&installed).as_deref() == Some("c")
+    });
+    assert!(status.reachable());
+    runtime.shutdown_background();
+}
+
+#[test]
+fn a_missed_notification_is_caught_by_polling() {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let redis = RedisServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let a = generated(dir.path(), 200, 1, "a");
+    let b = generated(dir.path(), 200, 2, "b");
+    let va = publish(&redis, &a, &small_chunks()).version;
+    publish(&redis, &b, &small_chunks());
+    let (installed, _status) =
+        start_watcher(&runtime, &redis, std::time::Duration::from_millis(200));
+    wait_until("version b served", || {
+        installed_id(&installed).as_deref() == Some("b")
+    });
+    // Switch back to a without any notification.
+    let mut con = redis.connection();
+    redis::cmd("SET")
+        .arg("kbi:snapshot:current")
+        .arg(&va)
+        .query::<()>(&mut con)
+        .unwrap();
+    wait_until("version a found by polling", || {
+        installed_id(&installed).as_deref() == Some("a")
+    });
+    runtime.shutdown_background();
+}

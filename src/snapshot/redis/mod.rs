@@ -33,7 +33,7 @@ mod watch;
 
 pub use load::{current_version, find_person, load_current, load_version, LoadedVersion};
 pub use publish::{publish, PublishOptions, Published};
-pub use watch::{watch_redis, RedisWatchStatus, WatchEvent, WatchOptions};
+pub use watch::{watch_redis, RedisWatchStatus, WatchOptions};
 
 /// The key prefix when none is given.
 pub const DEFAULT_PREFIX: &str = "kbi";

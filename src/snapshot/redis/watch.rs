@@ -8,7 +8,9 @@ use std::time::Duration;
 
 use futures_util::StreamExt;
 
-use super::load::{current_version, load_version, LoadedVersion};
+use sha2::{Digest, Sha256};
+
+use super::load::{load_version, read_current, LoadedVersion};
 use super::{RedisSnapshotError, RedisTarget};
 use crate::domain::RuleSet;
 use crate::snapshot::progress::Silent;
@@ -73,12 +75,12 @@ impl RedisWatchStatus {
 }
 
 /// What one look at `current` led to.
-pub enum WatchEvent {
+enum WatchEvent {
     /// Nothing new.
     Unchanged,
-    /// A new version was loaded and handed over.
+    /// A new version was loaded and handed over (its identity: number and meta digest).
     Loaded(String),
-    /// A version was refused; it is not tried again until `current` changes.
+    /// A version was refused; it is not tried again until `current` changes (its identity).
     Refused(String),
 }
 
@@ -145,22 +147,22 @@ pub async fn watch_redis<F>(
                 status.reachable.store(true, Ordering::Relaxed);
                 match event {
                     WatchEvent::Unchanged => {}
-                    WatchEvent::Loaded(version) => {
+                    WatchEvent::Loaded(identity) => {
                         status.loaded.fetch_add(1, Ordering::Relaxed);
-                        *status.version.lock().unwrap_or_else(|p| p.into_inner()) =
-                            Some(version.clone());
+                        let number = identity.split('/').next().unwrap_or_default().to_string();
+                        *status.version.lock().unwrap_or_else(|p| p.into_inner()) = Some(number);
                         if let Some(m) = &metrics {
                             m.reload(ReloadSource::Redis, ReloadOutcome::Ok);
                         }
-                        known = Some(version);
+                        known = Some(identity);
                         refused = None;
                     }
-                    WatchEvent::Refused(version) => {
+                    WatchEvent::Refused(identity) => {
                         status.refused.fetch_add(1, Ordering::Relaxed);
                         if let Some(m) = &metrics {
                             m.reload(ReloadSource::Redis, ReloadOutcome::Refused);
                         }
-                        refused = Some(version);
+                        refused = Some(identity);
                     }
                 }
             }
@@ -209,6 +211,9 @@ pub async fn watch_redis<F>(
 }
 
 /// One look at `current`: load it if it is new (and not the version refused last).
+///
+/// Versions are told apart by number *and* meta: after Redis loses its data, numbering starts at
+/// 1 again, and a new version 1 must not be mistaken for the old one.
 fn look(
     target: &RedisTarget,
     rules: Arc<RuleSet>,
@@ -216,13 +221,13 @@ fn look(
     refused: Option<&str>,
     install: &(dyn Fn(LoadedVersion) + Send + Sync),
 ) -> Result<WatchEvent, RedisSnapshotError> {
-    let Some(version) = current_version(target)? else {
+    let Some((version, identity)) = current_identity(target)? else {
         return Err(RedisSnapshotError::NothingPublished {
             address: target.shown().to_string(),
             prefix: target.prefix().to_string(),
         });
     };
-    if Some(version.as_str()) == known || Some(version.as_str()) == refused {
+    if Some(identity.as_str()) == known || Some(identity.as_str()) == refused {
         return Ok(WatchEvent::Unchanged);
     }
     match load_version(target, &version, rules, &Silent) {
@@ -235,16 +240,32 @@ fn look(
                 "snapshot version loaded from Redis"
             );
             install(loaded);
-            Ok(WatchEvent::Loaded(version))
+            Ok(WatchEvent::Loaded(identity))
         }
         // Removed while we read it: the next look finds the newer `current`.
         Err(error) if error.is_transient() => Err(error),
         Err(error) => {
             tracing::error!(redis = %target, %error,
                 "snapshot version refused; the snapshot in use keeps serving");
-            Ok(WatchEvent::Refused(version))
+            Ok(WatchEvent::Refused(identity))
         }
     }
+}
+
+/// The current version and an identity for it: the number and a digest of its meta (`None`
+/// when nothing is published).
+fn current_identity(target: &RedisTarget) -> Result<Option<(String, String)>, RedisSnapshotError> {
+    let mut con = target.connect()?;
+    let Some(version) = read_current(target, &mut con)? else {
+        return Ok(None);
+    };
+    let meta: Option<Vec<u8>> = redis::cmd("GET")
+        .arg(target.keys().meta(&version))
+        .query(&mut con)
+        .map_err(|e| target.unavailable(e))?;
+    let digest = meta.map_or_else(|| "-".to_string(), |m| hex::encode(Sha256::digest(m)));
+    let identity = format!("{version}/{digest}");
+    Ok(Some((version, identity)))
 }
 
 /// The notification channel; both halves are kept so the connection stays open.
