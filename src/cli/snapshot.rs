@@ -147,6 +147,9 @@ fn publish(args: PublishArgs) -> anyhow::Result<u8> {
     if !published.removed.is_empty() {
         println!("removed versions: {}", published.removed.join(", "));
     }
+    if let Some(error) = &published.prune_failed {
+        eprintln!("kbi-advice: warning: old versions not removed (the next publish will): {error}");
+    }
     Ok(exit::OK)
 }
 

@@ -54,7 +54,7 @@ impl Default for PublishOptions {
 }
 
 /// What a publish did.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct Published {
     /// The new current version.
     pub version: String,
@@ -62,6 +62,9 @@ pub struct Published {
     pub meta: VersionMeta,
     /// Versions removed (older than the kept ones, or leftovers of interrupted publishes).
     pub removed: Vec<String>,
+    /// Set when the new version is current but removing old versions failed (Redis lost right
+    /// after the switch): the next publish removes them.
+    pub prune_failed: Option<RedisSnapshotError>,
 }
 
 /// Validates `path` completely with `rules` and publishes it as the new current version.
@@ -292,11 +295,16 @@ impl Publisher<'_> {
             .map_err(|e| self.target.unavailable(e))?;
         match self.store(&version, path, rules, validated, options, progress) {
             Ok(meta) => {
-                let removed = self.prune(options.keep)?;
+                // The switch is done: failing to prune must not report the publish as failed.
+                let (removed, prune_failed) = match self.prune(options.keep) {
+                    Ok(removed) => (removed, None),
+                    Err(error) => (Vec::new(), Some(error)),
+                };
                 Ok(Published {
                     version,
                     meta,
                     removed,
+                    prune_failed,
                 })
             }
             Err(failed) => {
