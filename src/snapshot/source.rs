@@ -12,7 +12,7 @@ use super::redis::{self as redis_source, RedisSnapshotError, RedisTarget};
 use crate::domain::{CompiledSnapshot, Insz, RuleSet};
 use crate::snapshot::person::Person;
 
-/// A snapshot source, parsed from a `--snapshot` argument: `redis://…`/`rediss://…` (with an
+/// A snapshot source, parsed from a `--snapshot` argument: `redis://…` (with an
 /// optional `?prefix=P`, default `kbi`) names the current version in Redis, anything else a file.
 #[derive(Debug, Clone)]
 pub enum SnapshotSource {
@@ -42,6 +42,7 @@ impl FromStr for SnapshotSource {
     type Err = RedisSnapshotError;
 
     fn from_str(text: &str) -> Result<Self, Self::Err> {
+        // `rediss://` goes to the Redis parser, which explains why it is refused.
         if text.starts_with("redis://") || text.starts_with("rediss://") {
             Ok(SnapshotSource::Redis(RedisTarget::parse(text, None)?))
         } else {

@@ -81,7 +81,7 @@ impl std::fmt::Display for RedisTarget {
 }
 
 impl RedisTarget {
-    /// Parses `redis://[USER:PASSWORD@]HOST[:PORT][/DB][?prefix=P]` (or `rediss://`). `prefix`,
+    /// Parses `redis://[USER:PASSWORD@]HOST[:PORT][/DB][?prefix=P]`. `prefix`,
     /// when given, must agree with a `prefix` in the URL; the default is [`DEFAULT_PREFIX`].
     pub fn parse(address: &str, prefix: Option<&str>) -> Result<RedisTarget, RedisSnapshotError> {
         let shown = redact(address);
@@ -89,10 +89,17 @@ impl RedisTarget {
             address: shown.clone(),
             problem,
         };
-        if !(address.starts_with("redis://") || address.starts_with("rediss://")) {
+        if address.starts_with("rediss://") {
+            // The client is built without TLS: the crypto provider belongs to the TLS set-up of
+            // the service as a whole, not to this adapter.
             return Err(bad(
-                "a Redis source must start with redis:// or rediss://".into()
+                "rediss:// (TLS) is not supported by this build: reach Redis over a private \
+                 network or a local TLS tunnel and use redis://"
+                    .into(),
             ));
+        }
+        if !address.starts_with("redis://") {
+            return Err(bad("a Redis source must start with redis://".into()));
         }
         let (base, query) = match address.split_once('?') {
             Some((base, query)) => (base, Some(query)),
@@ -516,6 +523,8 @@ mod tests {
         assert!(RedisTarget::parse("redis://h", Some("a*b")).is_err());
         assert!(RedisTarget::parse("redis://h?prefix=a", Some("b")).is_err());
         assert!(RedisTarget::parse("http://h", None).is_err());
+        let tls = RedisTarget::parse("rediss://:pw@h", None).unwrap_err();
+        assert!(tls.to_string().contains("TLS") && !tls.to_string().contains("pw"));
         let t = RedisTarget::parse("redis://h?prefix=a", Some("a")).unwrap();
         assert_eq!(t.keys().current(), "a:snapshot:current");
         let err = RedisTarget::parse("redis://:pw@h:notaport", None).unwrap_err();
