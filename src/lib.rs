@@ -7,5 +7,6 @@
 pub mod api;
 pub mod cli;
 pub mod domain;
+pub mod service;
 pub mod snapshot;
 pub mod telemetry;

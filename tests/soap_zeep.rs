@@ -109,3 +109,23 @@ fn zeep_client_built_from_the_wsdl_agrees_with_check() {
         "OK, NOK and an error expected: {results:?}"
     );
 }
+
+/// The same through the real service (`kbi-advice serve` on the demo snapshot).
+#[test]
+fn zeep_client_against_the_real_service_agrees_with_check() {
+    let server = soap_support::server::start(&demo_snapshot());
+    let cases = demo_cases();
+    let reply = ask(&server.url(&format!("{PATH}?wsdl")), &cases);
+    let rows = reply["rows"].as_array().expect("rows");
+    assert_eq!(rows.len(), cases.len());
+    for (case, row) in cases.iter().zip(rows) {
+        assert_eq!(row["referte"], case.referte.as_str());
+        let expected = check(
+            &demo_snapshot(),
+            &case.insz,
+            case.date.as_deref(),
+            case.year.as_deref(),
+        );
+        assert_same(row, &expected, &case.referte);
+    }
+}

@@ -1,0 +1,206 @@
+//! `kbi-advice serve`: the HTTP adapters around the core. Two listeners: the client listener
+//! (SOAP, REST, OpenAPI) and the operations listener (metrics, health, reload).
+//!
+//! One request: actix-web routes it to [`soap_door`] or [`rest`]; the handler takes the
+//! snapshot in use from [`state::SnapshotStore`] (an `Arc`, so a swap never disturbs it), asks
+//! the core, records metrics and answers. [`reload`] builds new snapshots beside the old one.
+
+pub mod body;
+pub mod ops;
+pub mod reload;
+pub mod rest;
+pub mod settings;
+pub mod soap_door;
+pub mod state;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix_web::http::header::CONTENT_TYPE;
+use actix_web::{web, App, HttpResponse, HttpServer};
+use anyhow::Context;
+use serde_json::json;
+
+use crate::api::soap::XmlLimits;
+use crate::snapshot::redis::{watch_redis, RedisWatchStatus, WatchOptions};
+use crate::snapshot::SnapshotSource;
+use crate::telemetry::metrics::Metrics;
+use reload::Reloader;
+use settings::{Checked, SnapshotOrigin};
+use state::{AppState, Limits, References, SnapshotStore};
+
+/// The OpenAPI 3.1 description of the REST door (`GET /openapi.json`).
+pub const OPENAPI: &str = include_str!("../../api/openapi.json");
+
+/// Runs the service until it is stopped (SIGINT/SIGTERM).
+pub fn run(checked: Checked) -> anyhow::Result<()> {
+    actix_web::rt::System::new().block_on(serve(checked))
+}
+
+async fn serve(checked: Checked) -> anyhow::Result<()> {
+    let server = &checked.settings.server;
+    let rules = crate::cli::load_rules(checked.rules.as_ref())?;
+    let metrics = Arc::new(Metrics::new::<&str>(&[]).context("metrics registry")?);
+    metrics.set_snapshot_max_age(checked.max_age);
+    let state = Arc::new(AppState {
+        store: SnapshotStore::default(),
+        metrics: metrics.clone(),
+        limits: Limits {
+            body_bytes: server.body_limit_bytes,
+            rest_batch_questions: server.rest_batch_max_questions,
+            xml: XmlLimits {
+                max_depth: server.soap_max_depth,
+                max_elements: server.soap_max_elements,
+                max_questions: server.soap_max_questions,
+            },
+        },
+        references: References::default(),
+        service_identificatie: server.service_identificatie.clone(),
+    });
+    let reloader = Arc::new(Reloader::new(
+        checked.origin.clone(),
+        rules.clone(),
+        state.clone(),
+    ));
+
+    match &checked.origin {
+        SnapshotOrigin::Source(SnapshotSource::Redis(target)) => {
+            // Redis may be down at start: serve (not ready, 30020) and keep trying.
+            tracing::info!(redis = %target, "following the snapshot published in Redis");
+            let install_state = state.clone();
+            tokio::spawn(watch_redis(
+                target.clone(),
+                rules.clone(),
+                WatchOptions {
+                    poll_interval: Duration::from_secs(
+                        checked.settings.snapshot.redis_poll_seconds,
+                    ),
+                    ..WatchOptions::default()
+                },
+                Some(metrics.clone()),
+                Arc::new(RedisWatchStatus::default()),
+                move |loaded| {
+                    let loaded = reload::install(&install_state, loaded.snapshot);
+                    tracing::info!(snapshot_id = %loaded.snapshot_id, persons = loaded.persons,
+                        "snapshot from Redis in use");
+                },
+            ));
+        }
+        origin => {
+            // A file that cannot be loaded at start is an operator's error to see at once.
+            if matches!(origin, SnapshotOrigin::Embedded) {
+                tracing::warn!(
+                    "no snapshot configured: serving the synthetic DEMO snapshot \
+                     (data/demo-snapshot.jsonl); set snapshot.source or --snapshot for real data"
+                );
+            }
+            reloader
+                .reload()
+                .await
+                .map_err(|e| anyhow::anyhow!("cannot start: {e}"))?;
+        }
+    }
+
+    if server.plain_http {
+        tracing::warn!(
+            listen = %checked.listen,
+            "DEVELOPMENT PROFILE: plain HTTP without TLS or client certificates, loopback only; \
+             never use this profile with real callers"
+        );
+    }
+
+    spawn_sighup(reloader.clone());
+
+    let workers = match server.workers {
+        0 => std::thread::available_parallelism().map_or(2, |n| n.get()),
+        n => n,
+    };
+    let data = web::Data::from(state.clone());
+    let client = HttpServer::new({
+        let data = data.clone();
+        move || App::new().app_data(data.clone()).configure(client_routes)
+    })
+    .workers(workers)
+    .keep_alive(Duration::from_secs(server.keep_alive_seconds))
+    .client_request_timeout(Duration::from_millis(server.request_head_timeout_ms))
+    .bind(checked.listen)
+    .with_context(|| format!("cannot listen on {} (server.listen)", checked.listen))?
+    .run();
+
+    let reloader_data = web::Data::new(reloader.clone());
+    let ops = HttpServer::new(move || {
+        App::new()
+            .app_data(data.clone())
+            .app_data(reloader_data.clone())
+            .route("/metrics", web::get().to(ops::metrics))
+            .route("/health/live", web::get().to(ops::live))
+            .route("/health/ready", web::get().to(ops::ready))
+            .route("/admin/snapshot/reload", web::post().to(ops::reload))
+    })
+    .workers(1)
+    .bind(checked.ops_listen)
+    .with_context(|| format!("cannot listen on {} (ops.listen)", checked.ops_listen))?
+    .run();
+
+    tracing::info!(listen = %checked.listen, ops_listen = %checked.ops_listen, workers, "serving");
+    tokio::try_join!(client, ops)?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// The client listener's routes.
+pub fn client_routes(config: &mut web::ServiceConfig) {
+    config
+        .service(
+            web::resource(soap_door::PATH)
+                .route(web::post().to(soap_door::post))
+                .route(web::get().to(soap_door::get)),
+        )
+        .service(
+            web::resource("/v1/integration-obligation:batch").route(web::post().to(rest::batch)),
+        )
+        .service(
+            web::resource("/v1/integration-obligation/{insz}").route(web::get().to(rest::single)),
+        )
+        .route(
+            "/openapi.json",
+            web::get().to(|| async {
+                HttpResponse::Ok()
+                    .insert_header((CONTENT_TYPE, "application/json"))
+                    .body(OPENAPI)
+            }),
+        )
+        .default_service(web::to(not_found));
+}
+
+async fn not_found() -> HttpResponse {
+    HttpResponse::NotFound()
+        .insert_header((CONTENT_TYPE, "application/problem+json"))
+        .body(
+            json!({
+                "type": "about:blank",
+                "title": "Not Found",
+                "status": 404,
+                "detail": "no such resource: see /openapi.json and the WSDL"
+            })
+            .to_string(),
+        )
+}
+
+fn spawn_sighup(reloader: Arc<Reloader>) {
+    use tokio::signal::unix::{signal, SignalKind};
+    match signal(SignalKind::hangup()) {
+        Ok(mut hangups) => {
+            tokio::spawn(async move {
+                while hangups.recv().await.is_some() {
+                    tracing::info!("SIGHUP: reloading the snapshot");
+                    // The outcome is logged and counted by the reloader.
+                    let _ = reloader.reload().await;
+                }
+            });
+        }
+        Err(error) => {
+            tracing::warn!(%error, "cannot listen for SIGHUP; reload with POST /admin/snapshot/reload")
+        }
+    }
+}

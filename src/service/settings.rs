@@ -1,0 +1,288 @@
+//! The service's configuration: `config/default.toml` (compiled in), then `--config FILE`, then
+//! `KBI_ADVICE__SECTION__KEY` environment variables, then command-line flags. Every setting is
+//! typed and checked here, so a bad value stops start-up with a message that names it.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use serde::Deserialize;
+
+use crate::snapshot::SnapshotSource;
+
+/// The defaults, as shipped (and documented) in `config/default.toml`.
+pub const DEFAULT_TOML: &str = include_str!("../../config/default.toml");
+
+/// Every setting of `kbi-advice serve`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    pub server: ServerSettings,
+    pub ops: OpsSettings,
+    pub snapshot: SnapshotSettings,
+    pub log: LogSettings,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerSettings {
+    pub listen: String,
+    pub workers: usize,
+    pub body_limit_bytes: usize,
+    pub rest_batch_max_questions: usize,
+    pub soap_max_questions: usize,
+    pub soap_max_depth: usize,
+    pub soap_max_elements: usize,
+    pub request_head_timeout_ms: u64,
+    pub keep_alive_seconds: u64,
+    pub service_identificatie: String,
+    pub plain_http: bool,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OpsSettings {
+    pub listen: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SnapshotSettings {
+    pub source: String,
+    pub rules: String,
+    pub max_age_seconds: u64,
+    pub redis_poll_seconds: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogSettings {
+    pub format: LogFormat,
+    pub level: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Auto,
+    Json,
+    Text,
+}
+
+/// Values from the command line, which beat every other layer.
+#[derive(Debug, Clone, Default)]
+pub struct Overrides {
+    pub listen: Option<String>,
+    pub ops_listen: Option<String>,
+    pub snapshot: Option<String>,
+}
+
+/// Where the snapshot comes from, once the settings are checked.
+#[derive(Debug, Clone)]
+pub enum SnapshotOrigin {
+    /// The demonstration snapshot compiled into the binary.
+    Embedded,
+    /// A file or Redis.
+    Source(SnapshotSource),
+}
+
+/// The settings checked and converted to what the service uses.
+#[derive(Debug, Clone)]
+pub struct Checked {
+    pub settings: Settings,
+    pub listen: SocketAddr,
+    pub ops_listen: SocketAddr,
+    pub origin: SnapshotOrigin,
+    pub rules: Option<PathBuf>,
+    pub max_age: Option<Duration>,
+}
+
+impl Settings {
+    /// Layers the defaults, `config_file`, the environment (`env`: name/value pairs, normally
+    /// `std::env::vars()`) and `overrides`, then checks the result.
+    pub fn load(
+        config_file: Option<&Path>,
+        env: impl IntoIterator<Item = (String, String)>,
+        overrides: &Overrides,
+    ) -> anyhow::Result<Checked> {
+        let mut builder = config::Config::builder().add_source(config::File::from_str(
+            DEFAULT_TOML,
+            config::FileFormat::Toml,
+        ));
+        if let Some(path) = config_file {
+            if !path.is_file() {
+                bail!("configuration file {} does not exist", path.display());
+            }
+            builder = builder.add_source(
+                config::File::from(path.to_path_buf()).format(config::FileFormat::Toml),
+            );
+        }
+        let env: config::Map<String, String> = env
+            .into_iter()
+            .filter(|(name, _)| name.starts_with("KBI_ADVICE__"))
+            .collect();
+        builder = builder.add_source(
+            config::Environment::with_prefix("KBI_ADVICE")
+                .prefix_separator("__")
+                .separator("__")
+                .try_parsing(true)
+                .source(Some(env)),
+        );
+        if let Some(listen) = &overrides.listen {
+            builder = builder.set_override("server.listen", listen.as_str())?;
+        }
+        if let Some(listen) = &overrides.ops_listen {
+            builder = builder.set_override("ops.listen", listen.as_str())?;
+        }
+        if let Some(source) = &overrides.snapshot {
+            builder = builder.set_override("snapshot.source", source.as_str())?;
+        }
+        let settings: Settings = builder
+            .build()
+            .and_then(|c| c.try_deserialize())
+            .map_err(|e| anyhow::anyhow!("invalid configuration: {e}"))?;
+        settings.check()
+    }
+
+    fn check(self) -> anyhow::Result<Checked> {
+        let listen: SocketAddr =
+            self.server.listen.parse().with_context(|| {
+                format!("server.listen {:?} is not IP:PORT", self.server.listen)
+            })?;
+        let ops_listen: SocketAddr = self
+            .ops
+            .listen
+            .parse()
+            .with_context(|| format!("ops.listen {:?} is not IP:PORT", self.ops.listen))?;
+        if self.server.plain_http && !listen.ip().is_loopback() {
+            bail!(
+                "server.plain_http = true is only allowed on a loopback address, \
+                 not on server.listen {listen}: configure TLS for any other address"
+            );
+        }
+        let positive = [
+            ("server.body_limit_bytes", self.server.body_limit_bytes),
+            (
+                "server.rest_batch_max_questions",
+                self.server.rest_batch_max_questions,
+            ),
+            ("server.soap_max_questions", self.server.soap_max_questions),
+            ("server.soap_max_depth", self.server.soap_max_depth),
+            ("server.soap_max_elements", self.server.soap_max_elements),
+        ];
+        for (name, value) in positive {
+            if value == 0 {
+                bail!("{name} must be at least 1");
+            }
+        }
+        if self.server.request_head_timeout_ms == 0 {
+            bail!("server.request_head_timeout_ms must be at least 1");
+        }
+        if self.snapshot.redis_poll_seconds == 0 {
+            bail!("snapshot.redis_poll_seconds must be at least 1");
+        }
+        let id = &self.server.service_identificatie;
+        if id.is_empty() || id.len() > crate::api::soap::MAX_IDENTIFICATIE {
+            bail!("server.service_identificatie must be 1 to 128 characters");
+        }
+        let origin = if self.snapshot.source.trim().is_empty() {
+            SnapshotOrigin::Embedded
+        } else {
+            SnapshotOrigin::Source(
+                self.snapshot
+                    .source
+                    .parse()
+                    .map_err(|e| anyhow::anyhow!("snapshot.source: {e}"))?,
+            )
+        };
+        let rules = (!self.snapshot.rules.trim().is_empty())
+            .then(|| PathBuf::from(self.snapshot.rules.trim()));
+        let max_age = (self.snapshot.max_age_seconds > 0)
+            .then(|| Duration::from_secs(self.snapshot.max_age_seconds));
+        Ok(Checked {
+            settings: self,
+            listen,
+            ops_listen,
+            origin,
+            rules,
+            max_age,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(env: &[(&str, &str)], overrides: &Overrides) -> anyhow::Result<Checked> {
+        let env = env.iter().map(|(k, v)| (k.to_string(), v.to_string()));
+        Settings::load(None, env, overrides)
+    }
+
+    #[test]
+    fn defaults_are_the_documented_ones() {
+        let checked = load(&[], &Overrides::default()).unwrap();
+        assert_eq!(checked.listen.to_string(), "127.0.0.1:8080");
+        assert_eq!(checked.ops_listen.to_string(), "127.0.0.1:9090");
+        assert!(matches!(checked.origin, SnapshotOrigin::Embedded));
+        assert_eq!(checked.settings.server.body_limit_bytes, 1 << 20);
+        assert_eq!(checked.max_age, None);
+    }
+
+    #[test]
+    fn environment_overrides_file_and_flags_override_environment() {
+        let checked = load(
+            &[
+                ("KBI_ADVICE__SERVER__BODY_LIMIT_BYTES", "2048"),
+                ("KBI_ADVICE__SERVER__LISTEN", "127.0.0.1:1111"),
+                ("KBI_ADVICE__SNAPSHOT__MAX_AGE_SECONDS", "60"),
+            ],
+            &Overrides {
+                listen: Some("127.0.0.1:2222".into()),
+                ..Overrides::default()
+            },
+        )
+        .unwrap();
+        assert_eq!(checked.settings.server.body_limit_bytes, 2048);
+        assert_eq!(checked.listen.to_string(), "127.0.0.1:2222");
+        assert_eq!(checked.max_age, Some(Duration::from_secs(60)));
+    }
+
+    #[test]
+    fn bad_values_are_refused_with_the_setting_named() {
+        let error = load(
+            &[("KBI_ADVICE__SERVER__BODY_LIMIT_BYTES", "lots")],
+            &Overrides::default(),
+        )
+        .unwrap_err();
+        assert!(
+            format!("{error:#}").contains("body_limit_bytes"),
+            "{error:#}"
+        );
+
+        let error = load(
+            &[("KBI_ADVICE__SERVER__LISTEN", "localhost")],
+            &Overrides::default(),
+        )
+        .unwrap_err();
+        assert!(format!("{error:#}").contains("server.listen"), "{error:#}");
+
+        let error = load(
+            &[("KBI_ADVICE__SERVER__NO_SUCH", "1")],
+            &Overrides::default(),
+        )
+        .unwrap_err();
+        assert!(format!("{error:#}").contains("no_such"), "{error:#}");
+    }
+
+    #[test]
+    fn plain_http_is_refused_off_loopback() {
+        let error = load(
+            &[("KBI_ADVICE__SERVER__LISTEN", "0.0.0.0:8080")],
+            &Overrides::default(),
+        )
+        .unwrap_err();
+        assert!(format!("{error:#}").contains("plain_http"), "{error:#}");
+    }
+}
