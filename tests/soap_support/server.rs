@@ -23,6 +23,16 @@ impl Server {
         format!("http://127.0.0.1:{}{path}", self.ops_port)
     }
 
+    /// The process id (to send it signals).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// What the service wrote on stderr so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.log.path()).unwrap_or_default()
+    }
+
     /// Whether the process still runs and `/health/live` says so.
     pub fn live(&mut self) -> bool {
         if !matches!(self.child.try_wait(), Ok(None)) {
@@ -50,6 +60,11 @@ fn free_port() -> u16 {
 
 /// Starts `kbi-advice serve` on `snapshot` and waits until it answers `/health/ready`.
 pub fn start(snapshot: &Path) -> Server {
+    start_with(snapshot, &[], &[])
+}
+
+/// [`start`] with extra arguments and environment variables.
+pub fn start_with(snapshot: &Path, args: &[&str], envs: &[(&str, &str)]) -> Server {
     let port = free_port();
     let ops_port = free_port();
     let log = tempfile::NamedTempFile::new().expect("a temporary log file");
@@ -61,6 +76,8 @@ pub fn start(snapshot: &Path) -> Server {
         .arg(format!("127.0.0.1:{ops_port}"))
         .arg("--snapshot")
         .arg(snapshot)
+        .args(args)
+        .envs(envs.iter().copied())
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(log.reopen().expect("log file reopens"))
