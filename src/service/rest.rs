@@ -118,7 +118,27 @@ pub fn too_large(limit: usize) -> (StatusCode, Vec<u8>, &'static str) {
 #[derive(Deserialize)]
 struct BatchRequest<'a> {
     #[serde(borrow)]
-    questions: Option<Vec<BatchQuestion<'a>>>,
+    questions: Option<Vec<ObjectOnly<BatchQuestion<'a>>>>,
+}
+
+/// A value that must be a JSON object: serde's derived structs would also take an array
+/// (members by position), which the documented shape does not allow.
+struct ObjectOnly<T>(T);
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for ObjectOnly<T> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct ObjectVisitor<T>(std::marker::PhantomData<T>);
+        impl<'de, T: Deserialize<'de>> Visitor<'de> for ObjectVisitor<T> {
+            type Value = ObjectOnly<T>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
+                T::deserialize(serde::de::value::MapAccessDeserializer::new(map)).map(ObjectOnly)
+            }
+        }
+        deserializer.deserialize_map(ObjectVisitor(std::marker::PhantomData))
+    }
 }
 
 /// One question of a batch. Every member is read loosely, so that a member of the wrong type
@@ -264,7 +284,7 @@ fn answer_batch(state: &AppState, body: &[u8]) -> (StatusCode, Vec<u8>, &'static
     let answers = questions
         .iter()
         .map(|question| {
-            let outcome = judge(&snapshot, question);
+            let outcome = judge(&snapshot, &question.0);
             state.metrics.record_question(&outcome);
             match outcome {
                 Ok(advice) => BatchItem::Answer(AnswerJson::new(
