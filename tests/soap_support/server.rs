@@ -65,6 +65,17 @@ pub fn start(snapshot: &Path) -> Server {
 
 /// [`start`] with extra arguments and environment variables.
 pub fn start_with(snapshot: &Path, args: &[&str], envs: &[(&str, &str)]) -> Server {
+    launch(snapshot.as_os_str(), args, envs, true)
+}
+
+/// Starts `kbi-advice serve --snapshot SOURCE` (a file or `redis://…`) and waits until it answers
+/// `/health/live` and, when `wait_ready`, `/health/ready`.
+pub fn launch(
+    source: &std::ffi::OsStr,
+    args: &[&str],
+    envs: &[(&str, &str)],
+    wait_ready: bool,
+) -> Server {
     let port = free_port();
     let ops_port = free_port();
     let log = tempfile::NamedTempFile::new().expect("a temporary log file");
@@ -75,7 +86,7 @@ pub fn start_with(snapshot: &Path, args: &[&str], envs: &[(&str, &str)]) -> Serv
         .arg("--ops-listen")
         .arg(format!("127.0.0.1:{ops_port}"))
         .arg("--snapshot")
-        .arg(snapshot)
+        .arg(source)
         .args(args)
         .envs(envs.iter().copied())
         .stdin(Stdio::null())
@@ -89,6 +100,11 @@ pub fn start_with(snapshot: &Path, args: &[&str], envs: &[(&str, &str)]) -> Serv
         port,
         ops_port,
     };
+    let path = if wait_ready {
+        "/health/ready"
+    } else {
+        "/health/live"
+    };
     // A bound on start-up, not a speed assertion: a service that never comes up fails here.
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
@@ -96,15 +112,16 @@ pub fn start_with(snapshot: &Path, args: &[&str], envs: &[(&str, &str)]) -> Serv
             let log = std::fs::read_to_string(server.log.path()).unwrap_or_default();
             panic!("kbi-advice serve exited during start-up ({status}):\n{log}");
         }
-        let ready = reqwest::blocking::get(server.ops_url("/health/ready"))
+        let up = reqwest::blocking::get(server.ops_url(path))
             .map(|r| r.status().is_success())
             .unwrap_or(false);
-        if ready {
+        if up {
             return server;
         }
         assert!(
             Instant::now() < deadline,
-            "kbi-advice serve did not become ready"
+            "kbi-advice serve did not answer {path}:\n{}",
+            server.log()
         );
         std::thread::sleep(Duration::from_millis(100));
     }
