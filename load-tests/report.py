@@ -1,0 +1,65 @@
+#!/usr/bin/env python3
+"""Prints load-tests/run's results as a table with the ratios of performance.md, and writes the
+same as Markdown. usage: report.py RESULTS.jsonl OUT.md"""
+import json
+import sys
+
+results = {}
+for line in open(sys.argv[1]):
+    if line.strip():
+        r = json.loads(line)
+        results[r["name"]] = r
+
+
+def fmt(v, digits=0):
+    return "–" if v is None else f"{v:,.{digits}f}"
+
+
+lines = ["| measure | tool | requests/s | questions/s | p50 ms | p99 ms | errors |", "|---|---|---|---|---|---|---|"]
+for r in results.values():
+    lines.append(
+        f"| {r['name']} | {r['tool']} | {fmt(r['rps'])} | {fmt(r['qps'])} | "
+        f"{fmt(r.get('p50_ms'), 3)} | {fmt(r.get('p99_ms'), 3)} | {r['errors']} |"
+    )
+
+
+def ratio(a, b, key="rps"):
+    if a in results and b in results and results[b][key]:
+        return results[a][key] / results[b][key]
+    return None
+
+
+checks = []
+
+
+def check(label, value, target, higher=True, unit="×"):
+    if value is None:
+        checks.append(f"| {label} | – | {target}{unit} | not measured |")
+        return
+    ok = value >= target if higher else value <= target
+    checks.append(
+        f"| {label} | {value:.2f}{unit} | {'≥' if higher else '≤'} {target}{unit} | {'met' if ok else 'NOT MET'} |"
+    )
+
+
+check("REST single / Redis GET", ratio("rest-single", "redis-get"), 1.0)
+check("SOAP single / Redis GET", ratio("soap-single", "redis-get"), 0.6)
+check("REST single / empty actix handler", ratio("rest-single", "floor"), 0.8)
+for name in ("soap-batch-100", "rest-batch-1000"):
+    q = results.get(name, {}).get("qps")
+    check(f"questions/s, {name}", q / 1000 if q else None, 500, unit=" k/s")
+cr = results.get("rest-constant-rate")
+check("p99 at half the max rate (REST, corrected)", cr.get("p99_ms") if cr else None, 2.0, higher=False, unit=" ms")
+check("mutual TLS / plain (oha, same settings)", ratio("rest-mtls", "rest-plain-oha"), 0.8)
+check("audit on / audit off (REST single)", ratio("rest-single", "rest-single-audit-off"), 0.9)
+big, small = results.get("rest-constant-rate-10m"), results.get("rest-constant-rate")
+flat = big["p99_ms"] / small["p99_ms"] if big and small and small.get("p99_ms") else None
+check("p99 at the same rate, 10 M / 100 k persons", flat, 1.5, higher=False)
+
+table = "\n".join(lines)
+verdicts = "| ratio | measured | target | |\n|---|---|---|---|\n" + "\n".join(checks)
+print(table)
+print()
+print(verdicts)
+with open(sys.argv[2], "w") as out:
+    out.write(table + "\n\n" + verdicts + "\n")
