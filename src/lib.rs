@@ -5,6 +5,7 @@
 //! extracts into it; [`api`] and [`cli`] are the doors.
 
 pub mod api;
+pub mod audit;
 pub mod cli;
 pub mod domain;
 pub mod snapshot;
