@@ -10,3 +10,4 @@ pub mod cli;
 pub mod domain;
 pub mod snapshot;
 pub mod telemetry;
+pub mod trust;
