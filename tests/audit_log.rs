@@ -8,8 +8,8 @@ use std::sync::Arc;
 use assert_cmd::Command;
 use chrono::{DateTime, NaiveDate, TimeZone, Utc};
 use kbi_advice::audit::{
-    self, AuditError, AuditLog, AuditOptions, AuditOutcome, AuditRecord, AuditSender,
-    ProblemKind, GENESIS_PREV,
+    self, AuditError, AuditLog, AuditOptions, AuditOutcome, AuditRecord, AuditSender, ProblemKind,
+    GENESIS_PREV,
 };
 use kbi_advice::domain::{ErrorCode, Insz, ReasonCode};
 use kbi_advice::telemetry::metrics::Metrics;
@@ -99,7 +99,11 @@ async fn concurrent_appends_are_all_written_once_and_share_syncs() {
         seqs.push(receipt.first_seq);
     }
     seqs.sort();
-    assert_eq!(seqs, (1..=200).collect::<Vec<u64>>(), "every seq exactly once");
+    assert_eq!(
+        seqs,
+        (1..=200).collect::<Vec<u64>>(),
+        "every seq exactly once"
+    );
 
     let stats = log.stats();
     eprintln!(
@@ -159,7 +163,9 @@ async fn concurrent_appends_are_all_written_once_and_share_syncs() {
 async fn a_multi_record_append_is_consecutive() {
     let dir = tempfile::tempdir().unwrap();
     let log = AuditLog::open(dir.path(), AuditOptions::default()).unwrap();
-    log.append(vec![record(at(1, 9), INSZ[0], 0)]).await.unwrap();
+    log.append(vec![record(at(1, 9), INSZ[0], 0)])
+        .await
+        .unwrap();
     let batch = (1..=5).map(|i| record(at(1, 9), INSZ[1], i)).collect();
     let receipt = log.append(batch).await.unwrap();
     assert_eq!((receipt.first_seq, receipt.count), (2, 5));
@@ -172,13 +178,19 @@ async fn rotation_across_two_days_keeps_one_chain() {
     let dir = tempfile::tempdir().unwrap();
     let log = AuditLog::open(dir.path(), AuditOptions::default()).unwrap();
     for i in 0..3 {
-        log.append(vec![record(at(1, 23), INSZ[0], i)]).await.unwrap();
+        log.append(vec![record(at(1, 23), INSZ[0], i)])
+            .await
+            .unwrap();
     }
     for i in 3..6 {
-        log.append(vec![record(at(2, 0), INSZ[1], i)]).await.unwrap();
+        log.append(vec![record(at(2, 0), INSZ[1], i)])
+            .await
+            .unwrap();
     }
     // Stamped before midnight but arriving after the new day started: stays in the new file.
-    log.append(vec![record(at(1, 23), INSZ[2], 6)]).await.unwrap();
+    log.append(vec![record(at(1, 23), INSZ[2], 6)])
+        .await
+        .unwrap();
     drop(log);
 
     let files = files(dir.path());
@@ -198,7 +210,10 @@ async fn rotation_across_two_days_keeps_one_chain() {
 
     // Reopened, the chain resumes from the newest file.
     let log = AuditLog::open(dir.path(), AuditOptions::default()).unwrap();
-    let receipt = log.append(vec![record(at(2, 8), INSZ[3], 7)]).await.unwrap();
+    let receipt = log
+        .append(vec![record(at(2, 8), INSZ[3], 7)])
+        .await
+        .unwrap();
     assert_eq!(receipt.first_seq, 8);
     drop(log);
     let report = audit::verify(&self::files(dir.path()));
@@ -220,7 +235,7 @@ fn verify_detects_an_altered_record() {
     let mut lines = lines(&path);
     lines[2] = lines[2].replace("\"client_id\":\"demo\"", "\"client_id\":\"other\"");
     write_lines(&path, &lines);
-    let report = audit::verify(&[path.clone()]);
+    let report = audit::verify(std::slice::from_ref(&path));
     let problem = report.problem.unwrap();
     assert_eq!(problem.line, 4, "seen at the record after the altered one");
     assert_eq!(problem.kind, ProblemKind::Chain { seq: 4 });
@@ -294,18 +309,17 @@ fn cli_verify_reports_ok_and_the_first_problem() {
     let path = log_with(dir.path(), 5);
     let ok = cli().args(["audit", "verify"]).arg(&path).assert().code(0);
     let out = String::from_utf8(ok.get_output().stdout.clone()).unwrap();
-    assert!(out.starts_with("OK: 5 records in 1 file(s), seq 1..5"), "{out}");
+    assert!(
+        out.starts_with("OK: 5 records in 1 file(s), seq 1..5"),
+        "{out}"
+    );
     cli()
         .args(["audit", "verify", "--dir"])
         .arg(dir.path())
         .assert()
         .code(0);
 
-    for (name, edit) in [
-        ("edit", 0usize),
-        ("delete", 1),
-        ("swap", 2),
-    ] {
+    for (name, edit) in [("edit", 0usize), ("delete", 1), ("swap", 2)] {
         let copy = dir.path().join(format!("case-{name}"));
         std::fs::create_dir_all(&copy).unwrap();
         let target = copy.join("audit-2026-03-01.jsonl");
@@ -318,10 +332,17 @@ fn cli_verify_reports_ok_and_the_first_problem() {
             _ => lines.swap(2, 3),
         }
         write_lines(&target, &lines);
-        let failed = cli().args(["audit", "verify"]).arg(&target).assert().code(1);
+        let failed = cli()
+            .args(["audit", "verify"])
+            .arg(&target)
+            .assert()
+            .code(1);
         let out = String::from_utf8(failed.get_output().stdout.clone()).unwrap();
         assert!(out.starts_with("FAILED: "), "{name}: {out}");
-        assert!(out.contains("audit-2026-03-01.jsonl line "), "{name}: {out}");
+        assert!(
+            out.contains("audit-2026-03-01.jsonl line "),
+            "{name}: {out}"
+        );
     }
 }
 
@@ -332,8 +353,8 @@ fn search_answers_who_consulted_whom_and_when() {
     let log = AuditLog::open(dir.path(), AuditOptions::default()).unwrap();
     runtime.block_on(async {
         for day in 1..=3 {
-            for i in 0..4 {
-                log.append(vec![record(at(day, 10), INSZ[i], i)])
+            for (i, insz) in INSZ.iter().enumerate() {
+                log.append(vec![record(at(day, 10), insz, i)])
                     .await
                     .unwrap();
             }
@@ -350,7 +371,14 @@ fn search_answers_who_consulted_whom_and_when() {
     assert_eq!(some.records[0].date(), day(2).unwrap());
 
     let json = cli()
-        .args(["audit", "search", "--insz", "00.01.25-567.77", "--format", "json"])
+        .args([
+            "audit",
+            "search",
+            "--insz",
+            "00.01.25-567.77",
+            "--format",
+            "json",
+        ])
         .args(["--from", "2026-03-02", "--dir"])
         .arg(dir.path())
         .assert()
@@ -396,7 +424,10 @@ async fn torn_last_line_is_cut_kept_aside_and_the_chain_goes_on() {
     bytes.extend_from_slice(torn);
     std::fs::write(&path, &bytes).unwrap();
     assert_eq!(
-        audit::verify(&[path.clone()]).problem.unwrap().kind,
+        audit::verify(std::slice::from_ref(&path))
+            .problem
+            .unwrap()
+            .kind,
         ProblemKind::Unterminated
     );
 
@@ -410,7 +441,10 @@ async fn torn_last_line_is_cut_kept_aside_and_the_chain_goes_on() {
     assert_eq!(side.len(), 1, "the torn bytes are kept aside");
     assert_eq!(std::fs::read(dir.path().join(&side[0])).unwrap(), torn);
 
-    let receipt = log.append(vec![record(at(1, 11), INSZ[0], 3)]).await.unwrap();
+    let receipt = log
+        .append(vec![record(at(1, 11), INSZ[0], 3)])
+        .await
+        .unwrap();
     assert_eq!(receipt.first_seq, 4);
     drop(log);
     let report = audit::verify(&files(dir.path()));
@@ -453,7 +487,9 @@ async fn unopenable_day_file_fails_the_append_then_recovers() {
         ..AuditOptions::default()
     };
     let log = AuditLog::open(&dir, options).unwrap();
-    log.append(vec![record(at(1, 22), INSZ[0], 0)]).await.unwrap();
+    log.append(vec![record(at(1, 22), INSZ[0], 0)])
+        .await
+        .unwrap();
 
     std::fs::rename(&dir, &aside).unwrap();
     std::fs::write(&dir, b"not a directory").unwrap();
@@ -468,7 +504,10 @@ async fn unopenable_day_file_fails_the_append_then_recovers() {
 
     std::fs::remove_file(&dir).unwrap();
     std::fs::rename(&aside, &dir).unwrap();
-    let receipt = log.append(vec![record(at(2, 1), INSZ[1], 2)]).await.unwrap();
+    let receipt = log
+        .append(vec![record(at(2, 1), INSZ[1], 2)])
+        .await
+        .unwrap();
     assert_eq!(receipt.first_seq, 2, "the failed record was never chained");
     drop(log);
     let report = audit::verify(&files(&dir));
@@ -488,12 +527,16 @@ async fn read_only_directory_fails_the_append_unless_root() {
     use std::os::unix::fs::PermissionsExt;
     let dir = tempfile::tempdir().unwrap();
     let log = AuditLog::open(dir.path(), AuditOptions::default()).unwrap();
-    log.append(vec![record(at(1, 22), INSZ[0], 0)]).await.unwrap();
+    log.append(vec![record(at(1, 22), INSZ[0], 0)])
+        .await
+        .unwrap();
     std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o555)).unwrap();
     let failed = log.append(vec![record(at(2, 1), INSZ[1], 1)]).await;
     std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
     assert!(failed.is_err());
-    log.append(vec![record(at(2, 1), INSZ[1], 2)]).await.unwrap();
+    log.append(vec![record(at(2, 1), INSZ[1], 2)])
+        .await
+        .unwrap();
     drop(log);
     assert!(audit::verify(&files(dir.path())).is_ok());
 }
@@ -528,7 +571,10 @@ fn write_failure_midway_is_undone_and_later_appends_succeed() {
     let files = files(dir.path());
     let report = audit::verify(&files);
     assert!(report.is_ok(), "{:?}", report.problem);
-    assert_eq!(report.records, 6, "3 before, 0 of the failed round, 3 after");
+    assert_eq!(
+        report.records, 6,
+        "3 before, 0 of the failed round, 3 after"
+    );
 }
 
 /// Runs only as the child of the test above (does nothing otherwise).
@@ -590,6 +636,9 @@ fn fsize_limit_scenario_in_child() {
         let batch = (6..9).map(|i| record(at(1, 9), INSZ[i % 4], i)).collect();
         log.append(batch).await.unwrap()
     });
-    assert_eq!(receipt.first_seq, 4, "the failed round left no trace in the chain");
+    assert_eq!(
+        receipt.first_seq, 4,
+        "the failed round left no trace in the chain"
+    );
     drop(log);
 }

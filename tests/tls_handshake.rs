@@ -5,7 +5,9 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use kbi_advice::trust::{cert, peer_fingerprint, server_config, ClientRegistry, TlsError, TlsFiles};
+use kbi_advice::trust::{
+    cert, peer_fingerprint, server_config, ClientRegistry, TlsError, TlsFiles,
+};
 use rcgen::{
     BasicConstraints, Certificate, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa,
     KeyPair, KeyUsagePurpose,
@@ -42,7 +44,9 @@ fn leaf(ca: &Ca, cn: &str, org: &str, server: bool) -> Leaf {
     };
     let mut params = CertificateParams::new(names).unwrap();
     params.distinguished_name.push(DnType::CommonName, cn);
-    params.distinguished_name.push(DnType::OrganizationName, org);
+    params
+        .distinguished_name
+        .push(DnType::OrganizationName, org);
     params.extended_key_usages = vec![if server {
         ExtendedKeyUsagePurpose::ServerAuth
     } else {
@@ -173,7 +177,8 @@ async fn handshake(config: rustls::ServerConfig, client: rustls::ClientConfig) -
 async fn a_client_certificate_from_the_ca_completes_the_handshake() {
     let pki = pki();
     let config = server_config(&pki.files).unwrap();
-    let (seen, echoed) = handshake(config, client_config(&pki, Some(&pki.good_client), false)).await;
+    let (seen, echoed) =
+        handshake(config, client_config(&pki, Some(&pki.good_client), false)).await;
     let expected = cert::fingerprint(pki.good_client.cert.der());
     match seen {
         Seen::Accepted {
@@ -210,8 +215,11 @@ async fn tls_1_2_is_accepted_too() {
 async fn a_certificate_from_another_ca_is_refused_at_the_handshake() {
     let pki = pki();
     let config = server_config(&pki.files).unwrap();
-    let (seen, echoed) =
-        handshake(config, client_config(&pki, Some(&pki.foreign_client), false)).await;
+    let (seen, echoed) = handshake(
+        config,
+        client_config(&pki, Some(&pki.foreign_client), false),
+    )
+    .await;
     match seen {
         Seen::Refused(error) => assert!(error.contains("certificate"), "{error}"),
         Seen::Accepted { .. } => panic!("a foreign certificate was accepted"),
@@ -259,7 +267,12 @@ operations = ["single"]
         "by-fingerprint",
         "a fingerprint is the stronger tie"
     );
-    let renewed = leaf(&ca("kbi test client CA 2"), "kbi.ovo000123", "Agentschap", false);
+    let renewed = leaf(
+        &ca("kbi test client CA 2"),
+        "kbi.ovo000123",
+        "Agentschap",
+        false,
+    );
     assert_eq!(
         registry
             .identify_by_certificate(renewed.cert.der())
@@ -293,7 +306,10 @@ fn configuration_errors_name_the_file() {
         key: missing.clone(),
         ..pki.files.clone()
     });
-    assert!(e.contains(&path_str(&missing)) && e.contains("server key"), "{e}");
+    assert!(
+        e.contains(&path_str(&missing)) && e.contains("server key"),
+        "{e}"
+    );
 
     let garbage = pki.dir.path().join("garbage.pem");
     std::fs::write(&garbage, "not a pem file").unwrap();

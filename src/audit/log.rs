@@ -247,7 +247,7 @@ pub(crate) fn audit_files(dir: &Path) -> Result<Vec<(NaiveDate, PathBuf)>, Audit
             files.push((date, entry.path()));
         }
     }
-    files.sort_by(|a, b| b.0.cmp(&a.0));
+    files.sort_by_key(|file| std::cmp::Reverse(file.0));
     Ok(files)
 }
 
@@ -269,16 +269,15 @@ fn resume(dir: &Path) -> Result<Resumed, AuditError> {
             continue;
         }
         let line = last_line(&mut file, path, len)?;
-        let record: AuditRecord = serde_json::from_slice(&line).map_err(|e| {
-            AuditError::Corrupt {
+        let record: AuditRecord =
+            serde_json::from_slice(&line).map_err(|e| AuditError::Corrupt {
                 path: path.clone(),
                 line: None,
                 detail: format!(
                     "last line is not a valid audit record ({}); run `kbi-advice audit verify`",
                     super::mask_numbers(&e.to_string())
                 ),
-            }
-        })?;
+            })?;
         return Ok(Resumed {
             seq: record.seq,
             hash: line_hash(&line),

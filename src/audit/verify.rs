@@ -53,7 +53,13 @@ pub struct Problem {
 
 impl fmt::Display for Problem {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} line {}: {}", self.file.display(), self.line, self.kind)
+        write!(
+            f,
+            "{} line {}: {}",
+            self.file.display(),
+            self.line,
+            self.kind
+        )
     }
 }
 
@@ -179,8 +185,12 @@ fn verify_file(
             return Err(problem(line_no, ProblemKind::Unterminated));
         }
         let line = &buf[..buf.len() - 1];
-        let record: AuditRecord = serde_json::from_slice(line)
-            .map_err(|e| problem(line_no, ProblemKind::Malformed(mask_numbers(&e.to_string()))))?;
+        let record: AuditRecord = serde_json::from_slice(line).map_err(|e| {
+            problem(
+                line_no,
+                ProblemKind::Malformed(mask_numbers(&e.to_string())),
+            )
+        })?;
         match last {
             None => {
                 report.first_seq = Some(record.seq);

@@ -24,7 +24,11 @@ pub enum AuditCommand {
 #[derive(Debug, Args)]
 pub struct VerifyArgs {
     /// Audit files (audit-YYYY-MM-DD.jsonl), in any order: they are checked in date order.
-    #[arg(value_name = "FILES", required_unless_present = "dir", conflicts_with = "dir")]
+    #[arg(
+        value_name = "FILES",
+        required_unless_present = "dir",
+        conflicts_with = "dir"
+    )]
     pub files: Vec<PathBuf>,
     /// Check every audit file of this directory instead.
     #[arg(long, value_name = "DIR")]

@@ -216,7 +216,11 @@ impl ClientRegistry {
             if self.by_id[&client.id] != i {
                 return Err(invalid(&setting("id"), "id used by another client"));
             }
-            if client.fingerprints.iter().any(|f| self.by_fingerprint[f] != i) {
+            if client
+                .fingerprints
+                .iter()
+                .any(|f| self.by_fingerprint[f] != i)
+            {
                 return Err(invalid(
                     &setting("certificate_fingerprints"),
                     "fingerprint already belongs to another client",
@@ -268,7 +272,9 @@ impl ClientRegistry {
 
     /// The client that owns this SOAP `Afzender/Identificatie` (development profile).
     pub fn identify_by_afzender(&self, identificatie: &str) -> Option<&Client> {
-        self.by_afzender.get(identificatie).map(|&i| &self.clients[i])
+        self.by_afzender
+            .get(identificatie)
+            .map(|&i| &self.clients[i])
     }
 
     /// [`Client::authorise`] (30010 on refusal).
@@ -482,7 +488,10 @@ operations = ["single", "batch"]
         let e = error(&TWO.replace("hoedanigheden = [\"2000\"]", "hoedanigheden = []"));
         assert!(e.contains("client[1] (ovo000123).hoedanigheden"), "{e}");
         let e = error(&TWO.replace("\"ovo000123.test\"", "\"zorgkas-a.be\""));
-        assert!(e.contains("afzenders") && e.contains("another client"), "{e}");
+        assert!(
+            e.contains("afzenders") && e.contains("another client"),
+            "{e}"
+        );
         let e = error(&TWO.replace("id = \"ovo000123\"", "id = \"zorgkas-a\""));
         assert!(e.contains("client[1] (zorgkas-a).id"), "{e}");
         let e = error(&TWO.replace("id = \"ovo000123\"", "id = \"ovo 123\""));

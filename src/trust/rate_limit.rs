@@ -198,7 +198,10 @@ operations = ["single"]
         clock.advance(Duration::from_millis(499));
         assert!(!limiter.try_acquire_id("limited"), "not yet half a second");
         clock.advance(Duration::from_millis(1));
-        assert!(limiter.try_acquire_id("limited"), "one token after 0.5 s at 2/s");
+        assert!(
+            limiter.try_acquire_id("limited"),
+            "one token after 0.5 s at 2/s"
+        );
         assert!(!limiter.try_acquire_id("limited"));
     }
 
@@ -206,7 +209,9 @@ operations = ["single"]
     fn never_more_than_the_burst_after_idling() {
         let (limiter, clock) = limiter();
         clock.advance(Duration::from_secs(3600));
-        let taken = (0..10).filter(|_| limiter.try_acquire_id("limited")).count();
+        let taken = (0..10)
+            .filter(|_| limiter.try_acquire_id("limited"))
+            .count();
         assert_eq!(taken, 3);
     }
 
@@ -251,6 +256,9 @@ operations = ["single"]
                 .collect();
             handles.into_iter().map(|h| h.join().unwrap()).sum()
         });
-        assert_eq!(granted, 3, "the burst is shared by all threads of one client");
+        assert_eq!(
+            granted, 3,
+            "the burst is shared by all threads of one client"
+        );
     }
 }
