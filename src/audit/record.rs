@@ -362,6 +362,69 @@ mod tests {
     }
 
     #[test]
+    fn soap_question_records_map_to_audit_records() {
+        use crate::api::soap::{CallerContext, QuestionRecord};
+        use crate::domain::Advice;
+        let insz = Insz::parse("85073003328").unwrap();
+        let caller = CallerContext {
+            identificatie: "demo.kbi-advice".into(),
+            referte: "r-1".into(),
+            hoedanigheid: "9999".into(),
+            gebruiker: Some("agent".into()),
+        };
+        let advice = Advice {
+            insz,
+            reference_date: NaiveDate::from_ymd_opt(2026, 1, 1).unwrap(),
+            subject: true,
+            compliant: false,
+            reason: Some(ReasonCode::GeenContract),
+            found: true,
+        };
+        let answered = QuestionRecord {
+            referte: "q-1".into(),
+            insz: Some(insz),
+            outcome: Ok(advice),
+            found: Some(true),
+        };
+        let time = Utc.with_ymd_and_hms(2026, 3, 1, 12, 0, 0).unwrap();
+        let record = AuditRecord::from_soap(
+            time,
+            "srv-1",
+            "demo",
+            &caller,
+            &answered,
+            Some("snap-1"),
+            Some("2026.1"),
+        );
+        assert_eq!(record.outcome, AuditOutcome::Nok(ReasonCode::GeenContract));
+        assert_eq!(record.reference_date, Some(advice.reference_date));
+        assert_eq!(
+            record.sender.as_ref().unwrap().gebruiker.as_deref(),
+            Some("agent")
+        );
+        assert_eq!(record.question_referte.as_deref(), Some("q-1"));
+
+        let refused = QuestionRecord {
+            referte: String::new(),
+            insz: None,
+            outcome: Err(ErrorCode::InvalidInsz),
+            found: None,
+        };
+        let record = AuditRecord::from_soap(time, "srv-1", "demo", &caller, &refused, None, None);
+        assert_eq!(record.outcome, AuditOutcome::Error(ErrorCode::InvalidInsz));
+        assert_eq!(
+            (record.insz, record.question_referte, record.found),
+            (None, None, None)
+        );
+        let compliant = Advice {
+            compliant: true,
+            reason: None,
+            ..advice
+        };
+        assert_eq!(AuditOutcome::of(&Ok(compliant)), AuditOutcome::Ok);
+    }
+
+    #[test]
     fn file_names() {
         let day = NaiveDate::from_ymd_opt(2026, 3, 1).unwrap();
         assert_eq!(file_name(day), "audit-2026-03-01.jsonl");
