@@ -5,8 +5,10 @@
 //! extracts into it; [`api`] and [`cli`] are the doors.
 
 pub mod api;
+pub mod audit;
 pub mod cli;
 pub mod domain;
 pub mod service;
 pub mod snapshot;
 pub mod telemetry;
+pub mod trust;

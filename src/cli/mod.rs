@@ -8,6 +8,7 @@ use clap::{Parser, Subcommand};
 
 use crate::domain::RuleSet;
 
+pub mod audit;
 pub mod check;
 pub mod premium_list;
 pub mod serve;
@@ -35,6 +36,9 @@ pub enum Command {
     Snapshot(snapshot::SnapshotCommand),
     /// Export (or verify) the yearly reduced-premium list: encrypted, signed, once a year.
     PremiumList(premium_list::PremiumListArgs),
+    /// Check the audit log's hash chain, or search it for one INSZ.
+    #[command(subcommand)]
+    Audit(audit::AuditCommand),
 }
 
 /// Exit codes shared by the subcommands.
@@ -69,6 +73,7 @@ pub fn run() -> ExitCode {
         Command::Check(args) => check::run(args),
         Command::PremiumList(args) => premium_list::run(args),
         Command::Snapshot(command) => snapshot::run(command),
+        Command::Audit(command) => audit::run(command),
     };
     match outcome {
         Ok(code) => ExitCode::from(code),

@@ -1,0 +1,435 @@
+//! One audit record: one answered question, as one JSON line.
+//!
+//! The line format is fixed by the field order of [`AuditRecord`] (serde writes fields in
+//! declaration order) and documented in `docs/security.md`. The chain hash of a record is the
+//! SHA-256 of its exact line bytes **without** the terminating `\n`; the next record carries it,
+//! as lowercase hex, in `prev`.
+
+use std::fmt;
+
+use chrono::{DateTime, NaiveDate, SecondsFormat, Utc};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use sha2::{Digest, Sha256};
+
+use crate::domain::{Advice, ErrorCode, Insz, ReasonCode};
+
+/// `prev` of the first record of a fresh log: 64 zeros.
+pub const GENESIS_PREV: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+
+/// A SHA-256 chain hash.
+pub type ChainHash = [u8; 32];
+
+/// The chain hash of one line (`line` without its `\n`).
+pub fn line_hash(line: &[u8]) -> ChainHash {
+    Sha256::digest(line).into()
+}
+
+/// The caller's `Afzender` as sent (SOAP); absent for REST callers.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuditSender {
+    pub identificatie: String,
+    pub referte: String,
+    pub hoedanigheid: String,
+    /// `Afzender/Gebruiker`, when sent.
+    #[serde(default)]
+    pub gebruiker: Option<String>,
+}
+
+/// What the question got: an advice (`OK`/`NOK` with its reason) or a catalogue error.
+///
+/// JSON: `{"result":"OK"}`, `{"result":"NOK","reason":"GEEN_CONTRACT"}`,
+/// `{"result":"ERROR","error":"30001"}`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuditOutcome {
+    Ok,
+    Nok(ReasonCode),
+    Error(ErrorCode),
+}
+
+impl AuditOutcome {
+    /// The outcome of an advice or a refused question.
+    pub fn of(outcome: &Result<Advice, ErrorCode>) -> Self {
+        match outcome {
+            Ok(advice) => match advice.reason {
+                Some(reason) if !advice.is_ok() => AuditOutcome::Nok(reason),
+                _ => AuditOutcome::Ok,
+            },
+            Err(code) => AuditOutcome::Error(*code),
+        }
+    }
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct OutcomeJson {
+    result: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    reason: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    error: Option<String>,
+}
+
+impl Serialize for AuditOutcome {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let json = match self {
+            AuditOutcome::Ok => OutcomeJson {
+                result: "OK".into(),
+                reason: None,
+                error: None,
+            },
+            AuditOutcome::Nok(reason) => OutcomeJson {
+                result: "NOK".into(),
+                reason: Some(reason.code().into()),
+                error: None,
+            },
+            AuditOutcome::Error(code) => OutcomeJson {
+                result: "ERROR".into(),
+                reason: None,
+                error: Some(code.as_str().into()),
+            },
+        };
+        json.serialize(serializer)
+    }
+}
+
+impl<'de> Deserialize<'de> for AuditOutcome {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        use serde::de::Error;
+        let json = OutcomeJson::deserialize(deserializer)?;
+        match (json.result.as_str(), json.reason, json.error) {
+            ("OK", None, None) => Ok(AuditOutcome::Ok),
+            ("NOK", Some(reason), None) => ReasonCode::parse(&reason)
+                .map(AuditOutcome::Nok)
+                .ok_or_else(|| D::Error::custom(format!("unknown reason code {reason:?}"))),
+            ("ERROR", None, Some(error)) => ErrorCode::ALL
+                .into_iter()
+                .find(|code| code.as_str() == error)
+                .map(AuditOutcome::Error)
+                .ok_or_else(|| D::Error::custom(format!("unknown error code {error:?}"))),
+            _ => Err(D::Error::custom(
+                "outcome must be {result: OK}, {result: NOK, reason} or {result: ERROR, error}",
+            )),
+        }
+    }
+}
+
+/// One answered question (`security-and-audit.md`, Audit log).
+///
+/// `seq` and `prev` belong to the log: [`super::AuditLog::append`] overwrites whatever the caller
+/// put there (build records with [`AuditRecord::new`] and leave them at 0 / empty).
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuditRecord {
+    /// When the question was answered (RFC 3339, UTC, milliseconds). Its UTC date chooses the
+    /// daily file (see [`super::AuditLog`] for the midnight rule).
+    #[serde(with = "rfc3339_ms")]
+    pub time: DateTime<Utc>,
+    /// The reply's unique server reference.
+    pub server_reference: String,
+    /// The client id from the registry (certificate or, in development, the sender).
+    pub client_id: String,
+    /// The SOAP `Afzender`; `null` for REST callers.
+    pub sender: Option<AuditSender>,
+    /// The question's `Referte` (SOAP); `null` for REST.
+    pub question_referte: Option<String>,
+    /// The INSZ asked about, 11 digits; `null` when the text sent was not a valid INSZ (30001),
+    /// since an invalid text is nobody's number.
+    #[serde(with = "insz_digits")]
+    pub insz: Option<Insz>,
+    /// The reference date used; `null` when it could not be read (30002, or the question was
+    /// refused before).
+    pub reference_date: Option<NaiveDate>,
+    pub outcome: AuditOutcome,
+    /// Whether the INSZ was in the snapshot (internal only: the answer never tells); `null` when
+    /// the question never reached the snapshot.
+    pub found: Option<bool>,
+    /// The snapshot the answer rests on; `null` when none was loaded.
+    pub snapshot_id: Option<String>,
+    /// The rule set version the answer rests on.
+    pub rule_set: Option<String>,
+    /// Position in the log, 1 for the first record ever, +1 per record across files.
+    pub seq: u64,
+    /// Lowercase hex SHA-256 of the previous record's line ([`GENESIS_PREV`] for the first).
+    pub prev: String,
+}
+
+/// Masked: a stray `{:?}` must not print the INSZ.
+impl fmt::Debug for AuditRecord {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AuditRecord")
+            .field("time", &self.time)
+            .field("server_reference", &self.server_reference)
+            .field("client_id", &self.client_id)
+            .field("insz", &self.insz)
+            .field("outcome", &self.outcome)
+            .field("seq", &self.seq)
+            .finish_non_exhaustive()
+    }
+}
+
+impl AuditRecord {
+    /// A record for one question; `seq`/`prev` are left for the log to fill in.
+    #[allow(clippy::too_many_arguments)] // one argument per audited fact, all required
+    pub fn new(
+        time: DateTime<Utc>,
+        server_reference: impl Into<String>,
+        client_id: impl Into<String>,
+        sender: Option<AuditSender>,
+        question_referte: Option<String>,
+        insz: Option<Insz>,
+        reference_date: Option<NaiveDate>,
+        outcome: AuditOutcome,
+        found: Option<bool>,
+        snapshot_id: Option<String>,
+        rule_set: Option<String>,
+    ) -> Self {
+        AuditRecord {
+            time,
+            server_reference: server_reference.into(),
+            client_id: client_id.into(),
+            sender,
+            question_referte,
+            insz,
+            reference_date,
+            outcome,
+            found,
+            snapshot_id,
+            rule_set,
+            seq: 0,
+            prev: String::new(),
+        }
+    }
+
+    /// The record for an answered SOAP `Vraag` (from the codec's [`QuestionRecord`]).
+    ///
+    /// [`QuestionRecord`]: crate::api::soap::QuestionRecord
+    pub fn from_soap(
+        time: DateTime<Utc>,
+        server_reference: &str,
+        client_id: &str,
+        caller: &crate::api::soap::CallerContext,
+        question: &crate::api::soap::QuestionRecord,
+        snapshot_id: Option<&str>,
+        rule_set: Option<&str>,
+    ) -> Self {
+        let sender = AuditSender {
+            identificatie: caller.identificatie.clone(),
+            referte: caller.referte.clone(),
+            hoedanigheid: caller.hoedanigheid.clone(),
+            gebruiker: caller.gebruiker.clone(),
+        };
+        let referte = (!question.referte.is_empty()).then(|| question.referte.clone());
+        AuditRecord::new(
+            time,
+            server_reference,
+            client_id,
+            Some(sender),
+            referte,
+            question.insz,
+            question.outcome.as_ref().ok().map(|a| a.reference_date),
+            AuditOutcome::of(&question.outcome),
+            question.found,
+            snapshot_id.map(str::to_owned),
+            rule_set.map(str::to_owned),
+        )
+    }
+
+    /// The UTC day of `time`.
+    pub fn date(&self) -> NaiveDate {
+        self.time.date_naive()
+    }
+}
+
+/// The name of the file for UTC day `date`: `audit-YYYY-MM-DD.jsonl`.
+pub fn file_name(date: NaiveDate) -> String {
+    format!("audit-{}.jsonl", date.format("%Y-%m-%d"))
+}
+
+/// The day of an audit file name, if `name` is one (`audit-YYYY-MM-DD.jsonl`).
+pub fn file_date(name: &str) -> Option<NaiveDate> {
+    let day = name.strip_prefix("audit-")?.strip_suffix(".jsonl")?;
+    if day.len() != 10 {
+        return None;
+    }
+    NaiveDate::parse_from_str(day, "%Y-%m-%d").ok()
+}
+
+mod rfc3339_ms {
+    use super::*;
+
+    pub fn serialize<S: Serializer>(time: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&time.to_rfc3339_opts(SecondsFormat::Millis, true))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<DateTime<Utc>, D::Error> {
+        let text = String::deserialize(d)?;
+        DateTime::parse_from_rfc3339(&text)
+            .map(|t| t.with_timezone(&Utc))
+            .map_err(serde::de::Error::custom)
+    }
+}
+
+mod insz_digits {
+    use super::*;
+
+    pub fn serialize<S: Serializer>(insz: &Option<Insz>, s: S) -> Result<S::Ok, S::Error> {
+        match insz {
+            Some(insz) => s.serialize_str(&insz.to_string()),
+            None => s.serialize_none(),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Insz>, D::Error> {
+        let text = Option::<String>::deserialize(d)?;
+        match text {
+            None => Ok(None),
+            // The error names the rule, never the text (which may be somebody's number).
+            Some(text) if text.len() == 11 => Insz::parse(&text)
+                .map(Some)
+                .map_err(|e| serde::de::Error::custom(format!("insz: {e}"))),
+            Some(_) => Err(serde::de::Error::custom("insz must be 11 digits")),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    fn sample() -> AuditRecord {
+        AuditRecord::new(
+            Utc.with_ymd_and_hms(2026, 3, 1, 12, 0, 0).unwrap(),
+            "srv-1",
+            "demo",
+            Some(AuditSender {
+                identificatie: "demo.kbi-advice".into(),
+                referte: "r-1".into(),
+                hoedanigheid: "9999".into(),
+                gebruiker: None,
+            }),
+            Some("q-1".into()),
+            Some(Insz::parse("85073003328").unwrap()),
+            NaiveDate::from_ymd_opt(2026, 1, 1),
+            AuditOutcome::Nok(ReasonCode::GeenContract),
+            Some(true),
+            Some("snap-1".into()),
+            Some("2026.1".into()),
+        )
+    }
+
+    #[test]
+    fn line_format_is_stable_and_round_trips() {
+        let line = serde_json::to_string(&sample()).unwrap();
+        assert_eq!(
+            line,
+            r#"{"time":"2026-03-01T12:00:00.000Z","server_reference":"srv-1","client_id":"demo","sender":{"identificatie":"demo.kbi-advice","referte":"r-1","hoedanigheid":"9999","gebruiker":null},"question_referte":"q-1","insz":"85073003328","reference_date":"2026-01-01","outcome":{"result":"NOK","reason":"GEEN_CONTRACT"},"found":true,"snapshot_id":"snap-1","rule_set":"2026.1","seq":0,"prev":""}"#
+        );
+        let back: AuditRecord = serde_json::from_str(&line).unwrap();
+        assert_eq!(back, sample());
+    }
+
+    #[test]
+    fn outcomes_serialise_as_documented() {
+        let ok = serde_json::to_string(&AuditOutcome::Ok).unwrap();
+        assert_eq!(ok, r#"{"result":"OK"}"#);
+        let err = serde_json::to_string(&AuditOutcome::Error(ErrorCode::InvalidInsz)).unwrap();
+        assert_eq!(err, r#"{"result":"ERROR","error":"30001"}"#);
+        for bad in [
+            r#"{"result":"OK","reason":"GEEN_CONTRACT"}"#,
+            r#"{"result":"NOK"}"#,
+            r#"{"result":"ERROR","error":"99999"}"#,
+        ] {
+            assert!(serde_json::from_str::<AuditOutcome>(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn debug_masks_the_insz() {
+        assert!(!format!("{:?}", sample()).contains("85073003328"));
+    }
+
+    #[test]
+    fn bad_insz_error_does_not_echo_it() {
+        let line = serde_json::to_string(&sample())
+            .unwrap()
+            .replace("85073003328", "85073003329");
+        let error = serde_json::from_str::<AuditRecord>(&line)
+            .unwrap_err()
+            .to_string();
+        assert!(!error.contains("85073003329"), "{error}");
+    }
+
+    #[test]
+    fn soap_question_records_map_to_audit_records() {
+        use crate::api::soap::{CallerContext, QuestionRecord};
+        use crate::domain::Advice;
+        let insz = Insz::parse("85073003328").unwrap();
+        let caller = CallerContext {
+            identificatie: "demo.kbi-advice".into(),
+            referte: "r-1".into(),
+            hoedanigheid: "9999".into(),
+            gebruiker: Some("agent".into()),
+        };
+        let advice = Advice {
+            insz,
+            reference_date: NaiveDate::from_ymd_opt(2026, 1, 1).unwrap(),
+            subject: true,
+            compliant: false,
+            reason: Some(ReasonCode::GeenContract),
+            found: true,
+        };
+        let answered = QuestionRecord {
+            referte: "q-1".into(),
+            insz: Some(insz),
+            outcome: Ok(advice),
+            found: Some(true),
+        };
+        let time = Utc.with_ymd_and_hms(2026, 3, 1, 12, 0, 0).unwrap();
+        let record = AuditRecord::from_soap(
+            time,
+            "srv-1",
+            "demo",
+            &caller,
+            &answered,
+            Some("snap-1"),
+            Some("2026.1"),
+        );
+        assert_eq!(record.outcome, AuditOutcome::Nok(ReasonCode::GeenContract));
+        assert_eq!(record.reference_date, Some(advice.reference_date));
+        assert_eq!(
+            record.sender.as_ref().unwrap().gebruiker.as_deref(),
+            Some("agent")
+        );
+        assert_eq!(record.question_referte.as_deref(), Some("q-1"));
+
+        let refused = QuestionRecord {
+            referte: String::new(),
+            insz: None,
+            outcome: Err(ErrorCode::InvalidInsz),
+            found: None,
+        };
+        let record = AuditRecord::from_soap(time, "srv-1", "demo", &caller, &refused, None, None);
+        assert_eq!(record.outcome, AuditOutcome::Error(ErrorCode::InvalidInsz));
+        assert_eq!(
+            (record.insz, record.question_referte, record.found),
+            (None, None, None)
+        );
+        let compliant = Advice {
+            compliant: true,
+            reason: None,
+            ..advice
+        };
+        assert_eq!(AuditOutcome::of(&Ok(compliant)), AuditOutcome::Ok);
+    }
+
+    #[test]
+    fn file_names() {
+        let day = NaiveDate::from_ymd_opt(2026, 3, 1).unwrap();
+        assert_eq!(file_name(day), "audit-2026-03-01.jsonl");
+        assert_eq!(file_date("audit-2026-03-01.jsonl"), Some(day));
+        assert_eq!(file_date("audit-2026-3-1.jsonl"), None);
+        assert_eq!(file_date("audit-2026-03-01.jsonl.torn-1"), None);
+    }
+}

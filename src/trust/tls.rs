@@ -1,0 +1,142 @@
+//! The TLS server configuration (`security-and-audit.md`, Transport and identity): rustls,
+//! TLS 1.2 and 1.3 only, a server certificate and key from PEM files, and **mandatory** client
+//! certificates verified against a CA bundle.
+//!
+//! The crypto provider is rustls' `ring` provider, chosen explicitly (not the process default):
+//! `ring` is already in the dependency tree through rustls-webpki, and naming it keeps the
+//! configuration independent of which provider features other crates switch on.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use rustls::server::WebPkiClientVerifier;
+use rustls::{RootCertStore, ServerConfig, ServerConnection};
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+
+/// The three PEM files of the TLS listener.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsFiles {
+    /// Server certificate chain (leaf first).
+    pub certificate: PathBuf,
+    /// The server certificate's private key (PKCS#8, PKCS#1 or SEC1).
+    pub key: PathBuf,
+    /// The CAs that issue client certificates.
+    pub client_ca: PathBuf,
+}
+
+/// Why the TLS configuration could not be built. Always names the file concerned.
+#[derive(Debug, thiserror::Error)]
+pub enum TlsError {
+    #[error("TLS {role} {}: cannot read: {source}", path.display())]
+    Read {
+        role: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("TLS {role} {}: {detail}", path.display())]
+    Invalid {
+        role: &'static str,
+        path: PathBuf,
+        detail: String,
+    },
+    #[error("TLS configuration: {0}")]
+    Config(String),
+}
+
+/// The crypto provider of every configuration built here.
+pub fn provider() -> Arc<rustls::crypto::CryptoProvider> {
+    Arc::new(rustls::crypto::ring::default_provider())
+}
+
+/// Builds the server configuration: TLS 1.3 and 1.2, client certificate required and verified
+/// against `files.client_ca`. The server's ALPN list is left empty for the HTTP server to set.
+pub fn server_config(files: &TlsFiles) -> Result<ServerConfig, TlsError> {
+    let chain = load_certificates(&files.certificate, "server certificate")?;
+    let key = load_key(&files.key)?;
+    let roots = load_roots(&files.client_ca)?;
+    let provider = provider();
+    let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone())
+        .build()
+        .map_err(|e| TlsError::Invalid {
+            role: "client CA bundle",
+            path: files.client_ca.clone(),
+            detail: e.to_string(),
+        })?;
+    ServerConfig::builder_with_provider(provider)
+        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
+        .map_err(|e| TlsError::Config(e.to_string()))?
+        .with_client_cert_verifier(verifier)
+        .with_single_cert(chain, key)
+        .map_err(|e| TlsError::Invalid {
+            role: "server key",
+            path: files.key.clone(),
+            detail: format!(
+                "does not fit the certificate {} or is unusable: {e}",
+                files.certificate.display()
+            ),
+        })
+}
+
+fn read(path: &Path, role: &'static str) -> Result<Vec<u8>, TlsError> {
+    std::fs::read(path).map_err(|source| TlsError::Read {
+        role,
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+/// Every `CERTIFICATE` block of a PEM file (at least one).
+pub fn load_certificates(
+    path: &Path,
+    role: &'static str,
+) -> Result<Vec<CertificateDer<'static>>, TlsError> {
+    let pem = read(path, role)?;
+    let invalid = |detail: String| TlsError::Invalid {
+        role,
+        path: path.to_path_buf(),
+        detail,
+    };
+    let certs = CertificateDer::pem_slice_iter(&pem)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| invalid(format!("not valid PEM: {e}")))?;
+    if certs.is_empty() {
+        return Err(invalid("contains no CERTIFICATE block".into()));
+    }
+    Ok(certs)
+}
+
+fn load_key(path: &Path) -> Result<PrivateKeyDer<'static>, TlsError> {
+    let role = "server key";
+    let pem = read(path, role)?;
+    PrivateKeyDer::from_pem_slice(&pem).map_err(|e| TlsError::Invalid {
+        role,
+        path: path.to_path_buf(),
+        detail: format!("no usable private key (PKCS#8, PKCS#1 or SEC1 PEM): {e}"),
+    })
+}
+
+fn load_roots(path: &Path) -> Result<RootCertStore, TlsError> {
+    let role = "client CA bundle";
+    let mut roots = RootCertStore::empty();
+    for (i, cert) in load_certificates(path, role)?.into_iter().enumerate() {
+        roots.add(cert).map_err(|e| TlsError::Invalid {
+            role,
+            path: path.to_path_buf(),
+            detail: format!("certificate {} is not a usable CA: {e}", i + 1),
+        })?;
+    }
+    Ok(roots)
+}
+
+/// The verified client certificate (leaf, DER) of a finished handshake.
+pub fn peer_certificate(connection: &ServerConnection) -> Option<&CertificateDer<'static>> {
+    connection.peer_certificates()?.first()
+}
+
+/// SHA-256 fingerprint of the verified client certificate of a finished handshake: what
+/// [`super::ClientRegistry::identify_by_certificate`] looks up.
+pub fn peer_fingerprint(connection: &ServerConnection) -> Option<[u8; 32]> {
+    peer_certificate(connection).map(|cert| super::cert::fingerprint(cert.as_ref()))
+}
