@@ -10,7 +10,6 @@ use std::collections::BTreeMap;
 use std::io::Write;
 use std::process::{Command, Stdio};
 
-use reqwest::blocking::Client;
 use soap_support::server::{start, Server};
 use soap_support::{request, request_with, CONTEXT, Q};
 
@@ -71,7 +70,7 @@ fn samples(text: &str) -> BTreeMap<String, f64> {
 }
 
 fn scrape(server: &Server) -> String {
-    let response = reqwest::blocking::get(server.ops_url("/metrics")).expect("scrape /metrics");
+    let response = soap_support::get(server.ops_url("/metrics")).expect("scrape /metrics");
     assert_eq!(response.status().as_u16(), 200);
     let content_type = response
         .headers()
@@ -157,7 +156,7 @@ impl Tally {
 #[test]
 fn metrics_count_exactly_the_traffic_of_every_door() {
     let server = start(&soap_support::manifest_dir().join("data/demo-snapshot.jsonl"));
-    let client = Client::new();
+    let client = soap_support::http();
     let before = samples(&scrape(&server));
     let mut tally = Tally::default();
 

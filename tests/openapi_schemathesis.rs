@@ -39,6 +39,9 @@ fn schemathesis_finds_no_failure_against_the_openapi_document() {
             "--workers",
             "2",
             "--no-color",
+            // The development profile identifies REST callers by this header.
+            "--header",
+            "X-Client-Id: demo",
         ])
         .output()
         .expect("schemathesis runs");

@@ -14,7 +14,6 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use reqwest::blocking::Client;
 use serde_json::Value;
 use soap_support::server::{launch, Server};
 use support_redis::RedisServer;
@@ -57,7 +56,7 @@ fn replica(redis: &RedisServer, wait_ready: bool) -> Server {
 
 /// The snapshot id a replica answers from, or the HTTP status when it cannot answer.
 fn answered_id(server: &Server) -> Result<String, u16> {
-    let response = reqwest::blocking::get(server.url(QUESTION)).map_err(|_| 0_u16)?;
+    let response = soap_support::get(server.url(QUESTION)).map_err(|_| 0_u16)?;
     let status = response.status().as_u16();
     let body: Value = response.json().map_err(|_| status)?;
     match (status, body["source"]["snapshot_id"].as_str()) {
@@ -82,7 +81,7 @@ fn wait_for_id(servers: &[&Server], id: &str) {
 }
 
 fn metric(server: &Server, series: &str) -> f64 {
-    let text = reqwest::blocking::get(server.ops_url("/metrics"))
+    let text = soap_support::get(server.ops_url("/metrics"))
         .unwrap()
         .text()
         .unwrap();
@@ -170,7 +169,7 @@ fn replicas_keep_serving_without_redis_and_pick_up_after_it_returns() {
         assert_eq!(answered_id(&b), Ok("before-outage".into()));
         std::thread::sleep(Duration::from_millis(100));
     }
-    let ready = reqwest::blocking::get(a.ops_url("/health/ready")).unwrap();
+    let ready = soap_support::get(a.ops_url("/health/ready")).unwrap();
     assert_eq!(ready.status().as_u16(), 200, "still ready without Redis");
     assert!(
         metric(
@@ -242,9 +241,12 @@ fn a_replica_started_while_redis_is_down_is_not_ready_until_it_loads() {
     let mut redis = RedisServer::start();
     redis.stop();
     let server = replica(&redis, false);
-    let ready = reqwest::blocking::get(server.ops_url("/health/ready")).unwrap();
+    let ready = soap_support::get(server.ops_url("/health/ready")).unwrap();
     assert_eq!(ready.status().as_u16(), 503);
-    let response = Client::new().get(server.url(QUESTION)).send().unwrap();
+    let response = soap_support::http()
+        .get(server.url(QUESTION))
+        .send()
+        .unwrap();
     assert_eq!(response.status().as_u16(), 503);
     let problem: Value = response.json().unwrap();
     assert_eq!(problem["code"], "30020");
@@ -258,6 +260,6 @@ fn a_replica_started_while_redis_is_down_is_not_ready_until_it_loads() {
         assert!(Instant::now() < deadline, "never loaded\n{}", server.log());
         std::thread::sleep(Duration::from_millis(100));
     }
-    let ready = reqwest::blocking::get(server.ops_url("/health/ready")).unwrap();
+    let ready = soap_support::get(server.ops_url("/health/ready")).unwrap();
     assert_eq!(ready.status().as_u16(), 200);
 }

@@ -9,7 +9,6 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use reqwest::blocking::Client;
 use serde_json::Value;
 use soap_support::server::{start, Server};
 use soap_support::{request, Q};
@@ -31,7 +30,7 @@ fn write_snapshot(path: &Path, snapshot_id: &str) {
 }
 
 fn snapshot_id_answered(server: &Server) -> String {
-    let body: Value = reqwest::blocking::get(server.url(QUESTION))
+    let body: Value = soap_support::get(server.url(QUESTION))
         .unwrap()
         .json()
         .unwrap();
@@ -39,7 +38,7 @@ fn snapshot_id_answered(server: &Server) -> String {
 }
 
 fn reload(server: &Server) -> (u16, Value) {
-    let response = Client::new()
+    let response = soap_support::http()
         .post(server.ops_url("/admin/snapshot/reload"))
         .send()
         .unwrap();
@@ -47,7 +46,7 @@ fn reload(server: &Server) -> (u16, Value) {
 }
 
 fn metric(server: &Server, series: &str) -> f64 {
-    let text = reqwest::blocking::get(server.ops_url("/metrics"))
+    let text = soap_support::get(server.ops_url("/metrics"))
         .unwrap()
         .text()
         .unwrap();
@@ -77,7 +76,7 @@ fn twenty_swaps_under_traffic_fail_no_request() {
                 seen.clone(),
             );
             std::thread::spawn(move || {
-                let client = Client::new();
+                let client = soap_support::http();
                 let soap = request(&[Q::date("q", "90011510383", "2026-01-01")]);
                 while !stop.load(Ordering::Relaxed) {
                     let outcome = if n % 2 == 0 {
@@ -200,7 +199,7 @@ fn a_bad_new_snapshot_is_refused_and_the_old_keeps_serving() {
         ),
         1.0
     );
-    let ready = reqwest::blocking::get(server.ops_url("/health/ready")).unwrap();
+    let ready = soap_support::get(server.ops_url("/health/ready")).unwrap();
     assert_eq!(ready.status().as_u16(), 200);
 }
 

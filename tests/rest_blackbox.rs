@@ -8,7 +8,6 @@ use std::path::Path;
 
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use reqwest::blocking::Client;
 use serde_json::{json, Value};
 use soap_support::server::{start, start_with, Server};
 use soap_support::*;
@@ -42,7 +41,7 @@ fn json_row(value: &Value) -> [String; 5] {
 }
 
 fn get(server: &Server, insz: &str, query: &str) -> (u16, reqwest::header::HeaderMap, Value) {
-    let response = Client::new()
+    let response = soap_support::http()
         .get(server.url(&format!("/v1/integration-obligation/{insz}?{query}")))
         .send()
         .expect("REST answers");
@@ -52,7 +51,7 @@ fn get(server: &Server, insz: &str, query: &str) -> (u16, reqwest::header::Heade
 }
 
 fn batch(server: &Server, body: &Value) -> (u16, Value) {
-    let response = Client::new()
+    let response = soap_support::http()
         .post(server.url(BATCH))
         .json(body)
         .send()
@@ -157,7 +156,7 @@ fn soap_and_rest_agree_on_generated_snapshots() {
             .enumerate()
             .map(|(i, (insz, date))| Q::date(&format!("q{i}"), insz, date))
             .collect();
-        let response = Client::new()
+        let response = soap_support::http()
             .post(server.url(SOAP_PATH))
             .header("Content-Type", "text/xml; charset=utf-8")
             .body(request(&soap))
@@ -235,7 +234,7 @@ fn insz_in_written_forms_and_premium_year() {
 #[test]
 fn every_response_carries_request_id_and_server_reference() {
     let server = start(&manifest_dir().join("data/demo-snapshot.jsonl"));
-    let client = Client::new();
+    let client = soap_support::http();
     let url = server.url("/v1/integration-obligation/90011510185?date=2026-01-01");
     let given = client
         .get(&url)
@@ -300,7 +299,7 @@ fn batch_limits_and_malformed_bodies_are_clear_problems() {
         .collect();
     assert_eq!(codes, [None, Some("30001"), Some("30002")]);
 
-    let response = Client::new()
+    let response = soap_support::http()
         .post(server.url(BATCH))
         .header("content-type", "application/json")
         .body(format!("{{\"questions\": [{}]}}", " ".repeat(3000)))
@@ -311,16 +310,19 @@ fn batch_limits_and_malformed_bodies_are_clear_problems() {
         response.headers()["content-type"],
         "application/problem+json"
     );
-    let response = Client::new()
+    let response = soap_support::http()
         .post(server.url(BATCH))
         .body("{not json")
         .send()
         .unwrap();
     assert_eq!(response.status().as_u16(), 400);
     // An unknown path is a problem document too, and OpenAPI is served.
-    let response = Client::new().get(server.url("/v2/nothing")).send().unwrap();
+    let response = soap_support::http()
+        .get(server.url("/v2/nothing"))
+        .send()
+        .unwrap();
     assert_eq!(response.status().as_u16(), 404);
-    let openapi: Value = reqwest::blocking::get(server.url("/openapi.json"))
+    let openapi: Value = soap_support::get(server.url("/openapi.json"))
         .unwrap()
         .json()
         .unwrap();

@@ -3,14 +3,13 @@
 
 mod soap_support;
 
-use reqwest::blocking::Client;
 use soap_support::server::{start, Server};
 use soap_support::*;
 
 const PATH: &str = "/soap/GeefAdviesInburgeringsplicht-01.00";
 
 fn post(server: &Server, body: Vec<u8>) -> (u16, String, Vec<u8>) {
-    let response = Client::new()
+    let response = soap_support::http()
         .post(server.url(PATH))
         .header("Content-Type", "text/xml; charset=utf-8")
         .body(body)
@@ -53,7 +52,7 @@ fn public_cases_over_http_soap_equal_the_table() {
 #[test]
 fn the_wsdl_is_served_with_the_address_used() {
     let server = start(&public_snapshot_path());
-    let response = reqwest::blocking::get(server.url(&format!("{PATH}?wsdl"))).unwrap();
+    let response = soap_support::get(server.url(&format!("{PATH}?wsdl"))).unwrap();
     assert_eq!(response.status().as_u16(), 200);
     let wsdl = response.text().unwrap();
     assert!(

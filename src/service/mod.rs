@@ -6,6 +6,7 @@
 //! the core, records metrics and answers. [`reload`] builds new snapshots beside the old one.
 
 pub mod body;
+pub mod caller;
 pub mod ops;
 pub mod reload;
 pub mod rest;
@@ -22,9 +23,11 @@ use anyhow::Context;
 use serde_json::json;
 
 use crate::api::soap::XmlLimits;
+use crate::audit::{AuditLog, AuditOptions};
 use crate::snapshot::redis::{watch_redis, RedisWatchStatus, WatchOptions};
 use crate::snapshot::SnapshotSource;
 use crate::telemetry::metrics::Metrics;
+use crate::trust::{ClientRegistry, RateLimiter};
 use reload::Reloader;
 use settings::{Checked, SnapshotOrigin};
 use state::{AppState, Limits, References, SnapshotStore};
@@ -40,8 +43,45 @@ pub fn run(checked: Checked) -> anyhow::Result<()> {
 async fn serve(checked: Checked) -> anyhow::Result<()> {
     let server = &checked.settings.server;
     let rules = crate::cli::load_rules(checked.rules.as_ref())?;
-    let metrics = Arc::new(Metrics::new::<&str>(&[]).context("metrics registry")?);
+    let registry = Arc::new(match &checked.clients {
+        Some(path) => ClientRegistry::from_file(path).context("clients.registry")?,
+        None => ClientRegistry::shipped().context("the shipped client registry")?,
+    });
+    let metrics = Arc::new(Metrics::new(&registry.ids()).context("metrics registry")?);
     metrics.set_snapshot_max_age(checked.max_age);
+    let tls = match &checked.tls {
+        Some(files) => {
+            let counted = metrics.clone();
+            let mut config = crate::trust::tls::server_config_observed(
+                files,
+                Arc::new(move || counted.tls_handshake_failed()),
+            )?;
+            config.alpn_protocols.clear();
+            Some(config)
+        }
+        None => None,
+    };
+    let audit = match &checked.audit_dir {
+        Some(dir) => Some(
+            AuditLog::open(
+                dir,
+                AuditOptions {
+                    metrics: Some(metrics.clone()),
+                    ..AuditOptions::default()
+                },
+            )
+            .with_context(|| {
+                format!("cannot open the audit log in {} (audit.dir)", dir.display())
+            })?,
+        ),
+        None => {
+            tracing::warn!(
+                "AUDIT LOG DISABLED (audit.enabled = false, development profile): answers leave \
+                 unaudited; never use this with real callers"
+            );
+            None
+        }
+    };
     let state = Arc::new(AppState {
         store: SnapshotStore::default(),
         metrics: metrics.clone(),
@@ -56,6 +96,10 @@ async fn serve(checked: Checked) -> anyhow::Result<()> {
         },
         references: References::default(),
         service_identificatie: server.service_identificatie.clone(),
+        limiter: RateLimiter::new(&registry),
+        registry: registry.clone(),
+        development: checked.tls.is_none(),
+        audit,
     });
     let reloader = Arc::new(Reloader::new(
         checked.origin.clone(),
@@ -101,7 +145,7 @@ async fn serve(checked: Checked) -> anyhow::Result<()> {
         }
     }
 
-    if server.plain_http {
+    if checked.tls.is_none() {
         tracing::warn!(
             listen = %checked.listen,
             "DEVELOPMENT PROFILE: plain HTTP without TLS or client certificates, loopback only; \
@@ -122,8 +166,16 @@ async fn serve(checked: Checked) -> anyhow::Result<()> {
     })
     .workers(workers)
     .keep_alive(Duration::from_secs(server.keep_alive_seconds))
-    .client_request_timeout(Duration::from_millis(server.request_head_timeout_ms))
-    .bind(checked.listen)
+    .client_request_timeout(Duration::from_millis(server.request_head_timeout_ms));
+    let client = match tls {
+        Some(config) => {
+            let registry = registry.clone();
+            client
+                .on_connect(move |connection, data| caller::on_connect(&registry, connection, data))
+                .bind_rustls_0_23(checked.listen, config)
+        }
+        None => client.bind(checked.listen),
+    }
     .with_context(|| format!("cannot listen on {} (server.listen)", checked.listen))?
     .run();
 

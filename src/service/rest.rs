@@ -12,11 +12,17 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use serde::de::{Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde::{Deserialize, Serialize};
 
+use chrono::{NaiveDate, Utc};
+use tracing::Instrument;
+
 use super::body::{read_body, BodyError};
+use super::caller::{admit_rest, Denied};
 use super::state::AppState;
 use crate::api::json::{AnswerJson, Problem};
-use crate::domain::{CompiledSnapshot, ErrorCode, Question};
+use crate::audit::{AuditOutcome, AuditRecord};
+use crate::domain::{Advice, CompiledSnapshot, ErrorCode, Insz, Question, Reference};
 use crate::telemetry::metrics::{Door, Outcome};
+use crate::trust::Operation;
 
 /// Headers every response carries.
 pub const REQUEST_ID: &str = "x-request-id";
@@ -34,9 +40,10 @@ struct SingleQuery {
 pub async fn single(request: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
     let started = Instant::now();
     let referte = state.references.next();
-    // Read from the match directly: no extractor that could answer with its own error format.
-    let insz = request.match_info().query("insz");
-    let (status, body, content_type) = answer_single(&state, &request, insz);
+    let span = tracing::info_span!("request", door = "rest", referte = %referte);
+    let (status, body, content_type) = answer_single(&state, &request, &referte)
+        .instrument(span)
+        .await;
     let response = respond(&request, &referte, status, body, content_type);
     state.metrics.observe_request(
         Door::Rest,
@@ -46,25 +53,46 @@ pub async fn single(request: HttpRequest, state: web::Data<AppState>) -> HttpRes
     response
 }
 
-fn answer_single(
-    state: &AppState,
-    request: &HttpRequest,
-    insz: &str,
-) -> (StatusCode, Vec<u8>, &'static str) {
+type Reply = (StatusCode, Vec<u8>, &'static str);
+
+async fn answer_single(state: &AppState, request: &HttpRequest, referte: &str) -> Reply {
+    let client = match admit_rest(state, request, Operation::Single) {
+        Ok(client) => client,
+        Err(denied) => return refused(state, denied),
+    };
     let Some(snapshot) = state.store.current() else {
         state.metrics.record_request_error(ErrorCode::NotReady);
         return problem(Problem::from_code(ErrorCode::NotReady));
     };
+    // Read from the match directly: no extractor that could answer with its own error format.
+    let insz = request.match_info().query("insz");
     // A repeated or undecodable parameter is a malformed reference (30002), checked after the
     // INSZ as in every door.
-    let query = serde_urlencoded::from_str::<SingleQuery>(request.query_string());
-    let outcome = match &query {
-        Ok(query) => Question::parse(insz, query.date.as_deref(), query.premium_year.as_deref()),
-        Err(_) => Question::parse(insz, Some(""), None),
+    let judged = match serde_urlencoded::from_str::<SingleQuery>(request.query_string()) {
+        Ok(query) => judge(
+            &snapshot,
+            Loose::Text(Cow::Borrowed(insz)),
+            query
+                .date
+                .map_or(Loose::Absent, |d| Loose::Text(Cow::Owned(d))),
+            query
+                .premium_year
+                .map_or(Loose::Absent, |y| Loose::Text(Cow::Owned(y))),
+        ),
+        Err(_) => judge(
+            &snapshot,
+            Loose::Text(Cow::Borrowed(insz)),
+            Loose::Other,
+            Loose::Absent,
+        ),
+    };
+    let judged = [judged];
+    if let Err(reply) = audit(state, &client.id, referte, &snapshot, &judged).await {
+        return reply;
     }
-    .and_then(|question| snapshot.advise(&question).map_err(|refusal| refusal.code));
-    state.metrics.record_question(&outcome);
-    match outcome {
+    let [judged] = judged;
+    state.metrics.record_question(&judged.outcome);
+    match judged.outcome {
         Ok(advice) => {
             let json = AnswerJson::new(&advice, &snapshot.meta, &snapshot.rules.version);
             (
@@ -77,6 +105,75 @@ fn answer_single(
     }
 }
 
+/// A caller not admitted: 401 (not identified), 403 (not allowed) or 429 (rate limit).
+fn refused(state: &AppState, denied: Denied) -> Reply {
+    state.metrics.record_request_error(denied.code());
+    let (status, detail) = match denied {
+        Denied::Unknown(why) => (StatusCode::UNAUTHORIZED, why),
+        Denied::NotAllowed => (
+            StatusCode::FORBIDDEN,
+            "this client may not call this operation",
+        ),
+        Denied::RateLimited => (
+            StatusCode::TOO_MANY_REQUESTS,
+            "the rate limit of this client is exceeded; retry later",
+        ),
+    };
+    let mut problem = Problem::new(denied.code(), detail);
+    problem.status = status.as_u16();
+    problem_with_status(problem, status)
+}
+
+/// One question as judged, with what the audit log needs.
+struct Judged {
+    insz: Option<Insz>,
+    reference_date: Option<NaiveDate>,
+    found: Option<bool>,
+    outcome: Result<Advice, ErrorCode>,
+}
+
+/// Writes the audit records of `judged` durably; a failure refuses the whole answer (30021).
+async fn audit(
+    state: &AppState,
+    client_id: &str,
+    referte: &str,
+    snapshot: &CompiledSnapshot,
+    judged: &[Judged],
+) -> Result<(), Reply> {
+    let Some(log) = &state.audit else {
+        return Ok(());
+    };
+    let now = Utc::now();
+    let records = judged
+        .iter()
+        .map(|j| {
+            AuditRecord::new(
+                now,
+                referte,
+                client_id,
+                None,
+                None,
+                j.insz,
+                j.reference_date,
+                AuditOutcome::of(&j.outcome),
+                j.found,
+                Some(snapshot.meta.snapshot_id.clone()),
+                Some(snapshot.rules.version.clone()),
+            )
+        })
+        .collect();
+    match log.append(records).await {
+        Ok(_) => Ok(()),
+        Err(error) => {
+            tracing::error!(%error, "audit log unavailable: answer refused with 30021");
+            state
+                .metrics
+                .record_request_error(ErrorCode::AuditUnavailable);
+            Err(problem(Problem::from_code(ErrorCode::AuditUnavailable)))
+        }
+    }
+}
+
 /// `POST /v1/integration-obligation:batch`.
 pub async fn batch(
     request: HttpRequest,
@@ -85,15 +182,23 @@ pub async fn batch(
 ) -> HttpResponse {
     let started = Instant::now();
     let referte = state.references.next();
-    let (status, body, content_type) =
+    let span = tracing::info_span!("request", door = "rest_batch", referte = %referte);
+    let (status, body, content_type) = async {
+        let client = match admit_rest(&state, &request, Operation::Batch) {
+            Ok(client) => client,
+            Err(denied) => return refused(&state, denied),
+        };
         match read_body(&request, payload, state.limits.body_bytes).await {
-            Ok(body) => answer_batch(&state, &body),
+            Ok(body) => answer_batch(&state, &client.id, &referte, &body).await,
             Err(BodyError::TooLarge) => too_large(state.limits.body_bytes),
             Err(BodyError::Broken) => problem(Problem::new(
                 ErrorCode::InvalidContext,
                 "the request body could not be read",
             )),
-        };
+        }
+    }
+    .instrument(span)
+    .await;
     let response = respond(&request, &referte, status, body, content_type);
     state.metrics.observe_request(
         Door::RestBatch,
@@ -105,7 +210,7 @@ pub async fn batch(
 
 /// A body over the limit: 413 with the catalogue's "too many questions" code, the only one that
 /// says "you sent too much".
-pub fn too_large(limit: usize) -> (StatusCode, Vec<u8>, &'static str) {
+pub fn too_large(limit: usize) -> Reply {
     let mut problem = Problem::new(
         ErrorCode::TooManyQuestions,
         format!("the request body is larger than the limit of {limit} bytes"),
@@ -239,7 +344,7 @@ struct BatchResponse<'a> {
     answers: Vec<BatchItem<'a>>,
 }
 
-fn answer_batch(state: &AppState, body: &[u8]) -> (StatusCode, Vec<u8>, &'static str) {
+async fn answer_batch(state: &AppState, client_id: &str, referte: &str, body: &[u8]) -> Reply {
     let parsed: BatchRequest = match serde_json::from_slice(body) {
         Ok(parsed) => parsed,
         // The parser's own message may quote the body (an INSZ): only its position is given.
@@ -281,19 +386,25 @@ fn answer_batch(state: &AppState, body: &[u8]) -> (StatusCode, Vec<u8>, &'static
         state.metrics.record_request_error(ErrorCode::NotReady);
         return problem(Problem::from_code(ErrorCode::NotReady));
     };
-    let answers = questions
+    let judged: Vec<Judged> = questions
+        .into_iter()
+        .map(|ObjectOnly(q)| judge(&snapshot, q.insz, q.date, q.premium_year))
+        .collect();
+    if let Err(reply) = audit(state, client_id, referte, &snapshot, &judged).await {
+        return reply;
+    }
+    let answers = judged
         .iter()
-        .map(|question| {
-            let outcome = judge(&snapshot, &question.0);
-            state.metrics.record_question(&outcome);
-            match outcome {
+        .map(|judged| {
+            state.metrics.record_question(&judged.outcome);
+            match &judged.outcome {
                 Ok(advice) => BatchItem::Answer(AnswerJson::new(
-                    &advice,
+                    advice,
                     &snapshot.meta,
                     &snapshot.rules.version,
                 )),
                 Err(code) => BatchItem::Error {
-                    error: Problem::from_code(code),
+                    error: Problem::from_code(*code),
                 },
             }
         })
@@ -302,24 +413,51 @@ fn answer_batch(state: &AppState, body: &[u8]) -> (StatusCode, Vec<u8>, &'static
     (StatusCode::OK, body, "application/json")
 }
 
-/// One batch question, in the order of every door: 30001, 30002, then the snapshot's own.
+/// One question, in the order of every door: 30001, 30002, then the snapshot's own.
 fn judge(
     snapshot: &CompiledSnapshot,
-    question: &BatchQuestion<'_>,
-) -> Result<crate::domain::Advice, ErrorCode> {
-    let insz = match question.insz.text(false) {
-        Ok(Some(insz)) => insz,
-        _ => return Err(ErrorCode::InvalidInsz),
+    insz: Loose<'_>,
+    date: Loose<'_>,
+    premium_year: Loose<'_>,
+) -> Judged {
+    let refused = |insz, code| Judged {
+        insz,
+        reference_date: None,
+        found: None,
+        outcome: Err(code),
     };
-    let (Ok(date), Ok(year)) = (question.date.text(false), question.premium_year.text(true)) else {
-        crate::domain::Insz::parse(&insz).map_err(|_| ErrorCode::InvalidInsz)?;
-        return Err(ErrorCode::InvalidReferenceDate);
+    let parsed = match insz.text(false) {
+        Ok(Some(text)) => Insz::parse(&text).ok(),
+        _ => None,
     };
-    let question = Question::parse(&insz, date.as_deref(), year.as_deref())?;
-    snapshot.advise(&question).map_err(|refusal| refusal.code)
+    let Some(insz) = parsed else {
+        return refused(None, ErrorCode::InvalidInsz);
+    };
+    let (Ok(date), Ok(year)) = (date.text(false), premium_year.text(true)) else {
+        return refused(Some(insz), ErrorCode::InvalidReferenceDate);
+    };
+    let reference = match Reference::parse(date.as_deref(), year.as_deref()) {
+        Ok(reference) => reference,
+        Err(code) => return refused(Some(insz), code),
+    };
+    let question = Question { insz, reference };
+    match snapshot.advise(&question) {
+        Ok(advice) => Judged {
+            insz: Some(insz),
+            reference_date: Some(advice.reference_date),
+            found: Some(advice.found),
+            outcome: Ok(advice),
+        },
+        Err(refusal) => Judged {
+            insz: Some(insz),
+            reference_date: Some(reference.date()),
+            found: refusal.found,
+            outcome: Err(refusal.code),
+        },
+    }
 }
 
-pub fn problem(problem: Problem) -> (StatusCode, Vec<u8>, &'static str) {
+pub fn problem(problem: Problem) -> Reply {
     let status = StatusCode::from_u16(problem.status).unwrap_or(StatusCode::BAD_REQUEST);
     problem_with_status(problem, status)
 }

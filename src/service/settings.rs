@@ -22,6 +22,30 @@ pub struct Settings {
     pub ops: OpsSettings,
     pub snapshot: SnapshotSettings,
     pub log: LogSettings,
+    pub tls: TlsSettings,
+    pub clients: ClientsSettings,
+    pub audit: AuditSettings,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsSettings {
+    pub certificate: String,
+    pub key: String,
+    pub client_ca: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClientsSettings {
+    pub registry: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuditSettings {
+    pub dir: String,
+    pub enabled: bool,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -96,6 +120,12 @@ pub struct Checked {
     pub origin: SnapshotOrigin,
     pub rules: Option<PathBuf>,
     pub max_age: Option<Duration>,
+    /// `None` in the development profile (plain HTTP).
+    pub tls: Option<crate::trust::TlsFiles>,
+    /// `None`: the shipped development registry.
+    pub clients: Option<PathBuf>,
+    /// `None` when the audit log is disabled (development profile only).
+    pub audit_dir: Option<PathBuf>,
 }
 
 impl Settings {
@@ -200,6 +230,38 @@ impl Settings {
             .then(|| PathBuf::from(self.snapshot.rules.trim()));
         let max_age = (self.snapshot.max_age_seconds > 0)
             .then(|| Duration::from_secs(self.snapshot.max_age_seconds));
+        let path = |text: &str| (!text.trim().is_empty()).then(|| PathBuf::from(text.trim()));
+        let tls = if self.server.plain_http {
+            None
+        } else {
+            let (Some(certificate), Some(key), Some(client_ca)) = (
+                path(&self.tls.certificate),
+                path(&self.tls.key),
+                path(&self.tls.client_ca),
+            ) else {
+                bail!(
+                    "server.plain_http = false needs tls.certificate, tls.key and tls.client_ca \
+                     (PEM files)"
+                );
+            };
+            Some(crate::trust::TlsFiles {
+                certificate,
+                key,
+                client_ca,
+            })
+        };
+        if !self.audit.enabled && !self.server.plain_http {
+            bail!(
+                "audit.enabled = false is only accepted in the development profile \
+                 (server.plain_http = true): no answer leaves the service unaudited"
+            );
+        }
+        let audit_dir = if self.audit.enabled {
+            Some(path(&self.audit.dir).ok_or_else(|| anyhow::anyhow!("audit.dir is empty"))?)
+        } else {
+            None
+        };
+        let clients = path(&self.clients.registry);
         Ok(Checked {
             settings: self,
             listen,
@@ -207,6 +269,9 @@ impl Settings {
             origin,
             rules,
             max_age,
+            tls,
+            clients,
+            audit_dir,
         })
     }
 }
@@ -274,6 +339,34 @@ mod tests {
         )
         .unwrap_err();
         assert!(format!("{error:#}").contains("no_such"), "{error:#}");
+    }
+
+    #[test]
+    fn production_needs_tls_files_and_the_audit_log() {
+        let error = load(
+            &[("KBI_ADVICE__SERVER__PLAIN_HTTP", "false")],
+            &Overrides::default(),
+        )
+        .unwrap_err();
+        assert!(
+            format!("{error:#}").contains("tls.certificate"),
+            "{error:#}"
+        );
+        let error = load(
+            &[
+                ("KBI_ADVICE__SERVER__PLAIN_HTTP", "false"),
+                ("KBI_ADVICE__TLS__CERTIFICATE", "s.pem"),
+                ("KBI_ADVICE__TLS__KEY", "k.pem"),
+                ("KBI_ADVICE__TLS__CLIENT_CA", "ca.pem"),
+                ("KBI_ADVICE__AUDIT__ENABLED", "false"),
+            ],
+            &Overrides::default(),
+        )
+        .unwrap_err();
+        assert!(format!("{error:#}").contains("audit.enabled"), "{error:#}");
+        let checked = load(&[], &Overrides::default()).unwrap();
+        assert_eq!(checked.audit_dir, Some(PathBuf::from("audit")));
+        assert!(checked.tls.is_none());
     }
 
     #[test]

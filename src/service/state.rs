@@ -7,8 +7,10 @@ use std::sync::Arc;
 use arc_swap::ArcSwapOption;
 
 use crate::api::soap::XmlLimits;
+use crate::audit::AuditLog;
 use crate::domain::CompiledSnapshot;
 use crate::telemetry::metrics::Metrics;
+use crate::trust::{ClientRegistry, RateLimiter};
 
 /// The snapshot in use. A request takes its own reference (`current`) and answers every one of
 /// its questions from it, so a swap never changes the snapshot under a request in flight; the
@@ -66,13 +68,20 @@ pub struct Limits {
 }
 
 /// Shared by the handlers of both listeners.
-#[derive(Debug)]
 pub struct AppState {
     pub store: SnapshotStore,
     pub metrics: Arc<Metrics>,
     pub limits: Limits,
     pub references: References,
     pub service_identificatie: String,
+    /// Who may call.
+    pub registry: Arc<ClientRegistry>,
+    /// Per-client token buckets.
+    pub limiter: RateLimiter,
+    /// Development profile: plain HTTP, callers identified by Afzender / `X-Client-Id`.
+    pub development: bool,
+    /// The audit log; `None` only when disabled in the development profile.
+    pub audit: Option<AuditLog>,
 }
 
 #[cfg(test)]

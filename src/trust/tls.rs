@@ -53,6 +53,19 @@ pub fn provider() -> Arc<rustls::crypto::CryptoProvider> {
 /// Builds the server configuration: TLS 1.3 and 1.2, client certificate required and verified
 /// against `files.client_ca`. The server's ALPN list is left empty for the HTTP server to set.
 pub fn server_config(files: &TlsFiles) -> Result<ServerConfig, TlsError> {
+    server_config_observed(files, Arc::new(|| {}))
+}
+
+/// Called once for every client certificate that fails verification (unknown CA, expired, not
+/// a client certificate): the service counts `kbi_tls_handshake_failures_total` with it.
+pub type OnRefusal = Arc<dyn Fn() + Send + Sync>;
+
+/// [`server_config`], calling `on_refusal` for every refused client certificate. A handshake
+/// without any certificate is refused by rustls before verification and is not seen here.
+pub fn server_config_observed(
+    files: &TlsFiles,
+    on_refusal: OnRefusal,
+) -> Result<ServerConfig, TlsError> {
     let chain = load_certificates(&files.certificate, "server certificate")?;
     let key = load_key(&files.key)?;
     let roots = load_roots(&files.client_ca)?;
@@ -67,7 +80,10 @@ pub fn server_config(files: &TlsFiles) -> Result<ServerConfig, TlsError> {
     ServerConfig::builder_with_provider(provider)
         .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
         .map_err(|e| TlsError::Config(e.to_string()))?
-        .with_client_cert_verifier(verifier)
+        .with_client_cert_verifier(Arc::new(ObservedVerifier {
+            inner: verifier,
+            on_refusal,
+        }))
         .with_single_cert(chain, key)
         .map_err(|e| TlsError::Invalid {
             role: "server key",
@@ -139,4 +155,69 @@ pub fn peer_certificate(connection: &ServerConnection) -> Option<&CertificateDer
 /// [`super::ClientRegistry::identify_by_certificate`] looks up.
 pub fn peer_fingerprint(connection: &ServerConnection) -> Option<[u8; 32]> {
     peer_certificate(connection).map(|cert| super::cert::fingerprint(cert.as_ref()))
+}
+
+/// The WebPKI verifier, reporting refusals.
+struct ObservedVerifier {
+    inner: Arc<dyn rustls::server::danger::ClientCertVerifier>,
+    on_refusal: OnRefusal,
+}
+
+impl std::fmt::Debug for ObservedVerifier {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ObservedVerifier")
+            .field("inner", &self.inner)
+            .finish_non_exhaustive()
+    }
+}
+
+impl rustls::server::danger::ClientCertVerifier for ObservedVerifier {
+    fn offer_client_auth(&self) -> bool {
+        self.inner.offer_client_auth()
+    }
+
+    fn client_auth_mandatory(&self) -> bool {
+        self.inner.client_auth_mandatory()
+    }
+
+    fn root_hint_subjects(&self) -> &[rustls::DistinguishedName] {
+        self.inner.root_hint_subjects()
+    }
+
+    fn verify_client_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        now: rustls_pki_types::UnixTime,
+    ) -> Result<rustls::server::danger::ClientCertVerified, rustls::Error> {
+        let verdict = self
+            .inner
+            .verify_client_cert(end_entity, intermediates, now);
+        if verdict.is_err() {
+            (self.on_refusal)();
+        }
+        verdict
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.inner.supported_verify_schemes()
+    }
 }

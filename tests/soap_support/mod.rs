@@ -11,6 +11,28 @@ use quick_xml::Reader;
 pub mod server;
 pub mod zeep;
 
+/// The client id of the shipped development registry, sent as `X-Client-Id` on REST calls.
+pub const CLIENT_ID: &str = "demo";
+
+/// An HTTP client that identifies itself as the development client `demo` (REST needs
+/// `X-Client-Id` in the development profile).
+pub fn http() -> reqwest::blocking::Client {
+    let mut headers = reqwest::header::HeaderMap::new();
+    headers.insert(
+        "x-client-id",
+        reqwest::header::HeaderValue::from_static(CLIENT_ID),
+    );
+    reqwest::blocking::Client::builder()
+        .default_headers(headers)
+        .build()
+        .expect("an HTTP client")
+}
+
+/// `GET url` as the development client.
+pub fn get(url: impl reqwest::IntoUrl) -> reqwest::Result<reqwest::blocking::Response> {
+    http().get(url).send()
+}
+
 pub const SOAP_NS: &str = "http://schemas.xmlsoap.org/soap/envelope/";
 pub const TARGET_NS: &str = "urn:kbi-advice:soap:geefadviesinburgeringsplicht:v01_00";
 

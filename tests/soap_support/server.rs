@@ -10,6 +10,8 @@ pub struct Server {
     child: Child,
     /// The service's stderr, shown when it fails to start.
     log: tempfile::NamedTempFile,
+    /// The audit log's directory (a fresh temporary one unless the test named one).
+    audit: tempfile::TempDir,
     pub port: u16,
     pub ops_port: u16,
 }
@@ -21,6 +23,11 @@ impl Server {
 
     pub fn ops_url(&self, path: &str) -> String {
         format!("http://127.0.0.1:{}{path}", self.ops_port)
+    }
+
+    /// The audit directory the service writes to (unless the test set `KBI_ADVICE__AUDIT__DIR`).
+    pub fn audit_dir(&self) -> &Path {
+        self.audit.path()
     }
 
     /// The process id (to send it signals).
@@ -79,6 +86,7 @@ pub fn launch(
     let port = free_port();
     let ops_port = free_port();
     let log = tempfile::NamedTempFile::new().expect("a temporary log file");
+    let audit = tempfile::tempdir().expect("a temporary audit directory");
     let child = Command::new(env!("CARGO_BIN_EXE_kbi-advice"))
         .arg("serve")
         .arg("--listen")
@@ -88,6 +96,7 @@ pub fn launch(
         .arg("--snapshot")
         .arg(source)
         .args(args)
+        .env("KBI_ADVICE__AUDIT__DIR", audit.path())
         .envs(envs.iter().copied())
         .stdin(Stdio::null())
         .stdout(Stdio::null())
@@ -97,6 +106,7 @@ pub fn launch(
     let mut server = Server {
         child,
         log,
+        audit,
         port,
         ops_port,
     };

@@ -1,0 +1,124 @@
+//! Who calls, and may they: identification (client certificate, or in the development profile
+//! the SOAP `Afzender` / REST `X-Client-Id`), authorisation against the client registry, and the
+//! per-client rate limit. Identity comes from the certificate, never from the body, except in the
+//! development profile where there is no certificate to go by (`security-and-audit.md`).
+
+use std::any::Any;
+
+use actix_web::dev::Extensions;
+use actix_web::HttpRequest;
+
+use super::state::AppState;
+use crate::domain::ErrorCode;
+use crate::trust::{Client, ClientRegistry, Operation};
+
+/// The registered client of a TLS connection, resolved once per connection from its certificate
+/// (`None`: a valid certificate that is not in the registry).
+#[derive(Debug, Clone)]
+pub struct PeerClient(pub Option<String>);
+
+/// The `on_connect` hook of the TLS listener: stores the connection's [`PeerClient`].
+pub fn on_connect(registry: &ClientRegistry, connection: &dyn Any, data: &mut Extensions) {
+    type Tls = actix_tls::accept::rustls_0_23::TlsStream<actix_web::rt::net::TcpStream>;
+    if let Some(stream) = connection.downcast_ref::<Tls>() {
+        let (_, session) = stream.get_ref();
+        let client = crate::trust::tls::peer_certificate(session)
+            .and_then(|der| registry.identify_by_certificate(der.as_ref()))
+            .map(|client| client.id.clone());
+        data.insert(PeerClient(client));
+    }
+}
+
+/// Why a caller was not admitted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Denied {
+    /// Not identified (REST 401, code 30010); the text says what is missing.
+    Unknown(&'static str),
+    /// Identified but not allowed this operation, sender or capacity (403 / 30010).
+    NotAllowed,
+    /// Over its rate limit (429 / 30013).
+    RateLimited,
+}
+
+impl Denied {
+    pub fn code(self) -> ErrorCode {
+        match self {
+            Denied::Unknown(_) | Denied::NotAllowed => ErrorCode::NotAuthorised,
+            Denied::RateLimited => ErrorCode::RateLimited,
+        }
+    }
+}
+
+/// The client of a request by its connection's certificate (production profile).
+fn by_certificate<'s>(state: &'s AppState, request: &HttpRequest) -> Option<&'s Client> {
+    let peer = request.conn_data::<PeerClient>()?;
+    state.registry.identify_by_id(peer.0.as_deref()?)
+}
+
+/// Identifies a REST caller and admits it to `operation`.
+pub fn admit_rest<'s>(
+    state: &'s AppState,
+    request: &HttpRequest,
+    operation: Operation,
+) -> Result<&'s Client, Denied> {
+    let client = if state.development {
+        let id = request
+            .headers()
+            .get("x-client-id")
+            .and_then(|v| v.to_str().ok())
+            .ok_or(Denied::Unknown(
+                "no X-Client-Id header (development profile: callers name their client id)",
+            ))?;
+        state.registry.identify_by_id(id).ok_or(Denied::Unknown(
+            "the X-Client-Id is not a registered client",
+        ))?
+    } else {
+        by_certificate(state, request).ok_or(Denied::Unknown(
+            "the client certificate is not registered for this service",
+        ))?
+    };
+    client
+        .authorise(None, None, operation)
+        .map_err(|_| Denied::NotAllowed)?;
+    rate_limit(state, client)?;
+    Ok(client)
+}
+
+/// Identifies a SOAP caller from its connection (or, in the development profile, its
+/// `Afzender`), checks that the `Afzender` and `Hoedanigheid` belong to it, and applies the rate
+/// limit. Whether it may call with this number of questions is checked once they are counted
+/// ([`may_ask`]).
+pub fn admit_soap<'s>(
+    state: &'s AppState,
+    request: &HttpRequest,
+    identificatie: &str,
+    hoedanigheid: &str,
+) -> Result<&'s Client, Denied> {
+    let client = if state.development {
+        state.registry.identify_by_afzender(identificatie)
+    } else {
+        by_certificate(state, request)
+    }
+    .ok_or(Denied::Unknown("unknown sender"))?;
+    let sender_ok = client.afzenders.iter().any(|a| a == identificatie);
+    let capacity_ok = client.hoedanigheden.iter().any(|h| h == hoedanigheid);
+    if !sender_ok || !capacity_ok || client.operations.is_empty() {
+        return Err(Denied::NotAllowed);
+    }
+    rate_limit(state, client)?;
+    Ok(client)
+}
+
+/// Whether `client` may send a SOAP request with `questions` questions.
+pub fn may_ask(client: &Client, questions: usize) -> bool {
+    client.may(Operation::for_soap(questions))
+}
+
+fn rate_limit(state: &AppState, client: &Client) -> Result<(), Denied> {
+    if state.limiter.try_acquire(client) {
+        Ok(())
+    } else {
+        state.metrics.rate_limited(&client.id);
+        Err(Denied::RateLimited)
+    }
+}
