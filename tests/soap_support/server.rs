@@ -40,6 +40,19 @@ impl Server {
         std::fs::read_to_string(self.log.path()).unwrap_or_default()
     }
 
+    /// Kills the process with SIGKILL (no chance to flush or clean up) and waits for it.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Whether the process still runs (without `&mut`: only asks `/health/live`).
+    pub fn live_once(&self) -> bool {
+        reqwest::blocking::get(self.ops_url("/health/live"))
+            .map(|r| r.status().is_success())
+            .unwrap_or(false)
+    }
+
     /// Whether the process still runs and `/health/live` says so.
     pub fn live(&mut self) -> bool {
         if !matches!(self.child.try_wait(), Ok(None)) {
@@ -52,10 +65,46 @@ impl Server {
 }
 
 impl Drop for Server {
+    /// Stops the service, then scrapes everything it wrote on stdout and stderr (at log level
+    /// `debug`) for an INSZ: the audit log is the only place one may appear. Every black-box
+    /// test that starts a service is thereby also a log-scraping test.
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        if !std::thread::panicking() {
+            let log = self.log();
+            if let Some(insz) = find_insz(&log) {
+                panic!(
+                    "an INSZ ({}…) appears in the service's own output:\n{log}",
+                    &insz[..4]
+                );
+            }
+        }
     }
+}
+
+/// The first valid INSZ written in `text` (11 digits, possibly with `.`, `-` or spaces between).
+pub fn find_insz(text: &str) -> Option<String> {
+    let bytes = text.as_bytes();
+    let mut i = 0;
+    while i < bytes.len() {
+        if !bytes[i].is_ascii_digit() {
+            i += 1;
+            continue;
+        }
+        let start = i;
+        while i < bytes.len() && (bytes[i].is_ascii_digit() || b".- ".contains(&bytes[i])) {
+            i += 1;
+        }
+        let digits: String = text[start..i]
+            .chars()
+            .filter(char::is_ascii_digit)
+            .collect();
+        if digits.len() == 11 && kbi_advice::domain::Insz::parse(&digits).is_ok() {
+            return Some(digits);
+        }
+    }
+    None
 }
 
 fn free_port() -> u16 {
@@ -97,9 +146,11 @@ pub fn launch(
         .arg(source)
         .args(args)
         .env("KBI_ADVICE__AUDIT__DIR", audit.path())
+        // As much output as the service can give, for the INSZ scrape in `drop`.
+        .env("KBI_ADVICE__LOG__LEVEL", "debug")
         .envs(envs.iter().copied())
         .stdin(Stdio::null())
-        .stdout(Stdio::null())
+        .stdout(log.reopen().expect("log file reopens"))
         .stderr(log.reopen().expect("log file reopens"))
         .spawn()
         .expect("kbi-advice serve starts");
@@ -134,5 +185,21 @@ pub fn launch(
             server.log()
         );
         std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[cfg(test)]
+mod scrape_tests {
+    use super::find_insz;
+
+    #[test]
+    fn the_scrape_finds_written_forms_and_ignores_other_numbers() {
+        assert!(find_insz("asked about 90011510383 today").is_some());
+        assert!(find_insz("\"insz\":\"90.01.15-103.83\"").is_some());
+        assert!(find_insz("ref 5f0c2d9e-0000000000000042 at 2026-11-25T07:02:47Z").is_none());
+        assert!(
+            find_insz("90011510384").is_none(),
+            "wrong check digits are not an INSZ"
+        );
     }
 }
