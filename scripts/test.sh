@@ -15,3 +15,5 @@ echo "== cargo clippy"
 cargo clippy --all-targets -- -D warnings
 echo "== cargo test"
 cargo test --no-fail-fast
+echo "== load-tests/run --smoke (a few seconds per step: the load test must not rot)"
+bash load-tests/run --smoke
