@@ -1,6 +1,8 @@
 //! The JSON shapes of the answer and of errors, shared by the REST door and `kbi-advice check`
 //! so that both print the same bytes for the same question.
 
+use std::borrow::Cow;
+
 use serde::Serialize;
 
 use crate::domain::{Advice, ErrorCode, SnapshotMeta};
@@ -29,7 +31,7 @@ pub struct ReasonJson {
 #[derive(Debug, Serialize, PartialEq, Eq)]
 pub struct SourceJson<'a> {
     pub snapshot_id: &'a str,
-    pub extracted_at: String,
+    pub extracted_at: Cow<'a, str>,
     pub rule_set: &'a str,
 }
 
@@ -37,17 +39,33 @@ impl<'a> SourceJson<'a> {
     pub fn new(meta: &'a SnapshotMeta, rule_set: &'a str) -> Self {
         SourceJson {
             snapshot_id: &meta.snapshot_id,
-            extracted_at: meta.extracted_at.format("%Y-%m-%dT%H:%M:%SZ").to_string(),
+            extracted_at: Cow::Owned(meta.extracted_at.format("%Y-%m-%dT%H:%M:%SZ").to_string()),
             rule_set,
+        }
+    }
+
+    /// The same source, borrowing this one's text (a batch formats the source once, not once per
+    /// answer).
+    pub fn borrowed(&self) -> SourceJson<'_> {
+        SourceJson {
+            snapshot_id: self.snapshot_id,
+            extracted_at: Cow::Borrowed(&self.extracted_at),
+            rule_set: self.rule_set,
         }
     }
 }
 
 impl<'a> AnswerJson<'a> {
     pub fn new(advice: &Advice, meta: &'a SnapshotMeta, rule_set: &'a str) -> Self {
+        Self::with_source(advice, SourceJson::new(meta, rule_set))
+    }
+
+    /// The answer with an already formatted source (see [`SourceJson::borrowed`]).
+    pub fn with_source(advice: &Advice, source: SourceJson<'a>) -> Self {
         AnswerJson {
             insz: advice.insz.to_string(),
-            reference_date: advice.reference_date.format("%Y-%m-%d").to_string(),
+            // `Display` of a date is `YYYY-MM-DD` without parsing a format string per answer.
+            reference_date: advice.reference_date.to_string(),
             subject: advice.subject,
             compliant: advice.compliant,
             result: advice.result(),
@@ -60,7 +78,7 @@ impl<'a> AnswerJson<'a> {
                     nl: r.nl(),
                     en: r.en(),
                 }),
-            source: SourceJson::new(meta, rule_set),
+            source,
         }
     }
 }

@@ -79,8 +79,42 @@ struct Counters {
 }
 
 struct Job {
-    records: Vec<AuditRecord>,
+    records: Vec<Prepared>,
     done: oneshot::Sender<Result<AppendReceipt, AuditError>>,
+}
+
+/// A record serialised by the caller, up to where the log adds its place in the chain: the
+/// JSON of the record without its final `,"seq":…,"prev":"…"}`. Serialising on the requests'
+/// threads keeps the single writer thread to chaining, hashing and writing, so it is not the
+/// bottleneck of large batches. The line written is byte for byte `serde_json` of the record.
+struct Prepared {
+    date: NaiveDate,
+    head: Vec<u8>,
+}
+
+/// How a record with `seq` 0 and an empty `prev` ends in JSON (the struct's last two fields).
+const UNCHAINED_TAIL: &[u8] = br#","seq":0,"prev":""}"#;
+
+fn prepare(mut record: AuditRecord) -> Result<Prepared, AuditError> {
+    record.seq = 0;
+    record.prev = String::new();
+    let mut head = serde_json::to_vec(&record).map_err(|e| AuditError::Corrupt {
+        path: PathBuf::new(),
+        line: None,
+        detail: format!("cannot serialise a record: {e}"),
+    })?;
+    if !head.ends_with(UNCHAINED_TAIL) {
+        return Err(AuditError::Corrupt {
+            path: PathBuf::new(),
+            line: None,
+            detail: "a record does not end with seq and prev".into(),
+        });
+    }
+    head.truncate(head.len() - UNCHAINED_TAIL.len());
+    Ok(Prepared {
+        date: record.date(),
+        head,
+    })
 }
 
 /// A handle on the audit log; clone it freely. The writer thread stops when the last handle is
@@ -182,6 +216,10 @@ impl AuditLog {
             });
         }
         let tx = self.inner.tx.as_ref().ok_or(AuditError::Stopped)?;
+        let records = records
+            .into_iter()
+            .map(prepare)
+            .collect::<Result<Vec<_>, _>>()?;
         let (done, wait) = oneshot::channel();
         tx.send(Job { records, done })
             .await
@@ -450,35 +488,35 @@ impl Writer {
     }
 
     /// Writes and syncs `records` after the last durable one; all or nothing.
-    fn commit(&mut self, mut records: Vec<AuditRecord>) -> Result<u64, AuditError> {
+    fn commit(&mut self, records: Vec<Prepared>) -> Result<u64, AuditError> {
         // Lay the lines out per day file, chaining as we go (on a copy of the chain state).
         let mut seq = self.seq;
         let mut hash = self.hash;
         let mut floor = self.durable.map(|(date, _)| date);
         let mut segments: Vec<(NaiveDate, Vec<u8>)> = Vec::new();
-        for record in &mut records {
-            let date = floor.map_or(record.date(), |floor| floor.max(record.date()));
+        for record in &records {
+            let date = floor.map_or(record.date, |floor| floor.max(record.date));
             floor = Some(date);
             seq += 1;
-            record.seq = seq;
-            record.prev = hex::encode(hash);
-            let line = serde_json::to_vec(&*record).map_err(|e| AuditError::Corrupt {
-                path: self.dir.clone(),
-                line: None,
-                detail: format!("cannot serialise a record: {e}"),
-            })?;
-            hash = line_hash(&line);
-            match segments.last_mut() {
-                Some((last, bytes)) if *last == date => {
-                    bytes.extend_from_slice(&line);
-                    bytes.push(b'\n');
-                }
-                _ => {
-                    let mut bytes = line;
-                    bytes.push(b'\n');
-                    segments.push((date, bytes));
-                }
+            if segments.last().is_none_or(|(last, _)| *last != date) {
+                segments.push((
+                    date,
+                    Vec::with_capacity(records.len() * (record.head.len() + 110)),
+                ));
             }
+            let Some((_, bytes)) = segments.last_mut() else {
+                return Err(AuditError::Stopped);
+            };
+            let start = bytes.len();
+            bytes.extend_from_slice(&record.head);
+            let mut prev = [0_u8; 64];
+            // A 32-byte hash always fits 64 hex digits.
+            let _ = hex::encode_to_slice(hash, &mut prev);
+            let _ = write!(bytes, r#","seq":{seq},"prev":""#);
+            bytes.extend_from_slice(&prev);
+            bytes.extend_from_slice(b"\"}");
+            hash = line_hash(&bytes[start..]);
+            bytes.push(b'\n');
         }
         let mut touched: Vec<(PathBuf, u64)> = Vec::new();
         let mut durable = self.durable;
@@ -586,5 +624,42 @@ impl Writer {
                 self.dirty.push((path.clone(), *len));
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::audit::{AuditOutcome, AuditRecord};
+    use chrono::{TimeZone, Utc};
+
+    /// The writer's line (prepared head + chain fields) is exactly `serde_json` of the record
+    /// with its `seq` and `prev`: readers and `verify` parse it as a record.
+    #[test]
+    fn a_prepared_and_chained_line_is_the_serialised_record() {
+        let mut record = AuditRecord::new(
+            Utc.with_ymd_and_hms(2026, 3, 1, 12, 0, 0).unwrap(),
+            "srv-1",
+            "demo",
+            None,
+            None,
+            Some(crate::domain::Insz::parse("85073003328").unwrap()),
+            NaiveDate::from_ymd_opt(2026, 1, 1),
+            AuditOutcome::Ok,
+            Some(false),
+            Some("snap-\"1\"".into()),
+            Some("2026.1".into()),
+        );
+        let prepared = prepare(record.clone()).unwrap();
+        let hash = [0xab_u8; 32];
+        let mut line = prepared.head.clone();
+        let mut prev = [0_u8; 64];
+        hex::encode_to_slice(hash, &mut prev).unwrap();
+        write!(line, r#","seq":42,"prev":""#).unwrap();
+        line.extend_from_slice(&prev);
+        line.extend_from_slice(b"\"}");
+        record.seq = 42;
+        record.prev = hex::encode(hash);
+        assert_eq!(line, serde_json::to_vec(&record).unwrap());
     }
 }

@@ -18,7 +18,7 @@ use tracing::Instrument;
 use super::body::{read_body, BodyError};
 use super::caller::{admit_rest, Denied};
 use super::state::AppState;
-use crate::api::json::{AnswerJson, Problem};
+use crate::api::json::{AnswerJson, Problem, SourceJson};
 use crate::audit::{AuditOutcome, AuditRecord};
 use crate::domain::{Advice, CompiledSnapshot, ErrorCode, Insz, Question, Reference};
 use crate::telemetry::metrics::{Door, Outcome};
@@ -393,16 +393,13 @@ async fn answer_batch(state: &AppState, client_id: &str, referte: &str, body: &[
     if let Err(reply) = audit(state, client_id, referte, &snapshot, &judged).await {
         return reply;
     }
+    let source = SourceJson::new(&snapshot.meta, &snapshot.rules.version);
     let answers = judged
         .iter()
         .map(|judged| {
             state.metrics.record_question(&judged.outcome);
             match &judged.outcome {
-                Ok(advice) => BatchItem::Answer(AnswerJson::new(
-                    advice,
-                    &snapshot.meta,
-                    &snapshot.rules.version,
-                )),
+                Ok(advice) => BatchItem::Answer(AnswerJson::with_source(advice, source.borrowed())),
                 Err(code) => BatchItem::Error {
                     error: Problem::from_code(*code),
                 },
