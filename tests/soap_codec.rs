@@ -155,7 +155,7 @@ fn soap_answers_agree_with_the_json_answer_field_by_field() {
         );
         assert_eq!(
             advies.text_at("Bron/Extractiedatum"),
-            Some(json.source.extracted_at.as_str())
+            Some(json.source.extracted_at.as_ref())
         );
         assert_eq!(advies.text_at("Bron/Regelset"), Some(json.source.rule_set));
     }

@@ -26,12 +26,11 @@ use crate::domain::ErrorCode;
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum AuditError {
     /// A file operation failed (permission, disk full, file size limit, I/O error).
-    #[error("audit log {}: cannot {op}: {source}", path.display())]
+    #[error("audit log {}: cannot {op}: {cause}", path.display())]
     Io {
         path: PathBuf,
         op: &'static str,
-        #[source]
-        source: Arc<std::io::Error>,
+        cause: Arc<std::io::Error>,
     },
     /// The files on disk are not what the log wrote.
     #[error("audit log {}{}: {detail}", path.display(), line.map(|l| format!(" line {l}")).unwrap_or_default())]
@@ -53,7 +52,7 @@ impl AuditError {
         AuditError::Io {
             path: path.to_path_buf(),
             op,
-            source: Arc::new(source),
+            cause: Arc::new(source),
         }
     }
 

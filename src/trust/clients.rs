@@ -104,12 +104,8 @@ impl Client {
 /// An invalid registry. Names the file position or the setting.
 #[derive(Debug, thiserror::Error)]
 pub enum ClientsError {
-    #[error("cannot read {path}: {source}")]
-    Read {
-        path: String,
-        #[source]
-        source: std::io::Error,
-    },
+    #[error("cannot read {path}: {cause}")]
+    Read { path: String, cause: std::io::Error },
     /// TOML syntax, an unknown or missing setting, or a wrong type (the message has the line).
     #[error("clients registry: {0}")]
     Parse(String),
@@ -162,9 +158,9 @@ impl ClientRegistry {
 
     /// Reads and validates a registry file.
     pub fn from_file(path: &Path) -> Result<ClientRegistry, ClientsError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ClientsError::Read {
+        let text = std::fs::read_to_string(path).map_err(|cause| ClientsError::Read {
             path: path.display().to_string(),
-            source,
+            cause,
         })?;
         ClientRegistry::from_toml(&text)
     }

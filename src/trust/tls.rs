@@ -28,12 +28,11 @@ pub struct TlsFiles {
 /// Why the TLS configuration could not be built. Always names the file concerned.
 #[derive(Debug, thiserror::Error)]
 pub enum TlsError {
-    #[error("TLS {role} {}: cannot read: {source}", path.display())]
+    #[error("TLS {role} {}: cannot read: {cause}", path.display())]
     Read {
         role: &'static str,
         path: PathBuf,
-        #[source]
-        source: std::io::Error,
+        cause: std::io::Error,
     },
     #[error("TLS {role} {}: {detail}", path.display())]
     Invalid {
@@ -96,10 +95,10 @@ pub fn server_config_observed(
 }
 
 fn read(path: &Path, role: &'static str) -> Result<Vec<u8>, TlsError> {
-    std::fs::read(path).map_err(|source| TlsError::Read {
+    std::fs::read(path).map_err(|cause| TlsError::Read {
         role,
         path: path.to_path_buf(),
-        source,
+        cause,
     })
 }
 
