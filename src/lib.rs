@@ -7,5 +7,6 @@
 pub mod api;
 pub mod cli;
 pub mod domain;
+pub mod premium;
 pub mod snapshot;
 pub mod telemetry;
