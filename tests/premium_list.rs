@@ -737,7 +737,7 @@ fn files_left_without_a_register_entry_stop_the_export() {
 #[test]
 fn an_injected_failure_at_any_step_leaves_nothing_behind() {
     let snapshot = fixture();
-    let recipient = age::x25519::Identity::generate().to_public();
+    let recipients = [age::x25519::Identity::generate().to_public()];
     for point in [
         FailPoint::AfterList,
         FailPoint::AfterFirstRename,
@@ -745,7 +745,7 @@ fn an_injected_failure_at_any_step_leaves_nothing_behind() {
     ] {
         let dir = tempfile::tempdir().unwrap();
         // An earlier export of another year: the register must come out byte for byte the same.
-        request(dir.path(), 2026, &[recipient.clone()], Force::No)
+        request(dir.path(), 2026, &recipients, Force::No)
             .prepare()
             .unwrap()
             .run(&snapshot, &Silent)
@@ -753,7 +753,7 @@ fn an_injected_failure_at_any_step_leaves_nothing_behind() {
         let names = names_in(dir.path());
         let register = std::fs::read(dir.path().join(premium::DEFAULT_REGISTER)).unwrap();
 
-        let mut failing = request(dir.path(), 2027, &[recipient.clone()], Force::No);
+        let mut failing = request(dir.path(), 2027, &recipients, Force::No);
         failing.fail_point = Some(point);
         let error = failing
             .prepare()
@@ -771,7 +771,7 @@ fn an_injected_failure_at_any_step_leaves_nothing_behind() {
             "{point:?}: register changed"
         );
         // And the year can then be exported normally (no lock, no files in the way).
-        request(dir.path(), 2027, &[recipient.clone()], Force::No)
+        request(dir.path(), 2027, &recipients, Force::No)
             .prepare()
             .unwrap()
             .run(&snapshot, &Silent)

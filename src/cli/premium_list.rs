@@ -19,8 +19,9 @@ use crate::snapshot::{Console, SnapshotSource};
 pub struct PremiumListArgs {
     #[command(subcommand)]
     pub command: Option<PremiumCommand>,
+    // Boxed: the export's arguments are large and `Command` holds every subcommand's arguments.
     #[command(flatten)]
-    pub export: ExportArgs,
+    pub export: Box<ExportArgs>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -106,7 +107,7 @@ pub fn run(args: PremiumListArgs) -> anyhow::Result<u8> {
     match args.command {
         Some(PremiumCommand::Verify(args)) => run_verify(args),
         Some(PremiumCommand::Keygen(args)) => run_keygen(args),
-        None => run_export(args.export),
+        None => run_export(*args.export),
     }
 }
 
