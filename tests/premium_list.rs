@@ -921,3 +921,36 @@ fn an_operator_is_required() {
     cmd.env("USER", "bob").assert().success();
     assert_eq!(register_lines(out.path())[0]["operator"], "bob");
 }
+
+/// Persons whose period no regime covers answer 30004 on the reference date: neither OK nor NOK,
+/// so not in the list, but counted in the manifest.
+#[test]
+fn persons_answered_30004_are_not_listed_but_counted() {
+    let jsonl = r#"{"kbi_snapshot": {"format": 1, "snapshot_id": "no-regime", "extracted_at": "2026-11-01T02:00:00Z", "persons": 3}}
+{"insz": "80010110005", "events": [{"date": "2021-05-03", "type": "OBLIGATION_START", "region": "BXL"}]}
+{"insz": "81020210201", "events": [{"date": "2024-03-01", "type": "OBLIGATION_START", "region": "VL"}]}
+{"insz": "85073003328", "events": [{"date": "2012-02-01", "type": "OBLIGATION_START", "region": "VL"}]}
+"#;
+    let snapshot = load_bytes(jsonl.as_bytes().to_vec(), rules(), &Silent).unwrap();
+    let refused: Vec<String> = snapshot
+        .index
+        .iter()
+        .filter(|(insz, _)| {
+            let question = Question {
+                insz: *insz,
+                reference: Reference::PremiumYear(2027),
+            };
+            matches!(snapshot.advise(&question), Err(r) if r.code.number() == 30004)
+        })
+        .map(|(insz, _)| insz.to_string())
+        .collect();
+    assert_eq!(
+        refused.len(),
+        2,
+        "the snapshot has two persons without regime"
+    );
+    assert_list_is_nok_set(&snapshot, 2027).unwrap();
+    let (listed, manifest) = export_and_decrypt(&snapshot, 2027).unwrap();
+    assert_eq!(listed, ["81020210201"]);
+    assert_eq!(manifest.persons_without_rule_set, 2);
+}
