@@ -133,17 +133,26 @@ pub struct CompiledSnapshot {
 }
 
 impl CompiledSnapshot {
-    /// Answers one checked question.
-    pub fn advise(&self, question: &Question) -> Result<Advice, Refusal> {
-        let date = question.reference.date();
-        let refuse = |code| Refusal { code, found: None };
+    /// Why no question on `date` can be answered from this snapshot, whoever it is about
+    /// (30003, 30004); `None` when the date is answerable. [`CompiledSnapshot::advise`] and the
+    /// yearly premium list both start with this check, so they refuse the same dates.
+    pub fn refusal_on(&self, date: NaiveDate) -> Option<ErrorCode> {
         // The snapshot speaks for at most `max_days_after_extract` days after its extraction.
         let extracted = self.meta.extracted_at.date_naive();
         if (date - extracted).num_days() > i64::from(self.rules.max_days_after_extract) {
-            return Err(refuse(ErrorCode::SnapshotTooOld));
+            return Some(ErrorCode::SnapshotTooOld);
         }
         if date < self.rules.earliest_valid_from() {
-            return Err(refuse(ErrorCode::NoRuleSet));
+            return Some(ErrorCode::NoRuleSet);
+        }
+        None
+    }
+
+    /// Answers one checked question.
+    pub fn advise(&self, question: &Question) -> Result<Advice, Refusal> {
+        let date = question.reference.date();
+        if let Some(code) = self.refusal_on(date) {
+            return Err(Refusal { code, found: None });
         }
         let timeline = self.index.lookup(question.insz);
         let found = timeline.is_some();

@@ -1,0 +1,92 @@
+//! The manifest: what the list is, what it rests on, and the hashes that bind it to the encrypted
+//! file. The signature covers its exact bytes, so it is written once and never re-serialised.
+
+use serde::{Deserialize, Serialize};
+
+/// The `format` value of every manifest.
+pub const FORMAT: &str = "kbi-reduced-premium-list";
+/// The manifest and list format this program writes and reads.
+pub const FORMAT_VERSION: u32 = 1;
+
+/// The program that made the list.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Program {
+    pub name: String,
+    pub version: String,
+}
+
+impl Program {
+    /// This build.
+    pub fn this() -> Program {
+        Program {
+            name: env!("CARGO_PKG_NAME").to_string(),
+            version: env!("CARGO_PKG_VERSION").to_string(),
+        }
+    }
+}
+
+/// `kbi-reduced-premium-P.manifest.json`. Field order is the order written.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Manifest {
+    /// Always [`FORMAT`].
+    pub format: String,
+    /// [`FORMAT_VERSION`]; a reader refuses a version it does not know.
+    pub format_version: u32,
+    pub premium_year: i32,
+    /// 1 January of `premium_year − 1`, `YYYY-MM-DD`.
+    pub reference_date: String,
+    pub snapshot_id: String,
+    /// RFC 3339, UTC.
+    pub extracted_at: String,
+    /// The rule set's version.
+    pub rule_set: String,
+    /// Number of INSZ in the list.
+    pub count: u64,
+    /// Persons in the snapshot (the list is drawn from these).
+    pub persons_in_snapshot: u64,
+    /// Persons whose question is refused with 30004 (no regime covers their period): they answer
+    /// neither OK nor NOK, so they are not in the list. Normally 0.
+    pub persons_without_rule_set: u64,
+    /// File name of the encrypted list, in the same directory.
+    pub list_file: String,
+    /// SHA-256 (hex) of the plaintext CSV.
+    pub plaintext_sha256: String,
+    /// SHA-256 (hex) of the encrypted file, exactly as written.
+    pub ciphertext_sha256: String,
+    /// The age recipients the list is encrypted to.
+    pub recipients: Vec<String>,
+    /// SHA-256 (hex) of the DER SubjectPublicKeyInfo of the key that signs this manifest.
+    pub signing_key_sha256: String,
+    /// RFC 3339, UTC.
+    pub generated_at: String,
+    pub program: Program,
+}
+
+impl Manifest {
+    /// The bytes written and signed: pretty JSON and a final newline.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        // Serialising a struct of strings and integers cannot fail.
+        let mut bytes = serde_json::to_vec_pretty(self).unwrap_or_default();
+        bytes.push(b'\n');
+        bytes
+    }
+
+    /// Reads a manifest; refuses another format or an unknown version.
+    pub fn parse(bytes: &[u8]) -> Result<Manifest, String> {
+        let manifest: Manifest =
+            serde_json::from_slice(bytes).map_err(|e| format!("not a valid manifest: {e}"))?;
+        if manifest.format != FORMAT {
+            return Err(format!(
+                "format is \"{}\", expected \"{FORMAT}\"",
+                manifest.format
+            ));
+        }
+        if manifest.format_version != FORMAT_VERSION {
+            return Err(format!(
+                "format_version {} is not known to this program (it reads {FORMAT_VERSION})",
+                manifest.format_version
+            ));
+        }
+        Ok(manifest)
+    }
+}

@@ -1,0 +1,535 @@
+//! The yearly reduced-premium list (`premium-list.md`): every INSZ whose answer for premium year P
+//! is `NOK`, encrypted with age to the recipients, described by a signed manifest, recorded in an
+//! append-only export register, at most once a premium year unless forced with a reason.
+//!
+//! An export runs in two steps so that everything that can be refused without the snapshot is
+//! refused before a long load: [`ExportRequest::prepare`] (arguments, output directory, register
+//! lock, once-a-year rule), then [`PreparedExport::run`] on the loaded snapshot.
+//!
+//! Ordering, so that a failure anywhere leaves no partial output and no false register entry:
+//! 1. the list is streamed through the age encryptor into a temporary file in the output
+//!    directory; the manifest and signature go to temporary files too; all are `fsync`ed;
+//! 2. the three are renamed to their final names (list, manifest, signature last) and the
+//!    directory is `fsync`ed; if a rename fails, the ones already renamed are removed;
+//! 3. only then is the export appended to the register; if that fails, the three files are
+//!    removed again, so a delivery that is not in the register does not exist.
+//!
+//! A crash between 2 and 3 (power loss) leaves complete files without a register entry; the next
+//! export for that year then stops on the existing files (refused without `--force`), so the
+//! operator sees it. The opposite order would record deliveries that never happened.
+
+use std::io::{self, BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use chrono::{SecondsFormat, Utc};
+use ed25519_dalek::SigningKey;
+use sha2::{Digest, Sha256};
+use tempfile::NamedTempFile;
+
+use crate::domain::advice::premium_reference_date;
+use crate::domain::{CompiledSnapshot, ErrorCode, Status};
+use crate::snapshot::Progress;
+
+pub mod list;
+pub mod manifest;
+pub mod recipients;
+pub mod register;
+pub mod signing;
+pub mod verify;
+
+use list::{ListSummary, ListWriter};
+use manifest::{Manifest, Program};
+use register::{Earlier, Register, RegisterEntry, RegisterLock};
+
+/// `kbi-reduced-premium-P.csv.age`
+pub fn list_file_name(premium_year: i32) -> String {
+    format!("kbi-reduced-premium-{premium_year}.csv.age")
+}
+
+/// `kbi-reduced-premium-P.manifest.json`
+pub fn manifest_file_name(premium_year: i32) -> String {
+    format!("kbi-reduced-premium-{premium_year}.manifest.json")
+}
+
+/// `kbi-reduced-premium-P.manifest.json.sig`
+pub fn signature_file_name(premium_year: i32) -> String {
+    format!("kbi-reduced-premium-{premium_year}.manifest.json.sig")
+}
+
+/// The default register: `export-register.jsonl` in the output directory.
+pub const DEFAULT_REGISTER: &str = "export-register.jsonl";
+
+/// Whether a repeated export for the same premium year is allowed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Force {
+    No,
+    /// Allowed, for the recorded reason (never blank).
+    Yes {
+        reason: String,
+    },
+}
+
+impl Force {
+    /// From `--force` and `--reason`: forcing needs a non-blank reason; a reason needs forcing.
+    pub fn new(force: bool, reason: Option<&str>) -> Result<Force, PremiumError> {
+        match (force, reason.map(str::trim)) {
+            (false, None) => Ok(Force::No),
+            (false, Some(_)) => Err(PremiumError::ReasonWithoutForce),
+            (true, Some(reason)) if !reason.is_empty() => Ok(Force::Yes {
+                reason: reason.to_string(),
+            }),
+            (true, _) => Err(PremiumError::ForceWithoutReason),
+        }
+    }
+}
+
+/// A step at which a test can make the export fail, to prove that nothing is left behind.
+#[doc(hidden)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FailPoint {
+    /// After the encrypted list is written to its temporary file.
+    AfterList,
+    /// After the first of the three renames.
+    AfterFirstRename,
+    /// Instead of appending to the register, after all renames.
+    RegisterAppend,
+}
+
+/// What to export and where.
+#[derive(Debug)]
+pub struct ExportRequest {
+    pub premium_year: i32,
+    pub recipients: Vec<age::x25519::Recipient>,
+    pub signing_key: SigningKey,
+    pub out_dir: PathBuf,
+    /// The export register (by default [`DEFAULT_REGISTER`] in `out_dir`).
+    pub register: PathBuf,
+    pub operator: String,
+    pub force: Force,
+    /// Test hook only; always `None` in the program.
+    #[doc(hidden)]
+    pub fail_point: Option<FailPoint>,
+}
+
+/// Why an export was refused or failed. Never carries an INSZ.
+#[derive(Debug, thiserror::Error)]
+pub enum PremiumError {
+    #[error("no recipient: give at least one --recipient age1… or a --recipients-file")]
+    NoRecipients,
+    #[error("no operator name: give --operator NAME (default: $USER)")]
+    NoOperator,
+    #[error(
+        "--force needs --reason \"…\" with a non-empty reason (it is recorded in the register)"
+    )]
+    ForceWithoutReason,
+    #[error("--reason is only for a repeated export with --force")]
+    ReasonWithoutForce,
+    #[error("output directory {path}: {why}")]
+    OutDir { path: PathBuf, why: String },
+    #[error("the directory of the export register {path} does not exist")]
+    RegisterDir { path: PathBuf },
+    #[error(
+        "premium year {premium_year} was already exported ({earlier}, see {register}); the \
+         protocol allows one delivery a year: repeat only with --force --reason \"…\""
+    )]
+    AlreadyExported {
+        premium_year: i32,
+        earlier: String,
+        register: PathBuf,
+    },
+    #[error(
+        "{} already exist(s) but the register has no export for this premium year (an export \
+         interrupted after writing, or another register?): check, then move them away or repeat \
+         with --force --reason \"…\"",
+        paths.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ")
+    )]
+    FilesExist { paths: Vec<PathBuf> },
+    #[error(transparent)]
+    Register(#[from] register::RegisterError),
+    #[error(
+        "the snapshot cannot answer for the reference date {date} (error {}: {}); no list is made",
+        code.as_str(),
+        code.title_en()
+    )]
+    CannotAnswer {
+        date: chrono::NaiveDate,
+        code: ErrorCode,
+    },
+    #[error("cannot encrypt the list: {0}")]
+    Encrypt(String),
+    #[error("cannot write {what} in {dir}: {error}")]
+    Write {
+        what: String,
+        dir: PathBuf,
+        error: io::Error,
+    },
+    #[error("injected failure at {0:?} (test)")]
+    Injected(FailPoint),
+}
+
+/// An export whose refusable checks passed; holds the register lock until dropped.
+#[derive(Debug)]
+pub struct PreparedExport {
+    request: ExportRequest,
+    earlier: Vec<Earlier>,
+    _lock: RegisterLock,
+}
+
+/// A finished export.
+#[derive(Debug, Clone)]
+pub struct Exported {
+    pub manifest: Manifest,
+    /// The list, the manifest and the signature, in the output directory.
+    pub files: [PathBuf; 3],
+    pub register_entry: RegisterEntry,
+    /// Walking the index, encrypting and hashing the list, writing and `fsync`ing it.
+    pub list_time: Duration,
+    /// Manifest, signature, renames and the register append.
+    pub seal_time: Duration,
+}
+
+impl ExportRequest {
+    /// Everything that can be refused before the snapshot is loaded: recipients, operator,
+    /// output directory (exists, is writable), register directory, the lock, the once-a-year
+    /// rule and files left in the way.
+    pub fn prepare(self) -> Result<PreparedExport, PremiumError> {
+        if self.recipients.is_empty() {
+            return Err(PremiumError::NoRecipients);
+        }
+        if self.operator.trim().is_empty() {
+            return Err(PremiumError::NoOperator);
+        }
+        check_out_dir(&self.out_dir)?;
+        let register = Register::new(&self.register);
+        let register_dir = register::parent_of(&self.register);
+        if !register_dir.is_dir() {
+            return Err(PremiumError::RegisterDir {
+                path: self.register.clone(),
+            });
+        }
+        let lock = register.lock()?;
+        let earlier = register.exports_of(self.premium_year)?;
+        if self.force == Force::No {
+            if let Some(first) = earlier.first() {
+                return Err(PremiumError::AlreadyExported {
+                    premium_year: self.premium_year,
+                    earlier: format!(
+                        "{} time(s), first on {} by {}",
+                        earlier.len(),
+                        first.time,
+                        first.operator
+                    ),
+                    register: self.register.clone(),
+                });
+            }
+            let existing: Vec<PathBuf> = final_names(&self.out_dir, self.premium_year)
+                .into_iter()
+                .filter(|p| p.exists())
+                .collect();
+            if !existing.is_empty() {
+                return Err(PremiumError::FilesExist { paths: existing });
+            }
+        }
+        Ok(PreparedExport {
+            request: self,
+            earlier,
+            _lock: lock,
+        })
+    }
+}
+
+fn final_names(dir: &Path, year: i32) -> [PathBuf; 3] {
+    [
+        dir.join(list_file_name(year)),
+        dir.join(manifest_file_name(year)),
+        dir.join(signature_file_name(year)),
+    ]
+}
+
+/// The output directory must exist and take a new file (probed with a temporary file, which
+/// disappears at once).
+fn check_out_dir(dir: &Path) -> Result<(), PremiumError> {
+    let refuse = |why: String| PremiumError::OutDir {
+        path: dir.to_path_buf(),
+        why,
+    };
+    match std::fs::metadata(dir) {
+        Ok(meta) if meta.is_dir() => {}
+        Ok(_) => return Err(refuse("is not a directory".into())),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            return Err(refuse("does not exist (create it first)".into()))
+        }
+        Err(e) => return Err(refuse(e.to_string())),
+    }
+    temp_in(dir, "probe")
+        .map(drop)
+        .map_err(|e| refuse(format!("is not writable: {e}")))
+}
+
+fn temp_in(dir: &Path, what: &str) -> io::Result<NamedTempFile> {
+    tempfile::Builder::new()
+        .prefix(&format!(".{what}."))
+        .suffix(".tmp")
+        .tempfile_in(dir)
+}
+
+impl PreparedExport {
+    /// Earlier exports of this premium year (non-empty only for a forced export).
+    pub fn earlier(&self) -> &[Earlier] {
+        &self.earlier
+    }
+
+    /// Draws up, encrypts, signs and records the list. On error nothing is left in the output
+    /// directory and the register is unchanged.
+    pub fn run(
+        self,
+        snapshot: &CompiledSnapshot,
+        progress: &dyn Progress,
+    ) -> Result<Exported, PremiumError> {
+        let request = &self.request;
+        let year = request.premium_year;
+        let date = premium_reference_date(year);
+        if let Some(code) = snapshot.refusal_on(date) {
+            return Err(PremiumError::CannotAnswer { date, code });
+        }
+        let dir = &request.out_dir;
+        let write_error = |what: &str| {
+            let what = what.to_string();
+            move |error: io::Error| PremiumError::Write {
+                what,
+                dir: dir.clone(),
+                error,
+            }
+        };
+        let fail_at = |point| {
+            if request.fail_point == Some(point) {
+                Err(PremiumError::Injected(point))
+            } else {
+                Ok(())
+            }
+        };
+
+        // 1. The encrypted list, streamed: the plaintext only ever exists in a 64 KiB buffer.
+        let started = Instant::now();
+        let mut list_tmp =
+            temp_in(dir, &list_file_name(year)).map_err(write_error("a temporary file"))?;
+        let encryptor = age::Encryptor::with_recipients(
+            request.recipients.iter().map(|r| r as &dyn age::Recipient),
+        )
+        .map_err(|e| PremiumError::Encrypt(e.to_string()))?;
+        let (summary, without_rule_set, ciphertext_sha256) = {
+            let sink =
+                HashingWriter::new(BufWriter::with_capacity(256 * 1024, list_tmp.as_file_mut()));
+            let stream = encryptor
+                .wrap_output(sink)
+                .map_err(write_error("the encrypted list"))?;
+            let (stream, summary, without) = write_nok_list(snapshot, date, stream, progress)
+                .map_err(write_error("the encrypted list"))?;
+            let sink = stream.finish().map_err(write_error("the encrypted list"))?;
+            let (buffered, sha) = sink.finish();
+            buffered
+                .into_inner()
+                .map_err(|e| write_error("the encrypted list")(e.into_error()))?;
+            (summary, without, sha)
+        };
+        list_tmp
+            .as_file()
+            .sync_all()
+            .map_err(write_error("the encrypted list"))?;
+        let list_time = started.elapsed();
+        fail_at(FailPoint::AfterList)?;
+
+        // 2. Manifest and signature.
+        let started = Instant::now();
+        let meta = &snapshot.meta;
+        let rfc3339 = |t: chrono::DateTime<Utc>| t.to_rfc3339_opts(SecondsFormat::Secs, true);
+        let manifest = Manifest {
+            format: manifest::FORMAT.to_string(),
+            format_version: manifest::FORMAT_VERSION,
+            premium_year: year,
+            reference_date: date.to_string(),
+            snapshot_id: meta.snapshot_id.clone(),
+            extracted_at: rfc3339(meta.extracted_at),
+            rule_set: snapshot.rules.version.clone(),
+            count: summary.count,
+            persons_in_snapshot: snapshot.index.len() as u64,
+            persons_without_rule_set: without_rule_set,
+            list_file: list_file_name(year),
+            plaintext_sha256: summary.sha256.clone(),
+            ciphertext_sha256,
+            recipients: request.recipients.iter().map(|r| r.to_string()).collect(),
+            signing_key_sha256: signing::key_fingerprint(&request.signing_key.verifying_key()),
+            generated_at: rfc3339(Utc::now()),
+            program: Program::this(),
+        };
+        let manifest_bytes = manifest.to_bytes();
+        let signature = signing::sign(&request.signing_key, &manifest_bytes);
+        let manifest_tmp = write_temp(dir, &manifest_file_name(year), &manifest_bytes)
+            .map_err(write_error("the manifest"))?;
+        let signature_tmp = write_temp(dir, &signature_file_name(year), &signature)
+            .map_err(write_error("the signature"))?;
+
+        // 3. Renames: list, manifest, signature last (a set without signature does not verify).
+        let finals = final_names(dir, year);
+        let mut renamed: Vec<PathBuf> = Vec::with_capacity(3);
+        let temps = [list_tmp, manifest_tmp, signature_tmp];
+        for (i, (temp, target)) in temps.into_iter().zip(finals.iter()).enumerate() {
+            let outcome = if i == 1 {
+                fail_at(FailPoint::AfterFirstRename)
+            } else {
+                Ok(())
+            }
+            .and_then(|()| {
+                persist(temp, target, &request.force).map_err(write_error(&target_name(target)))
+            });
+            if let Err(error) = outcome {
+                // The temporary files not yet renamed are removed when dropped.
+                remove_all(dir, &renamed);
+                return Err(error);
+            }
+            renamed.push(target.clone());
+        }
+        if let Err(error) = register::sync_dir(dir) {
+            remove_all(dir, &renamed);
+            return Err(write_error("the directory entries")(error));
+        }
+
+        // 4. The register, only for a complete set of files.
+        let entry = RegisterEntry {
+            time: manifest.generated_at.clone(),
+            premium_year: year,
+            reference_date: manifest.reference_date.clone(),
+            snapshot_id: manifest.snapshot_id.clone(),
+            extracted_at: manifest.extracted_at.clone(),
+            rule_set: manifest.rule_set.clone(),
+            count: manifest.count,
+            plaintext_sha256: manifest.plaintext_sha256.clone(),
+            ciphertext_sha256: manifest.ciphertext_sha256.clone(),
+            manifest_sha256: hex::encode(Sha256::digest(&manifest_bytes)),
+            out_dir: std::fs::canonicalize(dir)
+                .unwrap_or_else(|_| dir.clone())
+                .display()
+                .to_string(),
+            operator: request.operator.trim().to_string(),
+            forced: matches!(request.force, Force::Yes { .. }),
+            reason: match &request.force {
+                Force::Yes { reason } => Some(reason.clone()),
+                Force::No => None,
+            },
+            program_version: manifest.program.version.clone(),
+        };
+        let appended = fail_at(FailPoint::RegisterAppend)
+            .and_then(|()| Ok(Register::new(&request.register).append(&entry)?));
+        if let Err(error) = appended {
+            remove_all(dir, &renamed);
+            return Err(error);
+        }
+        let seal_time = started.elapsed();
+        Ok(Exported {
+            manifest,
+            files: finals,
+            register_entry: entry,
+            list_time,
+            seal_time,
+        })
+    }
+}
+
+fn target_name(path: &Path) -> String {
+    path.file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default()
+}
+
+/// Renames a temporary file to its final name; without `--force` never over an existing file.
+fn persist(temp: NamedTempFile, target: &Path, force: &Force) -> io::Result<()> {
+    let outcome = match force {
+        Force::No => temp.persist_noclobber(target),
+        Force::Yes { .. } => temp.persist(target),
+    };
+    outcome.map(drop).map_err(|e| e.error)
+}
+
+/// Rollback: removes files already renamed into place (best effort; the error that caused the
+/// rollback is the one reported).
+fn remove_all(dir: &Path, paths: &[PathBuf]) {
+    for path in paths {
+        let _ = std::fs::remove_file(path);
+    }
+    let _ = register::sync_dir(dir);
+}
+
+fn write_temp(dir: &Path, name: &str, bytes: &[u8]) -> io::Result<NamedTempFile> {
+    let mut temp = temp_in(dir, name)?;
+    temp.write_all(bytes)?;
+    temp.as_file().sync_all()?;
+    Ok(temp)
+}
+
+/// How many persons are walked between two progress reports.
+const PROGRESS_STEP: u64 = 1 << 16;
+
+/// Walks the index in INSZ order and writes every person whose answer on `date` is `NOK` into
+/// `out`. The caller has checked [`CompiledSnapshot::refusal_on`]; past that check `advise`
+/// answers `NOK` exactly for [`Status::NonCompliant`] (a person absent from the index is not
+/// subject, and [`Status::NoRegime`] is refused with 30004), which is what is selected here.
+/// Returns the writer, the list's summary, and the number of persons refused with 30004.
+pub fn write_nok_list<W: Write>(
+    snapshot: &CompiledSnapshot,
+    date: chrono::NaiveDate,
+    out: W,
+    progress: &dyn Progress,
+) -> io::Result<(W, ListSummary, u64)> {
+    let index = &snapshot.index;
+    progress.start("premium list", index.len() as u64);
+    let mut list = ListWriter::new(out);
+    let mut without_rule_set = 0u64;
+    let mut walked = 0u64;
+    for (insz, timeline) in index.iter() {
+        match timeline.status_on(date) {
+            Status::NonCompliant(_) => list.push(insz)?,
+            Status::NoRegime => without_rule_set += 1,
+            Status::NotSubject | Status::Compliant => {}
+        }
+        walked += 1;
+        if walked % PROGRESS_STEP == 0 {
+            progress.advance(PROGRESS_STEP);
+        }
+    }
+    progress.advance(walked % PROGRESS_STEP);
+    progress.finish();
+    let (out, summary) = list.finish()?;
+    Ok((out, summary, without_rule_set))
+}
+
+/// Passes bytes through, hashing them (SHA-256) on the way.
+struct HashingWriter<W: Write> {
+    inner: W,
+    hasher: Sha256,
+}
+
+impl<W: Write> HashingWriter<W> {
+    fn new(inner: W) -> Self {
+        HashingWriter {
+            inner,
+            hasher: Sha256::new(),
+        }
+    }
+
+    fn finish(self) -> (W, String) {
+        (self.inner, hex::encode(self.hasher.finalize()))
+    }
+}
+
+impl<W: Write> Write for HashingWriter<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.hasher.update(&buf[..n]);
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}

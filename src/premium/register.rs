@@ -1,0 +1,281 @@
+//! The export register: an append-only JSON Lines file, one line per export, that enforces the
+//! protocol's "at most once a year" and records who exported what, when, and why again.
+//!
+//! Appends open the file with `O_APPEND`, write the whole line in one call and `fsync` before the
+//! export is reported done. A lock file beside the register keeps two exports from passing the
+//! once-a-year check at the same time.
+
+use std::fs::{File, OpenOptions};
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+/// One export, as recorded.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RegisterEntry {
+    /// When the export was made (the manifest's `generated_at`), RFC 3339 UTC.
+    pub time: String,
+    pub premium_year: i32,
+    pub reference_date: String,
+    pub snapshot_id: String,
+    pub extracted_at: String,
+    pub rule_set: String,
+    pub count: u64,
+    pub plaintext_sha256: String,
+    pub ciphertext_sha256: String,
+    /// SHA-256 of the exact manifest bytes (which the signature covers).
+    pub manifest_sha256: String,
+    /// Where the files were written.
+    pub out_dir: String,
+    pub operator: String,
+    /// A repeated export for the same premium year, allowed by `--force`.
+    pub forced: bool,
+    /// Why it was repeated (only with `forced`).
+    pub reason: Option<String>,
+    pub program_version: String,
+}
+
+/// Why the register could not be read, written or locked.
+#[derive(Debug, thiserror::Error)]
+pub enum RegisterError {
+    #[error("cannot read the export register {path}: {error}")]
+    Read {
+        path: PathBuf,
+        error: std::io::Error,
+    },
+    #[error(
+        "the export register {path} line {line} is not a register entry ({why}); the register is \
+         append-only and is never repaired by this program"
+    )]
+    Corrupt {
+        path: PathBuf,
+        line: usize,
+        why: String,
+    },
+    #[error("cannot append to the export register {path}: {error}")]
+    Append {
+        path: PathBuf,
+        error: std::io::Error,
+    },
+    #[error(
+        "another export holds the lock {path} ({holder}); if no export is running, a previous \
+         one was killed: check the register and the output directory, then remove the lock file"
+    )]
+    Locked { path: PathBuf, holder: String },
+    #[error("cannot create the lock file {path}: {error}")]
+    Lock {
+        path: PathBuf,
+        error: std::io::Error,
+    },
+}
+
+/// The register file.
+#[derive(Debug, Clone)]
+pub struct Register {
+    path: PathBuf,
+}
+
+/// The part of an entry the once-a-year check needs; older or newer entries may carry more.
+#[derive(Deserialize)]
+struct Seen {
+    premium_year: i32,
+    time: String,
+    operator: String,
+}
+
+/// An earlier export of the same premium year.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Earlier {
+    pub time: String,
+    pub operator: String,
+}
+
+impl Register {
+    pub fn new(path: impl Into<PathBuf>) -> Register {
+        Register { path: path.into() }
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Earlier exports of `premium_year`, oldest first. A missing register has none; a line that
+    /// is not an entry is an error (the check must not pass on a damaged register).
+    pub fn exports_of(&self, premium_year: i32) -> Result<Vec<Earlier>, RegisterError> {
+        let read = |error| RegisterError::Read {
+            path: self.path.clone(),
+            error,
+        };
+        let file = match File::open(&self.path) {
+            Ok(file) => file,
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(error) => return Err(read(error)),
+        };
+        let mut out = Vec::new();
+        for (n, line) in BufReader::new(file).lines().enumerate() {
+            let line = line.map_err(read)?;
+            if line.trim().is_empty() {
+                continue;
+            }
+            let seen: Seen = serde_json::from_str(&line).map_err(|e| RegisterError::Corrupt {
+                path: self.path.clone(),
+                line: n + 1,
+                why: e.to_string(),
+            })?;
+            if seen.premium_year == premium_year {
+                out.push(Earlier {
+                    time: seen.time,
+                    operator: seen.operator,
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    /// Appends one entry: one `write` of the whole line on an `O_APPEND` descriptor, then `fsync`
+    /// (and of the directory when the register was just created).
+    pub fn append(&self, entry: &RegisterEntry) -> Result<(), RegisterError> {
+        let fail = |error| RegisterError::Append {
+            path: self.path.clone(),
+            error,
+        };
+        let mut line = serde_json::to_vec(entry).map_err(|e| fail(std::io::Error::other(e)))?;
+        line.push(b'\n');
+        let existed = self.path.exists();
+        let mut file = OpenOptions::new()
+            .append(true)
+            .create(true)
+            .open(&self.path)
+            .map_err(fail)?;
+        file.write_all(&line).map_err(fail)?;
+        file.sync_all().map_err(fail)?;
+        if !existed {
+            sync_dir(parent_of(&self.path)).map_err(fail)?;
+        }
+        Ok(())
+    }
+
+    /// Takes the export lock (`REGISTER.lock`, created exclusively); released when dropped.
+    pub fn lock(&self) -> Result<RegisterLock, RegisterError> {
+        let mut name = self.path.clone().into_os_string();
+        name.push(".lock");
+        let path = PathBuf::from(name);
+        match OpenOptions::new().write(true).create_new(true).open(&path) {
+            Ok(mut file) => {
+                let holder = format!(
+                    "pid {} since {}\n",
+                    std::process::id(),
+                    chrono::Utc::now().format("%Y-%m-%dT%H:%M:%SZ")
+                );
+                // The content only helps whoever finds a stale lock.
+                let _ = file.write_all(holder.as_bytes());
+                Ok(RegisterLock { path })
+            }
+            Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists => {
+                let holder = std::fs::read_to_string(&path)
+                    .map(|s| s.trim().to_string())
+                    .unwrap_or_default();
+                Err(RegisterError::Locked { path, holder })
+            }
+            Err(error) => Err(RegisterError::Lock { path, error }),
+        }
+    }
+}
+
+/// The held export lock; removing the file on drop releases it.
+#[derive(Debug)]
+pub struct RegisterLock {
+    path: PathBuf,
+}
+
+impl Drop for RegisterLock {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+pub(crate) fn parent_of(path: &Path) -> &Path {
+    match path.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => parent,
+        _ => Path::new("."),
+    }
+}
+
+/// Makes a directory's entries (a rename, a new file) durable.
+pub(crate) fn sync_dir(dir: &Path) -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        File::open(dir)?.sync_all()
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = dir;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(year: i32, operator: &str) -> RegisterEntry {
+        RegisterEntry {
+            time: "2026-01-15T09:00:00Z".into(),
+            premium_year: year,
+            reference_date: format!("{}-01-01", year - 1),
+            snapshot_id: "s".into(),
+            extracted_at: "2026-01-14T02:00:00Z".into(),
+            rule_set: "r".into(),
+            count: 3,
+            plaintext_sha256: "p".into(),
+            ciphertext_sha256: "c".into(),
+            manifest_sha256: "m".into(),
+            out_dir: "/out".into(),
+            operator: operator.into(),
+            forced: false,
+            reason: None,
+            program_version: "0".into(),
+        }
+    }
+
+    #[test]
+    fn appends_accumulate_and_are_found_by_year() {
+        let dir = tempfile::tempdir().unwrap();
+        let register = Register::new(dir.path().join("register.jsonl"));
+        assert!(register.exports_of(2027).unwrap().is_empty());
+        register.append(&entry(2027, "alice")).unwrap();
+        register.append(&entry(2028, "bob")).unwrap();
+        let earlier = register.exports_of(2027).unwrap();
+        assert_eq!(earlier.len(), 1);
+        assert_eq!(earlier[0].operator, "alice");
+        let text = std::fs::read_to_string(register.path()).unwrap();
+        assert_eq!(text.lines().count(), 2);
+    }
+
+    #[test]
+    fn a_damaged_register_stops_the_check() {
+        let dir = tempfile::tempdir().unwrap();
+        let register = Register::new(dir.path().join("register.jsonl"));
+        register.append(&entry(2027, "alice")).unwrap();
+        let mut file = OpenOptions::new()
+            .append(true)
+            .open(register.path())
+            .unwrap();
+        file.write_all(b"{\"premium_ye\n").unwrap();
+        let error = register.exports_of(2028).unwrap_err().to_string();
+        assert!(error.contains("line 2"), "{error}");
+    }
+
+    #[test]
+    fn the_lock_is_exclusive_and_released_on_drop() {
+        let dir = tempfile::tempdir().unwrap();
+        let register = Register::new(dir.path().join("register.jsonl"));
+        let lock = register.lock().unwrap();
+        let error = register.lock().unwrap_err();
+        assert!(matches!(error, RegisterError::Locked { .. }), "{error}");
+        drop(lock);
+        drop(register.lock().unwrap());
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+    }
+}
