@@ -26,14 +26,8 @@ const CONVERGE_BOUND: Duration = Duration::from_secs(30);
 
 /// The demo snapshot under another id, written to `dir`.
 fn snapshot(dir: &Path, id: &str) -> PathBuf {
-    let demo =
-        std::fs::read_to_string(soap_support::manifest_dir().join("data/demo-snapshot.jsonl"))
-            .unwrap();
-    let (header, rest) = demo.split_once('\n').unwrap();
-    let mut header: Value = serde_json::from_str(header).unwrap();
-    header["kbi_snapshot"]["snapshot_id"] = Value::String(id.into());
     let path = dir.join(format!("{id}.jsonl"));
-    std::fs::write(&path, format!("{header}\n{rest}")).unwrap();
+    soap_support::write_demo_snapshot_as(&path, id);
     path
 }
 
@@ -80,16 +74,6 @@ fn wait_for_id(servers: &[&Server], id: &str) {
     }
 }
 
-fn metric(server: &Server, series: &str) -> f64 {
-    let text = soap_support::get(server.ops_url("/metrics"))
-        .unwrap()
-        .text()
-        .unwrap();
-    text.lines()
-        .find_map(|line| line.strip_prefix(series)?.trim().parse().ok())
-        .unwrap_or(0.0)
-}
-
 #[test]
 fn two_replicas_converge_on_each_publish() {
     let redis = RedisServer::start();
@@ -101,10 +85,7 @@ fn two_replicas_converge_on_each_publish() {
     publish(&redis, &snapshot(dir.path(), "second"));
     wait_for_id(&[&a, &b], "second");
     assert_eq!(
-        metric(
-            &a,
-            r#"kbi_snapshot_info{rule_set="kbi-rules-2022.1",snapshot_id="second"}"#
-        ),
+        a.metric(r#"kbi_snapshot_info{rule_set="kbi-rules-2022.1",snapshot_id="second"}"#),
         1.0
     );
 }
@@ -171,12 +152,7 @@ fn replicas_keep_serving_without_redis_and_pick_up_after_it_returns() {
     }
     let ready = soap_support::get(a.ops_url("/health/ready")).unwrap();
     assert_eq!(ready.status().as_u16(), 200, "still ready without Redis");
-    assert!(
-        metric(
-            &a,
-            r#"kbi_snapshot_reloads_total{outcome="unavailable",source="redis"}"#
-        ) >= 1.0
-    );
+    assert!(a.metric(r#"kbi_snapshot_reloads_total{outcome="unavailable",source="redis"}"#) >= 1.0);
     // Redis comes back empty; the next publish reaches both replicas.
     redis.restart();
     publish(&redis, &snapshot(dir.path(), "after-outage"));
@@ -224,7 +200,7 @@ fn a_corrupt_version_is_refused_and_the_old_one_keeps_serving() {
 
     let series = r#"kbi_snapshot_reloads_total{outcome="refused",source="redis"}"#;
     let deadline = Instant::now() + CONVERGE_BOUND;
-    while metric(&server, series) < 1.0 {
+    while server.metric(series) < 1.0 {
         assert!(
             Instant::now() < deadline,
             "the corrupt version was not refused\n{}",

@@ -4,7 +4,6 @@
 
 mod soap_support;
 
-use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -15,19 +14,6 @@ use soap_support::{request, Q};
 
 const QUESTION: &str = "/v1/integration-obligation/90011510383?date=2026-01-01";
 const SOAP_PATH: &str = "/soap/GeefAdviesInburgeringsplicht-01.00";
-
-/// Writes the demo snapshot under another id to `path`, atomically (rename), as operators do.
-fn write_snapshot(path: &Path, snapshot_id: &str) {
-    let demo =
-        std::fs::read_to_string(soap_support::manifest_dir().join("data/demo-snapshot.jsonl"))
-            .unwrap();
-    let (header, rest) = demo.split_once('\n').unwrap();
-    let mut header: Value = serde_json::from_str(header).unwrap();
-    header["kbi_snapshot"]["snapshot_id"] = Value::String(snapshot_id.into());
-    let temporary = path.with_extension("tmp");
-    std::fs::write(&temporary, format!("{header}\n{rest}")).unwrap();
-    std::fs::rename(&temporary, path).unwrap();
-}
 
 fn snapshot_id_answered(server: &Server) -> String {
     let body: Value = soap_support::get(server.url(QUESTION))
@@ -45,21 +31,11 @@ fn reload(server: &Server) -> (u16, Value) {
     (response.status().as_u16(), response.json().unwrap())
 }
 
-fn metric(server: &Server, series: &str) -> f64 {
-    let text = soap_support::get(server.ops_url("/metrics"))
-        .unwrap()
-        .text()
-        .unwrap();
-    text.lines()
-        .find_map(|line| line.strip_prefix(series)?.trim().parse().ok())
-        .unwrap_or(0.0)
-}
-
 #[test]
 fn twenty_swaps_under_traffic_fail_no_request() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("snapshot.jsonl");
-    write_snapshot(&path, "swap-0");
+    soap_support::write_demo_snapshot_as(&path, "swap-0");
     let server = Arc::new(start(&path));
     let stop = Arc::new(AtomicBool::new(false));
     let answered = Arc::new(AtomicU64::new(0));
@@ -126,7 +102,7 @@ fn twenty_swaps_under_traffic_fail_no_request() {
 
     for swap in 1..=20 {
         let id = format!("swap-{swap}");
-        write_snapshot(&path, &id);
+        soap_support::write_demo_snapshot_as(&path, &id);
         let (status, body) = reload(&server);
         assert_eq!(status, 200, "{body}");
         assert_eq!(body["snapshot"]["snapshot_id"], id.as_str());
@@ -156,10 +132,7 @@ fn twenty_swaps_under_traffic_fail_no_request() {
         seen.lock().unwrap()
     );
     assert_eq!(
-        metric(
-            &server,
-            r#"kbi_snapshot_reloads_total{outcome="ok",source="file"}"#
-        ),
+        server.metric(r#"kbi_snapshot_reloads_total{outcome="ok",source="file"}"#),
         21.0
     );
 }
@@ -168,7 +141,7 @@ fn twenty_swaps_under_traffic_fail_no_request() {
 fn a_bad_new_snapshot_is_refused_and_the_old_keeps_serving() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("snapshot.jsonl");
-    write_snapshot(&path, "good");
+    soap_support::write_demo_snapshot_as(&path, "good");
     let server = start(&path);
 
     // Truncated: the declared count no longer matches.
@@ -186,17 +159,11 @@ fn a_bad_new_snapshot_is_refused_and_the_old_keeps_serving() {
     assert_eq!(status, 503, "{body}");
     assert_eq!(snapshot_id_answered(&server), "good");
     assert_eq!(
-        metric(
-            &server,
-            r#"kbi_snapshot_reloads_total{outcome="refused",source="file"}"#
-        ),
+        server.metric(r#"kbi_snapshot_reloads_total{outcome="refused",source="file"}"#),
         1.0
     );
     assert_eq!(
-        metric(
-            &server,
-            r#"kbi_snapshot_reloads_total{outcome="unavailable",source="file"}"#
-        ),
+        server.metric(r#"kbi_snapshot_reloads_total{outcome="unavailable",source="file"}"#),
         1.0
     );
     let ready = soap_support::get(server.ops_url("/health/ready")).unwrap();
@@ -207,9 +174,9 @@ fn a_bad_new_snapshot_is_refused_and_the_old_keeps_serving() {
 fn sighup_reloads_the_snapshot() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("snapshot.jsonl");
-    write_snapshot(&path, "before-hup");
+    soap_support::write_demo_snapshot_as(&path, "before-hup");
     let server = start(&path);
-    write_snapshot(&path, "after-hup");
+    soap_support::write_demo_snapshot_as(&path, "after-hup");
     let status = std::process::Command::new("kill")
         .args(["-HUP", &server.pid().to_string()])
         .status()

@@ -215,16 +215,6 @@ fn post_xml(body: &str) -> Vec<String> {
     ]
 }
 
-fn metric(server: &Server, series: &str) -> f64 {
-    let text = soap_support::get(server.ops_url("/metrics"))
-        .unwrap()
-        .text()
-        .unwrap();
-    text.lines()
-        .find_map(|line| line.strip_prefix(series)?.trim().parse().ok())
-        .unwrap_or(0.0)
-}
-
 fn one_question() -> Vec<Q> {
     vec![Q::date("v1", "90011510383", "2026-01-01")]
 }
@@ -249,13 +239,13 @@ fn mutual_tls_admits_registered_clients_and_refuses_the_rest() {
     assert!(body.contains("<Resultaat>NOK</Resultaat>"), "{body}");
 
     // Another CA, or no certificate: refused during the handshake (curl fails, no HTTP status).
-    let before = metric(&server, "kbi_tls_handshake_failures_total");
+    let before = server.metric("kbi_tls_handshake_failures_total");
     let (code, status, _) = pki.curl(&server, Some("foreign"), QUESTION, &[]);
     assert!(
         code != 0 && status == 0,
         "foreign CA got through: {code} {status}"
     );
-    assert!(metric(&server, "kbi_tls_handshake_failures_total") > before);
+    assert!(server.metric("kbi_tls_handshake_failures_total") > before);
     let (code, status, _) = pki.curl(&server, None, QUESTION, &[]);
     assert!(
         code != 0 && status == 0,
@@ -349,7 +339,7 @@ fn the_rate_limit_refuses_with_429_and_30013() {
         serde_json::from_str::<Value>(&body).unwrap()["code"],
         "30013"
     );
-    assert!(metric(&server, r#"kbi_rate_limited_total{client="ovo000789"}"#) >= 2.0);
+    assert!(server.metric(r#"kbi_rate_limited_total{client="ovo000789"}"#) >= 2.0);
 }
 
 /// Every record of the audit files in `dir`.
@@ -514,7 +504,7 @@ fn a_full_audit_disk_refuses_answers_and_they_resume_when_space_returns() {
         !soap.contains("<Antwoorden>"),
         "an unaudited answer left: {soap}"
     );
-    assert!(metric(&server, "kbi_audit_failures_total") >= 2.0);
+    assert!(server.metric("kbi_audit_failures_total") >= 2.0);
 
     // Space again: answers resume, and the chain is whole.
     std::fs::remove_file(&filler).unwrap();

@@ -28,6 +28,18 @@ pub fn http() -> reqwest::blocking::Client {
         .expect("an HTTP client")
 }
 
+/// Writes the demo snapshot under another `snapshot_id` to `path`, atomically (a temporary name,
+/// then rename), as operators replace snapshot files.
+pub fn write_demo_snapshot_as(path: &Path, snapshot_id: &str) {
+    let demo = std::fs::read_to_string(manifest_dir().join("data/demo-snapshot.jsonl")).unwrap();
+    let (header, rest) = demo.split_once('\n').unwrap();
+    let mut header: serde_json::Value = serde_json::from_str(header).unwrap();
+    header["kbi_snapshot"]["snapshot_id"] = serde_json::Value::String(snapshot_id.into());
+    let temporary = path.with_extension("tmp");
+    std::fs::write(&temporary, format!("{header}\n{rest}")).unwrap();
+    std::fs::rename(&temporary, path).unwrap();
+}
+
 /// `GET url` as the development client.
 pub fn get(url: impl reqwest::IntoUrl) -> reqwest::Result<reqwest::blocking::Response> {
     http().get(url).send()

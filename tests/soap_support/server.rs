@@ -40,6 +40,16 @@ impl Server {
         std::fs::read_to_string(self.log.path()).unwrap_or_default()
     }
 
+    /// The value of one series of `/metrics` (`name{labels}` as exposed), 0 when absent.
+    pub fn metric(&self, series: &str) -> f64 {
+        let text = reqwest::blocking::get(self.ops_url("/metrics"))
+            .and_then(|r| r.text())
+            .expect("/metrics answers");
+        text.lines()
+            .find_map(|line| line.strip_prefix(series)?.trim().parse().ok())
+            .unwrap_or(0.0)
+    }
+
     /// Kills the process with SIGKILL (no chance to flush or clean up) and waits for it.
     pub fn kill(&mut self) {
         let _ = self.child.kill();
