@@ -7,8 +7,17 @@
 //! a missing structural element — ends the parse at once with a [`FaultReason`]; the values
 //! themselves are judged later (request or question Uitzonderingen), never here.
 //!
+//! Cost is linear in the body: quick-xml's namespace resolution scans every binding in scope, so
+//! attributes and namespace declarations are counted (one cheap pass over the start tag) and
+//! refused above [`XmlLimits::max_attributes`], [`XmlLimits::max_namespace_declarations`] and
+//! [`XmlLimits::max_namespaces_in_scope`] before anything is resolved against them; only an
+//! attribute named `mustUnderstand` is resolved at all. A deadline ([`parse_until`]) ends any
+//! parse that still takes too long with [`FaultReason::TimeBudget`].
+//!
 //! No fault message contains request data: they name only our own element names and, for
 //! syntax errors, a byte offset.
+
+use std::time::Instant;
 
 use quick_xml::events::{BytesStart, Event};
 use quick_xml::name::ResolveResult;
@@ -52,6 +61,14 @@ pub enum FaultReason {
     TooDeep(usize),
     #[error("more than {0} elements in one request")]
     TooManyElements(usize),
+    #[error("more than {0} attributes on one element")]
+    TooManyAttributes(usize),
+    #[error("more than {0} namespace declarations on one element")]
+    TooManyNamespaceDeclarations(usize),
+    #[error("more than {0} namespace declarations in scope")]
+    TooManyNamespacesInScope(usize),
+    #[error("the request could not be read within the time allowed for one request")]
+    TimeBudget,
     #[error("element or attribute uses an undeclared namespace prefix")]
     UnknownPrefix,
     #[error("not a SOAP message: the root element must be a SOAP 1.1 Envelope")]
@@ -93,6 +110,8 @@ impl FaultReason {
         match self {
             FaultReason::VersionMismatch => "soap:VersionMismatch",
             FaultReason::MustUnderstand => "soap:MustUnderstand",
+            // The server's own budget ran out; the message itself may be fine (retry later).
+            FaultReason::TimeBudget => "soap:Server",
             _ => "soap:Client",
         }
     }
@@ -324,11 +343,23 @@ impl Ns {
 struct Frame {
     node: Node,
     seen: u32,
+    /// Namespace declarations made on this element (released when it closes).
+    namespaces: usize,
 }
 
 /// Parses `body` into a [`RawRequest`], or says why it is refused. Bounded work: one pass, at
 /// most `limits.max_depth` open elements and `limits.max_elements` elements.
 pub fn parse(body: &[u8], limits: &XmlLimits) -> Result<RawRequest, FaultReason> {
+    parse_until(body, limits, None)
+}
+
+/// [`parse`], refused with [`FaultReason::TimeBudget`] once `deadline` has passed (checked every
+/// few XML events, so a parse overruns it by microseconds at most).
+pub fn parse_until(
+    body: &[u8],
+    limits: &XmlLimits,
+    deadline: Option<Instant>,
+) -> Result<RawRequest, FaultReason> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Err(FaultReason::Empty);
     }
@@ -337,8 +368,13 @@ pub fn parse(body: &[u8], limits: &XmlLimits) -> Result<RawRequest, FaultReason>
     if std::str::from_utf8(body).is_err() {
         return Err(FaultReason::InvalidUtf8);
     }
-    Parser::new(limits).run(body)
+    let mut parser = Parser::new(limits);
+    parser.deadline = deadline;
+    parser.run(body)
 }
+
+/// How many XML events pass between two looks at the clock.
+const EVENTS_PER_CLOCK_CHECK: u32 = 64;
 
 struct Parser<'l> {
     limits: &'l XmlLimits,
@@ -352,6 +388,9 @@ struct Parser<'l> {
     request: RawRequest,
     /// The question being read, `None` past the question limit.
     question: Option<RawQuestion>,
+    /// Namespace declarations of all open elements.
+    namespaces_in_scope: usize,
+    deadline: Option<Instant>,
 }
 
 impl<'l> Parser<'l> {
@@ -366,6 +405,8 @@ impl<'l> Parser<'l> {
             truncated: false,
             request: RawRequest::default(),
             question: None,
+            namespaces_in_scope: 0,
+            deadline: None,
         }
     }
 
@@ -379,7 +420,14 @@ impl<'l> Parser<'l> {
             config.trim_text(false);
         }
         let mut first = true;
+        let mut events = 0u32;
         loop {
+            events = events.wrapping_add(1);
+            if events % EVENTS_PER_CLOCK_CHECK == 0
+                && self.deadline.is_some_and(|d| Instant::now() >= d)
+            {
+                return Err(FaultReason::TimeBudget);
+            }
             let (namespace, event) = match reader.read_resolved_event() {
                 // The resolved namespace borrows the reader: classify it before going on.
                 Ok((resolved, event)) => (Ns::of(&resolved), event),
@@ -447,6 +495,9 @@ impl<'l> Parser<'l> {
         if self.elements > self.limits.max_elements {
             return Err(FaultReason::TooManyElements(self.limits.max_elements));
         }
+        // Counted before anything is resolved against them (the resolution is what grows with
+        // the square of their number).
+        let declared = self.count_attributes(reader, start)?;
         if namespace == Ns::UnknownPrefix {
             return Err(FaultReason::UnknownPrefix);
         }
@@ -530,8 +581,46 @@ impl<'l> Parser<'l> {
             }
             _ => {}
         }
-        self.stack.push(Frame { node, seen: 0 });
+        self.stack.push(Frame {
+            node,
+            seen: 0,
+            namespaces: declared,
+        });
+        self.namespaces_in_scope += declared;
         Ok(())
+    }
+
+    /// Counts the attributes of `start` and its namespace declarations, refusing an element over
+    /// the limits. Returns the number of declarations.
+    fn count_attributes(
+        &self,
+        reader: &NsReader<&[u8]>,
+        start: &BytesStart<'_>,
+    ) -> Result<usize, FaultReason> {
+        let limits = self.limits;
+        let (mut attributes, mut declared) = (0usize, 0usize);
+        for attribute in start.attributes().with_checks(false) {
+            let attribute =
+                attribute.map_err(|_| FaultReason::NotWellFormed(reader.buffer_position()))?;
+            attributes += 1;
+            if attributes > limits.max_attributes {
+                return Err(FaultReason::TooManyAttributes(limits.max_attributes));
+            }
+            if attribute.key.as_namespace_binding().is_some() {
+                declared += 1;
+                if declared > limits.max_namespace_declarations {
+                    return Err(FaultReason::TooManyNamespaceDeclarations(
+                        limits.max_namespace_declarations,
+                    ));
+                }
+            }
+        }
+        if self.namespaces_in_scope + declared > limits.max_namespaces_in_scope {
+            return Err(FaultReason::TooManyNamespacesInScope(
+                limits.max_namespaces_in_scope,
+            ));
+        }
+        Ok(declared)
     }
 
     fn end(&mut self) -> Result<(), FaultReason> {
@@ -539,6 +628,7 @@ impl<'l> Parser<'l> {
         let Some(frame) = self.stack.pop() else {
             return Err(FaultReason::TrailingContent);
         };
+        self.namespaces_in_scope -= frame.namespaces;
         for &child in frame.node.required_children() {
             if frame.seen & child.bit() == 0 {
                 return Err(FaultReason::Missing {
@@ -672,8 +762,13 @@ fn check_attributes(reader: &NsReader<&[u8]>, start: &BytesStart<'_>) -> Result<
     for attribute in start.attributes().with_checks(false) {
         let attribute =
             attribute.map_err(|_| FaultReason::NotWellFormed(reader.buffer_position()))?;
-        let (namespace, local) = reader.resolve_attribute(attribute.key);
-        if local.as_ref() == b"mustUnderstand" {
+        // Only this attribute matters, so only it is resolved (each resolution scans the
+        // bindings in scope).
+        if attribute.key.local_name().as_ref() != b"mustUnderstand" {
+            continue;
+        }
+        let (namespace, _) = reader.resolve_attribute(attribute.key);
+        {
             if let ResolveResult::Bound(ns) = namespace {
                 if ns.into_inner() == SOAP11_ENVELOPE_NS.as_bytes() {
                     let value = attribute.value.as_ref();
@@ -757,6 +852,79 @@ mod tests {
                 parent: "Context"
             })
         );
+    }
+
+    #[test]
+    fn namespace_declarations_are_refused_before_they_are_resolved() {
+        let limits = XmlLimits::default();
+        let flood: String = (0..80_000)
+            .map(|i| format!(" xmlns:p{i:x}=\"u\""))
+            .collect();
+        let body = envelope(VERZOEK).replace(
+            "<g:GeefAdviesInburgeringsplicht ",
+            &format!("<g:GeefAdviesInburgeringsplicht{flood} "),
+        );
+        assert_eq!(
+            parse(body.as_bytes(), &limits),
+            Err(FaultReason::TooManyNamespaceDeclarations(32))
+        );
+        // Within the per-element limit but over the limit in scope.
+        let tight = XmlLimits {
+            max_namespaces_in_scope: 2,
+            ..XmlLimits::default()
+        };
+        let body = envelope(&VERZOEK.replace("<Verzoek>", "<Verzoek xmlns:x=\"urn:x\">"));
+        assert_eq!(parse(body.as_bytes(), &limits).map(|_| ()), Ok(()));
+        assert_eq!(
+            parse(body.as_bytes(), &tight),
+            Err(FaultReason::TooManyNamespacesInScope(2))
+        );
+        // Declarations are released when their element closes: Naam's is gone when Versie
+        // declares its own (4 in scope at most, 5 if Naam's stayed).
+        let body = envelope(
+            &VERZOEK
+                .replace(
+                    "<Context>",
+                    "<Context xmlns:x=\"urn:x\"><Naam xmlns:y=\"urn:y\">a</Naam>",
+                )
+                .replace("<Naam>GeefAdviesInburgeringsplicht</Naam>", "")
+                .replace("<Versie>", "<Versie xmlns:z=\"urn:z\">"),
+        );
+        let scoped = XmlLimits {
+            max_namespaces_in_scope: 4,
+            ..XmlLimits::default()
+        };
+        assert!(parse(body.as_bytes(), &scoped).is_ok());
+    }
+
+    #[test]
+    fn attributes_are_capped_per_element() {
+        let limits = XmlLimits {
+            max_attributes: 4,
+            ..XmlLimits::default()
+        };
+        let attributes: String = (0..5).map(|i| format!(" a{i}=\"x\"")).collect();
+        let body = envelope(&VERZOEK.replace("<Vragen>", &format!("<Vragen{attributes}>")));
+        assert_eq!(
+            parse(body.as_bytes(), &limits),
+            Err(FaultReason::TooManyAttributes(4))
+        );
+        let body = envelope(&VERZOEK.replace("<Vragen>", "<Vragen a=\"1\" b=\"2\">"));
+        assert!(parse(body.as_bytes(), &limits).is_ok());
+    }
+
+    #[test]
+    fn a_passed_deadline_ends_the_parse() {
+        let vraag = "<Vraag><Referte>q</Referte><Inhoud><Criteria><INSZ>1</INSZ></Criteria></Inhoud></Vraag>";
+        let body = envelope(&VERZOEK.replace("<Vragen>", &format!("<Vragen>{}", vraag.repeat(50))));
+        let past = Instant::now();
+        assert_eq!(
+            parse_until(body.as_bytes(), &XmlLimits::default(), Some(past)),
+            Err(FaultReason::TimeBudget)
+        );
+        assert_eq!(FaultReason::TimeBudget.faultcode(), "soap:Server");
+        let later = Instant::now() + std::time::Duration::from_secs(3600);
+        assert!(parse_until(body.as_bytes(), &XmlLimits::default(), Some(later)).is_ok());
     }
 
     #[test]
