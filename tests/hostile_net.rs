@@ -180,7 +180,7 @@ fn the_time_budget_ends_long_work_with_a_fault_not_a_stall() {
     assert_eq!(status, 500);
     let (code, string) = fault(&body);
     assert_eq!(code, "soap:Server");
-    assert!(string.contains("time budget of 1 ms"), "{string}");
+    assert!(string.contains("time budget"), "{string}");
 
     let batch: Vec<Value> = (0..1000)
         .map(|_| serde_json::json!({"insz": "90011510383", "date": "2026-01-01"}))
@@ -344,16 +344,20 @@ fn slow_bodies_from_one_address_under_1024_files_do_not_lock_out_other_callers()
         .timeout(Duration::from_secs(5))
         .build()
         .unwrap();
+    let mut took = Vec::new();
     for _ in 0..10 {
         let started = Instant::now();
-        let response = client
+        let answered = client
             .get(server.url(QUESTION))
             .header("x-client-id", CLIENT_ID)
             .send()
-            .expect("the client port answers during the attack");
-        assert_eq!(response.status().as_u16(), 200);
-        let took = started.elapsed();
-        assert!(took < Duration::from_secs(1), "a question took {took:?}");
+            .is_ok_and(|response| response.status().as_u16() == 200);
+        // Not answered (or not 200) counts as taking forever.
+        took.push(if answered {
+            started.elapsed()
+        } else {
+            Duration::MAX
+        });
         let live = client.get(server.ops_url("/health/live")).send().unwrap();
         assert!(live.status().is_success());
         std::thread::sleep(Duration::from_millis(100));
@@ -364,12 +368,19 @@ fn slow_bodies_from_one_address_under_1024_files_do_not_lock_out_other_callers()
     let outcomes = attack.join().unwrap();
     let count = |wanted: Slow| outcomes.iter().filter(|o| **o == wanted).count();
     let (refused, timed_out) = (count(Slow::Answered(503)), count(Slow::Answered(408)));
-    assert_eq!(count(Slow::Hanging), 0, "{outcomes:?}");
-    assert!(
-        refused >= 1100 - 256 - 20,
-        "503: {refused}, 408: {timed_out}"
+    let summary = format!(
+        "questions took {took:?}; slow bodies: 503 {refused}, 408 {timed_out}, failed {}, \
+         hanging {}",
+        count(Slow::Failed),
+        count(Slow::Hanging)
     );
-    assert!(timed_out >= 200, "503: {refused}, 408: {timed_out}");
+    assert!(
+        took.iter().all(|t| *t < Duration::from_secs(1)),
+        "{summary}"
+    );
+    assert_eq!(count(Slow::Hanging), 0, "{summary}");
+    assert!(refused >= 1100 - 256 - 20, "{summary}");
+    assert!(timed_out >= 200, "{summary}");
     assert!(!server.log().contains("Too many open files"));
 }
 

@@ -42,20 +42,35 @@ impl BodyLimits {
     }
 }
 
-/// Reads the whole body, refusing it as soon as it exceeds the size limit or misses the
-/// deadline.
+/// A refusal is sent only after the body has been read and thrown away, up to this many times
+/// the body limit: HTTP/2 clients that are still sending when the answer comes get it followed
+/// by `RST_STREAM(NO_ERROR)` (RFC 9113, section 8.1), which some (curl before 8) report as a
+/// stream error *instead of* the answer. A body that is larger still is not waited for: the
+/// refusal goes out at once, followed by that reset (HTTP/2) or by closing the connection
+/// (HTTP/1.1).
+pub const DRAIN_FACTOR: usize = 4;
+
+fn announced_length(request: &HttpRequest) -> Option<usize> {
+    request
+        .headers()
+        .get(CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok())
+}
+
+/// Reads the whole body, refusing it once it exceeds the size limit (after draining it, see
+/// [`DRAIN_FACTOR`]) or misses the deadline.
 pub async fn read_body(
     request: &HttpRequest,
     mut payload: web::Payload,
     limits: &BodyLimits,
 ) -> Result<BytesMut, BodyError> {
     let limit = limits.bytes;
-    let announced = request
-        .headers()
-        .get(CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<usize>().ok());
+    let announced = announced_length(request);
     if announced.is_some_and(|n| n > limit) {
+        if announced.is_some_and(|n| n <= limit.saturating_mul(DRAIN_FACTOR)) {
+            drain(&mut payload, limits, Instant::now(), 0).await;
+        }
         return Err(BodyError::TooLarge);
     }
     let started = Instant::now();
@@ -68,11 +83,44 @@ pub async fn read_body(
             Err(_) => return Err(BodyError::TimedOut),
         };
         if body.len() + chunk.len() > limit {
+            let received = body.len() + chunk.len();
+            drop(body);
+            drain(&mut payload, limits, started, received).await;
             return Err(BodyError::TooLarge);
         }
         body.extend_from_slice(&chunk);
     }
     Ok(body)
+}
+
+/// Reads and throws away the body of a request refused before its body was needed (401, 403,
+/// 415, 429), so the refusal is a complete, clean response on HTTP/1.1 and HTTP/2 alike (see
+/// [`DRAIN_FACTOR`]). Bounded like [`read_body`]: at most `DRAIN_FACTOR` times the limit, within
+/// the body deadline; memory: one chunk at a time.
+pub async fn discard_body(request: &HttpRequest, mut payload: web::Payload, limits: &BodyLimits) {
+    let cap = limits.bytes.saturating_mul(DRAIN_FACTOR);
+    if announced_length(request).is_some_and(|n| n > cap) {
+        return;
+    }
+    drain(&mut payload, limits, Instant::now(), 0).await;
+}
+
+/// Discards the rest of `payload` until it ends, `DRAIN_FACTOR` times the limit has come, the
+/// deadline passes or the connection breaks, whichever is first.
+async fn drain(
+    payload: &mut web::Payload,
+    limits: &BodyLimits,
+    started: Instant,
+    mut received: usize,
+) {
+    let cap = limits.bytes.saturating_mul(DRAIN_FACTOR);
+    while received <= cap {
+        let deadline = tokio::time::Instant::from_std(limits.deadline(started, received));
+        match tokio::time::timeout_at(deadline, payload.next()).await {
+            Ok(Some(Ok(chunk))) => received += chunk.len(),
+            Ok(Some(Err(_)) | None) | Err(_) => return,
+        }
+    }
 }
 
 #[cfg(test)]

@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 use actix_web::body::{EitherBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::header::CONTENT_TYPE;
+use actix_web::http::StatusCode;
 use actix_web::middleware::Next;
 use actix_web::HttpResponse;
 use serde_json::json;
@@ -105,18 +106,17 @@ pub async fn refuse_marked(
     let Some(refusal) = refusal else {
         return next.call(request).await.map(|r| r.map_into_left_body());
     };
-    let (mut builder, detail) = match refusal {
+    let (status, detail) = match refusal {
         Refusal::PeerLimit => (
-            HttpResponse::ServiceUnavailable(),
+            StatusCode::SERVICE_UNAVAILABLE,
             "too many open connections from this address; retry later",
         ),
         Refusal::NoCertificate => (
-            HttpResponse::Unauthorized(),
+            StatusCode::UNAUTHORIZED,
             "no client certificate was presented",
         ),
     };
-    let status = builder.finish().status();
-    let response = builder
+    let response = HttpResponse::build(status)
         .insert_header((CONTENT_TYPE, "application/problem+json"))
         .insert_header(("retry-after", "5"))
         .insert_header(("cache-control", "no-store"))

@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 use chrono::{NaiveDate, Utc};
 use tracing::Instrument;
 
-use super::body::{read_body, BodyError};
+use super::body::{discard_body, read_body, BodyError};
 use super::caller::{admit_rest, Denied};
 use super::state::AppState;
 use crate::api::json::{AnswerJson, Problem, SourceJson};
@@ -186,9 +186,13 @@ pub async fn batch(
     let (status, body, content_type) = async {
         let client = match admit_rest(&state, &request, Operation::Batch) {
             Ok(client) => client,
-            Err(denied) => return refused(&state, denied),
+            Err(denied) => {
+                discard_body(&request, payload, &state.limits.body).await;
+                return refused(&state, denied);
+            }
         };
         if !is_json(&request) {
+            discard_body(&request, payload, &state.limits.body).await;
             return unsupported_media_type();
         }
         match read_body(&request, payload, &state.limits.body).await {

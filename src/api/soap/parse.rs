@@ -67,7 +67,9 @@ pub enum FaultReason {
     TooManyNamespaceDeclarations(usize),
     #[error("more than {0} namespace declarations in scope")]
     TooManyNamespacesInScope(usize),
-    #[error("the request could not be read within the time allowed for one request")]
+    #[error(
+        "the request could not be processed within its time budget (server.request_time_budget_ms)"
+    )]
     TimeBudget,
     #[error("element or attribute uses an undeclared namespace prefix")]
     UnknownPrefix,
