@@ -258,9 +258,8 @@ impl Settings {
             }
         }
         let public_url = self.server.public_url.trim();
-        if !public_url.is_empty()
-            && !(public_url.starts_with("https://") || public_url.starts_with("http://"))
-        {
+        let has_scheme = public_url.starts_with("https://") || public_url.starts_with("http://");
+        if !public_url.is_empty() && !has_scheme {
             bail!("server.public_url must start with https:// or http:// (or be empty)");
         }
         if public_url
@@ -442,6 +441,42 @@ mod tests {
         let checked = load(&[], &Overrides::default()).unwrap();
         assert_eq!(checked.audit_dir, Some(PathBuf::from("audit")));
         assert!(checked.tls.is_none());
+    }
+
+    #[test]
+    fn hostile_input_limits_are_checked_with_their_names() {
+        let checked = load(&[], &Overrides::default()).unwrap();
+        let server = &checked.settings.server;
+        assert_eq!(
+            (server.max_connections_per_peer, server.open_files_reserve),
+            (256, 256)
+        );
+        assert!(checked.trusted_proxies.is_empty());
+        for (name, value, named) in [
+            (
+                "KBI_ADVICE__SERVER__BODY_TIMEOUT_MS",
+                "0",
+                "server.body_timeout_ms",
+            ),
+            (
+                "KBI_ADVICE__SERVER__SOAP_MAX_NAMESPACE_DECLARATIONS",
+                "0",
+                "server.soap_max_namespace_declarations",
+            ),
+            (
+                "KBI_ADVICE__SERVER__MAX_CONNECTIONS_PER_PEER",
+                "0",
+                "server.max_connections_per_peer",
+            ),
+            (
+                "KBI_ADVICE__SERVER__PUBLIC_URL",
+                "ftp://x",
+                "server.public_url",
+            ),
+        ] {
+            let error = load(&[(name, value)], &Overrides::default()).unwrap_err();
+            assert!(format!("{error:#}").contains(named), "{error:#}");
+        }
     }
 
     #[test]
