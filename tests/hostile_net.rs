@@ -88,9 +88,10 @@ fn a_namespace_flood_is_refused_at_once_and_other_callers_are_not_held_up() {
     let (code, string) = fault(&body);
     assert_eq!(code, "soap:Client");
     assert!(string.contains("namespace declarations"), "{string}");
-    // Refused after 32 declarations: the cost is reading 1 MiB, not resolving 60,000².
+    // Refused after 32 declarations: the cost is reading 1 MiB (≈ 0.3 s in a debug build on a
+    // loaded machine), not resolving 60,000² bindings (minutes in a debug build).
     assert!(
-        flooded < Duration::from_millis(1000) + normal * 5,
+        flooded < Duration::from_millis(2000) + normal * 5,
         "flood answered in {flooded:?} (a normal request: {normal:?})"
     );
 
@@ -124,6 +125,10 @@ fn a_namespace_flood_is_refused_at_once_and_other_callers_are_not_held_up() {
     stop.store(true, Ordering::Relaxed);
     let floods: usize = flooders.into_iter().map(|t| t.join().unwrap()).sum();
     assert!(floods >= 2, "the floods ran alongside ({floods})");
+    eprintln!(
+        "normal request {normal:?}, flood ({count} declarations) {flooded:?}, slowest REST \
+         question during {floods} floods {slowest:?}"
+    );
     assert!(
         slowest < Duration::from_millis(250),
         "a REST question took {slowest:?} during the floods"

@@ -198,7 +198,8 @@ pub fn connection_cap(configured: usize, open_files: u64, reserve: u64) -> usize
 }
 
 /// Work that needs the CPU (parsing and judging a body) runs here: on blocking threads, at
-/// most `threads` at once, within a budget counted from the request's arrival.
+/// most `threads` at once, within a budget counted from the moment the body is complete (the
+/// time a client takes to send it is bounded separately, by the body deadline).
 #[derive(Debug, Clone)]
 pub struct Compute {
     permits: Arc<Semaphore>,
@@ -220,12 +221,12 @@ impl Compute {
     /// Runs `work(deadline)` on a blocking thread and waits for it until the deadline. The work
     /// is given the deadline to stop itself (the SOAP parser does); a thread that still runs past
     /// it keeps its permit until it ends, so runaway work cannot multiply.
-    pub async fn run<T, F>(&self, arrived: Instant, work: F) -> Result<T, OverBudget>
+    pub async fn run<T, F>(&self, from: Instant, work: F) -> Result<T, OverBudget>
     where
         T: Send + 'static,
         F: FnOnce(Instant) -> T + Send + 'static,
     {
-        let deadline = arrived + self.budget;
+        let deadline = from + self.budget;
         let until = tokio::time::Instant::from_std(deadline);
         let permit = tokio::time::timeout_at(until, self.permits.clone().acquire_owned())
             .await

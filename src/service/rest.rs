@@ -196,7 +196,7 @@ pub async fn batch(
             return unsupported_media_type();
         }
         match read_body(&request, payload, &state.limits.body).await {
-            Ok(body) => answer_batch(&state, &client.id, &referte, body.freeze(), started).await,
+            Ok(body) => answer_batch(&state, &client.id, &referte, body.freeze()).await,
             Err(BodyError::TooLarge) => too_large(state.limits.body.bytes),
             Err(BodyError::TimedOut) => {
                 let mut problem = Problem::new(
@@ -394,14 +394,13 @@ async fn answer_batch(
     client_id: &str,
     referte: &str,
     body: web::Bytes,
-    arrived: Instant,
 ) -> Reply {
     // Parsing and judging run on a compute thread within the request's time budget.
     let work = {
         let state = state.clone();
         move |_deadline| judge_batch(&state, &body)
     };
-    let (snapshot, judged) = match state.compute.run(arrived, work).await {
+    let (snapshot, judged) = match state.compute.run(Instant::now(), work).await {
         Ok(Ok(judged)) => judged,
         Ok(Err(reply)) => return reply,
         Err(super::guard::OverBudget) => {

@@ -36,7 +36,7 @@ pub async fn post(
     let started = Instant::now();
     let referte = state.references.next();
     let span = tracing::info_span!("request", door = "soap", referte = %referte);
-    let (response, server_code) = answer(&state, &request, payload, &referte, started)
+    let (response, server_code) = answer(&state, &request, payload, &referte)
         .instrument(span)
         .await;
     state
@@ -51,7 +51,6 @@ async fn answer(
     request: &HttpRequest,
     payload: web::Payload,
     referte: &str,
-    arrived: Instant,
 ) -> (SoapResponse, Option<ErrorCode>) {
     let body = match read_body(request, payload, &state.limits.body).await {
         Ok(body) => body,
@@ -114,7 +113,7 @@ async fn answer(
             (response, admitted.get().map(|client| client.id.clone()))
         }
     };
-    let (response, admitted) = match state.compute.run(arrived, work).await {
+    let (response, admitted) = match state.compute.run(Instant::now(), work).await {
         Ok(done) => done,
         Err(OverBudget) => {
             let message = format!(
