@@ -324,7 +324,30 @@ fn wait_for(connected: &AtomicUsize, target: usize, limit: Duration) -> usize {
     connected.load(Ordering::Relaxed)
 }
 
+/// The service limited to 1,024 open files (the usual login default), and this test process
+/// allowed enough for its own 1,100 connections (raised to its hard limit, as the service does).
 fn limited_server(envs: &[(&str, &str)]) -> Server {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit/setrlimit read and write only the struct passed.
+    unsafe {
+        assert_eq!(libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit), 0);
+        if limit.rlim_cur < limit.rlim_max {
+            let raised = libc::rlimit {
+                rlim_cur: limit.rlim_max.min(1 << 20),
+                rlim_max: limit.rlim_max,
+            };
+            libc::setrlimit(libc::RLIMIT_NOFILE, &raised);
+            assert_eq!(libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit), 0);
+        }
+    }
+    assert!(
+        limit.rlim_cur >= 2048,
+        "this test needs an open-file limit of at least 2,048 (hard limit {})",
+        limit.rlim_max
+    );
     launch_limited(demo().as_os_str(), &[], envs, true, Some(1024))
 }
 
