@@ -22,12 +22,14 @@ pub enum Reference {
 
 impl Reference {
     /// Reads the two optional inputs; exactly one must be given and well formed (else 30002).
+    /// Only ASCII whitespace around a value is ignored, as for the INSZ: a non-breaking or
+    /// ideographic space (U+00A0, U+3000) is a malformed value, not padding.
     pub fn parse(date: Option<&str>, premium_year: Option<&str>) -> Result<Reference, ErrorCode> {
         match (date, premium_year) {
-            (Some(date), None) => parse_date(date.trim())
+            (Some(date), None) => parse_date(date.trim_ascii())
                 .map(Reference::Date)
                 .map_err(|_| ErrorCode::InvalidReferenceDate),
-            (None, Some(year)) => parse_premium_year(year.trim()).map(Reference::PremiumYear),
+            (None, Some(year)) => parse_premium_year(year.trim_ascii()).map(Reference::PremiumYear),
             _ => Err(ErrorCode::InvalidReferenceDate),
         }
     }
