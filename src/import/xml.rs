@@ -510,10 +510,20 @@ fn singular(node: Node) -> bool {
     )
 }
 
+enum Step {
+    Continue,
+    Reply(Reply),
+    End,
+}
+
+/// Distinct singular children tracked per element (a dossier element has about a dozen).
+const SEEN: usize = 24;
+
 struct Frame {
     node: Node,
-    /// Singular children seen (bit per node discriminant would do; a short list is enough).
-    seen: Vec<Node>,
+    /// Singular children seen so far, without allocating per element.
+    seen: [Option<Node>; SEEN],
+    seen_len: usize,
     /// Something (an element or text) inside: for "empty element" counts.
     content: bool,
 }
@@ -592,88 +602,97 @@ impl<R: BufRead> ReplyReader<R> {
             return Ok(None);
         }
         loop {
-            self.buf.clear();
+            // The event borrows the buffer, not the reader state: take it out for the step.
+            let mut buf = std::mem::take(&mut self.buf);
+            buf.clear();
             self.reader.get_mut().budget = MAX_EVENT_BYTES;
-            let event = match self.reader.read_event_into(&mut self.buf) {
-                Ok(event) => event.into_owned(),
-                Err(error) => {
-                    let error = match &error {
-                        quick_xml::Error::Io(io) => {
-                            if io.get_ref().is_some_and(|e| e.is::<EventTooLong>()) {
-                                XmlError::EventTooLong
-                            } else {
-                                XmlError::Read(io.kind().to_string())
-                            }
-                        }
-                        quick_xml::Error::Encoding(_) => XmlError::InvalidUtf8,
-                        other => XmlError::NotWellFormed(syntax_kind(other)),
-                    };
-                    return Err(self.fail(error));
-                }
-            };
-            match event {
-                Event::Decl(decl) => {
-                    if !self.stack.is_empty() {
-                        return Err(self.fail(XmlError::NotWellFormed(
-                            "XML declaration inside an element".into(),
-                        )));
-                    }
-                    if let Some(Ok(encoding)) = decl.encoding() {
-                        if !encoding.eq_ignore_ascii_case(b"utf-8")
-                            && !encoding.eq_ignore_ascii_case(b"utf8")
-                        {
-                            return Err(self.fail(XmlError::NotUtf8Declared));
-                        }
-                    }
-                }
-                Event::DocType(_) => return Err(self.fail(XmlError::Dtd)),
-                Event::PI(_) => return Err(self.fail(XmlError::ProcessingInstruction)),
-                Event::Comment(c) => {
-                    if std::str::from_utf8(&c).is_err() {
-                        return Err(self.fail(XmlError::InvalidUtf8));
-                    }
-                }
-                Event::Start(start) => self.start(&start)?,
-                Event::End(_) => {
-                    if let Some(reply) = self.end()? {
-                        return Ok(Some(reply));
-                    }
-                }
-                Event::Empty(_) => {
-                    return Err(
-                        self.fail(XmlError::NotWellFormed("unexpanded empty element".into()))
-                    )
-                }
-                Event::Text(t) => {
-                    let raw: &[u8] = &t;
-                    if std::str::from_utf8(raw).is_err() {
-                        return Err(self.fail(XmlError::InvalidUtf8));
-                    }
-                    if raw.contains(&b'&') {
-                        let text = t.unescape().map_err(|_| self.fail(XmlError::Entity))?;
-                        let text = text.into_owned();
-                        self.text(&text)?;
-                    } else {
-                        // Checked above.
-                        let text = std::str::from_utf8(raw).unwrap_or_default().to_owned();
-                        self.text(&text)?;
-                    }
-                }
-                Event::CData(c) => {
-                    let raw = c.into_inner();
-                    let text = std::str::from_utf8(&raw)
-                        .map_err(|_| self.fail(XmlError::InvalidUtf8))?
-                        .to_owned();
-                    self.text(&text)?;
-                }
-                Event::Eof => {
-                    if !self.stack.is_empty() {
-                        return Err(self.fail(XmlError::Truncated));
-                    }
-                    return Ok(None);
-                }
+            let step = self.step(&mut buf);
+            self.buf = buf;
+            match step? {
+                Step::Continue => {}
+                Step::Reply(reply) => return Ok(Some(reply)),
+                Step::End => return Ok(None),
             }
         }
+    }
+
+    /// Reads and handles one event.
+    fn step(&mut self, buf: &mut Vec<u8>) -> Result<Step, Located> {
+        let event = match self.reader.read_event_into(buf) {
+            Ok(event) => event,
+            Err(error) => {
+                let error = match &error {
+                    quick_xml::Error::Io(io) => {
+                        if io.get_ref().is_some_and(|e| e.is::<EventTooLong>()) {
+                            XmlError::EventTooLong
+                        } else {
+                            XmlError::Read(io.kind().to_string())
+                        }
+                    }
+                    quick_xml::Error::Encoding(_) => XmlError::InvalidUtf8,
+                    other => XmlError::NotWellFormed(syntax_kind(other)),
+                };
+                return Err(self.fail(error));
+            }
+        };
+        match event {
+            Event::Decl(decl) => {
+                if !self.stack.is_empty() {
+                    return Err(self.fail(XmlError::NotWellFormed(
+                        "XML declaration inside an element".into(),
+                    )));
+                }
+                if let Some(Ok(encoding)) = decl.encoding() {
+                    if !encoding.eq_ignore_ascii_case(b"utf-8")
+                        && !encoding.eq_ignore_ascii_case(b"utf8")
+                    {
+                        return Err(self.fail(XmlError::NotUtf8Declared));
+                    }
+                }
+            }
+            Event::DocType(_) => return Err(self.fail(XmlError::Dtd)),
+            Event::PI(_) => return Err(self.fail(XmlError::ProcessingInstruction)),
+            Event::Comment(c) => {
+                if std::str::from_utf8(&c).is_err() {
+                    return Err(self.fail(XmlError::InvalidUtf8));
+                }
+            }
+            Event::Start(start) => self.start(&start)?,
+            Event::End(_) => {
+                if let Some(reply) = self.end()? {
+                    return Ok(Step::Reply(reply));
+                }
+            }
+            Event::Empty(_) => {
+                return Err(self.fail(XmlError::NotWellFormed("unexpanded empty element".into())))
+            }
+            Event::Text(t) => {
+                let raw: &[u8] = &t;
+                let Ok(text) = std::str::from_utf8(raw) else {
+                    return Err(self.fail(XmlError::InvalidUtf8));
+                };
+                if raw.contains(&b'&') {
+                    let unescaped = t.unescape().map_err(|_| self.fail(XmlError::Entity))?;
+                    self.text(&unescaped)?;
+                } else {
+                    self.text(text)?;
+                }
+            }
+            Event::CData(c) => {
+                let raw = c.into_inner();
+                let Ok(text) = std::str::from_utf8(&raw) else {
+                    return Err(self.fail(XmlError::InvalidUtf8));
+                };
+                self.text(text)?;
+            }
+            Event::Eof => {
+                if !self.stack.is_empty() {
+                    return Err(self.fail(XmlError::Truncated));
+                }
+                return Ok(Step::End);
+            }
+        }
+        Ok(Step::Continue)
     }
 
     fn start(&mut self, start: &BytesStart<'_>) -> Result<(), Located> {
@@ -737,20 +756,24 @@ impl<R: BufRead> ReplyReader<R> {
         }
         if singular(node) {
             if let Some(parent) = self.stack.last_mut() {
-                if parent.seen.contains(&node) {
+                if parent.seen[..parent.seen_len].contains(&Some(node)) {
                     let parent_name = parent.node.name();
                     return Err(self.fail(XmlError::Duplicated {
                         child: node.name(),
                         parent: parent_name,
                     }));
                 }
-                parent.seen.push(node);
+                if parent.seen_len < SEEN {
+                    parent.seen[parent.seen_len] = Some(node);
+                    parent.seen_len += 1;
+                }
             }
         }
         self.open(node);
         self.stack.push(Frame {
             node,
-            seen: Vec::new(),
+            seen: [None; SEEN],
+            seen_len: 0,
             content: false,
         });
         if node.is_value() {
