@@ -6,6 +6,7 @@ use chrono::{DateTime, Datelike, NaiveDate, Utc};
 
 use super::day::parse_date;
 use super::decision::Status;
+use super::facts::Facts;
 use super::index::PersonIndex;
 use super::insz::Insz;
 use super::reason::{ErrorCode, ReasonCode};
@@ -88,6 +89,11 @@ pub struct SnapshotMeta {
     pub snapshot_id: String,
     pub extracted_at: DateTime<Utc>,
     pub persons: u64,
+    /// The event types the snapshot's source records at all (header `facts`; absent = all).
+    pub facts: Facts,
+    /// Where the facts came from (header `sources`, compact JSON), informative only: shown by
+    /// `snapshot validate` and `--explain`, never in answers.
+    pub sources: Option<String>,
 }
 
 /// The minimal answer. `found` is for the audit log only: it never leaves the service.
