@@ -7,7 +7,7 @@ use std::process::{Command, Output};
 use std::sync::Arc;
 
 use kbi_advice::api::json::{AnswerJson, Problem};
-use kbi_advice::domain::{Question, RuleSet};
+use kbi_advice::domain::{EventKind, Question, RuleSet};
 use kbi_advice::snapshot::generate::make_insz;
 use kbi_advice::snapshot::{load_path, Silent};
 
@@ -231,6 +231,19 @@ fn valid_example_imports_and_answers_as_expected() {
     // Answers: the library's index for every row, the binary's `check` for some.
     let rules = Arc::new(RuleSet::shipped());
     let snapshot = load_path(&out, rules.clone(), &Silent).unwrap();
+    // The reader's view of the header (M23).
+    assert!(!snapshot.meta.facts.is_all());
+    assert!(snapshot.meta.facts.records(EventKind::Certificate));
+    assert!(!snapshot
+        .meta
+        .facts
+        .records(EventKind::EmploymentServiceRegistration));
+    assert!(snapshot
+        .meta
+        .sources
+        .as_deref()
+        .unwrap()
+        .contains("kbi-dossier"));
     let mut failures = Vec::new();
     for (i, row) in expected_rows().iter().enumerate() {
         let json = match Question::parse(&row[0], Some(&row[1]), None)
@@ -638,6 +651,31 @@ fn employment_service_fact_decides_whether_a_missing_registration_counts() {
         header(&out)["kbi_snapshot"]["sources"][1]["kind"],
         "employment-service"
     );
+}
+
+#[test]
+fn an_event_type_outside_facts_refuses_the_imported_file() {
+    let dir = tmp();
+    let a = insz(17);
+    let input = write(dir.path(), "a.xml", &reply(&contract_person(&a)));
+    let (output, out) = import(dir.path(), &[&input], &[]);
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    // Someone adds an employment-service registration by hand: the header says the source
+    // does not record that type, so the file is refused.
+    let text = std::fs::read_to_string(&out).unwrap().replace(
+        "\"type\": \"CONTRACT_SIGNED\"}",
+        "\"type\": \"CONTRACT_SIGNED\"}, {\"date\": \"2023-03-02\", \"type\": \"EMPLOYMENT_SERVICE_REGISTRATION\"}",
+    );
+    assert!(text.contains("EMPLOYMENT_SERVICE_REGISTRATION"));
+    std::fs::write(&out, text).unwrap();
+    let output = bin()
+        .args(["snapshot", "validate"])
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
+    assert!(stderr(&output).contains("line 2"), "{}", stderr(&output));
+    assert!(!stderr(&output).contains(&a));
 }
 
 #[test]
