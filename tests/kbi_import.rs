@@ -11,6 +11,8 @@ use kbi_advice::domain::{EventKind, Question, RuleSet};
 use kbi_advice::snapshot::generate::make_insz;
 use kbi_advice::snapshot::{load_path, Silent};
 
+mod soap_support;
+
 const BIN: &str = env!("CARGO_BIN_EXE_kbi-advice");
 const FIXTURES: &str = "tests/fixtures/kbi-dossier";
 const VALID_INSZ: &str = "88021412358";
@@ -274,6 +276,40 @@ fn valid_example_imports_and_answers_as_expected() {
                     as_row(&json)
                 ));
             }
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+#[test]
+fn serve_answers_the_imported_example_as_expected() {
+    let dir = tmp();
+    let input = Path::new(FIXTURES).join("valid-88021412358.xml");
+    let (output, out) = import(dir.path(), &[&input], &[]);
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let server = soap_support::server::start(&out);
+    let client = soap_support::http();
+    let mut failures = Vec::new();
+    for row in expected_rows() {
+        let json: serde_json::Value = client
+            .get(server.url(&format!(
+                "/v1/integration-obligation/{}?date={}",
+                row[0], row[1]
+            )))
+            .send()
+            .expect("REST answers")
+            .json()
+            .expect("a JSON body");
+        if as_row(&json) != row[2..] {
+            failures.push(format!(
+                "{}: expected {:?}, got {:?}",
+                row[1],
+                &row[2..],
+                as_row(&json)
+            ));
+        }
+        if row[6].is_empty() {
+            assert_eq!(json["source"]["snapshot_id"], "import-test");
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
