@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Benchmark of `snapshot import --from kbi-dossier-01.00` (not a test): generated dossiers in
 # batch files, imported; and the floor, the same XML read by quick-xml's reader doing nothing
-# (benches/kbi_xml_floor.rs). Floor and import alternate in the same run, ROUNDS times, because
+# (benches/floor/kbi_xml_floor.rs). Floor and import alternate in the same run, ROUNDS times, because
 # the machine is shared and noisy; the best of each is reported with the ratio.
 #
 #   bash benches/kbi_import.sh [PERSONS] [ROUNDS]     (default 1000000 persons, 3 rounds)

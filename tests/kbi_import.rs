@@ -205,6 +205,9 @@ fn valid_example_imports_and_answers_as_expected() {
     );
     // The person line of kbi-import.md section 7.
     let lines = person_lines(&out);
+    assert_eq!(lines[0]["insz"], VALID_INSZ);
+    // The file name holds the INSZ: masked in the report and on stderr like the rest.
+    assert_no_insz(dir.path(), &output, &[VALID_INSZ]);
     let types: Vec<&str> = lines[0]["events"]
         .as_array()
         .unwrap()

@@ -302,13 +302,13 @@ pub fn write_reply(out: &mut String, person: &GeneratedPerson, number: u64) {
         }
         out.push_str("</Contracten>");
     }
-    for (obligation, group, item) in [(
+    deferrals(
+        out,
+        events,
         Obligation::Contract,
         "UitstellenVanOndertekening",
         "UitstelVanOndertekening",
-    )] {
-        deferrals(out, events, obligation, group, item);
-    }
+    );
     if let Some(r) = events.iter().find(|e| e.kind == EventKind::Registration) {
         out.push_str("<Aanmelding><Type>EA</Type><DatumAanmelding>");
         push_date(out, r.date);
