@@ -8,6 +8,7 @@ pub mod api;
 pub mod audit;
 pub mod cli;
 pub mod domain;
+pub mod import;
 pub mod premium;
 pub mod service;
 pub mod snapshot;

@@ -21,6 +21,38 @@ pub enum SnapshotCommand {
     Generate(GenerateArgs),
     /// Validate a snapshot file and publish it to Redis as the new current version.
     Publish(PublishArgs),
+    /// Turn register replies (GeefDossierKBI 01.00 dossiers) into a snapshot; all or nothing.
+    Import(ImportArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ImportArgs {
+    /// The source format; only kbi-dossier-01.00 (GeefDossierKBI 01.00 replies).
+    #[arg(long, value_name = "FORMAT")]
+    pub from: String,
+    /// Files or directories (recursively *.xml, *.xml.gz, *.xml.zst): bare replies, SOAP
+    /// envelopes, or batch files with many replies.
+    #[arg(required = true, value_name = "INPUT")]
+    pub inputs: Vec<PathBuf>,
+    /// The snapshot to write (JSON Lines; a name ending in .gz or .zst is compressed). Written
+    /// only when no ERROR was found (temporary file in the same directory, then renamed).
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Snapshot id written in the header.
+    #[arg(long)]
+    pub snapshot_id: String,
+    /// Moment the register was read (RFC 3339), written in the header.
+    #[arg(long)]
+    pub extracted_at: String,
+    /// The employment services' registrations: CSV `insz,date` with that header.
+    #[arg(long, value_name = "CSV")]
+    pub employment_service: Option<PathBuf>,
+    /// Code lists replacing the shipped config/kbi-codes.toml.
+    #[arg(long, value_name = "TOML")]
+    pub codes: Option<PathBuf>,
+    /// Also write the report as JSON to this file.
+    #[arg(long, value_name = "JSON")]
+    pub report: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -72,9 +104,17 @@ pub struct GenerateArgs {
     /// Snapshot id written in the header (default: generated-seed<S>-<N>).
     #[arg(long)]
     pub snapshot_id: Option<String>,
-    /// Include the README's showcase persons (as in data/demo-snapshot.jsonl).
+    /// Include the README's showcase persons (as in data/demo-snapshot.jsonl; JSON Lines only).
     #[arg(long)]
     pub with_examples: bool,
+    /// `jsonl` (a snapshot) or `kbi-dossier-01.00`: the persons as GeefDossierKBI replies in
+    /// batch files `OUT/batch-NNNNN.xml` (OUT is a directory), with `OUT/expected.jsonl`, the
+    /// same persons as a snapshot. Only dossier-expressible persons are drawn in that mode.
+    #[arg(long, default_value = "jsonl")]
+    pub format: String,
+    /// Replies per batch file (kbi-dossier-01.00).
+    #[arg(long, default_value_t = 10_000)]
+    pub per_file: u64,
 }
 
 pub fn run(command: SnapshotCommand) -> anyhow::Result<u8> {
@@ -82,7 +122,42 @@ pub fn run(command: SnapshotCommand) -> anyhow::Result<u8> {
         SnapshotCommand::Validate(args) => validate(args),
         SnapshotCommand::Generate(args) => generate_file(args),
         SnapshotCommand::Publish(args) => publish(args),
+        SnapshotCommand::Import(args) => import(args),
     }
+}
+
+fn import(args: ImportArgs) -> anyhow::Result<u8> {
+    use crate::import::{codes::Codes, import, ImportOptions, FORMAT_NAME};
+    if args.from != FORMAT_NAME {
+        anyhow::bail!("--from must be {FORMAT_NAME} (the only source format this program imports)");
+    }
+    let extracted_at = chrono::DateTime::parse_from_rfc3339(&args.extracted_at)
+        .context("--extracted-at must be an RFC 3339 timestamp")?
+        .with_timezone(&chrono::Utc);
+    let codes = match &args.codes {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read code lists {}", path.display()))?;
+            Codes::from_toml(&text).with_context(|| format!("in {}", path.display()))?
+        }
+        None => Codes::shipped(),
+    };
+    let options = ImportOptions {
+        inputs: args.inputs,
+        out: args.out,
+        snapshot_id: args.snapshot_id,
+        extracted_at,
+        employment_service: args.employment_service,
+        codes,
+    };
+    let report = import(&options, &Console::counting("bytes"))?;
+    eprint!("{}", report.render());
+    if let Some(path) = &args.report {
+        let json = serde_json::to_vec_pretty(&report)?;
+        std::fs::write(path, json)
+            .with_context(|| format!("cannot write report {}", path.display()))?;
+    }
+    Ok(if report.ok { exit::OK } else { exit::FAILED })
 }
 
 fn validate(args: ValidateArgs) -> anyhow::Result<u8> {
@@ -174,6 +249,28 @@ fn generate_file(args: GenerateArgs) -> anyhow::Result<u8> {
             .with_timezone(&chrono::Utc),
         None => default_extracted_at(),
     };
+    if args.format == crate::import::FORMAT_NAME {
+        if args.with_examples {
+            anyhow::bail!("--with-examples cannot be written as dossiers (the showcase persons hold facts the register does not: employment service, Brussels)");
+        }
+        let options = crate::import::generate::DossierOptions {
+            persons: args.persons,
+            seed: args.seed,
+            extracted_at,
+            snapshot_id: args.snapshot_id,
+            per_file: args.per_file,
+        };
+        let files = crate::import::generate::write_dossiers(&options, &args.out)
+            .with_context(|| format!("cannot write dossiers into {}", args.out.display()))?;
+        eprintln!(
+            "wrote {files} batch files and expected.jsonl into {}",
+            args.out.display()
+        );
+        return Ok(exit::OK);
+    }
+    if args.format != "jsonl" {
+        anyhow::bail!("--format must be jsonl or {}", crate::import::FORMAT_NAME);
+    }
     let options = GenerateOptions {
         persons: args.persons,
         seed: args.seed,

@@ -29,15 +29,23 @@ pub struct Console {
     total: AtomicU64,
     done: AtomicU64,
     what: Mutex<String>,
+    /// What the items are ("persons", "bytes").
+    unit: &'static str,
 }
 
 impl Console {
     pub fn new() -> Self {
+        Console::counting("persons")
+    }
+
+    /// A console whose items are `unit` (the import counts bytes of input).
+    pub fn counting(unit: &'static str) -> Self {
         Console {
             bar: Mutex::new(None),
             total: AtomicU64::new(0),
             done: AtomicU64::new(0),
             what: Mutex::new(String::new()),
+            unit,
         }
     }
 }
@@ -56,9 +64,10 @@ impl Progress for Console {
         if total >= REPORT_FROM && std::io::stderr().is_terminal() {
             let bar = indicatif::ProgressBar::new(total);
             bar.set_style(
-                indicatif::ProgressStyle::with_template(
-                    "{msg} [{bar:40}] {pos}/{len} persons ({per_sec}, {eta})",
-                )
+                indicatif::ProgressStyle::with_template(&format!(
+                    "{{msg}} [{{bar:40}}] {{pos}}/{{len}} {} ({{per_sec}}, {{eta}})",
+                    self.unit
+                ))
                 .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
                 .progress_chars("=> "),
             );
@@ -76,7 +85,7 @@ impl Progress for Console {
             let tenth = |n: u64| n * 10 / total.max(1);
             if tenth(before + items) > tenth(before) {
                 let what = self.what.lock().unwrap_or_else(|e| e.into_inner()).clone();
-                eprintln!("{what}: {}/{total} persons", before + items);
+                eprintln!("{what}: {}/{total} {}", before + items, self.unit);
             }
         }
     }

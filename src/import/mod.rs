@@ -1,0 +1,935 @@
+//! `snapshot import --from kbi-dossier-01.00`: GeefDossierKBI 01.00 replies → one snapshot
+//! (`../shared/spec/kbi-import.md`).
+//!
+//! - [`dossier`]: the parsed dossier (what the mapping looks at);
+//! - [`xml`]: the streaming, hostile-input-proof reader of replies;
+//! - [`mapping`]: dossier → events, WARNs and ERRORs, row by row (pure);
+//! - [`codes`]: the reviewed code lists (`config/kbi-codes.toml`);
+//! - [`generate`]: the inverse, synthetic persons written as dossier replies.
+//!
+//! All or nothing: the person lines go to an anonymous temporary file in the output's directory;
+//! only when every file was read without an ERROR is the snapshot (header with the final person
+//! count, then the lines) written to a second temporary file there and renamed into place.
+//! Memory stays flat in the number of dossiers apart from the set of INSZ seen (8 bytes each)
+//! and the employment-service list when one is given.
+
+pub mod codes;
+pub mod dossier;
+pub mod generate;
+pub mod mapping;
+pub mod xml;
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::fs::File;
+use std::io::{self, BufRead, BufReader, BufWriter, Read, Seek, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+use chrono::{DateTime, Datelike, NaiveDate, Utc};
+use serde::Serialize;
+
+use crate::domain::day::parse_date;
+use crate::domain::event::{Event, EventKind};
+use crate::domain::Insz;
+use crate::snapshot::progress::Progress;
+use crate::snapshot::reader::{decompress, Compression};
+use codes::Codes;
+use dossier::{Reply, Uitzondering};
+use mapping::{map_dossier, show_code, Severity};
+
+/// The `--from` value.
+pub const FORMAT_NAME: &str = "kbi-dossier-01.00";
+
+/// The event types this mapping can produce (M23).
+pub const DOSSIER_FACTS: [&str; 9] = [
+    "OBLIGATION_START",
+    "OBLIGATION_END",
+    "EXEMPTION",
+    "REGISTRATION",
+    "CONTRACT_SIGNED",
+    "DEADLINE_EXTENSION",
+    "INFRINGEMENT",
+    "INFRINGEMENT_CLOSED",
+    "CERTIFICATE",
+];
+
+/// Errors listed in full; beyond this they are counted (the report must stay bounded too).
+pub const MAX_LISTED_ERRORS: usize = 1000;
+/// Distinct WARN messages kept per row.
+const MAX_MESSAGES_PER_ROW: usize = 50;
+/// Longest line of the employment-service CSV.
+const MAX_CSV_LINE: u64 = 1024;
+
+/// What to import.
+#[derive(Debug, Clone)]
+pub struct ImportOptions {
+    pub inputs: Vec<PathBuf>,
+    pub out: PathBuf,
+    pub snapshot_id: String,
+    pub extracted_at: DateTime<Utc>,
+    pub employment_service: Option<PathBuf>,
+    pub codes: Codes,
+}
+
+/// Why the import could not even start (bad arguments); ERRORs in the data are in the report.
+#[derive(Debug, thiserror::Error)]
+pub enum ImportError {
+    #[error("--snapshot-id must be 1 to 128 characters without control characters")]
+    SnapshotId,
+    #[error("no input files: {0}")]
+    NoInput(String),
+    #[error("cannot read input {path}: {error}")]
+    Input { path: String, error: io::Error },
+    #[error("cannot write {path}: {error}")]
+    Output { path: String, error: io::Error },
+}
+
+/// One ERROR: where (file, reply, element path) and what, never a value of the person.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct ErrorEntry {
+    /// The file as given, with any 11-digit run masked (files are sometimes named after an INSZ).
+    pub file: String,
+    /// 1-based number of the file in the run.
+    pub file_number: u64,
+    /// 1-based number of the reply in the file (`None` for file-level and CSV errors).
+    pub reply: Option<u64>,
+    /// The mapping row (`M1`…`M23`), `XML` or `CSV`.
+    pub row: String,
+    pub path: String,
+    pub message: String,
+}
+
+impl std::fmt::Display for ErrorEntry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "ERROR {} file {} ({})",
+            self.row, self.file_number, self.file
+        )?;
+        if let Some(reply) = self.reply {
+            write!(f, " reply {reply}")?;
+        }
+        write!(f, " {}: {}", self.path, self.message)
+    }
+}
+
+/// WARNs of one row.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct RowWarnings {
+    pub total: u64,
+    pub messages: BTreeMap<String, u64>,
+}
+
+/// The employment-service list's part.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct EmploymentReport {
+    pub lines: u64,
+    pub persons_with_dossier: u64,
+    pub lines_without_dossier: u64,
+}
+
+/// The import summary (stderr, and `--report` as JSON).
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Report {
+    pub ok: bool,
+    pub from: &'static str,
+    pub codes_version: String,
+    pub snapshot_id: String,
+    pub out: Option<String>,
+    pub files: u64,
+    pub bytes: u64,
+    pub replies: u64,
+    pub dossiers: u64,
+    /// Replies (or answers) with Uitzondering FOUT 30001: not in the register, no person line.
+    pub not_found: u64,
+    pub persons: u64,
+    pub events: BTreeMap<&'static str, u64>,
+    pub warnings: BTreeMap<&'static str, RowWarnings>,
+    pub ignored: BTreeMap<&'static str, u64>,
+    pub unknown_elements: BTreeMap<String, u64>,
+    pub employment_service: Option<EmploymentReport>,
+    pub facts: Vec<&'static str>,
+    pub errors_total: u64,
+    pub errors: Vec<ErrorEntry>,
+    pub seconds: f64,
+}
+
+impl Report {
+    fn warn(&mut self, row: &'static str, message: &str) {
+        let entry = self.warnings.entry(row).or_default();
+        entry.total += 1;
+        if let Some(n) = entry.messages.get_mut(message) {
+            *n += 1;
+        } else if entry.messages.len() < MAX_MESSAGES_PER_ROW {
+            entry.messages.insert(message.to_string(), 1);
+        } else {
+            *entry.messages.entry("(other messages)".into()).or_insert(0) += 1;
+        }
+    }
+
+    fn error(&mut self, entry: ErrorEntry) {
+        self.errors_total += 1;
+        if self.errors.len() < MAX_LISTED_ERRORS {
+            self.errors.push(entry);
+        }
+    }
+
+    /// The human summary (stderr).
+    pub fn render(&self) -> String {
+        use std::fmt::Write as _;
+        let mut s = String::new();
+        for e in &self.errors {
+            let _ = writeln!(s, "{e}");
+        }
+        if self.errors_total > self.errors.len() as u64 {
+            let _ = writeln!(
+                s,
+                "… and {} more ERRORs (only the first {MAX_LISTED_ERRORS} are listed)",
+                self.errors_total - self.errors.len() as u64
+            );
+        }
+        let _ = writeln!(
+            s,
+            "{}: {} files ({} bytes), {} replies, {} dossiers, {} not in the register (30001), {} persons, {} ERRORs, in {:.2}s",
+            if self.ok { "imported" } else { "REFUSED, nothing written" },
+            self.files,
+            self.bytes,
+            self.replies,
+            self.dossiers,
+            self.not_found,
+            self.persons,
+            self.errors_total,
+            self.seconds
+        );
+        if let Some(out) = &self.out {
+            let _ = writeln!(s, "snapshot: {out} (id {})", self.snapshot_id);
+        }
+        let _ = writeln!(s, "facts: {}", self.facts.join(", "));
+        if !self.events.is_empty() {
+            let list: Vec<String> = self
+                .events
+                .iter()
+                .map(|(k, v)| format!("{k} {v}"))
+                .collect();
+            let _ = writeln!(s, "events: {}", list.join(", "));
+        }
+        for (row, w) in &self.warnings {
+            let _ = writeln!(s, "WARN {row}: {}", w.total);
+            for (message, n) in &w.messages {
+                let _ = writeln!(s, "  {n} × {message}");
+            }
+        }
+        if !self.ignored.is_empty() {
+            let _ = writeln!(s, "ignored by design (M20):");
+            for (group, n) in &self.ignored {
+                let _ = writeln!(s, "  {n} × {group}");
+            }
+        }
+        if !self.unknown_elements.is_empty() {
+            let _ = writeln!(s, "elements not in the 01.00 schema (skipped):");
+            for (name, n) in &self.unknown_elements {
+                let _ = writeln!(s, "  {n} × {name}");
+            }
+        }
+        if let Some(es) = &self.employment_service {
+            let _ = writeln!(
+                s,
+                "employment service: {} lines, {} persons with a dossier, {} lines without a dossier (dropped)",
+                es.lines, es.persons_with_dossier, es.lines_without_dossier
+            );
+        }
+        s
+    }
+}
+
+/// Masks every run of digits (with `.`/`-` between them) holding 11 or more digits: files are
+/// sometimes named after the INSZ asked.
+pub fn display_path(path: &Path) -> String {
+    let text = path.display().to_string();
+    let chars: Vec<char> = text.chars().collect();
+    let mut out = String::with_capacity(text.len());
+    let mut i = 0;
+    while i < chars.len() {
+        if chars[i].is_ascii_digit() {
+            let mut j = i;
+            let mut digits = 0;
+            while j < chars.len()
+                && (chars[j].is_ascii_digit() || chars[j] == '.' || chars[j] == '-')
+            {
+                if chars[j].is_ascii_digit() {
+                    digits += 1;
+                }
+                j += 1;
+            }
+            for &c in &chars[i..j] {
+                out.push(if digits >= 11 && c.is_ascii_digit() {
+                    '#'
+                } else {
+                    c
+                });
+            }
+            i = j;
+        } else {
+            out.push(chars[i]);
+            i += 1;
+        }
+    }
+    out
+}
+
+/// Lists the input files: files as given, directories recursively (`*.xml`, `*.xml.gz`,
+/// `*.xml.zst`), in name order. Only regular files are read.
+pub fn input_files(inputs: &[PathBuf]) -> Result<Vec<PathBuf>, ImportError> {
+    fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), ImportError> {
+        let err = |error| ImportError::Input {
+            path: display_path(dir),
+            error,
+        };
+        let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)
+            .map_err(err)?
+            .map(|e| e.map(|e| e.path()))
+            .collect::<Result<_, _>>()
+            .map_err(err)?;
+        entries.sort();
+        for path in entries {
+            let meta = std::fs::symlink_metadata(&path).map_err(|error| ImportError::Input {
+                path: display_path(&path),
+                error,
+            })?;
+            if meta.is_dir() {
+                walk(&path, out)?;
+            } else if meta.is_file() {
+                let name = path.to_string_lossy();
+                if name.ends_with(".xml") || name.ends_with(".xml.gz") || name.ends_with(".xml.zst")
+                {
+                    out.push(path);
+                }
+            }
+        }
+        Ok(())
+    }
+    let mut files = Vec::new();
+    for input in inputs {
+        let meta = std::fs::metadata(input).map_err(|error| ImportError::Input {
+            path: display_path(input),
+            error,
+        })?;
+        if meta.is_dir() {
+            walk(input, &mut files)?;
+        } else if meta.is_file() {
+            files.push(input.clone());
+        } else {
+            return Err(ImportError::Input {
+                path: display_path(input),
+                error: io::Error::other("not a regular file"),
+            });
+        }
+    }
+    if files.is_empty() {
+        return Err(ImportError::NoInput(
+            "no *.xml, *.xml.gz or *.xml.zst file in the inputs".into(),
+        ));
+    }
+    Ok(files)
+}
+
+/// Counts the bytes read from a file on disk (for the progress bar).
+struct Counting<R> {
+    inner: R,
+    count: Arc<AtomicU64>,
+}
+
+impl<R: Read> Read for Counting<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.count.fetch_add(n as u64, Ordering::Relaxed);
+        Ok(n)
+    }
+}
+
+fn open_input(path: &Path, count: Arc<AtomicU64>) -> io::Result<Box<dyn BufRead + Send>> {
+    let file = File::open(path)?;
+    let mut reader = BufReader::with_capacity(1 << 18, Counting { inner: file, count });
+    let head = reader.fill_buf()?;
+    let compression = if head.starts_with(&[0x1f, 0x8b]) {
+        Compression::Gzip
+    } else if head.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
+        Compression::Zstd
+    } else {
+        Compression::None
+    };
+    decompress(reader, compression)
+}
+
+/// The employment services' registrations, by INSZ value.
+fn read_employment_service(
+    path: &Path,
+    report: &mut Report,
+    file_number: u64,
+) -> Result<HashMap<u64, Vec<NaiveDate>>, ImportError> {
+    let file = File::open(path).map_err(|error| ImportError::Input {
+        path: display_path(path),
+        error,
+    })?;
+    let mut reader = BufReader::new(file);
+    let mut map: HashMap<u64, Vec<NaiveDate>> = HashMap::new();
+    let shown = display_path(path);
+    let error = |report: &mut Report, line: u64, message: String| {
+        report.error(ErrorEntry {
+            file: shown.clone(),
+            file_number,
+            reply: None,
+            row: "CSV".into(),
+            path: format!("line {line}"),
+            message,
+        })
+    };
+    let mut line = Vec::new();
+    let mut number = 0u64;
+    let mut lines = 0u64;
+    loop {
+        line.clear();
+        let n = (&mut reader)
+            .take(MAX_CSV_LINE + 1)
+            .read_until(b'\n', &mut line)
+            .map_err(|error| ImportError::Input {
+                path: display_path(path),
+                error,
+            })?;
+        if n == 0 {
+            break;
+        }
+        number += 1;
+        if n as u64 > MAX_CSV_LINE {
+            error(
+                report,
+                number,
+                format!("line longer than {MAX_CSV_LINE} bytes"),
+            );
+            break;
+        }
+        let text = match std::str::from_utf8(&line) {
+            Ok(t) => t.trim_end_matches(['\n', '\r']),
+            Err(_) => {
+                error(report, number, "not UTF-8".into());
+                continue;
+            }
+        };
+        if number == 1 {
+            if text.trim_start_matches('\u{feff}') != "insz,date" {
+                error(report, 1, "the header must be exactly `insz,date`".into());
+                break;
+            }
+            continue;
+        }
+        if text.is_empty() {
+            continue;
+        }
+        let Some((insz, date)) = text.split_once(',') else {
+            error(report, number, "expected two fields `insz,date`".into());
+            continue;
+        };
+        let insz = match (insz.len() == 11 && insz.bytes().all(|b| b.is_ascii_digit()))
+            .then(|| Insz::parse(insz))
+        {
+            Some(Ok(i)) => i,
+            _ => {
+                error(report, number, "invalid INSZ".into());
+                continue;
+            }
+        };
+        let Ok(date) = parse_date(date) else {
+            error(report, number, "invalid date (YYYY-MM-DD)".into());
+            continue;
+        };
+        lines += 1;
+        map.entry(insz.value()).or_default().push(date);
+    }
+    report.employment_service = Some(EmploymentReport {
+        lines,
+        ..EmploymentReport::default()
+    });
+    Ok(map)
+}
+
+/// Writes `YYYY-MM-DD`.
+fn push_date(out: &mut Vec<u8>, date: NaiveDate) {
+    let y = date.year().clamp(0, 9999) as u32;
+    let (m, d) = (date.month(), date.day());
+    out.extend_from_slice(&[
+        b'0' + (y / 1000) as u8,
+        b'0' + (y / 100 % 10) as u8,
+        b'0' + (y / 10 % 10) as u8,
+        b'0' + (y % 10) as u8,
+        b'-',
+        b'0' + (m / 10) as u8,
+        b'0' + (m % 10) as u8,
+        b'-',
+        b'0' + (d / 10) as u8,
+        b'0' + (d % 10) as u8,
+    ]);
+}
+
+/// Appends one person line of `snapshot-format.md`.
+pub fn write_person_line(out: &mut Vec<u8>, insz: Insz, events: &[Event]) {
+    out.extend_from_slice(b"{\"insz\": \"");
+    out.extend_from_slice(insz.to_string().as_bytes());
+    out.extend_from_slice(b"\", \"events\": [");
+    for (i, e) in events.iter().enumerate() {
+        if i > 0 {
+            out.extend_from_slice(b", ");
+        }
+        out.extend_from_slice(b"{\"date\": \"");
+        push_date(out, e.date);
+        out.extend_from_slice(b"\", \"type\": \"");
+        out.extend_from_slice(e.kind.type_name().as_bytes());
+        out.push(b'"');
+        match e.kind {
+            EventKind::ObligationStart { region } => {
+                out.extend_from_slice(b", \"region\": \"");
+                out.extend_from_slice(region.code().as_bytes());
+                out.push(b'"');
+            }
+            EventKind::ObligationEnd { cause: Some(c) } => {
+                out.extend_from_slice(b", \"cause\": \"");
+                out.extend_from_slice(end_cause(c).as_bytes());
+                out.push(b'"');
+            }
+            EventKind::Exemption { cause: Some(c) } => {
+                out.extend_from_slice(b", \"cause\": \"");
+                out.extend_from_slice(mapping::exemption_cause_code(c).as_bytes());
+                out.push(b'"');
+            }
+            EventKind::DeadlineExtension { obligation, until } => {
+                out.extend_from_slice(b", \"obligation\": \"");
+                out.extend_from_slice(obligation.code().as_bytes());
+                out.extend_from_slice(b"\", \"until\": \"");
+                push_date(out, until);
+                out.push(b'"');
+            }
+            EventKind::Infringement { obligation }
+            | EventKind::InfringementClosed { obligation } => {
+                out.extend_from_slice(b", \"obligation\": \"");
+                out.extend_from_slice(obligation.code().as_bytes());
+                out.push(b'"');
+            }
+            _ => {}
+        }
+        out.push(b'}');
+    }
+    out.extend_from_slice(b"]}\n");
+}
+
+fn end_cause(c: crate::domain::event::EndCause) -> &'static str {
+    use crate::domain::event::EndCause::*;
+    match c {
+        Moved => "MOVED",
+        Naturalised => "NATURALISED",
+        Deceased => "DECEASED",
+        Other => "OTHER",
+    }
+}
+
+/// The header line (M23: `facts`, `sources`).
+pub fn header_line(
+    snapshot_id: &str,
+    extracted_at: DateTime<Utc>,
+    persons: u64,
+    facts: &[&str],
+    sources: serde_json::Value,
+) -> String {
+    let header = serde_json::json!({"kbi_snapshot": {
+        "format": 1,
+        "snapshot_id": snapshot_id,
+        "extracted_at": extracted_at.format("%Y-%m-%dT%H:%M:%SZ").to_string(),
+        "persons": persons,
+        "facts": facts,
+        "sources": sources,
+    }});
+    format!("{header}\n")
+}
+
+/// Writes header and body to `file`, compressed as the output's name says; every error of the
+/// encoder's end is seen (no silent finish on drop).
+fn write_snapshot(out: &Path, file: &File, header: &[u8], body: &mut File) -> io::Result<()> {
+    let name = out.to_string_lossy();
+    let buffered = BufWriter::with_capacity(1 << 20, file);
+    let mut body = BufReader::with_capacity(1 << 20, body);
+    if name.ends_with(".gz") {
+        let mut w = flate2::write::GzEncoder::new(buffered, flate2::Compression::fast());
+        w.write_all(header)?;
+        io::copy(&mut body, &mut w)?;
+        w.finish()?.flush()
+    } else if name.ends_with(".zst") {
+        let mut w = zstd::stream::write::Encoder::new(buffered, 3)?;
+        w.write_all(header)?;
+        io::copy(&mut body, &mut w)?;
+        w.finish()?.flush()
+    } else {
+        let mut w = buffered;
+        w.write_all(header)?;
+        io::copy(&mut body, &mut w)?;
+        w.flush()
+    }
+}
+
+/// State of one run.
+struct Run<'a> {
+    options: &'a ImportOptions,
+    report: Report,
+    seen: HashSet<u64>,
+    employment: HashMap<u64, Vec<NaiveDate>>,
+    body: BufWriter<File>,
+    line: Vec<u8>,
+}
+
+impl Run<'_> {
+    fn reply(&mut self, reply: Reply, file: &str, file_number: u64, reply_number: u64) {
+        self.report.replies += 1;
+        let err = |row: &str, path: &str, message: String| ErrorEntry {
+            file: file.to_string(),
+            file_number,
+            reply: Some(reply_number),
+            row: row.into(),
+            path: path.into(),
+            message,
+        };
+        // Section 2: only GeefDossierKBI 01.00.
+        let naam_ok = matches!(&reply.naam, Some(Some(n)) if n == "GeefDossierKBI");
+        let versie_ok = matches!(&reply.versie, Some(Some(v)) if v.starts_with("01.00"));
+        if !reply.namespace_ok || !naam_ok || !versie_ok {
+            let message = if !naam_ok {
+                format!(
+                    "a reply of another service (Context/Naam {}), not GeefDossierKBI",
+                    show_code(&reply.naam.clone().flatten())
+                )
+            } else if !versie_ok {
+                format!(
+                    "a reply of version {}, not 01.00: another version needs its own mapping",
+                    show_code(&reply.versie.clone().flatten())
+                )
+            } else {
+                "the reply element is not in the GeefDossierKBI 01.00 namespace".to_string()
+            };
+            self.report.error(err("§2", "Repliek/Context", message));
+            return;
+        }
+        // M22: reply-level exceptions.
+        let reply_state = self.exceptions(&reply.uitzonderingen, "Repliek/Uitzonderingen", &err);
+        if reply.antwoorden.is_empty() {
+            match reply_state {
+                Exceptions::NotFound => self.report.not_found += 1,
+                Exceptions::Failed => {}
+                Exceptions::None => self.report.error(err(
+                    "M22",
+                    "Repliek",
+                    "a reply with neither a dossier nor an Uitzondering: the dossier is unknown"
+                        .into(),
+                )),
+            }
+            return;
+        }
+        for (i, antwoord) in reply.antwoorden.iter().enumerate() {
+            let base = format!("Repliek/Antwoorden/Antwoord[{}]", i + 1);
+            let state = self.exceptions(
+                &antwoord.uitzonderingen,
+                &format!("{base}/Uitzonderingen"),
+                &err,
+            );
+            let not_found = matches!(reply_state, Exceptions::NotFound)
+                || matches!(state, Exceptions::NotFound);
+            let failed =
+                matches!(reply_state, Exceptions::Failed) || matches!(state, Exceptions::Failed);
+            match (&antwoord.dossier, not_found) {
+                (Some(_), true) => {
+                    self.report.error(err(
+                        "M22",
+                        &base,
+                        "Uitzondering 30001 (no data found) together with a dossier".into(),
+                    ));
+                    continue;
+                }
+                (None, true) => {
+                    self.report.not_found += 1;
+                    continue;
+                }
+                (None, false) => {
+                    if !failed {
+                        self.report.error(err(
+                            "M22",
+                            &base,
+                            "an Antwoord with neither a dossier nor an Uitzondering: the dossier is unknown".into(),
+                        ));
+                    }
+                    continue;
+                }
+                (Some(_), false) if failed => continue,
+                (Some(dossier), false) => {
+                    self.report.dossiers += 1;
+                    let mapped = map_dossier(dossier, &self.options.codes);
+                    let mut ok = true;
+                    for f in &mapped.findings {
+                        match f.severity {
+                            Severity::Error => {
+                                ok = false;
+                                self.report.error(err(
+                                    f.row,
+                                    &format!("KBIDossier/{}", f.path),
+                                    f.message.clone(),
+                                ));
+                            }
+                            Severity::Warn => self.report.warn(f.row, &f.message),
+                        }
+                    }
+                    let Some(insz) = mapped.insz else { continue };
+                    if !self.seen.insert(insz.value()) {
+                        self.report.error(err(
+                            "M23",
+                            "KBIDossier/Personalia/INSZ",
+                            "a second dossier for the same INSZ (replies must be deduplicated before the import)".into(),
+                        ));
+                        continue;
+                    }
+                    if !ok || self.report.errors_total > 0 {
+                        // Nothing will be written: spare the work, keep reading for errors.
+                        continue;
+                    }
+                    let mut events = mapped.events;
+                    if let Some(dates) = self.employment.remove(&insz.value()) {
+                        if let Some(es) = self.report.employment_service.as_mut() {
+                            es.persons_with_dossier += 1;
+                        }
+                        for date in dates {
+                            events.push(Event {
+                                date,
+                                kind: EventKind::EmploymentServiceRegistration,
+                            });
+                        }
+                        events.sort_by_key(|e| e.date);
+                    }
+                    for e in &events {
+                        *self.report.events.entry(e.kind.type_name()).or_insert(0) += 1;
+                    }
+                    self.line.clear();
+                    write_person_line(&mut self.line, insz, &events);
+                    if let Err(e) = self.body.write_all(&self.line) {
+                        self.report.error(ErrorEntry {
+                            file: display_path(&self.options.out),
+                            file_number: 0,
+                            reply: None,
+                            row: "IO".into(),
+                            path: "(temporary file)".into(),
+                            message: format!("cannot write: {e}"),
+                        });
+                    }
+                    self.report.persons += 1;
+                }
+            }
+        }
+    }
+
+    /// Judges a list of Uitzonderingen (M22).
+    fn exceptions(
+        &mut self,
+        list: &[Uitzondering],
+        path: &str,
+        err: &dyn Fn(&str, &str, String) -> ErrorEntry,
+    ) -> Exceptions {
+        let mut state = Exceptions::None;
+        for (i, u) in list.iter().enumerate() {
+            let here = format!("{path}/Uitzondering[{}]", i + 1);
+            let ident = u.identificatie.clone().flatten();
+            match u.type_.clone().flatten().as_deref() {
+                Some("FOUT") => {
+                    if ident.as_deref() == Some("30001") {
+                        if !matches!(state, Exceptions::Failed) {
+                            state = Exceptions::NotFound;
+                        }
+                    } else {
+                        state = Exceptions::Failed;
+                        self.report.error(err(
+                            "M22",
+                            &here,
+                            format!(
+                                "Uitzondering FOUT {}: the dossier is unknown; ask again before importing (never read as \"no dossier\")",
+                                show_code(&ident)
+                            ),
+                        ));
+                    }
+                }
+                Some("WAARSCHUWING") | Some("INFORMATIE") => self.report.warn(
+                    "M22",
+                    &format!(
+                        "Uitzondering {} {}: logged, the dossier is read",
+                        u.type_.clone().flatten().unwrap_or_default(),
+                        show_code(&ident)
+                    ),
+                ),
+                _ => {
+                    state = Exceptions::Failed;
+                    self.report.error(err(
+                        "M22",
+                        &format!("{here}/Type"),
+                        format!(
+                            "Uitzondering of unknown type {}: the dossier is unknown",
+                            show_code(&u.type_.clone().flatten())
+                        ),
+                    ));
+                }
+            }
+        }
+        state
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Exceptions {
+    None,
+    NotFound,
+    Failed,
+}
+
+/// Imports; the report says whether a snapshot was written (`ok`). `Err` only when the run
+/// could not start or write at all.
+pub fn import(options: &ImportOptions, progress: &dyn Progress) -> Result<Report, ImportError> {
+    let started = Instant::now();
+    let id = options.snapshot_id.trim();
+    if id.is_empty() || id.len() > 128 || id.chars().any(char::is_control) {
+        return Err(ImportError::SnapshotId);
+    }
+    let files = input_files(&options.inputs)?;
+    let out_dir = match options.out.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let out_err = |error| ImportError::Output {
+        path: display_path(&options.out),
+        error,
+    };
+    let body = tempfile::tempfile_in(&out_dir).map_err(out_err)?;
+    let mut report = Report {
+        from: FORMAT_NAME,
+        codes_version: options.codes.version.clone(),
+        snapshot_id: id.to_string(),
+        files: files.len() as u64,
+        ..Report::default()
+    };
+    let employment = match &options.employment_service {
+        Some(path) => read_employment_service(path, &mut report, files.len() as u64 + 1)?,
+        None => HashMap::new(),
+    };
+    let total_bytes: u64 = files
+        .iter()
+        .map(|f| std::fs::metadata(f).map(|m| m.len()).unwrap_or(0))
+        .sum();
+    let mut run = Run {
+        options,
+        report,
+        seen: HashSet::new(),
+        employment,
+        body: BufWriter::with_capacity(1 << 20, body),
+        line: Vec::with_capacity(4096),
+    };
+    progress.start("import", total_bytes);
+    let count = Arc::new(AtomicU64::new(0));
+    let mut reported = 0u64;
+    let mut tally = xml::Tally::default();
+    for (i, path) in files.iter().enumerate() {
+        let file_number = i as u64 + 1;
+        let shown = display_path(path);
+        let stream = open_input(path, count.clone()).map_err(|error| ImportError::Input {
+            path: shown.clone(),
+            error,
+        })?;
+        let mut reader = xml::ReplyReader::new(stream);
+        let mut xml_failed = false;
+        loop {
+            match reader.next_reply() {
+                Ok(Some(reply)) => {
+                    let number = reader.replies;
+                    run.reply(reply, &shown, file_number, number);
+                    let now = count.load(Ordering::Relaxed);
+                    if now - reported >= 1 << 20 {
+                        progress.advance(now - reported);
+                        reported = now;
+                    }
+                }
+                Ok(None) => break,
+                Err(located) => {
+                    run.report.error(ErrorEntry {
+                        file: shown.clone(),
+                        file_number,
+                        reply: (reader.replies > 0).then_some(reader.replies),
+                        row: "XML".into(),
+                        path: located.path.clone(),
+                        message: format!("{} (near byte {})", located.error, located.offset),
+                    });
+                    xml_failed = true;
+                    break;
+                }
+            }
+        }
+        if reader.replies == 0 && !xml_failed {
+            run.report.error(ErrorEntry {
+                file: shown.clone(),
+                file_number,
+                reply: None,
+                row: "XML".into(),
+                path: "(file)".into(),
+                message: "no GeefDossierKBIResponse in this file".into(),
+            });
+        }
+        tally.merge(std::mem::take(&mut reader.tally));
+    }
+    let now = count.load(Ordering::Relaxed);
+    progress.advance(now.saturating_sub(reported));
+    progress.finish();
+    let Run {
+        mut report,
+        employment,
+        body,
+        ..
+    } = run;
+    report.bytes = now;
+    report.ignored = tally.ignored;
+    report.unknown_elements = tally.unknown;
+    let mut facts: Vec<&'static str> = DOSSIER_FACTS.to_vec();
+    if let Some(es) = report.employment_service.as_mut() {
+        es.lines_without_dossier = employment.values().map(|v| v.len() as u64).sum();
+        facts.push("EMPLOYMENT_SERVICE_REGISTRATION");
+    }
+    report.facts = facts.clone();
+    if report.errors_total > 0 {
+        report.seconds = started.elapsed().as_secs_f64();
+        return Ok(report);
+    }
+    let mut body = body.into_inner().map_err(|e| out_err(e.into_error()))?;
+    body.rewind().map_err(out_err)?;
+    let mut sources = vec![serde_json::json!({
+        "kind": "kbi-dossier", "version": "01.00",
+        "files": report.files, "dossiers": report.dossiers,
+    })];
+    if let Some(es) = &report.employment_service {
+        sources.push(serde_json::json!({
+            "kind": "employment-service", "files": 1, "registrations": es.lines,
+        }));
+    }
+    let header = header_line(
+        id,
+        options.extracted_at,
+        report.persons,
+        &facts,
+        serde_json::Value::Array(sources),
+    );
+    let target = tempfile::NamedTempFile::new_in(&out_dir).map_err(out_err)?;
+    write_snapshot(&options.out, target.as_file(), header.as_bytes(), &mut body)
+        .map_err(out_err)?;
+    target.as_file().sync_all().map_err(out_err)?;
+    target.persist(&options.out).map_err(|e| out_err(e.error))?;
+    report.ok = true;
+    report.out = Some(display_path(&options.out));
+    report.seconds = started.elapsed().as_secs_f64();
+    Ok(report)
+}
