@@ -180,7 +180,8 @@ impl Checkpointer {
                 .open(&self.path)
                 .map_err(|e| AuditError::io(&self.path, "open", e))?;
             if created {
-                super::log::sync_dir(&self.dir).map_err(|e| AuditError::io(&self.dir, "sync", e))?;
+                super::log::sync_dir(&self.dir)
+                    .map_err(|e| AuditError::io(&self.dir, "sync", e))?;
             }
             self.file = Some(file);
         }
@@ -201,9 +202,7 @@ impl Checkpointer {
 
 /// The lines of a checkpoint file: 1-based line number and the checkpoint, or why the line is
 /// not one.
-pub fn read_checkpoints(
-    path: &Path,
-) -> std::io::Result<Vec<(u64, Result<Checkpoint, String>)>> {
+pub fn read_checkpoints(path: &Path) -> std::io::Result<Vec<(u64, Result<Checkpoint, String>)>> {
     let reader = BufReader::new(File::open(path)?);
     let mut out = Vec::new();
     for (index, line) in reader.split(b'\n').enumerate() {

@@ -414,7 +414,10 @@ fn segments(dir: &Path) -> Result<Vec<(SegmentId, PathBuf)>, AuditError> {
 pub(crate) fn audit_files(dir: &Path) -> Result<Vec<(NaiveDate, PathBuf)>, AuditError> {
     let mut files = segments(dir)?;
     files.reverse();
-    Ok(files.into_iter().map(|(id, path)| (id.date, path)).collect())
+    Ok(files
+        .into_iter()
+        .map(|(id, path)| (id.date, path))
+        .collect())
 }
 
 /// The open segment the writer appends to.
@@ -666,10 +669,7 @@ impl SpareSlot {
         let mut state = self.lock();
         // A request not yet picked up, or a preparation running: its outcome decides.
         while state.preparing || (state.wanted && !state.ready && !state.stop) {
-            state = self
-                .changed
-                .wait(state)
-                .unwrap_or_else(|e| e.into_inner());
+            state = self.changed.wait(state).unwrap_or_else(|e| e.into_inner());
         }
         std::mem::take(&mut state.ready)
     }
@@ -825,7 +825,7 @@ fn sync_loop(
                 Ok(()) => {
                     state.durable = target.clone();
                     let now = Instant::now();
-                    let mut records = 0;
+                    let mut answered = Vec::new();
                     while state
                         .waiters
                         .front()
@@ -834,12 +834,10 @@ fn sync_loop(
                         let Some(waiter) = state.waiters.pop_front() else {
                             break;
                         };
-                        records += waiter.receipt.count as u64;
-                        if let Some(metrics) = &metrics {
-                            metrics.audit_waited(now - waiter.queued);
-                        }
-                        let _ = waiter.done.send(Ok(waiter.receipt));
+                        answered.push(waiter);
                     }
+                    let records: u64 = answered.iter().map(|w| w.receipt.count as u64).sum();
+                    // Counted before answering: whoever got an answer sees it in the stats.
                     // A sync that only closed a segment (its waiters come with the next) is not
                     // a round of records.
                     if records > 0 {
@@ -848,6 +846,12 @@ fn sync_loop(
                         if let Some(metrics) = &metrics {
                             metrics.audit_written(records, took);
                         }
+                    }
+                    for waiter in answered {
+                        if let Some(metrics) = &metrics {
+                            metrics.audit_waited(now - waiter.queued);
+                        }
+                        let _ = waiter.done.send(Ok(waiter.receipt));
                     }
                     let due = std::mem::take(&mut state.checkpoint_due)
                         || last_checkpoint.elapsed() >= interval;

@@ -19,9 +19,9 @@ pub mod verify;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+pub use checkpoint::{Checkpoint, CHECKPOINT_FILE};
 pub use log::{AppendReceipt, AuditLog, AuditOptions, AuditStats};
 pub use record::{AuditOutcome, AuditRecord, AuditSender, GENESIS_PREV};
-pub use checkpoint::{Checkpoint, CHECKPOINT_FILE};
 pub use verify::{
     files_in, search, verify, verify_anchored, Anchors, CheckpointReport, Problem, ProblemKind,
     Report, SearchResult,

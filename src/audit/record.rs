@@ -264,9 +264,7 @@ pub fn segment_of(name: &str) -> Option<(NaiveDate, u32)> {
         None => (rest, 0),
         Some((day, part)) => {
             // One spelling per part: digits only, no leading zero, not 0.
-            if part.is_empty()
-                || part.starts_with('0')
-                || !part.bytes().all(|b| b.is_ascii_digit())
+            if part.is_empty() || part.starts_with('0') || !part.bytes().all(|b| b.is_ascii_digit())
             {
                 return None;
             }
@@ -464,7 +462,12 @@ mod tests {
         assert_eq!(segment_name(day, 12), "audit-2026-03-01.12.jsonl");
         assert_eq!(segment_of("audit-2026-03-01.12.jsonl"), Some((day, 12)));
         assert_eq!(segment_of("audit-2026-03-01.jsonl"), Some((day, 0)));
-        for bad in ["audit-2026-03-01.0.jsonl", "audit-2026-03-01.01.jsonl", "audit-2026-03-01..jsonl", "audit-2026-03-01.x.jsonl"] {
+        for bad in [
+            "audit-2026-03-01.0.jsonl",
+            "audit-2026-03-01.01.jsonl",
+            "audit-2026-03-01..jsonl",
+            "audit-2026-03-01.x.jsonl",
+        ] {
             assert_eq!(segment_of(bad), None, "{bad}");
         }
     }

@@ -359,9 +359,9 @@ fn load_checkpoints(anchors: &Anchors) -> Loaded {
             continue;
         }
         if let Err(error) = checkpoint.check(&anchors.key) {
-            loaded
-                .bad
-                .get_or_insert_with(|| problem(line, format!("checkpoint seq {}: {error}", checkpoint.seq)));
+            loaded.bad.get_or_insert_with(|| {
+                problem(line, format!("checkpoint seq {}: {error}", checkpoint.seq))
+            });
             continue;
         }
         loaded.report.valid += 1;

@@ -336,8 +336,8 @@ impl Metrics {
                 "Records made durable by one audit sync round (group commit).",
             )
             .buckets(vec![
-                1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0, 1024.0, 4096.0,
-                16384.0, 65536.0,
+                1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0, 1024.0, 4096.0, 16384.0,
+                65536.0,
             ]),
         )?;
         registry.register(Box::new(audit_records_per_sync.clone()))?;
