@@ -692,11 +692,12 @@ fn prepare_loop(dir: &Path, bytes: u64, slot: &SpareSlot) {
         state.wanted = false;
         state.preparing = true;
         drop(state);
-        let result = prepare_spare(dir, bytes);
+        let result = prepare_spare(dir, bytes, || slot.lock().stop);
         let mut state = slot.lock();
         state.preparing = false;
         match result {
             Ok(()) => state.ready = true,
+            Err(_) if state.stop => {}
             Err(error) => tracing::warn!(
                 dir = %dir.display(),
                 bytes,
@@ -711,7 +712,7 @@ fn prepare_loop(dir: &Path, bytes: u64, slot: &SpareSlot) {
 }
 
 /// Writes a zero-filled, synced spare segment of `bytes` and renames it into place.
-fn prepare_spare(dir: &Path, bytes: u64) -> std::io::Result<()> {
+fn prepare_spare(dir: &Path, bytes: u64, stop: impl Fn() -> bool) -> std::io::Result<()> {
     use std::os::fd::AsRawFd;
     let tmp = dir.join(SPARE_TMP);
     let result = (|| {
@@ -731,6 +732,10 @@ fn prepare_spare(dir: &Path, bytes: u64) -> std::io::Result<()> {
         let zeros = vec![0u8; 1 << 20];
         let mut at = 0;
         while at < bytes {
+            // Closing the log does not wait for a whole segment of zeros.
+            if stop() {
+                return Err(std::io::Error::other("the log is closing"));
+            }
             let n = (bytes - at).min(zeros.len() as u64) as usize;
             file.write_all_at(&zeros[..n], at)?;
             at += n as u64;
