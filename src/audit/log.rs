@@ -509,7 +509,16 @@ fn resume(dir: &Path) -> Result<Resumed, AuditError> {
                 .and_then(|n| n.to_str())
                 .unwrap_or_default()
                 .to_owned();
-            segment = Some((id, name, path.clone(), file.try_clone(), valid));
+            let handle = file
+                .try_clone()
+                .map_err(|e| AuditError::io(path, "open", e))?;
+            segment = Some(Segment {
+                id: *id,
+                name,
+                path: path.clone(),
+                file: Arc::new(handle),
+                offset: valid,
+            });
         }
         if valid == 0 {
             // No record in this segment (fresh, or its first round was undone): the chain is
@@ -536,32 +545,15 @@ fn resume(dir: &Path) -> Result<Resumed, AuditError> {
             seq: record.seq,
             hash: line_hash(&line),
             next_floor,
-            segment: open_resumed(segment)?,
+            segment,
         });
     }
     Ok(Resumed {
         seq: 0,
         hash: [0; 32],
         next_floor: if next_floor > 0 { next_floor + 1 } else { 0 },
-        segment: open_resumed(segment)?,
+        segment,
     })
-}
-
-#[allow(clippy::type_complexity)]
-fn open_resumed(
-    found: Option<(&SegmentId, String, PathBuf, std::io::Result<File>, u64)>,
-) -> Result<Option<Segment>, AuditError> {
-    let Some((id, name, path, file, offset)) = found else {
-        return Ok(None);
-    };
-    let file = file.map_err(|e| AuditError::io(&path, "open", e))?;
-    Ok(Some(Segment {
-        id: *id,
-        name,
-        path,
-        file: Arc::new(file),
-        offset,
-    }))
 }
 
 /// Moves the bytes after the last whole line (up to the last non-zero byte) into a side file
