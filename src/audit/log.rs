@@ -228,8 +228,15 @@ impl AuditLog {
         let dir = dir.as_ref().to_path_buf();
         std::fs::create_dir_all(&dir).map_err(|e| AuditError::io(&dir, "create directory", e))?;
         let lock = lock_dir(&dir)?;
-        // A spare left by an earlier run is never trusted (it may be half zeroed): start over.
+        let segment_bytes = options.segment_bytes.max(MIN_SEGMENT_BYTES);
+        // A spare left by an earlier run is used only if it is exactly what the preparer makes
+        // (it renames a spare into place only once it is whole and synced): all zeros, of the
+        // segment size. Anything else (half made, recycled, planted) is removed, never used.
+        let spare_ok = options.preallocate && is_clean_spare(&dir.join(SPARE), segment_bytes);
         for name in [SPARE, SPARE_TMP] {
+            if name == SPARE && spare_ok {
+                continue;
+            }
             let path = dir.join(name);
             match std::fs::remove_file(&path) {
                 Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
@@ -239,7 +246,6 @@ impl AuditLog {
             }
         }
         let counters = Arc::new(Counters::default());
-        let segment_bytes = options.segment_bytes.max(MIN_SEGMENT_BYTES);
         let resumed = resume(&dir)?;
         let checkpointer = Checkpointer::open(&dir, options.checkpoint_key.as_deref())?;
 
@@ -265,7 +271,11 @@ impl AuditLog {
         let spare = Arc::new(SpareSlot::default());
         let preparer = if options.preallocate {
             let (spare_dir, spare) = (dir.clone(), spare.clone());
-            spare.request();
+            if spare_ok {
+                spare.lock().ready = true;
+            } else {
+                spare.request();
+            }
             Some(
                 std::thread::Builder::new()
                     .name("audit-preparer".into())
@@ -700,6 +710,28 @@ fn prepare_loop(dir: &Path, bytes: u64, slot: &SpareSlot) {
         }
         drop(state);
         slot.changed.notify_all();
+    }
+}
+
+/// Whether `path` is a regular file of exactly `bytes` zeros (reading is cheaper than writing
+/// them again).
+fn is_clean_spare(path: &Path, bytes: u64) -> bool {
+    let Ok(meta) = std::fs::symlink_metadata(path) else {
+        return false;
+    };
+    if !meta.file_type().is_file() || meta.len() != bytes {
+        return false;
+    }
+    let Ok(mut file) = File::open(path) else {
+        return false;
+    };
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        match file.read(&mut buf) {
+            Ok(0) => return true,
+            Ok(n) if buf[..n].iter().all(|&b| b == 0) => {}
+            _ => return false,
+        }
     }
 }
 
@@ -1249,17 +1281,18 @@ impl Writer {
         let name = segment_name(id.date, id.part);
         let path = self.dir.join(&name);
         let from_spare = self.preallocate && self.spare.take();
-        if self.preallocate {
-            self.spare.request();
-        }
         if from_spare {
             // A link, not a rename: never replaces a segment of that name.
-            std::fs::hard_link(self.dir.join(SPARE), &path)
-                .and_then(|_| std::fs::remove_file(self.dir.join(SPARE)))
-                .map_err(|e| AuditError::io(&path, "create (from the prepared spare)", e))?;
+            let taken = std::fs::hard_link(self.dir.join(SPARE), &path)
+                .and_then(|_| std::fs::remove_file(self.dir.join(SPARE)));
+            // Only now may the preparer put the next spare under that name.
+            self.spare.request();
+            taken.map_err(|e| AuditError::io(&path, "create (from the prepared spare)", e))?;
             self.counters
                 .preallocated_segments
                 .fetch_add(1, Ordering::Relaxed);
+        } else if self.preallocate {
+            self.spare.request();
         }
         let file = OpenOptions::new()
             .read(true)
