@@ -71,10 +71,23 @@ fn anchors(dir: &Path) -> audit::Anchors {
     .unwrap()
 }
 
+/// Opens the log, waiting out a lock still held by a sibling test's child process: a `fork`
+/// copies every open descriptor, the directory lock's too, until the child's `exec` closes it
+/// (close-on-exec), so right after a log is dropped another test's spawn may hold it a moment.
+fn open(dir: &Path, options: AuditOptions) -> AuditLog {
+    for _ in 0..100 {
+        match AuditLog::open(dir, options.clone()) {
+            Err(audit::AuditError::Locked { .. }) => std::thread::sleep(Duration::from_millis(50)),
+            other => return other.unwrap(),
+        }
+    }
+    panic!("the audit directory stayed locked for 5 s");
+}
+
 /// Appends `n` records one by one (`first`.. as server references) and closes the log.
 fn write_closed(dir: &Path, options: AuditOptions, first: usize, n: usize) {
     let runtime = tokio::runtime::Runtime::new().unwrap();
-    let log = AuditLog::open(dir, options).unwrap();
+    let log = open(dir, options);
     runtime.block_on(async {
         for i in first..first + n {
             log.append(vec![record(at(1, 10), i)]).await.unwrap();
@@ -214,7 +227,7 @@ fn a_segment_torn_inside_its_preallocated_space_is_intact_up_to_the_last_whole_r
 
     // The log sets the bytes aside, zeroes them, keeps the reservation and numbers on.
     let runtime = tokio::runtime::Runtime::new().unwrap();
-    let log = AuditLog::open(dir.path(), options(64 * 1024)).unwrap();
+    let log = open(dir.path(), options(64 * 1024));
     assert_eq!(std::fs::read(&path).unwrap(), clean);
     let receipt = runtime
         .block_on(log.append(vec![record(at(1, 11), 6)]))
@@ -256,7 +269,7 @@ fn sequence_numbers_are_not_reused_after_repeated_torn_tails() {
         let half = br#"{"time":"2026-03-01T10:00:00.000Z","server_reference":"x","cl"#;
         bytes[end..end + half.len()].copy_from_slice(half);
         std::fs::write(&path, &bytes).unwrap();
-        let log = AuditLog::open(dir.path(), options(64 * 1024)).unwrap();
+        let log = open(dir.path(), options(64 * 1024));
         let receipt = runtime
             .block_on(log.append(vec![record(at(1, 12), 100 + round)]))
             .unwrap();
