@@ -987,7 +987,8 @@ struct Writer {
     _lock: File,
     seq: u64,
     hash: ChainHash,
-    /// The next record's `seq` is at least this (numbers set aside with a torn tail).
+    /// The next record's `seq` is at least this (numbers set aside with a torn tail or given to
+    /// records that were undone).
     next_floor: u64,
     current: Option<Segment>,
     /// Written since the last durable point, oldest first.
@@ -1074,6 +1075,9 @@ impl Writer {
                 shared.syncer_wakes.notify_all();
             }
             Err(error) => {
+                // The round's numbers were given out (to records never acknowledged): never
+                // again, whether or not their bytes got written.
+                self.next_floor = self.next_floor.max(first_seq + records.len() as u64);
                 // Back to before this round, or to the last durable record if a sync failed
                 // meanwhile; never behind what is durable (a checkpoint may vouch for it).
                 let failed = self.shared.lock().failed.is_some();
@@ -1182,6 +1186,9 @@ impl Writer {
                 self.dirty.push(extent);
             }
         }
+        // A number once given out is never given again, even to replace a record that was
+        // undone: `verify` shows the gap (the chain itself runs on unbroken).
+        self.next_floor = self.next_floor.max(self.seq + 1);
         self.seq = point.seq;
         self.hash = point.hash;
     }

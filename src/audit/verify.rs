@@ -32,7 +32,8 @@ pub struct Report {
     /// Zero bytes after the last record of the last file: space preallocated for records to
     /// come, not a torn record.
     pub preallocated_bytes: u64,
-    /// Sequence numbers the writer set aside (first, last): after a torn tail, never reused.
+    /// Sequence numbers the writer set aside (first, last): given to records that were never
+    /// acknowledged (a torn tail, a failed write or sync), and never given again.
     /// The chain runs on across them (the next record carries the hash of the record before).
     pub skipped: Vec<(u64, u64)>,
     /// What the checkpoints vouched for (when checked: [`verify_anchored`]).

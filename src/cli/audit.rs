@@ -168,8 +168,9 @@ fn run_verify(args: VerifyArgs) -> anyhow::Result<u8> {
             for (first, last) in &report.skipped {
                 writeln!(
                     out,
-                    "note: seq {first}..{last} set aside by the writer after a torn tail (never \
-                     acknowledged; see the .torn-* files); the chain runs on across them"
+                    "note: seq {first}..{last} set aside by the writer (records never \
+                     acknowledged: a torn tail, see the .torn-* files, or a failed write); the \
+                     chain runs on across them"
                 )?;
             }
             if report.records > 0 && !report.starts_at_genesis() {
