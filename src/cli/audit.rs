@@ -38,7 +38,8 @@ pub struct KeygenArgs {
 
 #[derive(Debug, Args)]
 pub struct VerifyArgs {
-    /// Audit files (audit-YYYY-MM-DD.jsonl), in any order: they are checked in date order.
+    /// Audit segments (audit-YYYY-MM-DD[.N].jsonl), in any order: they are checked in chain
+    /// order (day, then part).
     #[arg(
         value_name = "FILES",
         required_unless_present = "dir",
