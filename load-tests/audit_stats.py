@@ -1,32 +1,80 @@
 #!/usr/bin/env python3
-"""Summarises the audit writer from a /metrics exposition on stdin: rounds (one fsync each),
-records, records per round, mean and bucket-estimated p99 round duration.
-usage: curl -s OPS/metrics | audit_stats.py LABEL"""
+"""The audit writer during one load step, from /metrics expositions.
+
+usage: curl -s OPS/metrics | audit_stats.py LABEL [BEFORE.txt]
+    Sync rounds (one fdatasync each), records, records per round (mean and bucket-estimated
+    p50/p99), round duration, and the distribution of an append's wait (hand-over to the writer
+    until durable: kbi_audit_wait_seconds). With BEFORE (the exposition saved before the step),
+    only what happened during the step counts.
+usage: audit_stats.py --record-bytes AUDIT_DIR
+    The mean length (bytes, newline included) of the records in AUDIT_DIR's segments: the value
+    size of the durable Redis peer."""
+import glob
 import re
 import sys
 
-label = sys.argv[1]
-text = sys.stdin.read()
+
+def parse(text):
+    values = {}
+    for name, labels, value in re.findall(r"^(kbi_audit_[a-z_]+)(\{[^}]*\})? ([0-9.e+-]+|NaN)$", text, re.M):
+        values[name + (labels or "")] = float(value)
+    return values
 
 
-def value(name):
-    m = re.search(rf"^{name} ([0-9.e+-]+)$", text, re.M)
-    return float(m.group(1)) if m else 0.0
-
-
-count = value("kbi_audit_write_duration_seconds_count")
-total = value("kbi_audit_write_duration_seconds_sum")
-records = value("kbi_audit_records_total")
-buckets = [
-    (float(le), float(n))
-    for le, n in re.findall(r'^kbi_audit_write_duration_seconds_bucket\{le="([0-9.e+-]+)"\} ([0-9.e+-]+)$', text, re.M)
-]
-p99 = next((le for le, n in buckets if count and n >= 0.99 * count), float("nan"))
-if count:
-    print(
-        f"{label}: {int(count)} audit rounds (one fdatasync each), {int(records)} records, "
-        f"{records / count:.1f} records/round, mean {1000 * total / count:.2f} ms/round, "
-        f"p99 ≤ {1000 * p99:.1f} ms/round"
+def histogram(values, name):
+    """(count, sum, [(le, cumulative)])."""
+    buckets = sorted(
+        (float("inf") if le == "+Inf" else float(le), n)
+        for key, n in values.items()
+        for le in re.findall(rf'^{name}_bucket\{{le="([^"]+)"\}}$', key)
     )
-else:
-    print(f"{label}: no audit rounds")
+    return values.get(f"{name}_count", 0.0), values.get(f"{name}_sum", 0.0), buckets
+
+
+def quantile(q, count, buckets):
+    """Upper bound of the bucket holding quantile q."""
+    for le, n in buckets:
+        if count and n >= q * count:
+            return le
+    return float("nan")
+
+
+def record_bytes(directory):
+    total = lines = 0
+    for path in sorted(glob.glob(f"{directory}/audit-*.jsonl")):
+        data = open(path, "rb").read()
+        data = data[: data.find(b"\0")] if b"\0" in data else data
+        total += len(data)
+        lines += data.count(b"\n")
+    return round(total / lines) if lines else 400
+
+
+def main():
+    if sys.argv[1] == "--record-bytes":
+        print(record_bytes(sys.argv[2]))
+        return
+    label = sys.argv[1]
+    after = parse(sys.stdin.read())
+    before = parse(open(sys.argv[2]).read()) if len(sys.argv) > 2 else {}
+    delta = {key: value - before.get(key, 0.0) for key, value in after.items()}
+
+    rounds, _, per_round = histogram(delta, "kbi_audit_records_per_sync")
+    records = delta.get("kbi_audit_records_total", 0.0)
+    _, sync_sum, _ = histogram(delta, "kbi_audit_write_duration_seconds")
+    waits, wait_sum, wait_buckets = histogram(delta, "kbi_audit_wait_seconds")
+    if not rounds:
+        print(f"{label}: no audit rounds")
+        return
+    ms = lambda s: f"{1000 * s:.2f}"  # noqa: E731
+    print(
+        f"{label}: {int(rounds)} sync rounds (one fdatasync each), {int(records)} records, "
+        f"{records / rounds:.1f} records/round (p50 ≤ {quantile(0.5, rounds, per_round):g}, "
+        f"p99 ≤ {quantile(0.99, rounds, per_round):g}), mean sync {ms(sync_sum / rounds)} ms; "
+        f"wait per append: mean {ms(wait_sum / waits) if waits else '–'} ms, "
+        f"p50 ≤ {ms(quantile(0.5, waits, wait_buckets))} ms, "
+        f"p90 ≤ {ms(quantile(0.9, waits, wait_buckets))} ms, "
+        f"p99 ≤ {ms(quantile(0.99, waits, wait_buckets))} ms"
+    )
+
+
+main()

@@ -43,6 +43,11 @@ def check(label, value, target, higher=True, unit="×"):
 
 
 check("REST single / Redis GET", ratio("rest-single", "redis-get"), 1.0)
+check(
+    "REST single (audit on) / Redis SET, appendfsync always (durable peer)",
+    ratio("rest-single", "redis-set-aof"),
+    1.0,
+)
 check("SOAP single / Redis GET", ratio("soap-single", "redis-get"), 0.6)
 check("REST single / empty actix handler", ratio("rest-single", "floor"), 0.8)
 check("REST single, audit off / Redis GET", ratio("rest-single-audit-off", "redis-get"), 1.0)
@@ -57,6 +62,11 @@ off = results.get("rest-constant-rate-audit-off")
 check("p99 at half the max rate, audit off (REST, corrected)", off.get("p99_ms") if off else None, 2.0, higher=False, unit=" ms")
 check("mutual TLS / plain (oha, same settings)", ratio("rest-mtls", "rest-plain-oha"), 0.8)
 check("audit on / audit off (REST single)", ratio("rest-single", "rest-single-audit-off"), 0.9)
+check(
+    "audit on / audit off, 256 connections (REST single)",
+    ratio("rest-single-256", "rest-single-audit-off-256"),
+    0.9,
+)
 big, small = results.get("rest-constant-rate-10m"), results.get("rest-constant-rate")
 flat = big["p99_ms"] / small["p99_ms"] if big and small and small.get("p99_ms") else None
 check("p99 at the same rate, 10 M / 100 k persons", flat, 1.5, higher=False)

@@ -49,9 +49,10 @@ fn files(dir: &Path) -> Vec<PathBuf> {
     audit::files_in(dir, None, None).unwrap()
 }
 
+/// The records' lines of a segment (up to its preallocated zeros).
 fn lines(path: &Path) -> Vec<String> {
-    std::fs::read_to_string(path)
-        .unwrap()
+    let text = std::fs::read_to_string(path).unwrap();
+    text[..text.find('\0').unwrap_or(text.len())]
         .lines()
         .map(str::to_owned)
         .collect()
@@ -66,7 +67,7 @@ fn write_lines(path: &Path, lines: &[String]) {
 /// A log with `n` records on one day, closed again.
 fn log_with(dir: &Path, n: usize) -> PathBuf {
     let runtime = tokio::runtime::Runtime::new().unwrap();
-    let log = AuditLog::open(dir, AuditOptions::default()).unwrap();
+    let log = AuditLog::open(dir, options()).unwrap();
     runtime.block_on(async {
         for i in 0..n {
             log.append(vec![record(at(1, 10), INSZ[i % 4], i)])
@@ -78,6 +79,14 @@ fn log_with(dir: &Path, n: usize) -> PathBuf {
     files(dir).pop().unwrap()
 }
 
+/// Small preallocated segments: the same code path as production, less zero-filling.
+fn options() -> AuditOptions {
+    AuditOptions {
+        segment_bytes: 256 * 1024,
+        ..AuditOptions::default()
+    }
+}
+
 fn cli() -> Command {
     Command::cargo_bin("kbi-advice").unwrap()
 }
@@ -85,7 +94,12 @@ fn cli() -> Command {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_appends_are_all_written_once_and_share_syncs() {
     let dir = tempfile::tempdir().unwrap();
-    let log = AuditLog::open(dir.path(), AuditOptions::default()).unwrap();
+    // One segment holds them all: the sync count below has no rotation in it.
+    let options = AuditOptions {
+        segment_bytes: 4 << 20,
+        ..options()
+    };
+    let log = AuditLog::open(dir.path(), options).unwrap();
     let tasks: Vec<_> = (0..200)
         .map(|i| {
             let log = log.clone();
@@ -162,7 +176,7 @@ async fn concurrent_appends_are_all_written_once_and_share_syncs() {
 #[tokio::test]
 async fn a_multi_record_append_is_consecutive() {
     let dir = tempfile::tempdir().unwrap();
-    let log = AuditLog::open(dir.path(), AuditOptions::default()).unwrap();
+    let log = AuditLog::open(dir.path(), options()).unwrap();
     log.append(vec![record(at(1, 9), INSZ[0], 0)])
         .await
         .unwrap();
@@ -176,7 +190,7 @@ async fn a_multi_record_append_is_consecutive() {
 #[tokio::test]
 async fn rotation_across_two_days_keeps_one_chain() {
     let dir = tempfile::tempdir().unwrap();
-    let log = AuditLog::open(dir.path(), AuditOptions::default()).unwrap();
+    let log = AuditLog::open(dir.path(), options()).unwrap();
     for i in 0..3 {
         log.append(vec![record(at(1, 23), INSZ[0], i)])
             .await
@@ -209,7 +223,7 @@ async fn rotation_across_two_days_keeps_one_chain() {
     assert_eq!(report.records, 7);
 
     // Reopened, the chain resumes from the newest file.
-    let log = AuditLog::open(dir.path(), AuditOptions::default()).unwrap();
+    let log = AuditLog::open(dir.path(), options()).unwrap();
     let receipt = log
         .append(vec![record(at(2, 8), INSZ[3], 7)])
         .await
@@ -310,7 +324,7 @@ fn cli_verify_reports_ok_and_the_first_problem() {
     let ok = cli().args(["audit", "verify"]).arg(&path).assert().code(0);
     let out = String::from_utf8(ok.get_output().stdout.clone()).unwrap();
     assert!(
-        out.starts_with("OK: 5 records in 1 file(s), seq 1..5"),
+        out.starts_with("OK: intact, 5 records in 1 file(s), seq 1..5"),
         "{out}"
     );
     cli()
@@ -350,7 +364,7 @@ fn cli_verify_reports_ok_and_the_first_problem() {
 fn search_answers_who_consulted_whom_and_when() {
     let dir = tempfile::tempdir().unwrap();
     let runtime = tokio::runtime::Runtime::new().unwrap();
-    let log = AuditLog::open(dir.path(), AuditOptions::default()).unwrap();
+    let log = AuditLog::open(dir.path(), options()).unwrap();
     runtime.block_on(async {
         for day in 1..=3 {
             for (i, insz) in INSZ.iter().enumerate() {
@@ -417,11 +431,16 @@ async fn torn_last_line_is_cut_kept_aside_and_the_chain_goes_on() {
     })
     .await
     .unwrap();
-    // A crash in the middle of a write: half a line, no newline.
+    // A crash in the middle of a write: half a line, no newline, written in place over the
+    // segment's preallocated zeros.
     let full = std::fs::read(&path).unwrap();
+    let end = full
+        .iter()
+        .position(|&b| b == 0)
+        .expect("a preallocated segment");
     let torn = br#"{"time":"2026-03-01T10:00:00.000Z","server_reference":"srv-3","cli"#;
     let mut bytes = full.clone();
-    bytes.extend_from_slice(torn);
+    bytes[end..end + torn.len()].copy_from_slice(torn);
     std::fs::write(&path, &bytes).unwrap();
     assert_eq!(
         audit::verify(std::slice::from_ref(&path))
@@ -431,8 +450,12 @@ async fn torn_last_line_is_cut_kept_aside_and_the_chain_goes_on() {
         ProblemKind::Unterminated
     );
 
-    let log = AuditLog::open(dir.path(), AuditOptions::default()).unwrap();
-    assert_eq!(std::fs::read(&path).unwrap(), full, "torn tail cut on open");
+    let log = AuditLog::open(dir.path(), options()).unwrap();
+    assert_eq!(
+        std::fs::read(&path).unwrap(),
+        full,
+        "torn tail zeroed on open, the preallocated space kept"
+    );
     let side: Vec<_> = std::fs::read_dir(dir.path())
         .unwrap()
         .map(|e| e.unwrap().file_name().into_string().unwrap())
@@ -445,11 +468,13 @@ async fn torn_last_line_is_cut_kept_aside_and_the_chain_goes_on() {
         .append(vec![record(at(1, 11), INSZ[0], 3)])
         .await
         .unwrap();
-    assert_eq!(receipt.first_seq, 4);
+    // The torn line was record 4: its number is never given to another record.
+    assert!(receipt.first_seq > 4, "{receipt:?}");
     drop(log);
     let report = audit::verify(&files(dir.path()));
     assert!(report.is_ok(), "{:?}", report.problem);
     assert_eq!(report.records, 4);
+    assert_eq!(report.skipped, vec![(4, receipt.first_seq - 1)]);
 }
 
 #[test]
@@ -459,7 +484,7 @@ fn a_corrupt_last_complete_line_stops_the_open() {
     let mut lines = lines(&path);
     lines[1] = "{not json".into();
     write_lines(&path, &lines);
-    let error = AuditLog::open(dir.path(), AuditOptions::default()).unwrap_err();
+    let error = AuditLog::open(dir.path(), options()).unwrap_err();
     assert!(matches!(error, AuditError::Corrupt { .. }), "{error}");
     assert!(error.to_string().contains("audit verify"), "{error}");
 }
@@ -467,11 +492,11 @@ fn a_corrupt_last_complete_line_stops_the_open() {
 #[test]
 fn a_second_writer_on_the_same_directory_is_refused() {
     let dir = tempfile::tempdir().unwrap();
-    let first = AuditLog::open(dir.path(), AuditOptions::default()).unwrap();
-    let second = AuditLog::open(dir.path(), AuditOptions::default()).unwrap_err();
+    let first = AuditLog::open(dir.path(), options()).unwrap();
+    let second = AuditLog::open(dir.path(), options()).unwrap_err();
     assert!(matches!(second, AuditError::Locked { .. }), "{second}");
     drop(first);
-    AuditLog::open(dir.path(), AuditOptions::default()).unwrap();
+    AuditLog::open(dir.path(), options()).unwrap();
 }
 
 /// Failure injection that also works as root: the directory is replaced by a regular file, so
@@ -484,7 +509,7 @@ async fn unopenable_day_file_fails_the_append_then_recovers() {
     let metrics = Arc::new(Metrics::new(&["demo"]).unwrap());
     let options = AuditOptions {
         metrics: Some(metrics.clone()),
-        ..AuditOptions::default()
+        ..options()
     };
     let log = AuditLog::open(&dir, options).unwrap();
     log.append(vec![record(at(1, 22), INSZ[0], 0)])
@@ -508,11 +533,13 @@ async fn unopenable_day_file_fails_the_append_then_recovers() {
         .append(vec![record(at(2, 1), INSZ[1], 2)])
         .await
         .unwrap();
-    assert_eq!(receipt.first_seq, 2, "the failed record was never chained");
+    // The failed record is not in the chain, and its number is not given again.
+    assert_eq!(receipt.first_seq, 3);
     drop(log);
     let report = audit::verify(&files(&dir));
     assert!(report.is_ok(), "{:?}", report.problem);
     assert_eq!(report.records, 2);
+    assert_eq!(report.skipped, vec![(2, 2)]);
     assert!(metrics.render().contains("kbi_audit_records_total 2"));
 }
 
@@ -526,7 +553,7 @@ async fn read_only_directory_fails_the_append_unless_root() {
     }
     use std::os::unix::fs::PermissionsExt;
     let dir = tempfile::tempdir().unwrap();
-    let log = AuditLog::open(dir.path(), AuditOptions::default()).unwrap();
+    let log = AuditLog::open(dir.path(), options()).unwrap();
     log.append(vec![record(at(1, 22), INSZ[0], 0)])
         .await
         .unwrap();
@@ -586,9 +613,12 @@ fn fsize_limit_scenario_in_child() {
     let dir = PathBuf::from(dir);
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let metrics = Arc::new(Metrics::new(&["demo"]).unwrap());
+    // Segments that grow with each write (the fallback when no spare fits on the disk): with
+    // preallocated space the limit below would not be reached.
     let options = AuditOptions {
         metrics: Some(metrics.clone()),
-        ..AuditOptions::default()
+        preallocate: false,
+        ..options()
     };
     let log = AuditLog::open(&dir, options).unwrap();
     runtime.block_on(async {
@@ -637,8 +667,8 @@ fn fsize_limit_scenario_in_child() {
         log.append(batch).await.unwrap()
     });
     assert_eq!(
-        receipt.first_seq, 4,
-        "the failed round left no trace in the chain"
+        receipt.first_seq, 7,
+        "the failed round left no trace in the chain, and its numbers are not given again"
     );
     drop(log);
 }

@@ -353,8 +353,9 @@ fn audit_records(dir: &Path) -> Vec<Value> {
     files
         .iter()
         .flat_map(|f| {
-            std::fs::read_to_string(f)
-                .unwrap()
+            let text = std::fs::read_to_string(f).unwrap();
+            // A segment's records end where its preallocated zeros begin.
+            text[..text.find('\0').unwrap_or(text.len())]
                 .lines()
                 .map(|l| serde_json::from_str(l).unwrap())
                 .collect::<Vec<Value>>()

@@ -1,40 +1,81 @@
-//! The durable writer: group commit on one thread, daily files, chain resumed on open.
+//! The durable writer: preallocated segments written in place, pipelined group commit, a chain
+//! resumed on open, signed checkpoints.
 //!
-//! Why a dedicated thread: `write` and `fdatasync` block, and the whole point is that many
-//! requests share one `fdatasync`. Requests hand their records to the thread through a bounded
-//! queue (backpressure when the disk is slower than the traffic) and wait on a one-shot reply.
-//! The thread takes one batch, then everything else already queued, writes it all, syncs once,
-//! and only then answers every waiter of that round. While it syncs, the next round queues up,
-//! so the number of syncs per second stays bounded by the disk, not by the request rate.
+//! **Segments, like a write-ahead log.** Records go to segment files of at most
+//! `segment_bytes`, one or more per UTC day (`audit-YYYY-MM-DD.jsonl`, then
+//! `audit-YYYY-MM-DD.1.jsonl`, …). A background thread prepares the next segment ahead of time:
+//! a hidden spare file reserved (`posix_fallocate`) and filled with zeros, synced, then renamed.
+//! Records overwrite those zeros in place, so a sync flushes data only: the file's size and block
+//! map do not change, and `fdatasync` has no metadata to write (on this kind of disk about half
+//! the cost of an append that grows the file; `BENCHMARKS.md`). A segment therefore ends in zeros
+//! after its last record: JSON lines never contain a NUL byte, so the first NUL marks the end of
+//! the data, and `verify` tells "preallocated space follows" from "torn record". When the disk
+//! cannot hold a spare (`ENOSPC`), the writer falls back to a plain file that grows with each
+//! write (correct, only slower), so the service still starts on a small disk and a full disk
+//! still ends in 30021.
+//!
+//! **Pipelined group commit.** Two threads: the *writer* takes every queued append, chains and
+//! writes it (into the page cache) and hands the waiters to the *syncer*; the syncer runs one
+//! `fdatasync` over everything written so far, then answers every waiter it covered. While one
+//! sync is in flight the writer is already writing the next round, so a record waits at most for
+//! the sync in flight plus its own, and the disk is never idle while records wait.
+//!
+//! **Failures.** A failed write undoes that round's bytes (zeros over preallocated space, a cut
+//! for a growing file) and answers its appends with an error. A failed sync fails every append
+//! not yet durable; the writer then undoes everything after the last durable record and goes on
+//! from there. So no record that was not durably written is ever referenced by a later one.
 
+use std::collections::VecDeque;
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use chrono::NaiveDate;
 use tokio::sync::{mpsc, oneshot};
 
-use super::record::{file_date, file_name, line_hash, AuditRecord, ChainHash};
+use super::checkpoint::Checkpointer;
+use super::record::{line_hash, segment_name, segment_of, AuditRecord, ChainHash};
 use super::AuditError;
 use crate::telemetry::metrics::Metrics;
 
 /// Name of the lock file that keeps a second process from writing the same directory (two
 /// writers would fork the chain).
 pub const LOCK_FILE: &str = ".audit.lock";
+/// The next segment, prepared ahead (zero-filled, synced); never holds records.
+const SPARE: &str = ".audit-spare";
+/// A spare being prepared.
+const SPARE_TMP: &str = ".audit-spare.tmp";
+/// No audit line is shorter (the `prev` hash alone is 64 bytes, `time` 24): bounds how many
+/// records a torn region can have held, for the sequence numbers set aside with it.
+const MIN_RECORD_BYTES: u64 = 128;
+/// Smallest segment accepted (tests use small ones to exercise rotation).
+pub const MIN_SEGMENT_BYTES: u64 = 4096;
 
 /// How [`AuditLog::open`] sets the log up.
 #[derive(Debug, Clone)]
 pub struct AuditOptions {
-    /// Where `audit_written` / `audit_failed` are recorded.
+    /// Where the `kbi_audit_*` metrics are recorded.
     pub metrics: Option<Arc<Metrics>>,
     /// Most appends waiting for the writer; further appends wait for room (backpressure).
     pub queue: usize,
-    /// Most records written in one round (one sync), so one round stays short.
+    /// Most records written in one round, so one round stays short.
     pub max_batch_records: usize,
+    /// Size bound of a segment file (at least [`MIN_SEGMENT_BYTES`]); a record that does not
+    /// fit in what is left of a segment starts the next one.
+    pub segment_bytes: u64,
+    /// Prepare segments ahead (zero-filled); `false`: segments are plain files that grow.
+    pub preallocate: bool,
+    /// Ed25519 key that signs checkpoints (PKCS#8 PEM); `None`: the key in the audit directory
+    /// (generated on first use, with a warning).
+    pub checkpoint_key: Option<PathBuf>,
+    /// A checkpoint at least this often while records come in (and at every rotation and at
+    /// close).
+    pub checkpoint_interval: Duration,
 }
 
 impl Default for AuditOptions {
@@ -43,6 +84,10 @@ impl Default for AuditOptions {
             metrics: None,
             queue: 4096,
             max_batch_records: 50_000,
+            segment_bytes: 64 * 1024 * 1024,
+            preallocate: true,
+            checkpoint_key: None,
+            checkpoint_interval: Duration::from_secs(60),
         }
     }
 }
@@ -57,17 +102,21 @@ pub struct AppendReceipt {
 }
 
 /// Counters of the writer since open (tests and benches read them; Prometheus gets the
-/// `audit_*` metrics).
+/// `kbi_audit_*` metrics).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct AuditStats {
     /// Records made durable.
     pub records: u64,
-    /// Rounds committed (one write sequence and one data sync per day file touched).
+    /// Sync rounds that made records durable.
     pub batches: u64,
-    /// `fdatasync`/`fsync` calls (data files and, on file creation, the directory).
+    /// `fdatasync`/`fsync` calls on segments and, on segment creation, the directory.
     pub fsyncs: u64,
-    /// Rounds that failed (every append in them got an error).
+    /// Failed writes or syncs (every append they covered got an error).
     pub failures: u64,
+    /// Checkpoints written.
+    pub checkpoints: u64,
+    /// Segments that started from a prepared (zero-filled) spare.
+    pub preallocated_segments: u64,
 }
 
 #[derive(Default)]
@@ -76,16 +125,22 @@ struct Counters {
     batches: AtomicU64,
     fsyncs: AtomicU64,
     failures: AtomicU64,
+    checkpoints: AtomicU64,
+    preallocated_segments: AtomicU64,
 }
+
+type Reply = oneshot::Sender<Result<AppendReceipt, AuditError>>;
 
 struct Job {
     records: Vec<Prepared>,
-    done: oneshot::Sender<Result<AppendReceipt, AuditError>>,
+    done: Reply,
+    /// When the append was handed over: a record's wait runs from here to its answer.
+    queued: Instant,
 }
 
 /// A record serialised by the caller, up to where the log adds its place in the chain: the
 /// JSON of the record without its final `,"seq":…,"prev":"…"}`. Serialising on the requests'
-/// threads keeps the single writer thread to chaining, hashing and writing, so it is not the
+/// threads keeps the writer thread to chaining, hashing and writing, so it is not the
 /// bottleneck of large batches. The line written is byte for byte `serde_json` of the record.
 struct Prepared {
     date: NaiveDate,
@@ -117,18 +172,14 @@ fn prepare(mut record: AuditRecord) -> Result<Prepared, AuditError> {
     })
 }
 
-/// A handle on the audit log; clone it freely. The writer thread stops when the last handle is
-/// dropped, after finishing what was queued (dropping the last handle waits for that).
+/// A handle on the audit log; clone it freely. The writer stops when the last handle is
+/// dropped, after finishing what was queued and writing a last checkpoint (dropping the last
+/// handle waits for that).
 ///
-/// **Files.** Records go to `audit-YYYY-MM-DD.jsonl` by the UTC date of their `time`. The log
-/// never writes to an older file than the one it last wrote: a record stamped just before
-/// midnight that reaches the writer after a record of the new day goes into the new day's file.
-/// The chain (`seq`, `prev`) runs on across files.
-///
-/// **Failures.** If a write or a sync fails, every append of that round gets an error, the
-/// bytes of the round are truncated away again, and the chain state goes back to the last
-/// durable record, so no record that was not written is ever referenced. The next round
-/// reopens the file and tries again.
+/// **Files.** Records go to segments of the UTC date of their `time` (see the module). The log
+/// never writes to an older day than the one it last wrote: a record stamped just before
+/// midnight that reaches the writer after a record of the new day goes into the new day's
+/// segment. The chain (`seq`, `prev`) runs on across segments and days.
 #[derive(Clone)]
 pub struct AuditLog {
     inner: Arc<Inner>,
@@ -164,31 +215,102 @@ impl std::fmt::Debug for AuditLog {
 
 impl AuditLog {
     /// Opens (creating it if needed) the audit directory `dir`, takes its lock, resumes the
-    /// chain from the newest file and starts the writer thread.
+    /// chain from the newest segment and starts the writer, syncer and preparer threads.
     ///
-    /// A torn last line (a write cut short by a crash: bytes after the last `\n`) is moved to
-    /// `<file>.torn-<unix-ms>` beside the file and cut from the log, with a warning. Those bytes
-    /// were never acknowledged (appends complete only after the sync of complete lines), so no
-    /// answer rests on them; the side file keeps the trace. A last *complete* line that is not a
-    /// valid record stops the open ([`AuditError::Corrupt`]): that is not a crash artefact, and
-    /// the operator must look (`kbi-advice audit verify`).
+    /// A torn tail (bytes after the last whole line: a write cut short by a crash) is moved to
+    /// `<segment>.torn-<unix-ms>` beside the segment and cleared from it (zeroed in preallocated
+    /// space, cut otherwise), with a warning. Those bytes were never acknowledged (appends
+    /// complete only after the sync of complete lines), so no answer rests on them; the side
+    /// file keeps the trace, and the sequence numbers they may hold are never used again. A last
+    /// *complete* line that is not a valid record stops the open ([`AuditError::Corrupt`]):
+    /// that is not a crash artefact, and the operator must look (`kbi-advice audit verify`).
     pub fn open(dir: impl AsRef<Path>, options: AuditOptions) -> Result<AuditLog, AuditError> {
         let dir = dir.as_ref().to_path_buf();
         std::fs::create_dir_all(&dir).map_err(|e| AuditError::io(&dir, "create directory", e))?;
         let lock = lock_dir(&dir)?;
+        let segment_bytes = options.segment_bytes.max(MIN_SEGMENT_BYTES);
+        // A spare left by an earlier run is used only if it is exactly what the preparer makes
+        // (it renames a spare into place only once it is whole and synced): all zeros, of the
+        // segment size. Anything else (half made, recycled, planted) is removed, never used.
+        let spare_ok = options.preallocate && is_clean_spare(&dir.join(SPARE), segment_bytes);
+        for name in [SPARE, SPARE_TMP] {
+            if name == SPARE && spare_ok {
+                continue;
+            }
+            let path = dir.join(name);
+            match std::fs::remove_file(&path) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                    return Err(AuditError::io(&path, "remove", e))
+                }
+                _ => {}
+            }
+        }
         let counters = Arc::new(Counters::default());
         let resumed = resume(&dir)?;
+        let checkpointer = Checkpointer::open(&dir, options.checkpoint_key.as_deref())?;
+
+        let point = Point {
+            seq: resumed.seq,
+            hash: resumed.hash,
+            segment: resumed.segment.as_ref().map(|s| s.name.clone()),
+        };
+        let shared = Arc::new(Shared {
+            state: Mutex::new(SyncState {
+                written: point.clone(),
+                durable: point,
+                files: Vec::new(),
+                waiters: VecDeque::new(),
+                in_flight: false,
+                failed: None,
+                checkpoint_due: false,
+                stop: false,
+            }),
+            syncer_wakes: Condvar::new(),
+            writer_wakes: Condvar::new(),
+        });
+        let spare = Arc::new(SpareSlot::default());
+        let preparer = if options.preallocate {
+            let (spare_dir, spare) = (dir.clone(), spare.clone());
+            if spare_ok {
+                spare.lock().ready = true;
+            } else {
+                spare.request();
+            }
+            Some(
+                std::thread::Builder::new()
+                    .name("audit-preparer".into())
+                    .spawn(move || prepare_loop(&spare_dir, segment_bytes, &spare))
+                    .map_err(|e| AuditError::io(&dir, "start the preparer thread", e))?,
+            )
+        } else {
+            None
+        };
+        let syncer = {
+            let (shared, counters, metrics) =
+                (shared.clone(), counters.clone(), options.metrics.clone());
+            let interval = options.checkpoint_interval.max(Duration::from_millis(10));
+            std::thread::Builder::new()
+                .name("audit-syncer".into())
+                .spawn(move || sync_loop(&shared, &counters, metrics, checkpointer, interval))
+                .map_err(|e| AuditError::io(&dir, "start the syncer thread", e))?
+        };
         let writer = Writer {
             dir: dir.clone(),
             _lock: lock,
             seq: resumed.seq,
             hash: resumed.hash,
-            durable: resumed.durable,
-            file: None,
+            next_floor: resumed.next_floor,
+            current: resumed.segment,
+            extents: Vec::new(),
             dirty: Vec::new(),
+            shared,
             counters: counters.clone(),
             metrics: options.metrics.clone(),
             max_batch_records: options.max_batch_records.max(1),
+            segment_bytes,
+            spare,
+            preallocate: options.preallocate,
+            helpers: vec![syncer].into_iter().chain(preparer).collect(),
         };
         let (tx, rx) = mpsc::channel(options.queue.max(1));
         let thread = std::thread::Builder::new()
@@ -207,7 +329,7 @@ impl AuditLog {
 
     /// Appends `records` (in order, consecutively) and resolves once they are on disk (written
     /// and synced). `seq` and `prev` of the records are set by the log. An error means none of
-    /// them was written: the answer must then be refused (30021).
+    /// them is referenced by the chain: the answer must then be refused (30021).
     pub async fn append(&self, records: Vec<AuditRecord>) -> Result<AppendReceipt, AuditError> {
         if records.is_empty() {
             return Ok(AppendReceipt {
@@ -221,9 +343,13 @@ impl AuditLog {
             .map(prepare)
             .collect::<Result<Vec<_>, _>>()?;
         let (done, wait) = oneshot::channel();
-        tx.send(Job { records, done })
-            .await
-            .map_err(|_| AuditError::Stopped)?;
+        tx.send(Job {
+            records,
+            done,
+            queued: Instant::now(),
+        })
+        .await
+        .map_err(|_| AuditError::Stopped)?;
         wait.await.map_err(|_| AuditError::Stopped)?
     }
 
@@ -240,6 +366,8 @@ impl AuditLog {
             batches: c.batches.load(Ordering::Relaxed),
             fsyncs: c.fsyncs.load(Ordering::Relaxed),
             failures: c.failures.load(Ordering::Relaxed),
+            checkpoints: c.checkpoints.load(Ordering::Relaxed),
+            preallocated_segments: c.preallocated_segments.load(Ordering::Relaxed),
         }
     }
 }
@@ -266,47 +394,148 @@ fn lock_dir(dir: &Path) -> Result<File, AuditError> {
     Ok(file)
 }
 
-/// Where the chain stands on disk.
-struct Resumed {
-    seq: u64,
-    hash: ChainHash,
-    /// The newest file and its (valid) length.
-    durable: Option<(NaiveDate, u64)>,
+pub(crate) fn sync_dir(dir: &Path) -> std::io::Result<()> {
+    File::open(dir)?.sync_all()
 }
 
-/// The audit files of `dir`, newest first.
-pub(crate) fn audit_files(dir: &Path) -> Result<Vec<(NaiveDate, PathBuf)>, AuditError> {
+/// Day and part of a segment: orders segments in chain order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+struct SegmentId {
+    date: NaiveDate,
+    part: u32,
+}
+
+/// The audit segments of `dir`, newest first.
+fn segments(dir: &Path) -> Result<Vec<(SegmentId, PathBuf)>, AuditError> {
     let entries = std::fs::read_dir(dir).map_err(|e| AuditError::io(dir, "list", e))?;
     let mut files = Vec::new();
     for entry in entries {
         let entry = entry.map_err(|e| AuditError::io(dir, "list", e))?;
         let name = entry.file_name();
-        if let Some(date) = name.to_str().and_then(file_date) {
-            files.push((date, entry.path()));
+        if let Some((date, part)) = name.to_str().and_then(segment_of) {
+            files.push((SegmentId { date, part }, entry.path()));
         }
     }
     files.sort_by_key(|file| std::cmp::Reverse(file.0));
     Ok(files)
 }
 
+/// The audit segments of `dir` with their day, in chain order (oldest first).
+pub(crate) fn audit_files(dir: &Path) -> Result<Vec<(NaiveDate, PathBuf)>, AuditError> {
+    let mut files = segments(dir)?;
+    files.reverse();
+    Ok(files
+        .into_iter()
+        .map(|(id, path)| (id.date, path))
+        .collect())
+}
+
+/// The open segment the writer appends to.
+struct Segment {
+    id: SegmentId,
+    name: String,
+    path: PathBuf,
+    file: Arc<File>,
+    /// Where the next record goes.
+    offset: u64,
+}
+
+/// Where the chain stands on disk after [`resume`].
+struct Resumed {
+    seq: u64,
+    hash: ChainHash,
+    /// Smallest `seq` the next record may take (above any set aside with a torn tail).
+    next_floor: u64,
+    /// The newest segment, positioned after its last whole record.
+    segment: Option<Segment>,
+}
+
+/// What a segment holds: where its whole lines end, where its non-zero bytes end.
+struct Scan {
+    len: u64,
+    /// After the last `\n` before the first NUL byte (or the end): the whole records.
+    valid_end: u64,
+    /// After the last non-zero byte.
+    nonzero_end: u64,
+}
+
+fn scan(file: &mut File, path: &Path) -> Result<Scan, AuditError> {
+    let len = file
+        .metadata()
+        .map_err(|e| AuditError::io(path, "stat", e))?
+        .len();
+    file.seek(SeekFrom::Start(0))
+        .map_err(|e| AuditError::io(path, "read", e))?;
+    let mut buf = vec![0u8; 1 << 20];
+    let (mut offset, mut valid_end, mut nonzero_end) = (0u64, 0u64, 0u64);
+    let mut zeros_seen = false;
+    loop {
+        let n = file
+            .read(&mut buf)
+            .map_err(|e| AuditError::io(path, "read", e))?;
+        if n == 0 {
+            break;
+        }
+        let chunk = &buf[..n];
+        if !zeros_seen {
+            let upto = chunk.iter().position(|&b| b == 0);
+            let data = &chunk[..upto.unwrap_or(n)];
+            if let Some(i) = data.iter().rposition(|&b| b == b'\n') {
+                valid_end = offset + i as u64 + 1;
+            }
+            zeros_seen = upto.is_some();
+        }
+        if let Some(i) = chunk.iter().rposition(|&b| b != 0) {
+            nonzero_end = offset + i as u64 + 1;
+        }
+        offset += n as u64;
+    }
+    Ok(Scan {
+        len,
+        valid_end,
+        nonzero_end,
+    })
+}
+
 fn resume(dir: &Path) -> Result<Resumed, AuditError> {
-    let files = audit_files(dir)?;
-    let mut durable = None;
-    for (index, (date, path)) in files.iter().enumerate() {
+    let files = segments(dir)?;
+    let mut segment = None;
+    let mut next_floor = 0;
+    for (index, (id, path)) in files.iter().enumerate() {
         let mut file = OpenOptions::new()
             .read(true)
             .write(true)
             .open(path)
             .map_err(|e| AuditError::io(path, "open", e))?;
-        let len = cut_torn_tail(&mut file, path)?;
-        if index == 0 {
-            durable = Some((*date, len));
+        let scan = scan(&mut file, path)?;
+        let valid = scan.valid_end;
+        if scan.nonzero_end > valid {
+            let skipped = set_torn_tail_aside(&file, path, &scan)?;
+            next_floor = next_floor.max(skipped);
         }
-        if len == 0 {
-            // An empty file (its first write failed and was undone): the chain is further back.
+        if index == 0 {
+            let name = path
+                .file_name()
+                .and_then(|n| n.to_str())
+                .unwrap_or_default()
+                .to_owned();
+            let handle = file
+                .try_clone()
+                .map_err(|e| AuditError::io(path, "open", e))?;
+            segment = Some(Segment {
+                id: *id,
+                name,
+                path: path.clone(),
+                file: Arc::new(handle),
+                offset: valid,
+            });
+        }
+        if valid == 0 {
+            // No record in this segment (fresh, or its first round was undone): the chain is
+            // further back.
             continue;
         }
-        let line = last_line(&mut file, path, len)?;
+        let line = last_line(&mut file, path, valid)?;
         let record: AuditRecord =
             serde_json::from_slice(&line).map_err(|e| AuditError::Corrupt {
                 path: path.clone(),
@@ -316,38 +545,33 @@ fn resume(dir: &Path) -> Result<Resumed, AuditError> {
                     super::mask_numbers(&e.to_string())
                 ),
             })?;
+        // The torn region held at most `skipped` records, numbered from `record.seq + 1` on.
+        let next_floor = if next_floor > 0 {
+            record.seq + next_floor + 1
+        } else {
+            0
+        };
         return Ok(Resumed {
             seq: record.seq,
             hash: line_hash(&line),
-            durable,
+            next_floor,
+            segment,
         });
     }
     Ok(Resumed {
         seq: 0,
         hash: [0; 32],
-        durable,
+        next_floor: if next_floor > 0 { next_floor + 1 } else { 0 },
+        segment,
     })
 }
 
-/// Removes a torn tail (bytes after the last `\n`) into a side file; returns the valid length.
-fn cut_torn_tail(file: &mut File, path: &Path) -> Result<u64, AuditError> {
-    let len = file
-        .metadata()
-        .map_err(|e| AuditError::io(path, "stat", e))?
-        .len();
-    if len == 0 {
-        return Ok(0);
-    }
-    let keep = match last_newline(file, path, len)? {
-        Some(at) => at + 1,
-        None => 0,
-    };
-    if keep == len {
-        return Ok(len);
-    }
-    let mut torn = Vec::new();
-    file.seek(SeekFrom::Start(keep))
-        .and_then(|_| file.read_to_end(&mut torn))
+/// Moves the bytes after the last whole line (up to the last non-zero byte) into a side file
+/// and clears them from the segment; returns how many records they may have held.
+fn set_torn_tail_aside(file: &File, path: &Path, scan: &Scan) -> Result<u64, AuditError> {
+    let (keep, end) = (scan.valid_end, scan.nonzero_end);
+    let mut torn = vec![0u8; (end - keep) as usize];
+    file.read_exact_at(&mut torn, keep)
         .map_err(|e| AuditError::io(path, "read the torn tail of", e))?;
     let stamp = chrono::Utc::now().timestamp_millis();
     let side = PathBuf::from(format!("{}.torn-{stamp}", path.display()));
@@ -356,20 +580,28 @@ fn cut_torn_tail(file: &mut File, path: &Path) -> Result<u64, AuditError> {
         .write_all(&torn)
         .and_then(|_| side_file.sync_all())
         .map_err(|e| AuditError::io(&side, "write", e))?;
-    file.set_len(keep)
-        .and_then(|_| file.sync_all())
-        .map_err(|e| AuditError::io(path, "truncate the torn tail of", e))?;
+    let cleared = if scan.len > end {
+        // Preallocated space follows: zero the torn bytes in place, keep the reservation.
+        file.write_all_at(&vec![0u8; torn.len()], keep)
+            .and_then(|_| file.sync_data())
+    } else {
+        file.set_len(keep).and_then(|_| file.sync_all())
+    };
+    cleared.map_err(|e| AuditError::io(path, "clear the torn tail of", e))?;
     if let Some(parent) = path.parent() {
         sync_dir(parent).map_err(|e| AuditError::io(parent, "sync", e))?;
     }
+    let records = (end - keep).div_ceil(MIN_RECORD_BYTES) + 1;
     tracing::warn!(
         file = %path.display(),
         torn_bytes = torn.len(),
         kept_bytes = keep,
         moved_to = %side.display(),
-        "audit log: torn last line (interrupted write, never acknowledged) cut and kept aside"
+        seq_set_aside = records,
+        "audit log: torn tail (interrupted write, never acknowledged) cleared and kept aside; \
+         its sequence numbers are not used again"
     );
-    Ok(keep)
+    Ok(records)
 }
 
 const CHUNK: u64 = 64 * 1024;
@@ -392,7 +624,7 @@ fn last_newline(file: &mut File, path: &Path, len: u64) -> Result<Option<u64>, A
     Ok(None)
 }
 
-/// The last line (without `\n`) of a file of `len` bytes that ends with `\n`.
+/// The last line (without `\n`) of the first `len` bytes, which end with `\n`.
 fn last_line(file: &mut File, path: &Path, len: u64) -> Result<Vec<u8>, AuditError> {
     let begin = match last_newline(file, path, len - 1)? {
         Some(at) => at + 1,
@@ -405,31 +637,372 @@ fn last_line(file: &mut File, path: &Path, len: u64) -> Result<Vec<u8>, AuditErr
     Ok(line)
 }
 
-fn sync_dir(dir: &Path) -> std::io::Result<()> {
-    File::open(dir)?.sync_all()
+// ---- the spare segment, prepared ahead ---------------------------------------------------
+
+#[derive(Default)]
+struct SpareSlot {
+    state: Mutex<SpareState>,
+    changed: Condvar,
 }
 
-/// The open day file.
-struct OpenFile {
-    date: NaiveDate,
+#[derive(Default)]
+struct SpareState {
+    /// A spare is on disk, zero-filled and synced.
+    ready: bool,
+    /// The preparer is at work.
+    preparing: bool,
+    /// The writer wants a (new) spare.
+    wanted: bool,
+    stop: bool,
+}
+
+impl SpareSlot {
+    fn lock(&self) -> MutexGuard<'_, SpareState> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn request(&self) {
+        self.lock().wanted = true;
+        self.changed.notify_all();
+    }
+
+    /// Takes the spare if one is ready, waiting for a preparation in progress.
+    fn take(&self) -> bool {
+        let mut state = self.lock();
+        // A request not yet picked up, or a preparation running: its outcome decides.
+        while state.preparing || (state.wanted && !state.ready && !state.stop) {
+            state = self.changed.wait(state).unwrap_or_else(|e| e.into_inner());
+        }
+        std::mem::take(&mut state.ready)
+    }
+
+    fn stop(&self) {
+        self.lock().stop = true;
+        self.changed.notify_all();
+    }
+}
+
+fn prepare_loop(dir: &Path, bytes: u64, slot: &SpareSlot) {
+    loop {
+        let mut state = slot.lock();
+        while !(state.stop || state.wanted && !state.ready) {
+            state = slot.changed.wait(state).unwrap_or_else(|e| e.into_inner());
+        }
+        if state.stop {
+            return;
+        }
+        state.wanted = false;
+        state.preparing = true;
+        drop(state);
+        let result = prepare_spare(dir, bytes, || slot.lock().stop);
+        let mut state = slot.lock();
+        state.preparing = false;
+        match result {
+            Ok(()) => state.ready = true,
+            Err(_) if state.stop => {}
+            Err(error) => tracing::warn!(
+                dir = %dir.display(),
+                bytes,
+                error = %error,
+                "audit log: cannot prepare the next segment (preallocated, zero-filled); the \
+                 next one will grow with each write instead (slower syncs)"
+            ),
+        }
+        drop(state);
+        slot.changed.notify_all();
+    }
+}
+
+/// Whether `path` is a regular file of exactly `bytes` zeros (reading is cheaper than writing
+/// them again).
+fn is_clean_spare(path: &Path, bytes: u64) -> bool {
+    let Ok(meta) = std::fs::symlink_metadata(path) else {
+        return false;
+    };
+    if !meta.file_type().is_file() || meta.len() != bytes {
+        return false;
+    }
+    let Ok(mut file) = File::open(path) else {
+        return false;
+    };
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        match file.read(&mut buf) {
+            Ok(0) => return true,
+            Ok(n) if buf[..n].iter().all(|&b| b == 0) => {}
+            _ => return false,
+        }
+    }
+}
+
+/// Writes a zero-filled, synced spare segment of `bytes` and renames it into place.
+fn prepare_spare(dir: &Path, bytes: u64, stop: impl Fn() -> bool) -> std::io::Result<()> {
+    use std::os::fd::AsRawFd;
+    let tmp = dir.join(SPARE_TMP);
+    let result = (|| {
+        let file = OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&tmp)?;
+        // Reserve the blocks first: fails fast on a full disk, and keeps the file contiguous.
+        // SAFETY: plain syscall on an open descriptor.
+        let rc = unsafe { libc::posix_fallocate(file.as_raw_fd(), 0, bytes as libc::off_t) };
+        if rc == libc::ENOSPC || rc == libc::EFBIG {
+            return Err(std::io::Error::from_raw_os_error(rc));
+        }
+        // Then real zeros: the blocks are then initialised, so overwriting them later changes
+        // no extent state and `fdatasync` flushes data only.
+        let zeros = vec![0u8; 1 << 20];
+        let mut at = 0;
+        while at < bytes {
+            // Closing the log does not wait for a whole segment of zeros.
+            if stop() {
+                return Err(std::io::Error::other("the log is closing"));
+            }
+            let n = (bytes - at).min(zeros.len() as u64) as usize;
+            file.write_all_at(&zeros[..n], at)?;
+            at += n as u64;
+        }
+        file.sync_all()?;
+        std::fs::rename(&tmp, dir.join(SPARE))?;
+        sync_dir(dir)
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result
+}
+
+// ---- writer and syncer -------------------------------------------------------------------
+
+/// A place in the chain: the last record's `seq` and line hash, and the segment holding it.
+#[derive(Debug, Clone)]
+struct Point {
+    seq: u64,
+    hash: ChainHash,
+    segment: Option<String>,
+}
+
+/// What the writer and the syncer share.
+struct Shared {
+    state: Mutex<SyncState>,
+    syncer_wakes: Condvar,
+    writer_wakes: Condvar,
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, SyncState> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+struct SyncState {
+    /// The last record written (in the page cache, maybe not yet on disk).
+    written: Point,
+    /// The last record on disk.
+    durable: Point,
+    /// Files written since the last sync began.
+    files: Vec<(PathBuf, Arc<File>)>,
+    /// Appends written, waiting for their sync, in `seq` order.
+    waiters: VecDeque<Waiter>,
+    /// A sync is running.
+    in_flight: bool,
+    /// A sync failed: the writer must undo everything after `durable` before going on.
+    failed: Option<AuditError>,
+    /// A segment was closed: checkpoint at the next sync.
+    checkpoint_due: bool,
+    /// The writer has stopped: sync what is left, checkpoint, end.
+    stop: bool,
+}
+
+struct Waiter {
+    last_seq: u64,
+    receipt: AppendReceipt,
+    queued: Instant,
+    done: Reply,
+}
+
+fn sync_loop(
+    shared: &Shared,
+    counters: &Counters,
+    metrics: Option<Arc<Metrics>>,
+    mut checkpointer: Checkpointer,
+    interval: Duration,
+) {
+    let mut last_checkpoint = Instant::now();
+    let mut state = shared.lock();
+    loop {
+        if state.failed.is_none() && state.written.seq != state.durable.seq {
+            let target = state.written.clone();
+            let files = std::mem::take(&mut state.files);
+            state.in_flight = true;
+            drop(state);
+            let started = Instant::now();
+            let mut result = Ok(());
+            for (path, file) in &files {
+                counters.fsyncs.fetch_add(1, Ordering::Relaxed);
+                if let Err(error) = file.sync_data() {
+                    result = Err(AuditError::io(path, "sync", error));
+                    break;
+                }
+            }
+            let took = started.elapsed();
+            state = shared.lock();
+            state.in_flight = false;
+            match result {
+                Ok(()) => {
+                    state.durable = target.clone();
+                    let now = Instant::now();
+                    let mut answered = Vec::new();
+                    while state
+                        .waiters
+                        .front()
+                        .is_some_and(|w| w.last_seq <= target.seq)
+                    {
+                        let Some(waiter) = state.waiters.pop_front() else {
+                            break;
+                        };
+                        answered.push(waiter);
+                    }
+                    let records: u64 = answered.iter().map(|w| w.receipt.count as u64).sum();
+                    // Counted before answering: whoever got an answer sees it in the stats.
+                    // A sync that only closed a segment (its waiters come with the next) is not
+                    // a round of records.
+                    if records > 0 {
+                        counters.records.fetch_add(records, Ordering::Relaxed);
+                        counters.batches.fetch_add(1, Ordering::Relaxed);
+                        if let Some(metrics) = &metrics {
+                            metrics.audit_written(records, took);
+                        }
+                    }
+                    for waiter in answered {
+                        if let Some(metrics) = &metrics {
+                            metrics.audit_waited(now - waiter.queued);
+                        }
+                        let _ = waiter.done.send(Ok(waiter.receipt));
+                    }
+                    let due = std::mem::take(&mut state.checkpoint_due)
+                        || last_checkpoint.elapsed() >= interval;
+                    if due {
+                        drop(state);
+                        checkpoint(&mut checkpointer, &target, counters);
+                        last_checkpoint = Instant::now();
+                        state = shared.lock();
+                    }
+                }
+                Err(error) => {
+                    tracing::error!(
+                        error = %error,
+                        "audit log: sync failed; the answers waiting for it are refused"
+                    );
+                    counters.failures.fetch_add(1, Ordering::Relaxed);
+                    if let Some(metrics) = &metrics {
+                        metrics.audit_failed();
+                    }
+                    for waiter in state.waiters.drain(..) {
+                        let _ = waiter.done.send(Err(error.clone()));
+                    }
+                    state.failed = Some(error);
+                }
+            }
+            shared.writer_wakes.notify_all();
+            continue;
+        }
+        let unanchored = state.durable.seq > checkpointer.last_seq;
+        if state.stop {
+            if unanchored && state.failed.is_none() {
+                let target = state.durable.clone();
+                drop(state);
+                checkpoint(&mut checkpointer, &target, counters);
+            }
+            return;
+        }
+        if unanchored && last_checkpoint.elapsed() >= interval {
+            let target = state.durable.clone();
+            drop(state);
+            checkpoint(&mut checkpointer, &target, counters);
+            last_checkpoint = Instant::now();
+            state = shared.lock();
+            continue;
+        }
+        let wait = if unanchored {
+            interval.saturating_sub(last_checkpoint.elapsed())
+        } else {
+            interval
+        };
+        state = shared
+            .syncer_wakes
+            .wait_timeout(state, wait)
+            .map(|(state, _)| state)
+            .unwrap_or_else(|e| e.into_inner().0);
+    }
+}
+
+fn checkpoint(checkpointer: &mut Checkpointer, at: &Point, counters: &Counters) {
+    let Some(segment) = &at.segment else {
+        return;
+    };
+    if at.seq == 0 || at.seq <= checkpointer.last_seq {
+        return;
+    }
+    match checkpointer.write(at.seq, &at.hash, segment) {
+        Ok(()) => {
+            counters.checkpoints.fetch_add(1, Ordering::Relaxed);
+        }
+        // Answers do not wait for checkpoints: a missed one only leaves more records
+        // unanchored until the next.
+        Err(error) => tracing::error!(error = %error, "audit log: cannot write a checkpoint"),
+    }
+}
+
+/// Bytes written since the last durable point, to undo if their sync (or write) fails.
+struct Extent {
     path: PathBuf,
-    file: File,
+    file: Arc<File>,
+    start: u64,
+    end: u64,
+    /// `seq` of the last record in the extent.
+    last_seq: u64,
 }
 
-/// State of the writer thread. `seq`, `hash` and `durable` only ever describe synced data.
+impl Extent {
+    /// Zeros over preallocated space; a cut where the write grew the file.
+    fn undo(&self) -> std::io::Result<()> {
+        let len = self.file.metadata()?.len();
+        if len <= self.end {
+            self.file.set_len(self.start.min(len))?;
+            self.file.sync_all()
+        } else {
+            let zeros = vec![0u8; (self.end - self.start) as usize];
+            self.file.write_all_at(&zeros, self.start)?;
+            self.file.sync_data()
+        }
+    }
+}
+
+/// State of the writer thread: the chain head as written (maybe not yet durable).
 struct Writer {
     dir: PathBuf,
     _lock: File,
     seq: u64,
     hash: ChainHash,
-    /// The file last written (or found on open) and its durable length.
-    durable: Option<(NaiveDate, u64)>,
-    file: Option<OpenFile>,
-    /// Files whose undoing failed: path and the length they must be cut back to before use.
-    dirty: Vec<(PathBuf, u64)>,
+    /// The next record's `seq` is at least this (numbers set aside with a torn tail or given to
+    /// records that were undone).
+    next_floor: u64,
+    current: Option<Segment>,
+    /// Written since the last durable point, oldest first.
+    extents: Vec<Extent>,
+    /// Extents whose undoing failed: cleared before anything else is written.
+    dirty: Vec<Extent>,
+    shared: Arc<Shared>,
     counters: Arc<Counters>,
     metrics: Option<Arc<Metrics>>,
     max_batch_records: usize,
+    segment_bytes: u64,
+    spare: Arc<SpareSlot>,
+    preallocate: bool,
+    helpers: Vec<JoinHandle<()>>,
 }
 
 impl Writer {
@@ -448,182 +1021,321 @@ impl Writer {
             }
             self.round(jobs);
         }
+        // Let the syncer finish what was written, checkpoint and stop.
+        self.shared.lock().stop = true;
+        self.shared.syncer_wakes.notify_all();
+        self.spare.stop();
+        for helper in self.helpers.drain(..) {
+            let _ = helper.join();
+        }
+    }
+
+    fn fail(&self, jobs: Vec<Job>, error: &AuditError) {
+        self.counters.failures.fetch_add(1, Ordering::Relaxed);
+        if let Some(metrics) = &self.metrics {
+            metrics.audit_failed();
+        }
+        tracing::error!(error = %error, "audit log: write failed; the answers are refused");
+        for job in jobs {
+            let _ = job.done.send(Err(error.clone()));
+        }
     }
 
     fn round(&mut self, mut jobs: Vec<Job>) {
-        let started = Instant::now();
-        let counts: Vec<usize> = jobs.iter().map(|job| job.records.len()).collect();
-        let mut all = Vec::with_capacity(counts.iter().sum());
-        for job in &mut jobs {
-            all.append(&mut job.records);
+        if let Err(error) = self.recover() {
+            self.fail(jobs, &error);
+            return;
         }
-        let first_seq = self.seq + 1;
-        match self.commit(all) {
-            Ok(written) => {
-                self.counters.records.fetch_add(written, Ordering::Relaxed);
-                self.counters.batches.fetch_add(1, Ordering::Relaxed);
-                if let Some(metrics) = &self.metrics {
-                    metrics.audit_written(written, started.elapsed());
-                }
+        let before = self.point();
+        let counts: Vec<usize> = jobs.iter().map(|job| job.records.len()).collect();
+        let mut records = Vec::with_capacity(counts.iter().sum());
+        for job in &mut jobs {
+            records.append(&mut job.records);
+        }
+        let first_seq = (self.seq + 1).max(self.next_floor);
+        match self.write_round(&records) {
+            Ok(()) => {
+                let shared = self.shared.clone();
+                let mut state = shared.lock();
+                self.publish(&mut state);
                 let mut seq = first_seq;
                 for (job, count) in jobs.into_iter().zip(counts) {
-                    let _ = job.done.send(Ok(AppendReceipt {
-                        first_seq: seq,
-                        count,
-                    }));
+                    state.waiters.push_back(Waiter {
+                        last_seq: seq + count as u64 - 1,
+                        receipt: AppendReceipt {
+                            first_seq: seq,
+                            count,
+                        },
+                        queued: job.queued,
+                        done: job.done,
+                    });
                     seq += count as u64;
                 }
+                drop(state);
+                shared.syncer_wakes.notify_all();
             }
             Err(error) => {
-                self.counters.failures.fetch_add(1, Ordering::Relaxed);
-                if let Some(metrics) = &self.metrics {
-                    metrics.audit_failed();
+                // The round's numbers were given out (to records never acknowledged): never
+                // again, whether or not their bytes got written.
+                self.next_floor = self.next_floor.max(first_seq + records.len() as u64);
+                // Back to before this round, or to the last durable record if a sync failed
+                // meanwhile; never behind what is durable (a checkpoint may vouch for it).
+                let failed = self.shared.lock().failed.is_some();
+                let target = if failed {
+                    self.shared.lock().durable.clone()
+                } else {
+                    let durable = self.shared.lock().durable.clone();
+                    if durable.seq > before.seq {
+                        durable
+                    } else {
+                        before
+                    }
+                };
+                if failed {
+                    // The syncer already refused the waiters it held; this round's are ours.
+                    let _ = self.recover();
+                } else {
+                    self.rollback_to(&target);
+                    let mut state = self.shared.lock();
+                    state.written = target;
                 }
-                tracing::error!(error = %error, "audit log: write failed; the answers are refused");
-                for job in jobs {
-                    let _ = job.done.send(Err(error.clone()));
-                }
+                self.fail(jobs, &error);
             }
         }
     }
 
-    /// Writes and syncs `records` after the last durable one; all or nothing.
-    fn commit(&mut self, records: Vec<Prepared>) -> Result<u64, AuditError> {
-        // Lay the lines out per day file, chaining as we go (on a copy of the chain state).
-        let mut seq = self.seq;
-        let mut hash = self.hash;
-        let mut floor = self.durable.map(|(date, _)| date);
-        let mut segments: Vec<(NaiveDate, Vec<u8>)> = Vec::new();
-        for record in &records {
-            let date = floor.map_or(record.date, |floor| floor.max(record.date));
-            floor = Some(date);
-            seq += 1;
-            if segments.last().is_none_or(|(last, _)| *last != date) {
-                segments.push((
-                    date,
-                    Vec::with_capacity(records.len() * (record.head.len() + 110)),
-                ));
-            }
-            let Some((_, bytes)) = segments.last_mut() else {
-                return Err(AuditError::Stopped);
-            };
-            let start = bytes.len();
-            bytes.extend_from_slice(&record.head);
-            let mut prev = [0_u8; 64];
-            // A 32-byte hash always fits 64 hex digits.
-            let _ = hex::encode_to_slice(hash, &mut prev);
-            let _ = write!(bytes, r#","seq":{seq},"prev":""#);
-            bytes.extend_from_slice(&prev);
-            bytes.extend_from_slice(b"\"}");
-            hash = line_hash(&bytes[start..]);
-            bytes.push(b'\n');
+    fn point(&self) -> Point {
+        Point {
+            seq: self.seq,
+            hash: self.hash,
+            segment: self.current.as_ref().map(|s| s.name.clone()),
         }
-        let mut touched: Vec<(PathBuf, u64)> = Vec::new();
-        let mut durable = self.durable;
-        for (date, bytes) in &segments {
-            let result = self.write_segment(*date, bytes, &mut durable, &mut touched);
-            if let Err(error) = result {
-                self.undo(&touched);
+    }
+
+    /// Hands what was written to the syncer (the caller notifies it).
+    fn publish(&mut self, state: &mut SyncState) {
+        state.written = Point {
+            seq: self.seq,
+            hash: self.hash,
+            segment: self.current.as_ref().map(|s| s.name.clone()),
+        };
+        for extent in self.extents.iter().rev() {
+            if !state.files.iter().any(|(path, _)| *path == extent.path) {
+                state.files.push((extent.path.clone(), extent.file.clone()));
+            }
+        }
+        // Extents already durable need no undo any more.
+        let durable = state.durable.seq;
+        self.extents.retain(|extent| extent.last_seq > durable);
+    }
+
+    /// After a failed sync: waits for the syncer, undoes everything after the last durable
+    /// record and resumes from there. Then clears bytes a failed undo left behind.
+    fn recover(&mut self) -> Result<(), AuditError> {
+        let mut state = self.shared.lock();
+        if state.failed.is_some() {
+            while state.in_flight {
+                state = self
+                    .shared
+                    .writer_wakes
+                    .wait(state)
+                    .unwrap_or_else(|e| e.into_inner());
+            }
+            let durable = state.durable.clone();
+            state.failed = None;
+            state.files.clear();
+            state.written = durable.clone();
+            drop(state);
+            self.rollback_to(&durable);
+        } else {
+            drop(state);
+        }
+        let mut still = Vec::new();
+        for extent in std::mem::take(&mut self.dirty) {
+            if let Err(error) = extent.undo() {
+                let error = AuditError::io(&extent.path, "undo a failed write in", error);
+                still.push(extent);
+                self.dirty = still;
                 return Err(error);
             }
         }
-        self.seq = seq;
-        self.hash = hash;
-        self.durable = durable;
-        Ok(records.len() as u64)
-    }
-
-    fn write_segment(
-        &mut self,
-        date: NaiveDate,
-        bytes: &[u8],
-        durable: &mut Option<(NaiveDate, u64)>,
-        touched: &mut Vec<(PathBuf, u64)>,
-    ) -> Result<(), AuditError> {
-        let expected = match *durable {
-            Some((d, len)) if d == date => len,
-            _ => 0,
-        };
-        self.ensure_file(date, expected)?;
-        let Some(open) = self.file.as_mut() else {
-            return Err(AuditError::Stopped);
-        };
-        touched.push((open.path.clone(), expected));
-        open.file
-            .write_all(bytes)
-            .map_err(|e| AuditError::io(&open.path, "write", e))?;
-        let synced = open.file.sync_data();
-        self.counters.fsyncs.fetch_add(1, Ordering::Relaxed);
-        synced.map_err(|e| AuditError::io(&open.path, "sync", e))?;
-        *durable = Some((date, expected + bytes.len() as u64));
         Ok(())
     }
 
-    /// Makes `self.file` the file of `date`, whose valid length must be `expected`.
-    fn ensure_file(&mut self, date: NaiveDate, expected: u64) -> Result<(), AuditError> {
-        if self.file.as_ref().is_some_and(|f| f.date == date) {
+    /// Undoes every extent after `point` (newest first) and makes `point` the chain head.
+    fn rollback_to(&mut self, point: &Point) {
+        let mut undone = Vec::new();
+        while self.extents.last().is_some_and(|e| e.last_seq > point.seq) {
+            let Some(extent) = self.extents.pop() else {
+                break;
+            };
+            undone.push(extent);
+        }
+        for extent in undone {
+            if let Some(current) = self.current.as_mut() {
+                if current.path == extent.path {
+                    current.offset = current.offset.min(extent.start);
+                }
+            }
+            if let Err(error) = extent.undo() {
+                tracing::warn!(
+                    file = %extent.path.display(),
+                    error = %error,
+                    "audit log: cannot undo a failed write yet; will retry before the next write"
+                );
+                self.dirty.push(extent);
+            }
+        }
+        // A number once given out is never given again, even to replace a record that was
+        // undone: `verify` shows the gap (the chain itself runs on unbroken).
+        self.next_floor = self.next_floor.max(self.seq + 1);
+        self.seq = point.seq;
+        self.hash = point.hash;
+    }
+
+    /// Chains and writes `records` after the chain head; on error, what it wrote is left in
+    /// `self.extents` for the caller to undo.
+    fn write_round(&mut self, records: &[Prepared]) -> Result<(), AuditError> {
+        let mut buf: Vec<u8> = Vec::with_capacity(records.len() * 512);
+        let mut buf_last_seq = 0;
+        let mut line = Vec::with_capacity(1024);
+        for record in records {
+            let seq = (self.seq + 1).max(self.next_floor);
+            line.clear();
+            line.extend_from_slice(&record.head);
+            let mut prev = [0_u8; 64];
+            // A 32-byte hash always fits 64 hex digits.
+            let _ = hex::encode_to_slice(self.hash, &mut prev);
+            let _ = write!(line, r#","seq":{seq},"prev":""#);
+            line.extend_from_slice(&prev);
+            line.extend_from_slice(b"\"}");
+            let hash = line_hash(&line);
+            line.push(b'\n');
+
+            let date = match &self.current {
+                Some(current) => current.id.date.max(record.date),
+                None => record.date,
+            };
+            let fits = self.current.as_ref().is_some_and(|current| {
+                let used = current.offset + buf.len() as u64;
+                current.id.date == date
+                    && (used + line.len() as u64 <= self.segment_bytes || used == 0)
+            });
+            if !fits {
+                self.flush(&mut buf, buf_last_seq)?;
+                self.rotate(date)?;
+            }
+            buf.extend_from_slice(&line);
+            buf_last_seq = seq;
+            self.seq = seq;
+            self.hash = hash;
+        }
+        self.flush(&mut buf, buf_last_seq)
+    }
+
+    /// Writes `buf` at the current segment's offset.
+    fn flush(&mut self, buf: &mut Vec<u8>, last_seq: u64) -> Result<(), AuditError> {
+        if buf.is_empty() {
             return Ok(());
         }
-        self.file = None;
-        let path = self.dir.join(file_name(date));
+        let Some(current) = self.current.as_mut() else {
+            return Err(AuditError::Stopped);
+        };
+        let start = current.offset;
+        let end = start + buf.len() as u64;
+        self.extents.push(Extent {
+            path: current.path.clone(),
+            file: current.file.clone(),
+            start,
+            end,
+            last_seq,
+        });
+        current
+            .file
+            .write_all_at(buf, start)
+            .map_err(|e| AuditError::io(&current.path, "write", e))?;
+        current.offset = end;
+        buf.clear();
+        Ok(())
+    }
+
+    /// Closes the current segment (once everything in it is durable, so that a torn tail can
+    /// only ever be in the newest segment) and opens the next one, for `date`.
+    fn rotate(&mut self, date: NaiveDate) -> Result<(), AuditError> {
+        let id = match &self.current {
+            Some(current) if current.id.date == date => SegmentId {
+                date,
+                part: current.id.part + 1,
+            },
+            _ => SegmentId { date, part: 0 },
+        };
+        if self.current.is_some() {
+            let shared = self.shared.clone();
+            let mut state = shared.lock();
+            self.publish(&mut state);
+            state.checkpoint_due = true;
+            shared.syncer_wakes.notify_all();
+            while state.failed.is_none() && (state.in_flight || state.durable.seq != self.seq) {
+                state = shared
+                    .writer_wakes
+                    .wait(state)
+                    .unwrap_or_else(|e| e.into_inner());
+            }
+            if let Some(error) = &state.failed {
+                return Err(error.clone());
+            }
+        }
+        let name = segment_name(id.date, id.part);
+        let path = self.dir.join(&name);
+        let from_spare = self.preallocate && self.spare.take();
+        if from_spare {
+            // A link, not a rename: never replaces a segment of that name.
+            let taken = std::fs::hard_link(self.dir.join(SPARE), &path)
+                .and_then(|_| std::fs::remove_file(self.dir.join(SPARE)));
+            // Only now may the preparer put the next spare under that name.
+            self.spare.request();
+            taken.map_err(|e| AuditError::io(&path, "create (from the prepared spare)", e))?;
+            self.counters
+                .preallocated_segments
+                .fetch_add(1, Ordering::Relaxed);
+        } else if self.preallocate {
+            self.spare.request();
+        }
         let file = OpenOptions::new()
             .read(true)
-            .append(true)
-            .create(true)
+            .write(true)
+            .create(!from_spare)
+            .truncate(false)
             .open(&path)
             .map_err(|e| AuditError::io(&path, "open", e))?;
-        let len = file
-            .metadata()
-            .map_err(|e| AuditError::io(&path, "stat", e))?
-            .len();
-        if expected == 0 {
-            // A new day file: its name must survive a crash as well as the data behind it.
-            // (Also when an empty file was left by a failed round: its entry may not be synced.)
-            let synced = sync_dir(&self.dir);
-            self.counters.fsyncs.fetch_add(1, Ordering::Relaxed);
-            synced.map_err(|e| AuditError::io(&self.dir, "sync", e))?;
-        }
-        if len != expected {
-            let ours = self.dirty.iter().any(|(p, l)| *p == path && *l == expected);
-            if len < expected || !ours {
+        if !from_spare {
+            let len = file
+                .metadata()
+                .map_err(|e| AuditError::io(&path, "stat", e))?
+                .len();
+            if len != 0 {
                 return Err(AuditError::Corrupt {
                     path,
                     line: None,
                     detail: format!(
-                        "file is {len} bytes, the log wrote {expected}: changed outside the \
+                        "a new segment already exists ({len} bytes): changed outside the \
                          service; run `kbi-advice audit verify`"
                     ),
                 });
             }
-            // Bytes of an earlier failed round that could not be cut at the time.
-            file.set_len(expected)
-                .and_then(|_| file.sync_all())
-                .map_err(|e| AuditError::io(&path, "truncate", e))?;
-            self.dirty.retain(|(p, _)| *p != path);
         }
-        self.file = Some(OpenFile { date, path, file });
+        // The segment's name must survive a crash as well as the data behind it.
+        let synced = sync_dir(&self.dir);
+        self.counters.fsyncs.fetch_add(1, Ordering::Relaxed);
+        synced.map_err(|e| AuditError::io(&self.dir, "sync", e))?;
+        self.current = Some(Segment {
+            id,
+            name,
+            path,
+            file: Arc::new(file),
+            offset: 0,
+        });
         Ok(())
-    }
-
-    /// Cuts the files of a failed round back to their lengths before it, newest first, and
-    /// drops the open handle so that the next round reopens.
-    fn undo(&mut self, touched: &[(PathBuf, u64)]) {
-        self.file = None;
-        for (path, len) in touched.iter().rev() {
-            let cut = OpenOptions::new()
-                .write(true)
-                .open(path)
-                .and_then(|file| file.set_len(*len).and_then(|_| file.sync_all()));
-            if let Err(error) = cut {
-                tracing::warn!(
-                    file = %path.display(),
-                    error = %error,
-                    "audit log: cannot undo a failed write yet; will retry before the next write"
-                );
-                self.dirty.retain(|(p, _)| p != path);
-                self.dirty.push((path.clone(), *len));
-            }
-        }
     }
 }
 

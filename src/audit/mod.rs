@@ -2,13 +2,16 @@
 //! question, durable before the answer leaves, hash-chained so that any change shows.
 //!
 //! - [`AuditRecord`] — the line format ([`record`]);
-//! - [`AuditLog`] — the durable writer with group commit and daily files ([`log`]);
+//! - [`AuditLog`] — the durable writer: preallocated segments, pipelined group commit
+//!   ([`log`]);
+//! - [`Checkpoint`] — signed checkpoints anchoring the end of the chain ([`checkpoint`]);
 //! - [`verify()`] and [`search()`] — the offline checks behind `kbi-advice audit` ([`verify`]).
 //!
 //! This is the only place an INSZ is written in clear: errors and log lines of this module name
 //! files, line numbers and sequence numbers, never record contents. `docs/security.md` documents
 //! the format and the decisions (torn tail, failures, midnight).
 
+pub mod checkpoint;
 pub mod log;
 pub mod record;
 pub mod verify;
@@ -16,9 +19,13 @@ pub mod verify;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+pub use checkpoint::{Checkpoint, CHECKPOINT_FILE};
 pub use log::{AppendReceipt, AuditLog, AuditOptions, AuditStats};
 pub use record::{AuditOutcome, AuditRecord, AuditSender, GENESIS_PREV};
-pub use verify::{files_in, search, verify, Problem, ProblemKind, Report, SearchResult};
+pub use verify::{
+    files_in, search, verify, verify_anchored, Anchors, CheckpointReport, Problem, ProblemKind,
+    Report, SearchResult,
+};
 
 use crate::domain::ErrorCode;
 

@@ -241,18 +241,46 @@ impl AuditRecord {
     }
 }
 
-/// The name of the file for UTC day `date`: `audit-YYYY-MM-DD.jsonl`.
+/// The name of the first segment of UTC day `date`: `audit-YYYY-MM-DD.jsonl`.
 pub fn file_name(date: NaiveDate) -> String {
-    format!("audit-{}.jsonl", date.format("%Y-%m-%d"))
+    segment_name(date, 0)
 }
 
-/// The day of an audit file name, if `name` is one (`audit-YYYY-MM-DD.jsonl`).
-pub fn file_date(name: &str) -> Option<NaiveDate> {
-    let day = name.strip_prefix("audit-")?.strip_suffix(".jsonl")?;
+/// The name of segment `part` of UTC day `date`: `audit-YYYY-MM-DD.jsonl` for the first
+/// (`part` 0, the name daily files always had), `audit-YYYY-MM-DD.N.jsonl` for the next ones
+/// (a day's log is cut into segments of at most `audit.segment_bytes`).
+pub fn segment_name(date: NaiveDate, part: u32) -> String {
+    if part == 0 {
+        format!("audit-{}.jsonl", date.format("%Y-%m-%d"))
+    } else {
+        format!("audit-{}.{part}.jsonl", date.format("%Y-%m-%d"))
+    }
+}
+
+/// The day and part of a segment name (see [`segment_name`]), if `name` is one.
+pub fn segment_of(name: &str) -> Option<(NaiveDate, u32)> {
+    let rest = name.strip_prefix("audit-")?.strip_suffix(".jsonl")?;
+    let (day, part) = match rest.split_once('.') {
+        None => (rest, 0),
+        Some((day, part)) => {
+            // One spelling per part: digits only, no leading zero, not 0.
+            if part.is_empty() || part.starts_with('0') || !part.bytes().all(|b| b.is_ascii_digit())
+            {
+                return None;
+            }
+            (day, part.parse().ok()?)
+        }
+    };
     if day.len() != 10 {
         return None;
     }
-    NaiveDate::parse_from_str(day, "%Y-%m-%d").ok()
+    let date = NaiveDate::parse_from_str(day, "%Y-%m-%d").ok()?;
+    Some((date, part))
+}
+
+/// The day of an audit segment name, if `name` is one.
+pub fn file_date(name: &str) -> Option<NaiveDate> {
+    segment_of(name).map(|(date, _)| date)
 }
 
 mod rfc3339_ms {
@@ -431,5 +459,16 @@ mod tests {
         assert_eq!(file_date("audit-2026-03-01.jsonl"), Some(day));
         assert_eq!(file_date("audit-2026-3-1.jsonl"), None);
         assert_eq!(file_date("audit-2026-03-01.jsonl.torn-1"), None);
+        assert_eq!(segment_name(day, 12), "audit-2026-03-01.12.jsonl");
+        assert_eq!(segment_of("audit-2026-03-01.12.jsonl"), Some((day, 12)));
+        assert_eq!(segment_of("audit-2026-03-01.jsonl"), Some((day, 0)));
+        for bad in [
+            "audit-2026-03-01.0.jsonl",
+            "audit-2026-03-01.01.jsonl",
+            "audit-2026-03-01..jsonl",
+            "audit-2026-03-01.x.jsonl",
+        ] {
+            assert_eq!(segment_of(bad), None, "{bad}");
+        }
     }
 }

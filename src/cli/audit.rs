@@ -1,7 +1,8 @@
-//! `kbi-advice audit verify|search`: check the audit chain; answer "who consulted my data?".
+//! `kbi-advice audit verify|search|keygen`: check the audit chain (against the signed
+//! checkpoints); answer "who consulted my data?"; make a checkpoint signing key.
 
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use chrono::NaiveDate;
@@ -13,26 +14,50 @@ use crate::domain::Insz;
 
 #[derive(Debug, Subcommand)]
 pub enum AuditCommand {
-    /// Check the hash chain of audit files and report the first altered, missing, reordered or
-    /// malformed record (exit 0 when whole, 1 at the first problem, 2 when it cannot run).
+    /// Check the hash chain of audit files, and the chain against the signed checkpoints, and
+    /// report the first altered, missing, reordered or malformed record (exit 0 when whole, 1 at
+    /// the first problem, 2 when it cannot run).
     Verify(VerifyArgs),
     /// List the records about one INSZ: who consulted the person's data, and when (exit 1 when
     /// some lines about the INSZ could not be read).
     Search(SearchArgs),
+    /// Make an Ed25519 key pair for the audit checkpoints (set `audit.checkpoint_key` to the
+    /// private one; give the public one to whoever verifies).
+    Keygen(KeygenArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct KeygenArgs {
+    /// Where to write NAME.pem (private, mode 0600) and NAME.pub.pem (public).
+    #[arg(long, value_name = "DIR")]
+    pub out_dir: PathBuf,
+    /// File name stem.
+    #[arg(long, default_value = "kbi-audit-checkpoint")]
+    pub name: String,
 }
 
 #[derive(Debug, Args)]
 pub struct VerifyArgs {
-    /// Audit files (audit-YYYY-MM-DD.jsonl), in any order: they are checked in date order.
+    /// Audit segments (audit-YYYY-MM-DD[.N].jsonl), in any order: they are checked in chain
+    /// order (day, then part).
     #[arg(
         value_name = "FILES",
         required_unless_present = "dir",
         conflicts_with = "dir"
     )]
     pub files: Vec<PathBuf>,
-    /// Check every audit file of this directory instead.
+    /// Check every audit file of this directory instead, against its checkpoints
+    /// (`DIR/audit.checkpoints`, signed by the key in `DIR/checkpoint-key.pub.pem`).
     #[arg(long, value_name = "DIR")]
     pub dir: Option<PathBuf>,
+    /// Checkpoint file to check against (e.g. a copy kept off the host); default with `--dir`:
+    /// the one in the directory.
+    #[arg(long, value_name = "FILE")]
+    pub checkpoints: Option<PathBuf>,
+    /// Public key (PEM) the checkpoints must be signed with; default: `checkpoint-key.pub.pem`
+    /// beside the checkpoint file. Pin it when the directory itself is in doubt.
+    #[arg(long, value_name = "FILE")]
+    pub public_key: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -69,10 +94,48 @@ pub fn run(command: AuditCommand) -> anyhow::Result<u8> {
     match command {
         AuditCommand::Verify(args) => run_verify(args),
         AuditCommand::Search(args) => run_search(args),
+        AuditCommand::Keygen(args) => run_keygen(args),
     }
 }
 
+fn run_keygen(args: KeygenArgs) -> anyhow::Result<u8> {
+    let files = crate::premium::signing::generate_key_pair(&args.out_dir, &args.name)?;
+    println!(
+        "private key (audit.checkpoint_key; readable by the service only, mode 0600): {}",
+        files.private.display()
+    );
+    println!(
+        "public key (for `audit verify --public-key`): {}",
+        files.public.display()
+    );
+    println!(
+        "public key SHA-256 (DER SubjectPublicKeyInfo): {}",
+        files.fingerprint
+    );
+    Ok(exit::OK)
+}
+
+/// The checkpoints to check against: given, or the directory's own when they exist.
+fn anchors(args: &VerifyArgs) -> anyhow::Result<Option<audit::Anchors>> {
+    let file = match (&args.checkpoints, &args.dir) {
+        (Some(file), _) => file.clone(),
+        (None, Some(dir)) => dir.join(audit::CHECKPOINT_FILE),
+        (None, None) => return Ok(None),
+    };
+    if args.checkpoints.is_none() && !file.exists() {
+        return Ok(None);
+    }
+    let key = match &args.public_key {
+        Some(key) => key.clone(),
+        None => audit::checkpoint::default_public_key(file.parent().unwrap_or(Path::new("."))),
+    };
+    let anchors = audit::Anchors::load(&file, &key)
+        .with_context(|| format!("cannot check the checkpoints of {}", file.display()))?;
+    Ok(Some(anchors))
+}
+
 fn run_verify(args: VerifyArgs) -> anyhow::Result<u8> {
+    let anchors = anchors(&args)?;
     let files = match &args.dir {
         Some(dir) => audit::files_in(dir, None, None)?,
         None => args.files,
@@ -80,13 +143,13 @@ fn run_verify(args: VerifyArgs) -> anyhow::Result<u8> {
     if files.is_empty() {
         anyhow::bail!("no audit files to verify");
     }
-    let report = audit::verify(&files);
+    let report = audit::verify_anchored(&files, anchors.as_ref());
     let mut out = std::io::stdout().lock();
     match &report.problem {
         None => {
             writeln!(
                 out,
-                "OK: {} records in {} file(s), seq {}..{}",
+                "OK: intact, {} records in {} file(s), seq {}..{}",
                 report.records,
                 report.files.len(),
                 report.first_seq.unwrap_or(0),
@@ -94,6 +157,22 @@ fn run_verify(args: VerifyArgs) -> anyhow::Result<u8> {
             )?;
             if let Some(hash) = &report.last_hash {
                 writeln!(out, "last record hash: {hash}")?;
+            }
+            if report.preallocated_bytes > 0 {
+                writeln!(
+                    out,
+                    "preallocated space follows: {} zero bytes after the last record (room for \
+                     records to come, not a torn record)",
+                    report.preallocated_bytes
+                )?;
+            }
+            for (first, last) in &report.skipped {
+                writeln!(
+                    out,
+                    "note: seq {first}..{last} set aside by the writer (records never \
+                     acknowledged: a torn tail, see the .torn-* files, or a failed write); the \
+                     chain runs on across them"
+                )?;
             }
             if report.records > 0 && !report.starts_at_genesis() {
                 writeln!(
@@ -103,6 +182,7 @@ fn run_verify(args: VerifyArgs) -> anyhow::Result<u8> {
                     report.first_seq.unwrap_or(0)
                 )?;
             }
+            write_checkpoints(&mut out, &report)?;
             Ok(exit::OK)
         }
         Some(problem) => {
@@ -112,9 +192,47 @@ fn run_verify(args: VerifyArgs) -> anyhow::Result<u8> {
                 "{} record(s) chained correctly before this point",
                 report.records
             )?;
+            write_checkpoints(&mut out, &report)?;
             Ok(exit::REFUSED)
         }
     }
+}
+
+fn write_checkpoints(out: &mut impl Write, report: &audit::Report) -> std::io::Result<()> {
+    let Some(checkpoints) = &report.checkpoints else {
+        return writeln!(
+            out,
+            "checkpoints: not checked (none given or found): the end of the chain is not \
+             anchored, records cut off the end would not show"
+        );
+    };
+    match &checkpoints.latest {
+        Some(latest) => writeln!(
+            out,
+            "checkpoints: {} signed by key {} in {}; latest: seq {} at {}; {} record(s) after \
+             it not yet anchored",
+            checkpoints.valid,
+            checkpoints.key,
+            checkpoints.file.display(),
+            latest.seq,
+            latest.time,
+            checkpoints.unanchored
+        )?,
+        None => writeln!(
+            out,
+            "checkpoints: none signed by key {} in {}",
+            checkpoints.key,
+            checkpoints.file.display()
+        )?,
+    }
+    if checkpoints.other_key > 0 {
+        writeln!(
+            out,
+            "note: {} checkpoint(s) name another key and were not checked",
+            checkpoints.other_key
+        )?;
+    }
+    Ok(())
 }
 
 fn run_search(args: SearchArgs) -> anyhow::Result<u8> {

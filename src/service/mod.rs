@@ -73,6 +73,14 @@ async fn serve(checked: Checked) -> anyhow::Result<()> {
                 dir,
                 AuditOptions {
                     metrics: Some(metrics.clone()),
+                    segment_bytes: checked.settings.audit.segment_bytes,
+                    preallocate: checked.settings.audit.preallocate,
+                    checkpoint_key: Some(checked.settings.audit.checkpoint_key.trim())
+                        .filter(|key| !key.is_empty())
+                        .map(std::path::PathBuf::from),
+                    checkpoint_interval: std::time::Duration::from_secs(
+                        checked.settings.audit.checkpoint_interval_seconds,
+                    ),
                     ..AuditOptions::default()
                 },
             )

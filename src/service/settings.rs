@@ -46,6 +46,10 @@ pub struct ClientsSettings {
 pub struct AuditSettings {
     pub dir: String,
     pub enabled: bool,
+    pub segment_bytes: u64,
+    pub preallocate: bool,
+    pub checkpoint_key: String,
+    pub checkpoint_interval_seconds: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -328,6 +332,15 @@ impl Settings {
                 "audit.enabled = false is only accepted in the development profile \
                  (server.plain_http = true): no answer leaves the service unaudited"
             );
+        }
+        if self.audit.segment_bytes < crate::audit::log::MIN_SEGMENT_BYTES {
+            bail!(
+                "audit.segment_bytes must be at least {}",
+                crate::audit::log::MIN_SEGMENT_BYTES
+            );
+        }
+        if self.audit.checkpoint_interval_seconds == 0 {
+            bail!("audit.checkpoint_interval_seconds must be at least 1");
         }
         let audit_dir = if self.audit.enabled {
             Some(path(&self.audit.dir).ok_or_else(|| anyhow::anyhow!("audit.dir is empty"))?)

@@ -216,6 +216,8 @@ pub struct Metrics {
     audit_records: IntCounter,
     audit_write_duration: Histogram,
     audit_failures: IntCounter,
+    audit_records_per_sync: Histogram,
+    audit_wait: Histogram,
     tls_handshake_failures: IntCounter,
     rate_limited: HashMap<Box<str>, IntCounter>,
     rate_limited_unknown: IntCounter,
@@ -318,7 +320,7 @@ impl Metrics {
         let audit_write_duration = Histogram::with_opts(
             HistogramOpts::new(
                 "kbi_audit_write_duration_seconds",
-                "Time to append (and make durable) one audit write.",
+                "Time of one audit sync round (fdatasync of what the writer wrote meanwhile).",
             )
             .buckets(LATENCY_BUCKETS.to_vec()),
         )?;
@@ -328,6 +330,29 @@ impl Metrics {
             "Audit writes that failed (the answer was then refused with 30021).",
         )?;
         registry.register(Box::new(audit_failures.clone()))?;
+        let audit_records_per_sync = Histogram::with_opts(
+            HistogramOpts::new(
+                "kbi_audit_records_per_sync",
+                "Records made durable by one audit sync round (group commit).",
+            )
+            .buckets(vec![
+                1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0, 1024.0, 4096.0, 16384.0,
+                65536.0,
+            ]),
+        )?;
+        registry.register(Box::new(audit_records_per_sync.clone()))?;
+        let audit_wait = Histogram::with_opts(
+            HistogramOpts::new(
+                "kbi_audit_wait_seconds",
+                "Time an audit append waits, from its hand-over to the writer until its records \
+                 are durable (one observation per append; a batch counts once).",
+            )
+            .buckets(vec![
+                0.000_05, 0.000_1, 0.000_2, 0.000_3, 0.000_5, 0.000_75, 0.001, 0.001_5, 0.002,
+                0.003, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0,
+            ]),
+        )?;
+        registry.register(Box::new(audit_wait.clone()))?;
 
         let tls_handshake_failures = IntCounter::new(
             "kbi_tls_handshake_failures_total",
@@ -378,6 +403,8 @@ impl Metrics {
             audit_records,
             audit_write_duration,
             audit_failures,
+            audit_records_per_sync,
+            audit_wait,
             tls_handshake_failures,
             rate_limited,
             rate_limited_unknown,
@@ -494,11 +521,18 @@ impl Metrics {
 
     // ---- audit, TLS, limits (recorded by the trust/audit layer) -------------------------------
 
-    /// One audit write succeeded: `kbi_audit_records_total += records`,
-    /// `kbi_audit_write_duration_seconds` observes `duration`.
+    /// One audit sync round made `records` durable: `kbi_audit_records_total += records`,
+    /// `kbi_audit_records_per_sync` observes `records`, `kbi_audit_write_duration_seconds`
+    /// observes the sync's `duration`.
     pub fn audit_written(&self, records: u64, duration: Duration) {
         self.audit_records.inc_by(records);
+        self.audit_records_per_sync.observe(records as f64);
         self.audit_write_duration.observe(duration.as_secs_f64());
+    }
+
+    /// One audit append was answered after `wait` (`kbi_audit_wait_seconds`).
+    pub fn audit_waited(&self, wait: Duration) {
+        self.audit_wait.observe(wait.as_secs_f64());
     }
 
     /// One audit write failed: `kbi_audit_failures_total += 1`.
@@ -998,6 +1032,18 @@ mod tests {
         let text = m.render();
         assert_eq!(sample(&text, "kbi_audit_records_total"), 3.0);
         assert_eq!(sample(&text, "kbi_audit_write_duration_seconds_count"), 1.0);
+        assert_eq!(sample(&text, "kbi_audit_records_per_sync_sum"), 3.0);
+        m.audit_waited(Duration::from_micros(400));
+        let text = m.render();
+        assert_eq!(sample(&text, "kbi_audit_wait_seconds_count"), 1.0);
+        assert_eq!(
+            sample(&text, "kbi_audit_wait_seconds_bucket{le=\"0.0005\"}"),
+            1.0
+        );
+        assert_eq!(
+            sample(&text, "kbi_audit_wait_seconds_bucket{le=\"0.0003\"}"),
+            0.0
+        );
         assert_eq!(sample(&text, "kbi_audit_failures_total"), 1.0);
         assert_eq!(sample(&text, "kbi_tls_handshake_failures_total"), 1.0);
     }

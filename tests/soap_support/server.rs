@@ -185,6 +185,8 @@ pub fn launch_limited(
         .arg(source)
         .args(args)
         .env("KBI_ADVICE__AUDIT__DIR", audit.path())
+        // Preallocated segments as in production, smaller: less zero-filling per test server.
+        .env("KBI_ADVICE__AUDIT__SEGMENT_BYTES", "1048576")
         // As much output as the service can give, for the INSZ scrape in `drop`.
         .env("KBI_ADVICE__LOG__LEVEL", "debug")
         .envs(envs.iter().copied())
