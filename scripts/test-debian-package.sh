@@ -60,7 +60,8 @@ else
     DEB=target/debian/kbi-advice_${VERSION}-1_${ARCH}.deb
 fi
 [ -f "$DEB" ] || fail "no package $DEB"
-UPSTREAM=$(dpkg-deb -f "$DEB" Version | sed 's/-[^-]*$//')
+V1=$(dpkg-deb -f "$DEB" Version)
+UPSTREAM=${V1%-*}
 dpkg-deb --info "$DEB" | sed -n '/Package:/,$p'
 dpkg-deb -x "$DEB" "$WORK/tree"
 dpkg-deb -e "$DEB" "$WORK/control"
@@ -247,6 +248,15 @@ grep -q '^plain_http = true' /etc/kbi-advice/kbi-advice.toml || fail "the upgrad
 grep -q '^id = "demo"' /etc/kbi-advice/clients.toml || fail "the upgrade lost the edited registry"
 [ -f "$AUDIT" ] || fail "the upgrade lost the audit log"
 echo "upgraded to ${UPSTREAM}-99: edited conffiles kept, one try-restart"
+
+step "rollback to the first version"
+with_fake_systemd dpkg -i "$DEB" || fail "the downgrade failed"
+[ "$(invocations)" = 1 ] && [ "$(invoked try-restart)" = 1 ] \
+    || fail "the rollback did not try-restart the service exactly once: $(cat "$WORK/calls")"
+[ "$(dpkg-query -W -f='${Version}' kbi-advice)" = "$V1" ] || fail "not rolled back"
+grep -q '^plain_http = true' /etc/kbi-advice/kbi-advice.toml || fail "the rollback lost the edited conffile"
+[ -f "$AUDIT" ] || fail "the rollback lost the audit log"
+echo "rolled back to $V1: edited conffiles kept, one try-restart"
 
 step "dpkg -r keeps the audit log"
 with_fake_systemd dpkg -r kbi-advice
