@@ -218,6 +218,12 @@ ANSWER=$(curl --noproxy '*' -sf -H 'X-Client-Id: demo' "http://127.0.0.1:$PORT/v
 grep -q '"NIET_AANGEMELD"' <<<"$ANSWER" || fail "unexpected answer: $ANSWER"
 grep -q '"snapshot_id":"demo-2026-11-01"' <<<"$ANSWER" || fail "not the demo snapshot from /var/cache: $ANSWER"
 echo "answer: $ANSWER"
+# MemoryDenyWriteExecute=yes refuses writable+executable memory; a serving process that has
+# such a mapping would not survive under the unit.
+if grep -q ' rwx' "/proc/$PID/maps"; then
+    grep ' rwx' "/proc/$PID/maps"
+    fail "the service maps memory writable and executable (MemoryDenyWriteExecute would kill it)"
+fi
 AUDIT=$(ls /var/lib/kbi-advice/audit/audit-*.jsonl)
 grep -q '"insz":"90011510383"' $AUDIT || fail "the question is not in the audit log"
 check_stat "$AUDIT" "kbi-advice:kbi-advice 600"
