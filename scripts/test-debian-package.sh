@@ -181,6 +181,21 @@ EXEC=$(sed -n 's/^ExecStart=//p' /usr/lib/systemd/system/kbi-advice.service)
 [[ "$EXEC" == "/usr/bin/kbi-advice serve --config /etc/kbi-advice/kbi-advice.toml" ]] \
     || fail "unexpected ExecStart: $EXEC"
 UMASK=$(sed -n 's/^UMask=//p' /usr/lib/systemd/system/kbi-advice.service)
+# As systemd would run it: the unit's user and group, its umask, no new privileges, no
+# capabilities (CapabilityBoundingSet= and AmbientCapabilities= empty), an empty environment.
+# Call it in a subshell: it execs.
+as_unit() {
+    umask "$UMASK"
+    exec setpriv --reuid=kbi-advice --regid=kbi-advice --init-groups \
+        --no-new-privs --inh-caps=-all --bounding-set=-all \
+        env -i PATH=/usr/bin:/bin LANG=C.UTF-8 "$@"
+}
+# As installed, the production profile is read and accepted (no unknown setting), and the start
+# stops at the first thing README.Debian asks the operator to provide: the clients.
+if (as_unit $EXEC) >"$WORK/first.log" 2>&1; then fail "the service started without clients"; fi
+grep -q "no \[\[client\]\] is defined" "$WORK/first.log" \
+    || { cat "$WORK/first.log"; fail "the installed production profile does not stop at the empty registry"; }
+echo "as installed: refuses to start, $(grep -o 'no \[\[client\]\] is defined' "$WORK/first.log")"
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 PORT=$(free_port); OPS_PORT=$(free_port)
 # The development profile on the installed files: plain HTTP on loopback, the demo registry,
@@ -196,15 +211,6 @@ sed -i -e "s|^listen = \"0.0.0.0:8443\"|listen = \"127.0.0.1:$PORT\"|" \
     /etc/kbi-advice/kbi-advice.toml
 sed -i '/^\[\[client\]\]/,$d' /etc/kbi-advice/clients.toml
 sed -n '/^\[\[client\]\]/,$p' config/clients.toml >> /etc/kbi-advice/clients.toml
-# As systemd would run it: the unit's user and group, its umask, no new privileges, no
-# capabilities (CapabilityBoundingSet= and AmbientCapabilities= empty), an empty environment.
-# Call it in a subshell: it execs.
-as_unit() {
-    umask "$UMASK"
-    exec setpriv --reuid=kbi-advice --regid=kbi-advice --init-groups \
-        --no-new-privs --inh-caps=-all --bounding-set=-all \
-        env -i PATH=/usr/bin:/bin LANG=C.UTF-8 "$@"
-}
 (as_unit $EXEC) >"$WORK/service.log" 2>&1 &
 PID=$!
 for _ in $(seq 1 300); do
