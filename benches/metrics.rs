@@ -65,8 +65,10 @@ fn metrics() -> Metrics {
                 .single()
                 .expect("time"),
             persons: 1_000_000,
+            facts: Default::default(),
+            sources: None,
         },
-        "kbi-rules-2022.1",
+        "kbi-rules-2022.2",
     );
     metrics
 }

@@ -12,7 +12,7 @@ const BODY: &str = concat!(
     r#""result":"NOK","reason":{"code":"NIET_AANGEMELD","nl":"Niet tijdig aangemeld bij een "#,
     r#"agentschap Integratie en Inburgering","en":"Did not register with an integration agency "#,
     r#"in time"},"source":{"snapshot_id":"demo-2026-11-01","extracted_at":"2026-11-01T02:00:00Z","#,
-    r#""rule_set":"kbi-rules-2022.1"}}"#
+    r#""rule_set":"kbi-rules-2022.2"}}"#
 );
 
 async fn floor() -> HttpResponse {

@@ -258,7 +258,7 @@ fn metrics_count_exactly_the_traffic_of_every_door() {
     // The snapshot in use and readiness are exported.
     assert_eq!(
         after
-            .get(r#"kbi_snapshot_info{rule_set="kbi-rules-2022.1",snapshot_id="demo-2026-11-01"}"#),
+            .get(r#"kbi_snapshot_info{rule_set="kbi-rules-2022.2",snapshot_id="demo-2026-11-01"}"#),
         Some(&1.0),
         "{text}"
     );

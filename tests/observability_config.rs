@@ -294,6 +294,8 @@ fn exported_names() -> BTreeSet<String> {
                 .single()
                 .expect("time"),
             persons: 1,
+            facts: Default::default(),
+            sources: None,
         },
         "rules",
     );

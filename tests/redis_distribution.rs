@@ -798,3 +798,73 @@ fn a_missed_notification_is_caught_by_polling() {
     });
     runtime.shutdown_background();
 }
+
+/// A snapshot as a KBI dossier import writes it: header `facts` without the employment-service
+/// registrations, and `sources`. The person signed a contract under VL-2022 and is not known to
+/// have registered with VDAB: with these facts that is no NOK.
+const KBI_STYLE: &str = concat!(
+    r#"{"kbi_snapshot": {"format": 1, "snapshot_id": "kbi-import-1", "extracted_at": "2026-11-01T02:00:00Z", "persons": 1, "#,
+    r#""facts": ["OBLIGATION_START", "OBLIGATION_END", "EXEMPTION", "REGISTRATION", "CONTRACT_SIGNED", "DEADLINE_EXTENSION", "INFRINGEMENT", "INFRINGEMENT_CLOSED", "CERTIFICATE"], "#,
+    r#""sources": [{"kind": "kbi-dossier", "version": "01.00", "files": 1, "dossiers": 1}]}}"#,
+    "\n",
+    r#"{"insz": "85073003328", "events": [{"date": "2022-04-04", "type": "OBLIGATION_START", "region": "VL"}, {"date": "2022-05-30", "type": "REGISTRATION"}, {"date": "2022-06-13", "type": "CONTRACT_SIGNED"}]}"#,
+    "\n"
+);
+
+#[test]
+fn facts_travel_through_redis_and_are_shown_by_validate_and_explain() {
+    let redis = RedisServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("kbi.jsonl");
+    std::fs::write(&path, KBI_STYLE).unwrap();
+    let from_file = load_path(&path, rules(), &Silent).expect("file loads");
+    publish(&redis, &path, &small_chunks());
+    let loaded = store::load_current(&target(&redis), rules(), &Silent).expect("redis loads");
+    assert_eq!(loaded.snapshot.meta, from_file.meta, "facts and sources");
+    assert!(!loaded.snapshot.meta.facts.is_all());
+    let question = Question::parse("85073003328", Some("2026-01-01"), None).unwrap();
+    let answer = loaded.snapshot.advise(&question).expect("answers");
+    assert!(answer.subject && answer.compliant, "{answer:?}");
+    assert_eq!(Ok(answer), from_file.advise(&question));
+
+    let validated = kbi()
+        .args(["snapshot", "validate", &redis.url()])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&validated.stdout);
+    assert!(validated.status.success(), "{stdout}");
+    assert!(
+        stdout.contains("facts: OBLIGATION_START, REGISTRATION, CONTRACT_SIGNED,"),
+        "{stdout}"
+    );
+    assert!(stdout.contains(r#"sources: [{"dossiers":1,"#), "{stdout}");
+    assert!(
+        stdout.contains("deadline not derived: regime VL-2022 `employment_service_days`"),
+        "{stdout}"
+    );
+
+    let explained = kbi()
+        .args([
+            "check",
+            "--snapshot",
+            &redis.url(),
+            "--insz",
+            "85073003328",
+            "--date",
+            "2026-01-01",
+            "--explain",
+        ])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&explained.stderr);
+    assert!(
+        stderr.contains("deadline left out: regime VL-2022 sets `employment_service_days`")
+            && stderr.contains("does not record EMPLOYMENT_SERVICE_REGISTRATION"),
+        "{stderr}"
+    );
+    // The explanation agrees with the answer: no employment-service deadline computed.
+    assert!(!stderr.contains("deadline EMPLOYMENT_SERVICE"), "{stderr}");
+    assert!(stderr.contains("rule 4"), "{stderr}");
+    let stdout = String::from_utf8_lossy(&explained.stdout);
+    assert!(stdout.contains(r#""result": "OK""#), "{stdout}");
+}

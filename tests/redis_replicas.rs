@@ -85,7 +85,7 @@ fn two_replicas_converge_on_each_publish() {
     publish(&redis, &snapshot(dir.path(), "second"));
     wait_for_id(&[&a, &b], "second");
     assert_eq!(
-        a.metric(r#"kbi_snapshot_info{rule_set="kbi-rules-2022.1",snapshot_id="second"}"#),
+        a.metric(r#"kbi_snapshot_info{rule_set="kbi-rules-2022.2",snapshot_id="second"}"#),
         1.0
     );
 }

@@ -312,6 +312,7 @@ fn batch_limits_and_malformed_bodies_are_clear_problems() {
     );
     let response = soap_support::http()
         .post(server.url(BATCH))
+        .header("content-type", "application/json")
         .body("{not json")
         .send()
         .unwrap();

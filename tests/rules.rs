@@ -393,13 +393,49 @@ fn reason_of(obligation: &str) -> &'static str {
 }
 
 #[test]
-fn rule2_act_on_the_day_of_the_breach_does_not_remedy_it() {
-    // "dated after it": the act of the same day precedes the infringement in the day order.
+fn rule2_act_on_the_day_of_the_breach_remedies_it_whatever_the_order() {
+    // "dated on or after it": the same day counts, although the act comes earlier in the day
+    // order and may be listed before or after the breach.
+    for (breach, act) in [
+        ("REGISTRATION", "REGISTRATION"),
+        ("CONTRACT", "CONTRACT_SIGNED"),
+        ("EMPLOYMENT_SERVICE", "EMPLOYMENT_SERVICE_REGISTRATION"),
+    ] {
+        for act_first in [false, true] {
+            let mut events = vec![
+                start("2022-03-15", "VL"),
+                ev("2022-04-01", "REGISTRATION"),
+                ev("2022-04-20", "CONTRACT_SIGNED"),
+                ev("2022-05-02", "EMPLOYMENT_SERVICE_REGISTRATION"),
+            ];
+            let (b, a) = (
+                with_obligation("2022-09-01", "INFRINGEMENT", breach),
+                ev("2022-09-01", act),
+            );
+            if act_first {
+                events.extend([a, b]);
+            } else {
+                events.extend([b, a]);
+            }
+            let s = snapshot(&join(&events));
+            assert_eq!(ask(&s, "2022-08-31"), "OK", "{breach} before the breach");
+            assert_eq!(
+                ask(&s, "2022-09-01"),
+                "OK",
+                "{breach} remedied the same day"
+            );
+            assert_eq!(ask(&s, "2022-12-01"), "OK", "{breach} stays remedied");
+        }
+    }
+}
+
+#[test]
+fn rule2_act_before_the_breach_does_not_remedy_it() {
     let s = snapshot(&join(&[
         start("2021-03-15", "VL"),
         ev("2021-04-01", "REGISTRATION"),
+        ev("2021-08-31", "CONTRACT_SIGNED"),
         with_obligation("2021-09-01", "INFRINGEMENT", "CONTRACT"),
-        ev("2021-09-01", "CONTRACT_SIGNED"),
     ]));
     assert_eq!(ask(&s, "2021-12-01"), "NOK:GEEN_CONTRACT");
 }
@@ -722,4 +758,109 @@ fn premium_year_reference_is_1_january_of_the_year_before() {
             .as_str(),
         "30001"
     );
+}
+
+// --- The header's `facts`: no NOK derived from a fact the source does not record -------------
+
+/// A one-person snapshot whose header lists `facts` (and an informative `sources`).
+fn snapshot_recording(facts: &[&str], events: &str) -> Result<CompiledSnapshot, String> {
+    let facts = serde_json::to_string(facts).expect("json");
+    let text = format!(
+        "{{\"kbi_snapshot\": {{\"format\": 1, \"snapshot_id\": \"t\", \"extracted_at\": \"2026-11-01T02:00:00Z\", \"persons\": 1, \
+         \"facts\": {facts}, \"sources\": [{{\"kind\": \"kbi-dossier\", \"version\": \"01.00\", \"files\": 1, \"dossiers\": 1}}]}}}}\n\
+         {{\"insz\": \"{PERSON}\", \"events\": [{events}]}}\n"
+    );
+    load_bytes(text.into_bytes(), Arc::new(RuleSet::shipped()), &Silent).map_err(|e| e.to_string())
+}
+
+/// What a KBI dossier import records without the employment services' list (kbi-import.md M23).
+const KBI_FACTS: [&str; 9] = [
+    "OBLIGATION_START",
+    "OBLIGATION_END",
+    "EXEMPTION",
+    "REGISTRATION",
+    "CONTRACT_SIGNED",
+    "DEADLINE_EXTENSION",
+    "INFRINGEMENT",
+    "INFRINGEMENT_CLOSED",
+    "CERTIFICATE",
+];
+
+#[test]
+fn rule3_employment_service_deadline_only_when_the_source_records_registrations() {
+    // VL-2022 period, contract on 2022-05-02, never registered with VDAB: the deadline is
+    // 2022-07-01 (contract + 60 days).
+    let events = join(&[
+        start("2022-03-15", "VL"),
+        ev("2022-04-01", "REGISTRATION"),
+        ev("2022-05-02", "CONTRACT_SIGNED"),
+    ]);
+    let mut with_vdab = KBI_FACTS.to_vec();
+    with_vdab.push("EMPLOYMENT_SERVICE_REGISTRATION");
+    let recorded = snapshot_recording(&with_vdab, &events).expect("loads");
+    assert_eq!(ask(&recorded, "2022-07-01"), "OK");
+    assert_eq!(
+        ask(&recorded, "2022-07-02"),
+        "NOK:NIET_INGESCHREVEN_ARBEIDSBEMIDDELING"
+    );
+    let silent = snapshot_recording(&KBI_FACTS, &events).expect("loads");
+    assert_eq!(ask(&silent, "2022-07-02"), "OK");
+    assert_eq!(ask(&silent, "2026-11-01"), "OK");
+    assert!(silent
+        .meta
+        .sources
+        .as_deref()
+        .unwrap()
+        .contains("kbi-dossier"));
+    assert_eq!(
+        silent.meta.facts.names().collect::<Vec<_>>().len(),
+        KBI_FACTS.len()
+    );
+}
+
+#[test]
+fn rule3_registration_deadline_needs_registrations_in_facts() {
+    let events = start("2022-03-15", "VL");
+    let recorded = snapshot_recording(&KBI_FACTS, &events).expect("loads");
+    assert_eq!(ask(&recorded, "2022-06-16"), "NOK:NIET_AANGEMELD");
+    let silent = snapshot_recording(&["OBLIGATION_START"], &events).expect("loads");
+    assert_eq!(ask(&silent, "2022-06-16"), "OK");
+}
+
+#[test]
+fn facts_an_established_breach_still_counts_whatever_facts_say() {
+    // `facts` only stops NOKs derived from silence; a recorded breach is a fact.
+    let events = join(&[
+        start("2022-03-15", "VL"),
+        with_obligation("2022-09-01", "INFRINGEMENT", "EMPLOYMENT_SERVICE"),
+    ]);
+    let s = snapshot_recording(&KBI_FACTS, &events).expect("loads");
+    assert_eq!(
+        ask(&s, "2022-09-02"),
+        "NOK:NIET_INGESCHREVEN_ARBEIDSBEMIDDELING"
+    );
+}
+
+#[test]
+fn facts_an_event_of_a_type_outside_facts_refuses_the_file() {
+    let events = join(&[
+        start("2022-03-15", "VL"),
+        ev("2022-05-02", "EMPLOYMENT_SERVICE_REGISTRATION"),
+    ]);
+    let err = snapshot_recording(&KBI_FACTS, &events).unwrap_err();
+    assert!(
+        err.contains("line 2")
+            && err.contains("EMPLOYMENT_SERVICE_REGISTRATION")
+            && err.contains("facts"),
+        "{err}"
+    );
+    assert!(!err.contains(PERSON), "{err}");
+}
+
+#[test]
+fn facts_unknown_or_repeated_types_refuse_the_header() {
+    let err = snapshot_recording(&["OBLIGATION_START", "VDAB"], "").unwrap_err();
+    assert!(err.contains("line 1") && err.contains("facts"), "{err}");
+    let err = snapshot_recording(&["FINE", "FINE"], "").unwrap_err();
+    assert!(err.contains("line 1") && err.contains("twice"), "{err}");
 }

@@ -695,6 +695,7 @@ fn the_depth_and_element_limits_come_from_the_call() {
         max_depth: 8,
         max_elements: 1000,
         max_questions: 1000,
+        ..XmlLimits::default()
     };
     let call = SoapCall {
         limits: &tight,
@@ -707,6 +708,7 @@ fn the_depth_and_element_limits_come_from_the_call() {
         max_depth: 9,
         max_elements: 20,
         max_questions: 1000,
+        ..XmlLimits::default()
     };
     let call = SoapCall {
         limits: &roomy,

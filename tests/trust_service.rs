@@ -557,3 +557,90 @@ fn after_sigkill_every_answer_received_has_its_record() {
     // A record may exist for an answer that was lost with the process; never the reverse.
     assert!(logged.len() >= received.len());
 }
+
+/// Refusals decided before the body is read (401, 403, 413, 415, 429) over HTTP/1.1 and HTTP/2
+/// (ALPN picks HTTP/2 when curl offers it): each is a complete response with its status, never a
+/// stream error or a reset instead of it (issue 14, numbered failure 3).
+#[test]
+fn refusals_are_complete_responses_over_http1_and_http2() {
+    let pki = Pki::new();
+    let server = pki.serve();
+    let dir = tempfile::tempdir().unwrap();
+    // A batch body larger than the initial HTTP/2 flow-control window (64 KiB), so the client is
+    // still sending when the refusal comes, and one over the 1 MiB limit.
+    let question = r#"{"insz":"90011510383","date":"2026-01-01"},"#;
+    let batch = format!(
+        "{{\"questions\":[{}{}]}}",
+        question.repeat(4000),
+        question.trim_end_matches(',')
+    );
+    let large = dir.path().join("batch.json");
+    std::fs::write(&large, &batch).unwrap();
+    let too_large = dir.path().join("too-large.json");
+    std::fs::write(&too_large, " ".repeat(1_200_000)).unwrap();
+    let at = |path: &Path| format!("@{}", path.display());
+    let (large, too_large) = (at(&large), at(&too_large));
+    let cases: [(&str, &str, &str, u16); 4] = [
+        ("single-only", "application/json", &large, 403),
+        ("unregistered", "application/json", &large, 401),
+        ("full", "application/json", &too_large, 413),
+        ("full", "text/plain", &large, 415),
+    ];
+    let batch_as = |client: &str, content_type: &str, body: &str, protocol: &str| {
+        pki.curl(
+            &server,
+            Some(client),
+            "/v1/integration-obligation:batch",
+            &[
+                protocol,
+                "-H",
+                &format!("Content-Type: {content_type}"),
+                "--data-binary",
+                body,
+            ],
+        )
+    };
+    let mut seen = Vec::new();
+    for i in 0..20 {
+        let (client, content_type, body, expected) = cases[i % cases.len()];
+        let protocol = if i % 2 == 0 { "--http1.1" } else { "--http2" };
+        let (code, status, text) = batch_as(client, content_type, body, protocol);
+        seen.push((protocol, expected, code, status));
+        assert_eq!(
+            (code, status),
+            (0, expected),
+            "request {i} over {protocol}: {text}\nso far: {seen:?}"
+        );
+    }
+    // 429: the rate-limited client's burst (3) used up, then one refusal over each protocol
+    // (its next token comes after two seconds).
+    for _ in 0..3 {
+        pki.curl(&server, Some("limited"), QUESTION, &[]);
+    }
+    for protocol in ["--http1.1", "--http2"] {
+        let (code, status, text) = batch_as("limited", "application/json", &large, protocol);
+        assert_eq!((code, status), (0, 429), "over {protocol}: {text}");
+    }
+    assert!(server.live_once());
+}
+
+/// A TLS client that sends no certificate at all is refused before any HTTP is read and counted
+/// in `kbi_tls_handshake_failures_total` (rustls refuses such a handshake without any hook).
+#[test]
+fn a_handshake_without_a_certificate_is_counted() {
+    let pki = Pki::new();
+    let server = pki.serve();
+    let before = server.metric("kbi_tls_handshake_failures_total");
+    for protocol in ["--http1.1", "--http2"] {
+        let (code, status, _) = pki.curl(&server, None, QUESTION, &[protocol]);
+        assert!(
+            code != 0 && status == 0,
+            "no certificate got an HTTP answer over {protocol}: {code} {status}"
+        );
+    }
+    let after = server.metric("kbi_tls_handshake_failures_total");
+    assert_eq!(after - before, 2.0, "before {before}, after {after}");
+    // A registered client still gets in.
+    let (code, status, _) = pki.curl(&server, Some("full"), QUESTION, &[]);
+    assert_eq!((code, status), (0, 200));
+}

@@ -99,6 +99,24 @@ fn explain(
         "  the snapshot speaks for dates up to {last_day}; rules are in force from {}",
         rules.earliest_valid_from()
     )?;
+    writeln!(out, "  the source records: {}", meta.facts)?;
+    if let Some(sources) = &meta.sources {
+        writeln!(out, "  sources: {sources}")?;
+    }
+    for regime in &rules.regimes {
+        for setting in regime.deadlines_left_out(meta.facts) {
+            writeln!(
+                out,
+                "  deadline left out: regime {} sets `{}`, but the source does not record {}: \
+                 no missed deadline is derived from its silence",
+                regime.id,
+                setting.key(),
+                setting.act().type_name()
+            )?;
+        }
+    }
+    // The same rules the index was compiled under, so the explanation agrees with the answer.
+    let rules = &rules.judged_with(meta.facts);
     let Some(person) = pinned.find_person(question.insz)? else {
         writeln!(
             out,

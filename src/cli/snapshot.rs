@@ -103,6 +103,20 @@ fn validate(args: ValidateArgs) -> anyhow::Result<u8> {
     if let Pinned::Redis { target, version } = &pinned {
         println!("source: {target}, version {version}");
     }
+    println!("facts: {}", meta.facts);
+    if let Some(sources) = &meta.sources {
+        println!("sources: {sources}");
+    }
+    for regime in &snapshot.rules.regimes {
+        for setting in regime.deadlines_left_out(meta.facts) {
+            println!(
+                "deadline not derived: regime {} `{}` (the source does not record {})",
+                regime.id,
+                setting.key(),
+                setting.act().type_name()
+            );
+        }
+    }
     println!(
         "index: {} bytes ({:.1} bytes per person)",
         snapshot.index.heap_bytes(),

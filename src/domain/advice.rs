@@ -6,6 +6,7 @@ use chrono::{DateTime, Datelike, NaiveDate, Utc};
 
 use super::day::parse_date;
 use super::decision::Status;
+use super::facts::Facts;
 use super::index::PersonIndex;
 use super::insz::Insz;
 use super::reason::{ErrorCode, ReasonCode};
@@ -21,12 +22,14 @@ pub enum Reference {
 
 impl Reference {
     /// Reads the two optional inputs; exactly one must be given and well formed (else 30002).
+    /// Only ASCII whitespace around a value is ignored, as for the INSZ: a non-breaking or
+    /// ideographic space (U+00A0, U+3000) is a malformed value, not padding.
     pub fn parse(date: Option<&str>, premium_year: Option<&str>) -> Result<Reference, ErrorCode> {
         match (date, premium_year) {
-            (Some(date), None) => parse_date(date.trim())
+            (Some(date), None) => parse_date(date.trim_ascii())
                 .map(Reference::Date)
                 .map_err(|_| ErrorCode::InvalidReferenceDate),
-            (None, Some(year)) => parse_premium_year(year.trim()).map(Reference::PremiumYear),
+            (None, Some(year)) => parse_premium_year(year.trim_ascii()).map(Reference::PremiumYear),
             _ => Err(ErrorCode::InvalidReferenceDate),
         }
     }
@@ -88,6 +91,11 @@ pub struct SnapshotMeta {
     pub snapshot_id: String,
     pub extracted_at: DateTime<Utc>,
     pub persons: u64,
+    /// The event types the snapshot's source records at all (header `facts`; absent = all).
+    pub facts: Facts,
+    /// Where the facts came from (header `sources`, compact JSON), informative only: shown by
+    /// `snapshot validate` and `--explain`, never in answers.
+    pub sources: Option<String>,
 }
 
 /// The minimal answer. `found` is for the audit log only: it never leaves the service.

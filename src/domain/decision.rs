@@ -301,15 +301,17 @@ fn remedy(obligation: Obligation) -> Option<EventKind> {
 }
 
 /// Rule 2: a breach established on `since` is open unless an `INFRINGEMENT_CLOSED` for the same
-/// obligation is dated on or after it, or the remedying act is dated after it (both among the
-/// events in effect).
+/// obligation, or the remedying act, is dated on or after it (among the events in effect). The
+/// same day counts whatever the same-day order: a person who registers on the day the late
+/// registration is established is registered (real register extracts hold exactly this case).
 fn is_open(known: &[Event], obligation: Obligation, since: NaiveDate) -> bool {
     let remedy = remedy(obligation);
-    !known.iter().any(|e| match e.kind {
-        EventKind::InfringementClosed { obligation: closed } => {
-            closed == obligation && e.date >= since
-        }
-        kind => Some(kind) == remedy && e.date > since,
+    !known.iter().any(|e| {
+        e.date >= since
+            && match e.kind {
+                EventKind::InfringementClosed { obligation: closed } => closed == obligation,
+                kind => Some(kind) == remedy,
+            }
     })
 }
 

@@ -111,6 +111,24 @@ impl ExemptionCause {
     }
 }
 
+/// The snapshot's event type names, in the same-day application order of `rules.md`
+/// ([`EventKind::same_day_rank`] indexes this table).
+pub const EVENT_TYPES: [&str; 13] = [
+    "OBLIGATION_START",
+    "REGISTRATION",
+    "CONTRACT_SIGNED",
+    "EMPLOYMENT_SERVICE_REGISTRATION",
+    "DEADLINE_EXTENSION",
+    "INFRINGEMENT",
+    "FINE",
+    "INFRINGEMENT_CLOSED",
+    "CERTIFICATE",
+    "EFFORT_DECLARATION",
+    "BRUSSELS_ATTESTATION",
+    "EXEMPTION",
+    "OBLIGATION_END",
+];
+
 /// What happened. The declaration order is the same-day application order of `rules.md`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum EventKind {
@@ -164,21 +182,7 @@ impl EventKind {
 
     /// The snapshot's name for this type.
     pub fn type_name(&self) -> &'static str {
-        match self {
-            EventKind::ObligationStart { .. } => "OBLIGATION_START",
-            EventKind::Registration => "REGISTRATION",
-            EventKind::ContractSigned => "CONTRACT_SIGNED",
-            EventKind::EmploymentServiceRegistration => "EMPLOYMENT_SERVICE_REGISTRATION",
-            EventKind::DeadlineExtension { .. } => "DEADLINE_EXTENSION",
-            EventKind::Infringement { .. } => "INFRINGEMENT",
-            EventKind::Fine => "FINE",
-            EventKind::InfringementClosed { .. } => "INFRINGEMENT_CLOSED",
-            EventKind::Certificate => "CERTIFICATE",
-            EventKind::EffortDeclaration => "EFFORT_DECLARATION",
-            EventKind::BrusselsAttestation => "BRUSSELS_ATTESTATION",
-            EventKind::Exemption { .. } => "EXEMPTION",
-            EventKind::ObligationEnd { .. } => "OBLIGATION_END",
-        }
+        EVENT_TYPES[usize::from(self.same_day_rank())]
     }
 
     /// Ends an open obligation period.

@@ -7,7 +7,8 @@ use chrono::NaiveDate;
 use serde::Deserialize;
 
 use super::day::parse_date;
-use super::event::Region;
+use super::event::{EventKind, Region};
+use super::facts::Facts;
 
 /// The rules shipped with the program (`config/rules.toml`), used when no other file is named.
 pub const SHIPPED_RULES: &str = include_str!("../../config/rules.toml");
@@ -30,7 +31,73 @@ pub struct Regime {
     pub certificate_months: Option<u32>,
 }
 
+/// A deadline setting of a regime, with the act that meets the deadline.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeadlineSetting {
+    Registration,
+    EmploymentService,
+    Contract,
+    Certificate,
+}
+
+impl DeadlineSetting {
+    pub const ALL: [DeadlineSetting; 4] = [
+        DeadlineSetting::Registration,
+        DeadlineSetting::EmploymentService,
+        DeadlineSetting::Contract,
+        DeadlineSetting::Certificate,
+    ];
+
+    /// The setting's key in `config/rules.toml`.
+    pub fn key(self) -> &'static str {
+        match self {
+            DeadlineSetting::Registration => "registration_months",
+            DeadlineSetting::EmploymentService => "employment_service_days",
+            DeadlineSetting::Contract => "contract_months",
+            DeadlineSetting::Certificate => "certificate_months",
+        }
+    }
+
+    /// The act whose absence would make the deadline missed (`rules.md`, rule 3).
+    pub fn act(self) -> EventKind {
+        match self {
+            DeadlineSetting::Registration => EventKind::Registration,
+            DeadlineSetting::EmploymentService => EventKind::EmploymentServiceRegistration,
+            DeadlineSetting::Contract => EventKind::ContractSigned,
+            DeadlineSetting::Certificate => EventKind::Certificate,
+        }
+    }
+
+    /// The regime's value for this setting (absent = not derived).
+    pub fn value(self, regime: &Regime) -> Option<u32> {
+        match self {
+            DeadlineSetting::Registration => regime.registration_months,
+            DeadlineSetting::EmploymentService => regime.employment_service_days,
+            DeadlineSetting::Contract => regime.contract_months,
+            DeadlineSetting::Certificate => regime.certificate_months,
+        }
+    }
+
+    fn slot(self, regime: &mut Regime) -> &mut Option<u32> {
+        match self {
+            DeadlineSetting::Registration => &mut regime.registration_months,
+            DeadlineSetting::EmploymentService => &mut regime.employment_service_days,
+            DeadlineSetting::Contract => &mut regime.contract_months,
+            DeadlineSetting::Certificate => &mut regime.certificate_months,
+        }
+    }
+}
+
 impl Regime {
+    /// The deadline settings this regime sets whose act `facts` does not record: `rules.md`
+    /// derives no missed deadline from them (a NOK needs a fact, not the register's silence).
+    pub fn deadlines_left_out(&self, facts: Facts) -> Vec<DeadlineSetting> {
+        DeadlineSetting::ALL
+            .into_iter()
+            .filter(|d| d.value(self).is_some() && !facts.records(d.act()))
+            .collect()
+    }
+
     fn covers(&self, region: Region, start: NaiveDate) -> bool {
         self.region == region
             && self.valid_from <= start
@@ -199,6 +266,20 @@ impl RuleSet {
     pub fn earliest_valid_from(&self) -> NaiveDate {
         self.earliest
     }
+
+    /// The rules as they judge a snapshot whose source records only `facts`: every deadline
+    /// whose act the source does not record is switched off (`rules.md`, rule 3). Regimes,
+    /// their order, the version and the extract margin are unchanged, so answers still echo
+    /// the same `rule_set` and regime indexes still match.
+    pub fn judged_with(&self, facts: Facts) -> RuleSet {
+        let mut rules = self.clone();
+        for regime in &mut rules.regimes {
+            for setting in regime.deadlines_left_out(facts) {
+                *setting.slot(regime) = None;
+            }
+        }
+        rules
+    }
 }
 
 #[cfg(test)]
@@ -228,6 +309,30 @@ mod tests {
         };
         assert_eq!(bxl("2022-05-31"), None);
         assert_eq!(bxl("2022-06-01"), Some("BXL-2022"));
+    }
+
+    #[test]
+    fn deadlines_whose_act_is_not_recorded_are_left_out() {
+        let rules = RuleSet::shipped();
+        let without_vdab = Facts::from_names(
+            crate::domain::event::EVENT_TYPES
+                .into_iter()
+                .filter(|t| *t != "EMPLOYMENT_SERVICE_REGISTRATION"),
+        )
+        .unwrap();
+        let vl2022 = |r: &RuleSet| r.regimes.iter().find(|g| g.id == "VL-2022").cloned();
+        let regime = vl2022(&rules).unwrap();
+        assert_eq!(
+            regime.deadlines_left_out(without_vdab),
+            [DeadlineSetting::EmploymentService]
+        );
+        assert!(regime.deadlines_left_out(Facts::ALL).is_empty());
+        let judged = rules.judged_with(without_vdab);
+        let judged_regime = vl2022(&judged).unwrap();
+        assert_eq!(judged_regime.employment_service_days, None);
+        assert_eq!(judged_regime.registration_months, Some(3));
+        assert_eq!(judged.version, rules.version);
+        assert_eq!(rules.judged_with(Facts::ALL), rules);
     }
 
     #[test]

@@ -1,5 +1,8 @@
 //! Reading a request body with a size limit that is enforced while reading, so an oversized or
-//! endless body costs at most the limit in memory.
+//! endless body costs at most the limit in memory, and a time limit with a minimum rate, so a
+//! body trickled in a byte at a time cannot hold a connection (and its file descriptor) open.
+
+use std::time::{Duration, Instant};
 
 use actix_web::http::header::CONTENT_LENGTH;
 use actix_web::web::{self, BytesMut};
@@ -13,29 +16,128 @@ pub enum BodyError {
     TooLarge,
     /// The connection broke or the framing was invalid.
     Broken,
+    /// The body did not arrive in time ([`BodyLimits::deadline`]).
+    TimedOut,
 }
 
-/// Reads the whole body, refusing it as soon as it exceeds `limit` bytes.
-pub async fn read_body(
-    request: &HttpRequest,
-    mut payload: web::Payload,
-    limit: usize,
-) -> Result<BytesMut, BodyError> {
-    let announced = request
+/// How much body, and how fast.
+#[derive(Debug, Clone, Copy)]
+pub struct BodyLimits {
+    /// Largest body accepted, in bytes.
+    pub bytes: usize,
+    /// Time allowed on top of what the minimum rate gives.
+    pub timeout: Duration,
+    /// The slowest average rate accepted, in bytes per second.
+    pub min_bytes_per_second: u64,
+}
+
+impl BodyLimits {
+    /// When the body must be complete if `received` bytes have come since `started`: the
+    /// timeout, plus one second per `min_bytes_per_second` bytes received. A client that stalls
+    /// runs out of time after the timeout; one that trickles slower than the rate falls behind
+    /// and is cut off as well; a slow but steady client on a poor line gets its time.
+    pub fn deadline(&self, started: Instant, received: usize) -> Instant {
+        let earned = received as f64 / self.min_bytes_per_second.max(1) as f64;
+        started + self.timeout + Duration::from_secs_f64(earned.min(86_400.0))
+    }
+}
+
+/// A refusal is sent only after the body has been read and thrown away, up to this many times
+/// the body limit: HTTP/2 clients that are still sending when the answer comes get it followed
+/// by `RST_STREAM(NO_ERROR)` (RFC 9113, section 8.1), which some (curl before 8) report as a
+/// stream error *instead of* the answer. A body that is larger still is not waited for: the
+/// refusal goes out at once, followed by that reset (HTTP/2) or by closing the connection
+/// (HTTP/1.1).
+pub const DRAIN_FACTOR: usize = 4;
+
+fn announced_length(request: &HttpRequest) -> Option<usize> {
+    request
         .headers()
         .get(CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<usize>().ok());
+        .and_then(|v| v.parse::<usize>().ok())
+}
+
+/// Reads the whole body, refusing it once it exceeds the size limit (after draining it, see
+/// [`DRAIN_FACTOR`]) or misses the deadline.
+pub async fn read_body(
+    request: &HttpRequest,
+    mut payload: web::Payload,
+    limits: &BodyLimits,
+) -> Result<BytesMut, BodyError> {
+    let limit = limits.bytes;
+    let announced = announced_length(request);
     if announced.is_some_and(|n| n > limit) {
+        if announced.is_some_and(|n| n <= limit.saturating_mul(DRAIN_FACTOR)) {
+            drain(&mut payload, limits, Instant::now(), 0).await;
+        }
         return Err(BodyError::TooLarge);
     }
+    let started = Instant::now();
     let mut body = BytesMut::with_capacity(announced.unwrap_or(8 * 1024).min(limit));
-    while let Some(chunk) = payload.next().await {
-        let chunk = chunk.map_err(|_| BodyError::Broken)?;
+    loop {
+        let deadline = tokio::time::Instant::from_std(limits.deadline(started, body.len()));
+        let chunk = match tokio::time::timeout_at(deadline, payload.next()).await {
+            Ok(Some(chunk)) => chunk.map_err(|_| BodyError::Broken)?,
+            Ok(None) => break,
+            Err(_) => return Err(BodyError::TimedOut),
+        };
         if body.len() + chunk.len() > limit {
+            let received = body.len() + chunk.len();
+            drop(body);
+            drain(&mut payload, limits, started, received).await;
             return Err(BodyError::TooLarge);
         }
         body.extend_from_slice(&chunk);
     }
     Ok(body)
+}
+
+/// Reads and throws away the body of a request refused before its body was needed (401, 403,
+/// 415, 429), so the refusal is a complete, clean response on HTTP/1.1 and HTTP/2 alike (see
+/// [`DRAIN_FACTOR`]). Bounded like [`read_body`]: at most `DRAIN_FACTOR` times the limit, within
+/// the body deadline; memory: one chunk at a time.
+pub async fn discard_body(request: &HttpRequest, mut payload: web::Payload, limits: &BodyLimits) {
+    let cap = limits.bytes.saturating_mul(DRAIN_FACTOR);
+    if announced_length(request).is_some_and(|n| n > cap) {
+        return;
+    }
+    drain(&mut payload, limits, Instant::now(), 0).await;
+}
+
+/// Discards the rest of `payload` until it ends, `DRAIN_FACTOR` times the limit has come, the
+/// deadline passes or the connection breaks, whichever is first.
+async fn drain(
+    payload: &mut web::Payload,
+    limits: &BodyLimits,
+    started: Instant,
+    mut received: usize,
+) {
+    let cap = limits.bytes.saturating_mul(DRAIN_FACTOR);
+    while received <= cap {
+        let deadline = tokio::time::Instant::from_std(limits.deadline(started, received));
+        match tokio::time::timeout_at(deadline, payload.next()).await {
+            Ok(Some(Ok(chunk))) => received += chunk.len(),
+            Ok(Some(Err(_)) | None) | Err(_) => return,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_deadline_grows_with_the_bytes_received() {
+        let limits = BodyLimits {
+            bytes: 1 << 20,
+            timeout: Duration::from_secs(10),
+            min_bytes_per_second: 1024,
+        };
+        let t0 = Instant::now();
+        assert_eq!(limits.deadline(t0, 0), t0 + Duration::from_secs(10));
+        assert_eq!(limits.deadline(t0, 2048), t0 + Duration::from_secs(12));
+        // A byte a second earns a millisecond a second: it falls behind and is cut off.
+        assert!(limits.deadline(t0, 20) < t0 + Duration::from_secs(11));
+    }
 }

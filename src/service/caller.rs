@@ -51,8 +51,11 @@ impl Denied {
 
 /// The client of a request by its connection's certificate (production profile).
 fn by_certificate<'s>(state: &'s AppState, request: &HttpRequest) -> Option<&'s Client> {
-    let peer = request.conn_data::<PeerClient>()?;
-    state.registry.identify_by_id(peer.0.as_deref()?)
+    by_peer(state, request.conn_data::<PeerClient>())
+}
+
+fn by_peer<'s>(state: &'s AppState, peer: Option<&PeerClient>) -> Option<&'s Client> {
+    state.registry.identify_by_id(peer?.0.as_deref()?)
 }
 
 /// Identifies a REST caller and admits it to `operation`.
@@ -84,20 +87,21 @@ pub fn admit_rest<'s>(
     Ok(client)
 }
 
-/// Identifies a SOAP caller from its connection (or, in the development profile, its
-/// `Afzender`), checks that the `Afzender` and `Hoedanigheid` belong to it, and applies the rate
-/// limit. Whether it may call with this number of questions is checked once they are counted
-/// ([`may_ask`]).
+/// Identifies a SOAP caller from its connection's [`PeerClient`] (or, in the development
+/// profile, its `Afzender`), checks that the `Afzender` and `Hoedanigheid` belong to it, and
+/// applies the rate limit. Whether it may call with this number of questions is checked once
+/// they are counted ([`may_ask`]). Takes the peer rather than the request so that it can run on
+/// a compute thread.
 pub fn admit_soap<'s>(
     state: &'s AppState,
-    request: &HttpRequest,
+    peer: Option<&PeerClient>,
     identificatie: &str,
     hoedanigheid: &str,
 ) -> Result<&'s Client, Denied> {
     let client = if state.development {
         state.registry.identify_by_afzender(identificatie)
     } else {
-        by_certificate(state, request)
+        by_peer(state, peer)
     }
     .ok_or(Denied::Unknown("unknown sender"))?;
     let sender_ok = client.afzenders.iter().any(|a| a == identificatie);

@@ -7,6 +7,7 @@
 
 pub mod body;
 pub mod caller;
+pub mod guard;
 pub mod ops;
 pub mod reload;
 pub mod rest;
@@ -43,6 +44,9 @@ pub fn run(checked: Checked) -> anyhow::Result<()> {
 
 async fn serve(checked: Checked) -> anyhow::Result<()> {
     let server = &checked.settings.server;
+    // First, before any file or socket is opened: the limit decides the connection cap below.
+    let open_files =
+        guard::raise_open_file_limit().context("the open-file limit (RLIMIT_NOFILE)")?;
     let rules = crate::cli::load_rules(checked.rules.as_ref())?;
     let registry = Arc::new(match &checked.clients {
         Some(path) => ClientRegistry::from_file(path).context("clients.registry")?,
@@ -53,7 +57,9 @@ async fn serve(checked: Checked) -> anyhow::Result<()> {
     let tls = match &checked.tls {
         Some(files) => {
             let counted = metrics.clone();
-            let mut config = crate::trust::tls::server_config_observed(
+            // A handshake without a client certificate completes and is refused (counted, the
+            // socket shut) in `on_connect` below: rustls refuses it silently otherwise.
+            let mut config = crate::trust::tls::server_config_for_service(
                 files,
                 Arc::new(move || counted.tls_handshake_failed()),
             )?;
@@ -87,12 +93,19 @@ async fn serve(checked: Checked) -> anyhow::Result<()> {
         store: SnapshotStore::default(),
         metrics: metrics.clone(),
         limits: Limits {
-            body_bytes: server.body_limit_bytes,
+            body: body::BodyLimits {
+                bytes: server.body_limit_bytes,
+                timeout: Duration::from_millis(server.body_timeout_ms),
+                min_bytes_per_second: server.body_min_bytes_per_second,
+            },
             rest_batch_questions: server.rest_batch_max_questions,
             xml: XmlLimits {
                 max_depth: server.soap_max_depth,
                 max_elements: server.soap_max_elements,
                 max_questions: server.soap_max_questions,
+                max_attributes: server.soap_max_attributes,
+                max_namespace_declarations: server.soap_max_namespace_declarations,
+                max_namespaces_in_scope: server.soap_max_namespaces_in_scope,
             },
         },
         references: References::default(),
@@ -101,6 +114,16 @@ async fn serve(checked: Checked) -> anyhow::Result<()> {
         registry: registry.clone(),
         development: checked.tls.is_none(),
         audit,
+        compute: guard::Compute::new(
+            match server.compute_threads {
+                0 => std::thread::available_parallelism().map_or(2, |n| n.get()),
+                n => n,
+            },
+            Duration::from_millis(server.request_time_budget_ms),
+        ),
+        public_url: Some(server.public_url.trim().trim_end_matches('/').to_owned())
+            .filter(|url| !url.is_empty()),
+        trusted_proxies: checked.trusted_proxies.clone(),
     });
     let reloader = Arc::new(Reloader::new(
         checked.origin.clone(),
@@ -160,21 +183,43 @@ async fn serve(checked: Checked) -> anyhow::Result<()> {
         0 => std::thread::available_parallelism().map_or(2, |n| n.get()),
         n => n,
     };
+    let cap = guard::connection_cap(
+        server.max_connections,
+        open_files.soft,
+        server.open_files_reserve,
+    );
+    // actix-web counts connections per worker; a worker at its share stops taking new ones
+    // (they wait in the listen backlog), so the file descriptors in reserve stay free.
+    let per_worker = cap.div_ceil(workers).max(1);
+    tracing::info!(
+        open_files = open_files.soft,
+        open_files_hard = open_files.hard,
+        max_connections = per_worker * workers,
+        max_connections_per_peer = server.max_connections_per_peer,
+        "client connection limits"
+    );
+    let peers = guard::PeerConnections::new(server.max_connections_per_peer);
     let data = web::Data::from(state.clone());
     let client = HttpServer::new({
         let data = data.clone();
-        move || App::new().app_data(data.clone()).configure(client_routes)
+        move || {
+            App::new()
+                .app_data(data.clone())
+                .wrap(actix_web::middleware::from_fn(guard::refuse_marked))
+                .configure(client_routes)
+        }
     })
     .workers(workers)
+    .max_connections(per_worker)
     .keep_alive(Duration::from_secs(server.keep_alive_seconds))
-    .client_request_timeout(Duration::from_millis(server.request_head_timeout_ms));
+    .client_request_timeout(Duration::from_millis(server.request_head_timeout_ms))
+    .on_connect({
+        let registry = registry.clone();
+        let metrics = metrics.clone();
+        move |connection, data| on_connect(&registry, &metrics, &peers, connection, data)
+    });
     let client = match tls {
-        Some(config) => {
-            let registry = registry.clone();
-            client
-                .on_connect(move |connection, data| caller::on_connect(&registry, connection, data))
-                .bind_rustls_0_23(checked.listen, config)
-        }
+        Some(config) => client.bind_rustls_0_23(checked.listen, config),
         None => client.bind(checked.listen),
     }
     .with_context(|| format!("cannot listen on {} (server.listen)", checked.listen))?
@@ -202,6 +247,33 @@ async fn serve(checked: Checked) -> anyhow::Result<()> {
     systemd::stopping();
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Every new connection of the client listener: counted per peer address (a slot over the limit
+/// is refused at its first request), and on TLS identified by its client certificate; a TLS
+/// connection without one is counted as a failed handshake and shut before any HTTP is read.
+fn on_connect(
+    registry: &ClientRegistry,
+    metrics: &Metrics,
+    peers: &Arc<guard::PeerConnections>,
+    connection: &dyn std::any::Any,
+    data: &mut actix_web::dev::Extensions,
+) {
+    type Tcp = actix_web::rt::net::TcpStream;
+    type Tls = actix_tls::accept::rustls_0_23::TlsStream<Tcp>;
+    if let Some(stream) = connection.downcast_ref::<Tls>() {
+        let (tcp, session) = stream.get_ref();
+        let mut slot = peers.open(tcp.peer_addr().ok().map(|a| a.ip()));
+        if crate::trust::tls::peer_certificate(session).is_none() {
+            metrics.tls_handshake_failed();
+            slot.refusal = Some(guard::Refusal::NoCertificate);
+            guard::shut_down(tcp);
+        }
+        data.insert(slot);
+        caller::on_connect(registry, connection, data);
+    } else if let Some(tcp) = connection.downcast_ref::<Tcp>() {
+        data.insert(peers.open(tcp.peer_addr().ok().map(|a| a.ip())));
+    }
 }
 
 /// The client listener's routes.

@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 use chrono::{NaiveDate, Utc};
 use tracing::Instrument;
 
-use super::body::{read_body, BodyError};
+use super::body::{discard_body, read_body, BodyError};
 use super::caller::{admit_rest, Denied};
 use super::state::AppState;
 use crate::api::json::{AnswerJson, Problem, SourceJson};
@@ -186,11 +186,27 @@ pub async fn batch(
     let (status, body, content_type) = async {
         let client = match admit_rest(&state, &request, Operation::Batch) {
             Ok(client) => client,
-            Err(denied) => return refused(&state, denied),
+            Err(denied) => {
+                discard_body(&request, payload, &state.limits.body).await;
+                return refused(&state, denied);
+            }
         };
-        match read_body(&request, payload, state.limits.body_bytes).await {
-            Ok(body) => answer_batch(&state, &client.id, &referte, &body).await,
-            Err(BodyError::TooLarge) => too_large(state.limits.body_bytes),
+        if !is_json(&request) {
+            discard_body(&request, payload, &state.limits.body).await;
+            return unsupported_media_type();
+        }
+        match read_body(&request, payload, &state.limits.body).await {
+            Ok(body) => answer_batch(&state, &client.id, &referte, body.freeze()).await,
+            Err(BodyError::TooLarge) => too_large(state.limits.body.bytes),
+            Err(BodyError::TimedOut) => {
+                let mut problem = Problem::new(
+                    ErrorCode::InvalidContext,
+                    "the request body did not arrive in time (server.body_timeout_ms, \
+                     server.body_min_bytes_per_second)",
+                );
+                problem.status = 408;
+                problem_with_status(problem, StatusCode::REQUEST_TIMEOUT)
+            }
             Err(BodyError::Broken) => problem(Problem::new(
                 ErrorCode::InvalidContext,
                 "the request body could not be read",
@@ -206,6 +222,35 @@ pub async fn batch(
         started.elapsed(),
     );
     response
+}
+
+/// Whether the request says its body is JSON (`application/json`, parameters allowed, or any
+/// `+json` type). Without a Content-Type, or with another one, the body is not read (415).
+fn is_json(request: &HttpRequest) -> bool {
+    let Some(value) = request
+        .headers()
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+    else {
+        return false;
+    };
+    let essence = value.split(';').next().unwrap_or("").trim();
+    essence.eq_ignore_ascii_case("application/json")
+        || essence.rsplit_once('+').is_some_and(|(kind, suffix)| {
+            kind.len() > "application/".len()
+                && kind[.."application/".len()].eq_ignore_ascii_case("application/")
+                && suffix.eq_ignore_ascii_case("json")
+        })
+}
+
+/// 415: the batch takes JSON only.
+fn unsupported_media_type() -> Reply {
+    let mut problem = Problem::new(
+        ErrorCode::InvalidContext,
+        "the batch body must be JSON: send Content-Type: application/json",
+    );
+    problem.status = 415;
+    problem_with_status(problem, StatusCode::UNSUPPORTED_MEDIA_TYPE)
 }
 
 /// A body over the limit: 413 with the catalogue's "too many questions" code, the only one that
@@ -344,52 +389,33 @@ struct BatchResponse<'a> {
     answers: Vec<BatchItem<'a>>,
 }
 
-async fn answer_batch(state: &AppState, client_id: &str, referte: &str, body: &[u8]) -> Reply {
-    let parsed: BatchRequest = match serde_json::from_slice(body) {
-        Ok(parsed) => parsed,
-        // The parser's own message may quote the body (an INSZ): only its position is given.
-        Err(error) => {
-            let what = if error.is_syntax() || error.is_eof() {
-                "the body is not valid JSON"
-            } else {
-                "the body is not a JSON object of the form {\"questions\": [...]}"
-            };
-            return problem(Problem::new(
-                ErrorCode::InvalidContext,
-                format!("{what} (line {}, column {})", error.line(), error.column()),
-            ));
+async fn answer_batch(
+    state: &web::Data<AppState>,
+    client_id: &str,
+    referte: &str,
+    body: web::Bytes,
+) -> Reply {
+    // Parsing and judging run on a compute thread within the request's time budget.
+    let work = {
+        let state = state.clone();
+        move |_deadline| judge_batch(&state, &body)
+    };
+    let (snapshot, judged) = match state.compute.run(Instant::now(), work).await {
+        Ok(Ok(judged)) => judged,
+        Ok(Err(reply)) => return reply,
+        Err(super::guard::OverBudget) => {
+            let mut problem = Problem::new(
+                ErrorCode::NotReady,
+                format!(
+                    "the request could not be processed within the time budget of {} ms; \
+                     retry later",
+                    state.compute.budget.as_millis()
+                ),
+            );
+            problem.status = 503;
+            return problem_with_status(problem, StatusCode::SERVICE_UNAVAILABLE);
         }
     };
-    let Some(questions) = parsed.questions else {
-        return problem(Problem::new(
-            ErrorCode::InvalidContext,
-            "the body has no `questions` array",
-        ));
-    };
-    let max = state.limits.rest_batch_questions;
-    if questions.is_empty() {
-        return problem(Problem::new(
-            ErrorCode::InvalidContext,
-            format!("`questions` must hold 1 to {max} questions"),
-        ));
-    }
-    if questions.len() > max {
-        state
-            .metrics
-            .record_request_error(ErrorCode::TooManyQuestions);
-        return problem(Problem::new(
-            ErrorCode::TooManyQuestions,
-            format!("{} questions in one batch; at most {max}", questions.len()),
-        ));
-    }
-    let Some(snapshot) = state.store.current() else {
-        state.metrics.record_request_error(ErrorCode::NotReady);
-        return problem(Problem::from_code(ErrorCode::NotReady));
-    };
-    let judged: Vec<Judged> = questions
-        .into_iter()
-        .map(|ObjectOnly(q)| judge(&snapshot, q.insz, q.date, q.premium_year))
-        .collect();
     if let Err(reply) = audit(state, client_id, referte, &snapshot, &judged).await {
         return reply;
     }
@@ -408,6 +434,60 @@ async fn answer_batch(state: &AppState, client_id: &str, referte: &str, body: &[
         .collect();
     let body = serde_json::to_vec(&BatchResponse { answers }).unwrap_or_default();
     (StatusCode::OK, body, "application/json")
+}
+
+/// The batch's questions judged against the snapshot in use, or the reply refusing the batch.
+#[allow(clippy::type_complexity)]
+fn judge_batch(
+    state: &AppState,
+    body: &[u8],
+) -> Result<(std::sync::Arc<CompiledSnapshot>, Vec<Judged>), Reply> {
+    let parsed: BatchRequest = match serde_json::from_slice(body) {
+        Ok(parsed) => parsed,
+        // The parser's own message may quote the body (an INSZ): only its position is given.
+        Err(error) => {
+            let what = if error.is_syntax() || error.is_eof() {
+                "the body is not valid JSON"
+            } else {
+                "the body is not a JSON object of the form {\"questions\": [...]}"
+            };
+            return Err(problem(Problem::new(
+                ErrorCode::InvalidContext,
+                format!("{what} (line {}, column {})", error.line(), error.column()),
+            )));
+        }
+    };
+    let Some(questions) = parsed.questions else {
+        return Err(problem(Problem::new(
+            ErrorCode::InvalidContext,
+            "the body has no `questions` array",
+        )));
+    };
+    let max = state.limits.rest_batch_questions;
+    if questions.is_empty() {
+        return Err(problem(Problem::new(
+            ErrorCode::InvalidContext,
+            format!("`questions` must hold 1 to {max} questions"),
+        )));
+    }
+    if questions.len() > max {
+        state
+            .metrics
+            .record_request_error(ErrorCode::TooManyQuestions);
+        return Err(problem(Problem::new(
+            ErrorCode::TooManyQuestions,
+            format!("{} questions in one batch; at most {max}", questions.len()),
+        )));
+    }
+    let Some(snapshot) = state.store.current() else {
+        state.metrics.record_request_error(ErrorCode::NotReady);
+        return Err(problem(Problem::from_code(ErrorCode::NotReady)));
+    };
+    let judged: Vec<Judged> = questions
+        .into_iter()
+        .map(|ObjectOnly(q)| judge(&snapshot, q.insz, q.date, q.premium_year))
+        .collect();
+    Ok((snapshot, judged))
 }
 
 /// One question, in the order of every door: 30001, 30002, then the snapshot's own.

@@ -58,9 +58,21 @@ pub struct ServerSettings {
     pub soap_max_questions: usize,
     pub soap_max_depth: usize,
     pub soap_max_elements: usize,
+    pub soap_max_attributes: usize,
+    pub soap_max_namespace_declarations: usize,
+    pub soap_max_namespaces_in_scope: usize,
     pub request_head_timeout_ms: u64,
+    pub body_timeout_ms: u64,
+    pub body_min_bytes_per_second: u64,
+    pub request_time_budget_ms: u64,
+    pub compute_threads: usize,
+    pub max_connections: usize,
+    pub max_connections_per_peer: usize,
+    pub open_files_reserve: u64,
     pub keep_alive_seconds: u64,
     pub service_identificatie: String,
+    pub public_url: String,
+    pub trusted_proxies: Vec<String>,
     pub plain_http: bool,
 }
 
@@ -126,6 +138,8 @@ pub struct Checked {
     pub clients: Option<PathBuf>,
     /// `None` when the audit log is disabled (development profile only).
     pub audit_dir: Option<PathBuf>,
+    /// Peers whose `Forwarded` / `X-Forwarded-*` headers are believed (the WSDL address).
+    pub trusted_proxies: Vec<std::net::IpAddr>,
 }
 
 impl Settings {
@@ -200,15 +214,74 @@ impl Settings {
             ("server.soap_max_questions", self.server.soap_max_questions),
             ("server.soap_max_depth", self.server.soap_max_depth),
             ("server.soap_max_elements", self.server.soap_max_elements),
+            (
+                "server.soap_max_attributes",
+                self.server.soap_max_attributes,
+            ),
+            (
+                "server.soap_max_namespace_declarations",
+                self.server.soap_max_namespace_declarations,
+            ),
+            (
+                "server.soap_max_namespaces_in_scope",
+                self.server.soap_max_namespaces_in_scope,
+            ),
+            ("server.max_connections", self.server.max_connections),
+            (
+                "server.max_connections_per_peer",
+                self.server.max_connections_per_peer,
+            ),
         ];
         for (name, value) in positive {
             if value == 0 {
                 bail!("{name} must be at least 1");
             }
         }
-        if self.server.request_head_timeout_ms == 0 {
-            bail!("server.request_head_timeout_ms must be at least 1");
+        let positive_ms = [
+            (
+                "server.request_head_timeout_ms",
+                self.server.request_head_timeout_ms,
+            ),
+            ("server.body_timeout_ms", self.server.body_timeout_ms),
+            (
+                "server.body_min_bytes_per_second",
+                self.server.body_min_bytes_per_second,
+            ),
+            (
+                "server.request_time_budget_ms",
+                self.server.request_time_budget_ms,
+            ),
+        ];
+        for (name, value) in positive_ms {
+            if value == 0 {
+                bail!("{name} must be at least 1");
+            }
         }
+        let public_url = self.server.public_url.trim();
+        let has_scheme = public_url.starts_with("https://") || public_url.starts_with("http://");
+        if !public_url.is_empty() && !has_scheme {
+            bail!("server.public_url must start with https:// or http:// (or be empty)");
+        }
+        if public_url
+            .chars()
+            .any(|c| c.is_whitespace() || c.is_control())
+        {
+            bail!("server.public_url must not contain spaces or control characters");
+        }
+        let trusted_proxies = self
+            .server
+            .trusted_proxies
+            .iter()
+            .enumerate()
+            .map(|(i, text)| {
+                text.trim().parse::<std::net::IpAddr>().map_err(|_| {
+                    anyhow::anyhow!(
+                        "server.trusted_proxies entry {} is not an IP address",
+                        i + 1
+                    )
+                })
+            })
+            .collect::<anyhow::Result<Vec<_>>>()?;
         if self.snapshot.redis_poll_seconds == 0 {
             bail!("snapshot.redis_poll_seconds must be at least 1");
         }
@@ -272,6 +345,7 @@ impl Settings {
             tls,
             clients,
             audit_dir,
+            trusted_proxies,
         })
     }
 }
@@ -367,6 +441,42 @@ mod tests {
         let checked = load(&[], &Overrides::default()).unwrap();
         assert_eq!(checked.audit_dir, Some(PathBuf::from("audit")));
         assert!(checked.tls.is_none());
+    }
+
+    #[test]
+    fn hostile_input_limits_are_checked_with_their_names() {
+        let checked = load(&[], &Overrides::default()).unwrap();
+        let server = &checked.settings.server;
+        assert_eq!(
+            (server.max_connections_per_peer, server.open_files_reserve),
+            (256, 256)
+        );
+        assert!(checked.trusted_proxies.is_empty());
+        for (name, value, named) in [
+            (
+                "KBI_ADVICE__SERVER__BODY_TIMEOUT_MS",
+                "0",
+                "server.body_timeout_ms",
+            ),
+            (
+                "KBI_ADVICE__SERVER__SOAP_MAX_NAMESPACE_DECLARATIONS",
+                "0",
+                "server.soap_max_namespace_declarations",
+            ),
+            (
+                "KBI_ADVICE__SERVER__MAX_CONNECTIONS_PER_PEER",
+                "0",
+                "server.max_connections_per_peer",
+            ),
+            (
+                "KBI_ADVICE__SERVER__PUBLIC_URL",
+                "ftp://x",
+                "server.public_url",
+            ),
+        ] {
+            let error = load(&[(name, value)], &Overrides::default()).unwrap_err();
+            assert!(format!("{error:#}").contains(named), "{error:#}");
+        }
     }
 
     #[test]

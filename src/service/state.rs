@@ -62,7 +62,7 @@ impl References {
 /// Request-handling limits from the configuration.
 #[derive(Debug, Clone)]
 pub struct Limits {
-    pub body_bytes: usize,
+    pub body: super::body::BodyLimits,
     pub rest_batch_questions: usize,
     pub xml: XmlLimits,
 }
@@ -82,6 +82,12 @@ pub struct AppState {
     pub development: bool,
     /// The audit log; `None` only when disabled in the development profile.
     pub audit: Option<AuditLog>,
+    /// Parsing and judging, off the network threads, within the request time budget.
+    pub compute: super::guard::Compute,
+    /// `server.public_url` without a trailing `/`, when set (the WSDL's address).
+    pub public_url: Option<String>,
+    /// Peers whose `Forwarded` / `X-Forwarded-*` headers are believed.
+    pub trusted_proxies: Vec<std::net::IpAddr>,
 }
 
 #[cfg(test)]

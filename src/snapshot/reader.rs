@@ -17,7 +17,7 @@ use super::person::{compile_person, parse_person};
 use super::progress::Progress;
 use crate::domain::index::PersonIndexBuilder;
 use crate::domain::timeline::Transition;
-use crate::domain::{CompiledSnapshot, Insz, RuleSet, SnapshotMeta};
+use crate::domain::{CompiledSnapshot, Facts, Insz, RuleSet, SnapshotMeta};
 
 /// The only snapshot format this program reads.
 pub const FORMAT: u64 = 1;
@@ -55,7 +55,14 @@ struct HeaderBody {
     snapshot_id: String,
     extracted_at: String,
     persons: u64,
+    #[serde(default)]
+    facts: Option<Vec<String>>,
+    #[serde(default)]
+    sources: Option<Vec<serde_json::Map<String, serde_json::Value>>>,
 }
+
+/// Upper bound for the informative `sources` of the header, as compact JSON.
+const MAX_SOURCES_BYTES: usize = 16 * 1024;
 
 /// Upper bound for the header's person count: every INSZ of Belgium several times over. A
 /// larger count is a corrupt header, and must not size our allocations.
@@ -88,10 +95,30 @@ pub fn parse_header(line: &[u8]) -> Result<SnapshotMeta, SnapshotError> {
             h.persons
         )));
     }
+    let facts = match &h.facts {
+        None => Facts::ALL,
+        Some(names) => {
+            Facts::from_names(names.iter().map(String::as_str)).map_err(|e| bad(e.to_string()))?
+        }
+    };
+    let sources = match &h.sources {
+        None => None,
+        Some(sources) => {
+            let text = serde_json::to_string(sources).unwrap_or_default();
+            if text.len() > MAX_SOURCES_BYTES {
+                return Err(bad(format!(
+                    "`sources` is longer than {MAX_SOURCES_BYTES} bytes"
+                )));
+            }
+            Some(text)
+        }
+    };
     Ok(SnapshotMeta {
         snapshot_id: id.to_string(),
         extracted_at,
         persons: h.persons,
+        facts,
+        sources,
     })
 }
 
@@ -208,11 +235,17 @@ pub fn load(
     let declared = meta.persons;
     progress.start("loading snapshot", declared);
 
+    // The index is compiled under the rules as they judge this source: no missed deadline is
+    // derived for an act the source does not record. Answers still echo `rules.version`.
+    let judge = Judge {
+        rules: rules.judged_with(meta.facts),
+        facts: meta.facts,
+    };
     let (sender, receiver) = sync_channel::<ReadItem>(8);
     let mut builder = PersonIndexBuilder::with_capacity(declared as usize, declared as usize);
     let outcome = std::thread::scope(|scope| {
         scope.spawn(move || read_chunks(reader, sender));
-        compile_chunks(receiver, &rules, &mut builder, declared, progress)
+        compile_chunks(receiver, &judge, &mut builder, declared, progress)
     });
     let persons = outcome?;
     if persons != declared {
@@ -264,9 +297,17 @@ fn read_chunks(mut reader: Box<dyn BufRead + Send>, sender: std::sync::mpsc::Syn
     }
 }
 
+/// How person lines are checked and compiled for one snapshot.
+struct Judge {
+    /// The rule set restricted to what the source records ([`RuleSet::judged_with`]).
+    rules: RuleSet,
+    /// The header's `facts`: an event of another type refuses the file.
+    facts: Facts,
+}
+
 fn compile_chunks(
     receiver: Receiver<ReadItem>,
-    rules: &RuleSet,
+    judge: &Judge,
     builder: &mut PersonIndexBuilder,
     declared: u64,
     progress: &dyn Progress,
@@ -282,7 +323,7 @@ fn compile_chunks(
                 Ok(ReadItem::Failed { line, error }) => {
                     // Compile what was read first: an earlier line's error is the better report.
                     let outputs: Vec<_> =
-                        batch.par_iter().map(|c| compile_chunk(c, rules)).collect();
+                        batch.par_iter().map(|c| compile_chunk(c, judge)).collect();
                     for output in outputs {
                         output?;
                     }
@@ -294,7 +335,7 @@ fn compile_chunks(
                 }
             }
         }
-        let outputs: Vec<_> = batch.par_iter().map(|c| compile_chunk(c, rules)).collect();
+        let outputs: Vec<_> = batch.par_iter().map(|c| compile_chunk(c, judge)).collect();
         for (chunk, output) in batch.iter().zip(outputs) {
             let output = output?;
             let mut from = 0usize;
@@ -332,7 +373,7 @@ fn trim_line(line: &[u8]) -> &[u8] {
     line.strip_suffix(b"\r").unwrap_or(line)
 }
 
-fn compile_chunk(chunk: &Chunk, rules: &RuleSet) -> Result<ChunkOutput, SnapshotError> {
+fn compile_chunk(chunk: &Chunk, judge: &Judge) -> Result<ChunkOutput, SnapshotError> {
     let mut output = ChunkOutput {
         persons: Vec::with_capacity(chunk.text.len() / 64),
         transitions: Vec::new(),
@@ -347,7 +388,20 @@ fn compile_chunk(chunk: &Chunk, rules: &RuleSet) -> Result<ChunkOutput, Snapshot
             ));
         }
         let person = parse_person(line).map_err(|m| SnapshotError::line(line_no, m))?;
-        compile_person(person.events, rules, &mut output.transitions);
+        if let Some((i, event)) =
+            (person.events.iter().enumerate()).find(|(_, e)| !judge.facts.records(e.kind))
+        {
+            return Err(SnapshotError::line(
+                line_no,
+                format!(
+                    "event {}: type {} is not among the header's `facts` (the source does not \
+                     record it)",
+                    i + 1,
+                    event.kind.type_name()
+                ),
+            ));
+        }
+        compile_person(person.events, &judge.rules, &mut output.transitions);
         output
             .persons
             .push((person.insz, output.transitions.len() as u32));

@@ -905,6 +905,8 @@ mod tests {
             snapshot_id: id.to_string(),
             extracted_at: at,
             persons,
+            facts: Default::default(),
+            sources: None,
         };
         m.snapshot_loaded(&meta("s-1", 300), "rules-a");
         m.reload(ReloadSource::File, ReloadOutcome::Ok);
@@ -955,6 +957,8 @@ mod tests {
             snapshot_id: "s".to_string(),
             extracted_at: at,
             persons: 1,
+            facts: Default::default(),
+            sources: None,
         };
         m.snapshot_loaded(&meta(Utc::now()), "r");
         assert!(m.is_ready(), "no maximum age configured");

@@ -60,10 +60,32 @@ pub fn server_config(files: &TlsFiles) -> Result<ServerConfig, TlsError> {
 pub type OnRefusal = Arc<dyn Fn() + Send + Sync>;
 
 /// [`server_config`], calling `on_refusal` for every refused client certificate. A handshake
-/// without any certificate is refused by rustls before verification and is not seen here.
+/// without any certificate is refused by rustls before verification and is not seen here (see
+/// [`server_config_for_service`]).
 pub fn server_config_observed(
     files: &TlsFiles,
     on_refusal: OnRefusal,
+) -> Result<ServerConfig, TlsError> {
+    build(files, on_refusal, true)
+}
+
+/// The service's configuration: as [`server_config_observed`], except that a client without any
+/// certificate completes the handshake. rustls refuses such a handshake without calling any hook,
+/// so it could be neither counted nor told apart; the service instead counts it and shuts the
+/// connection in its `on_connect` hook, before any HTTP is read (and every request path still
+/// requires a registered certificate). A certificate that is sent is verified during the
+/// handshake exactly as before.
+pub fn server_config_for_service(
+    files: &TlsFiles,
+    on_refusal: OnRefusal,
+) -> Result<ServerConfig, TlsError> {
+    build(files, on_refusal, false)
+}
+
+fn build(
+    files: &TlsFiles,
+    on_refusal: OnRefusal,
+    certificate_mandatory: bool,
 ) -> Result<ServerConfig, TlsError> {
     let chain = load_certificates(&files.certificate, "server certificate")?;
     let key = load_key(&files.key)?;
@@ -82,6 +104,7 @@ pub fn server_config_observed(
         .with_client_cert_verifier(Arc::new(ObservedVerifier {
             inner: verifier,
             on_refusal,
+            certificate_mandatory,
         }))
         .with_single_cert(chain, key)
         .map_err(|e| TlsError::Invalid {
@@ -160,6 +183,8 @@ pub fn peer_fingerprint(connection: &ServerConnection) -> Option<[u8; 32]> {
 struct ObservedVerifier {
     inner: Arc<dyn rustls::server::danger::ClientCertVerifier>,
     on_refusal: OnRefusal,
+    /// false: a handshake without a certificate completes (the service refuses it after).
+    certificate_mandatory: bool,
 }
 
 impl std::fmt::Debug for ObservedVerifier {
@@ -176,7 +201,7 @@ impl rustls::server::danger::ClientCertVerifier for ObservedVerifier {
     }
 
     fn client_auth_mandatory(&self) -> bool {
-        self.inner.client_auth_mandatory()
+        self.certificate_mandatory && self.inner.client_auth_mandatory()
     }
 
     fn root_hint_subjects(&self) -> &[rustls::DistinguishedName] {

@@ -142,11 +142,40 @@ pub fn launch(
     envs: &[(&str, &str)],
     wait_ready: bool,
 ) -> Server {
+    launch_limited(source, args, envs, wait_ready, None)
+}
+
+/// [`launch`] with the child's open-file limit (soft and hard, `RLIMIT_NOFILE`) set to
+/// `open_files` before it starts, as `prlimit --nofile=N:N` would.
+pub fn launch_limited(
+    source: &std::ffi::OsStr,
+    args: &[&str],
+    envs: &[(&str, &str)],
+    wait_ready: bool,
+    open_files: Option<u64>,
+) -> Server {
     let port = free_port();
     let ops_port = free_port();
     let log = tempfile::NamedTempFile::new().expect("a temporary log file");
     let audit = tempfile::tempdir().expect("a temporary audit directory");
-    let child = Command::new(env!("CARGO_BIN_EXE_kbi-advice"))
+    let mut command = Command::new(env!("CARGO_BIN_EXE_kbi-advice"));
+    if let Some(limit) = open_files {
+        use std::os::unix::process::CommandExt;
+        // SAFETY: only setrlimit(2), async-signal-safe, runs between fork and exec.
+        unsafe {
+            command.pre_exec(move || {
+                let rlimit = libc::rlimit {
+                    rlim_cur: limit,
+                    rlim_max: limit,
+                };
+                if libc::setrlimit(libc::RLIMIT_NOFILE, &rlimit) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+    }
+    let child = command
         .arg("serve")
         .arg("--listen")
         .arg(format!("127.0.0.1:{port}"))

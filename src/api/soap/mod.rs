@@ -35,6 +35,12 @@ pub struct XmlLimits {
     pub max_elements: usize,
     /// Most `Vraag` per request (1,000); more gives request-level Uitzondering 30011.
     pub max_questions: usize,
+    /// Most attributes on one element, namespace declarations included.
+    pub max_attributes: usize,
+    /// Most namespace declarations (`xmlns`, `xmlns:p`) on one element.
+    pub max_namespace_declarations: usize,
+    /// Most namespace declarations in scope at once (on an element and its ancestors).
+    pub max_namespaces_in_scope: usize,
 }
 
 impl Default for XmlLimits {
@@ -43,6 +49,9 @@ impl Default for XmlLimits {
             max_depth: 32,
             max_elements: 50_000,
             max_questions: 1_000,
+            max_attributes: 64,
+            max_namespace_declarations: 32,
+            max_namespaces_in_scope: 64,
         }
     }
 }
@@ -107,7 +116,7 @@ pub fn respond(body: &[u8], call: &SoapCall<'_>) -> SoapResponse {
 
 /// [`respond`] with the reply's `Tijdstip` taken from `now` (tests and benches: stable bytes).
 pub fn respond_at(body: &[u8], call: &SoapCall<'_>, now: DateTime<Utc>) -> SoapResponse {
-    answer(body, call, now, &|_| Ok(()))
+    answer(body, call, now, &|_| Ok(()), None)
 }
 
 /// [`respond`] with an authorisation hook: `authorise` sees the validated caller context before
@@ -118,7 +127,18 @@ pub fn respond_checked(
     call: &SoapCall<'_>,
     authorise: &dyn Fn(&CallerContext) -> Result<(), ErrorCode>,
 ) -> SoapResponse {
-    answer(body, call, Utc::now(), authorise)
+    answer(body, call, Utc::now(), authorise, None)
+}
+
+/// [`respond_checked`] within a time budget: past `deadline` the parse stops and the reply is a
+/// `soap:Server` Fault (the server's budget ran out; nothing was answered).
+pub fn respond_checked_until(
+    body: &[u8],
+    call: &SoapCall<'_>,
+    authorise: &dyn Fn(&CallerContext) -> Result<(), ErrorCode>,
+    deadline: std::time::Instant,
+) -> SoapResponse {
+    answer(body, call, Utc::now(), authorise, Some(deadline))
 }
 
 /// A reply (HTTP 200) with only a request-level Uitzondering `code`, for refusals the server
@@ -158,6 +178,18 @@ pub fn client_fault(message: &str) -> SoapResponse {
     }
 }
 
+/// A SOAP 1.1 `Server` Fault (HTTP 500): the server could not process the request (its time
+/// budget ran out); the message may be fine and may be sent again. `message` must not contain
+/// request data.
+pub fn server_fault(message: &str) -> SoapResponse {
+    SoapResponse {
+        http_status: 500,
+        body: render::fault("soap:Server", message),
+        caller: None,
+        questions: Vec::new(),
+    }
+}
+
 /// Longest `Referte` (sender's and question's), as MAGDA fixes it.
 pub const MAX_REFERTE: usize = 36;
 /// Longest `Afzender/Identificatie` accepted.
@@ -172,8 +204,9 @@ fn answer(
     call: &SoapCall<'_>,
     now: DateTime<Utc>,
     authorise: &dyn Fn(&CallerContext) -> Result<(), ErrorCode>,
+    deadline: Option<std::time::Instant>,
 ) -> SoapResponse {
-    let request = match parse::parse(body, call.limits) {
+    let request = match parse::parse_until(body, call.limits, deadline) {
         Ok(request) => request,
         Err(reason) => {
             return SoapResponse {

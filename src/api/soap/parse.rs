@@ -1,18 +1,29 @@
 //! Streaming parse of a `GeefAdviesInburgeringsplicht` request: SOAP 1.1 envelope → raw values.
 //!
-//! One pass over the body with quick-xml's [`NsReader`], no tree of the document: the reader
+//! One pass over the body with quick-xml's [`Reader`], no tree of the document: the parser
 //! keeps a stack of the open elements (bounded by [`XmlLimits::max_depth`]) and copies only the
 //! leaf values the service needs, each capped at [`MAX_VALUE_BYTES`]. Everything the XML layer can
 //! get wrong — encoding, DTDs, entities, depth, element count, unknown or duplicated elements,
 //! a missing structural element — ends the parse at once with a [`FaultReason`]; the values
 //! themselves are judged later (request or question Uitzonderingen), never here.
 //!
+//! Cost is linear in the body. Namespaces are resolved here, not by quick-xml's `NsReader`: that
+//! one reads every attribute of a start tag into its bindings before the parser sees the tag, and
+//! resolves a prefix by scanning every binding in scope, so one element with 80,000 declarations
+//! cost the square of that. Here a start tag's attributes are read once, counted and refused as
+//! soon as they pass [`XmlLimits::max_attributes`], [`XmlLimits::max_namespace_declarations`] or
+//! [`XmlLimits::max_namespaces_in_scope`]; a prefix is then looked up among at most that many
+//! bindings, and only an attribute named `mustUnderstand` is resolved at all. A deadline
+//! ([`parse_until`]) ends any parse that still takes too long with [`FaultReason::TimeBudget`].
+//!
 //! No fault message contains request data: they name only our own element names and, for
 //! syntax errors, a byte offset.
 
+use std::time::Instant;
+
 use quick_xml::events::{BytesStart, Event};
-use quick_xml::name::ResolveResult;
-use quick_xml::reader::NsReader;
+use quick_xml::name::QName;
+use quick_xml::reader::Reader;
 
 use super::XmlLimits;
 
@@ -52,6 +63,16 @@ pub enum FaultReason {
     TooDeep(usize),
     #[error("more than {0} elements in one request")]
     TooManyElements(usize),
+    #[error("more than {0} attributes on one element")]
+    TooManyAttributes(usize),
+    #[error("more than {0} namespace declarations on one element")]
+    TooManyNamespaceDeclarations(usize),
+    #[error("more than {0} namespace declarations in scope")]
+    TooManyNamespacesInScope(usize),
+    #[error(
+        "the request could not be processed within its time budget (server.request_time_budget_ms)"
+    )]
+    TimeBudget,
     #[error("element or attribute uses an undeclared namespace prefix")]
     UnknownPrefix,
     #[error("not a SOAP message: the root element must be a SOAP 1.1 Envelope")]
@@ -93,6 +114,8 @@ impl FaultReason {
         match self {
             FaultReason::VersionMismatch => "soap:VersionMismatch",
             FaultReason::MustUnderstand => "soap:MustUnderstand",
+            // The server's own budget ran out; the message itself may be fine (retry later).
+            FaultReason::TimeBudget => "soap:Server",
             _ => "soap:Client",
         }
     }
@@ -305,16 +328,49 @@ enum Ns {
 }
 
 impl Ns {
-    fn of(resolved: &ResolveResult<'_>) -> Ns {
-        match resolved {
-            ResolveResult::Unbound => Ns::None,
-            ResolveResult::Unknown(_) => Ns::UnknownPrefix,
-            ResolveResult::Bound(ns) => match ns.into_inner() {
-                ns if ns == SOAP11_ENVELOPE_NS.as_bytes() => Ns::Soap11,
-                ns if ns == TARGET_NS.as_bytes() => Ns::Target,
-                // xmlns="" undeclares the default namespace: the name is unqualified again.
-                b"" => Ns::None,
-                _ => Ns::Other,
+    /// The namespace named `uri` (bound to a prefix or as the default namespace).
+    fn named(uri: &[u8]) -> Ns {
+        match uri {
+            uri if uri == SOAP11_ENVELOPE_NS.as_bytes() => Ns::Soap11,
+            uri if uri == TARGET_NS.as_bytes() => Ns::Target,
+            // xmlns="" undeclares the default namespace: the name is unqualified again.
+            b"" => Ns::None,
+            _ => Ns::Other,
+        }
+    }
+}
+
+/// The namespace URI that the `xml` prefix is bound to by definition.
+const XML_NS: &[u8] = b"http://www.w3.org/XML/1998/namespace";
+/// The namespace URI of `xmlns` itself, which nothing may be bound to.
+const XMLNS_NS: &[u8] = b"http://www.w3.org/2000/xmlns/";
+
+/// The namespace bindings in scope, innermost last: `(prefix, uri)`, the default namespace with
+/// an empty prefix. Never longer than [`XmlLimits::max_namespaces_in_scope`], so a lookup costs
+/// at most that many comparisons.
+#[derive(Default)]
+struct Bindings {
+    entries: Vec<(Vec<u8>, Vec<u8>)>,
+}
+
+impl Bindings {
+    fn lookup(&self, prefix: &[u8]) -> Option<&[u8]> {
+        self.entries
+            .iter()
+            .rev()
+            .find(|(p, _)| p.as_slice() == prefix)
+            .map(|(_, uri)| uri.as_slice())
+    }
+
+    /// The namespace of an element name.
+    fn element(&self, name: QName<'_>) -> Ns {
+        match name.prefix() {
+            None => self.lookup(b"").map_or(Ns::None, Ns::named),
+            Some(prefix) => match prefix.as_ref() {
+                b"xml" => Ns::Other,
+                // `xmlns` is not a prefix an element may have.
+                b"xmlns" => Ns::UnknownPrefix,
+                prefix => self.lookup(prefix).map_or(Ns::UnknownPrefix, Ns::named),
             },
         }
     }
@@ -324,11 +380,23 @@ impl Ns {
 struct Frame {
     node: Node,
     seen: u32,
+    /// Namespace declarations made on this element (released when it closes).
+    namespaces: usize,
 }
 
 /// Parses `body` into a [`RawRequest`], or says why it is refused. Bounded work: one pass, at
 /// most `limits.max_depth` open elements and `limits.max_elements` elements.
 pub fn parse(body: &[u8], limits: &XmlLimits) -> Result<RawRequest, FaultReason> {
+    parse_until(body, limits, None)
+}
+
+/// [`parse`], refused with [`FaultReason::TimeBudget`] once `deadline` has passed (checked every
+/// few XML events, so a parse overruns it by microseconds at most).
+pub fn parse_until(
+    body: &[u8],
+    limits: &XmlLimits,
+    deadline: Option<Instant>,
+) -> Result<RawRequest, FaultReason> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Err(FaultReason::Empty);
     }
@@ -337,8 +405,13 @@ pub fn parse(body: &[u8], limits: &XmlLimits) -> Result<RawRequest, FaultReason>
     if std::str::from_utf8(body).is_err() {
         return Err(FaultReason::InvalidUtf8);
     }
-    Parser::new(limits).run(body)
+    let mut parser = Parser::new(limits);
+    parser.deadline = deadline;
+    parser.run(body)
 }
+
+/// How many XML events pass between two looks at the clock.
+const EVENTS_PER_CLOCK_CHECK: u32 = 64;
 
 struct Parser<'l> {
     limits: &'l XmlLimits,
@@ -352,6 +425,9 @@ struct Parser<'l> {
     request: RawRequest,
     /// The question being read, `None` past the question limit.
     question: Option<RawQuestion>,
+    /// Namespace declarations of all open elements.
+    bindings: Bindings,
+    deadline: Option<Instant>,
 }
 
 impl<'l> Parser<'l> {
@@ -366,11 +442,13 @@ impl<'l> Parser<'l> {
             truncated: false,
             request: RawRequest::default(),
             question: None,
+            bindings: Bindings::default(),
+            deadline: None,
         }
     }
 
     fn run(mut self, body: &[u8]) -> Result<RawRequest, FaultReason> {
-        let mut reader = NsReader::from_reader(body);
+        let mut reader = Reader::from_reader(body);
         {
             let config = reader.config_mut();
             config.expand_empty_elements = true;
@@ -379,10 +457,16 @@ impl<'l> Parser<'l> {
             config.trim_text(false);
         }
         let mut first = true;
+        let mut events = 0u32;
         loop {
-            let (namespace, event) = match reader.read_resolved_event() {
-                // The resolved namespace borrows the reader: classify it before going on.
-                Ok((resolved, event)) => (Ns::of(&resolved), event),
+            events = events.wrapping_add(1);
+            if events % EVENTS_PER_CLOCK_CHECK == 0
+                && self.deadline.is_some_and(|d| Instant::now() >= d)
+            {
+                return Err(FaultReason::TimeBudget);
+            }
+            let event = match reader.read_event() {
+                Ok(event) => event,
                 Err(_) => return Err(FaultReason::NotWellFormed(reader.error_position())),
             };
             match event {
@@ -403,7 +487,7 @@ impl<'l> Parser<'l> {
                 Event::DocType(_) => return Err(FaultReason::Dtd),
                 Event::PI(_) => return Err(FaultReason::ProcessingInstruction),
                 Event::Comment(_) => {}
-                Event::Start(start) => self.start(&reader, &start, namespace)?,
+                Event::Start(start) => self.start(&reader, &start)?,
                 Event::End(_) => self.end()?,
                 Event::Empty(_) => {
                     // expand_empty_elements turns these into Start + End.
@@ -431,12 +515,7 @@ impl<'l> Parser<'l> {
         Ok(self.request)
     }
 
-    fn start(
-        &mut self,
-        reader: &NsReader<&[u8]>,
-        start: &BytesStart<'_>,
-        namespace: Ns,
-    ) -> Result<(), FaultReason> {
+    fn start(&mut self, reader: &Reader<&[u8]>, start: &BytesStart<'_>) -> Result<(), FaultReason> {
         if self.root_closed {
             return Err(FaultReason::TrailingContent);
         }
@@ -447,10 +526,11 @@ impl<'l> Parser<'l> {
         if self.elements > self.limits.max_elements {
             return Err(FaultReason::TooManyElements(self.limits.max_elements));
         }
+        let (declared, must_understand) = self.attributes(reader, start)?;
+        let namespace = self.bindings.element(start.name());
         if namespace == Ns::UnknownPrefix {
             return Err(FaultReason::UnknownPrefix);
         }
-        let must_understand = check_attributes(reader, start)?;
         let local_name = start.local_name();
         let local = local_name.as_ref();
         let is_soap = namespace == Ns::Soap11;
@@ -530,8 +610,82 @@ impl<'l> Parser<'l> {
             }
             _ => {}
         }
-        self.stack.push(Frame { node, seen: 0 });
+        self.stack.push(Frame {
+            node,
+            seen: 0,
+            namespaces: declared,
+        });
         Ok(())
+    }
+
+    /// Reads the attributes of `start` once: counts them, puts its namespace declarations in
+    /// scope (refusing an element over the limits as soon as it passes one), and tells whether it
+    /// carries `soap:mustUnderstand="1"` (SOAP 1.1 section 4.2.3). Returns the number of
+    /// declarations. Duplicated attributes are not looked for (that check is quadratic, and a
+    /// duplicate changes nothing the service reads).
+    fn attributes(
+        &mut self,
+        reader: &Reader<&[u8]>,
+        start: &BytesStart<'_>,
+    ) -> Result<(usize, bool), FaultReason> {
+        let limits = self.limits;
+        let malformed = || FaultReason::NotWellFormed(reader.buffer_position());
+        let (mut attributes, mut declared) = (0usize, 0usize);
+        // The prefixes of `mustUnderstand` attributes whose value is true: resolved once all the
+        // element's own declarations are in scope (attribute order does not matter in XML).
+        let mut must_understand: Vec<Vec<u8>> = Vec::new();
+        for attribute in start.attributes().with_checks(false) {
+            let attribute = attribute.map_err(|_| malformed())?;
+            attributes += 1;
+            if attributes > limits.max_attributes {
+                return Err(FaultReason::TooManyAttributes(limits.max_attributes));
+            }
+            let key = attribute.key;
+            let binding = match (key.prefix().map(|p| p.into_inner()), key.as_ref()) {
+                (None, b"xmlns") => Some(Vec::new()),
+                (Some(b"xmlns"), _) if !key.local_name().as_ref().is_empty() => {
+                    Some(key.local_name().as_ref().to_vec())
+                }
+                (Some(b"xmlns"), _) => return Err(malformed()),
+                _ => None,
+            };
+            if let Some(prefix) = binding {
+                declared += 1;
+                if declared > limits.max_namespace_declarations {
+                    return Err(FaultReason::TooManyNamespaceDeclarations(
+                        limits.max_namespace_declarations,
+                    ));
+                }
+                if self.bindings.entries.len() >= limits.max_namespaces_in_scope {
+                    return Err(FaultReason::TooManyNamespacesInScope(
+                        limits.max_namespaces_in_scope,
+                    ));
+                }
+                let uri = attribute.value.as_ref();
+                // Namespaces in XML 1.0, section 3: `xml` keeps its own URI, `xmlns` and the two
+                // reserved URIs are bound to nothing else.
+                // A prefix cannot be undeclared (`xmlns:p=""`), only the default namespace.
+                let reserved = match prefix.as_slice() {
+                    b"" => uri == XML_NS || uri == XMLNS_NS,
+                    b"xml" => uri != XML_NS,
+                    b"xmlns" => true,
+                    _ => uri.is_empty() || uri == XML_NS || uri == XMLNS_NS,
+                };
+                if reserved {
+                    return Err(malformed());
+                }
+                self.bindings.entries.push((prefix, uri.to_vec()));
+            } else if key.local_name().as_ref() == b"mustUnderstand" {
+                let value = attribute.value.as_ref();
+                if let (Some(prefix), b"1" | b"true") = (key.prefix(), value) {
+                    must_understand.push(prefix.as_ref().to_vec());
+                }
+            }
+        }
+        let must_understand = must_understand
+            .iter()
+            .any(|prefix| self.bindings.lookup(prefix) == Some(SOAP11_ENVELOPE_NS.as_bytes()));
+        Ok((declared, must_understand))
     }
 
     fn end(&mut self) -> Result<(), FaultReason> {
@@ -539,6 +693,8 @@ impl<'l> Parser<'l> {
         let Some(frame) = self.stack.pop() else {
             return Err(FaultReason::TrailingContent);
         };
+        let in_scope = self.bindings.entries.len() - frame.namespaces;
+        self.bindings.entries.truncate(in_scope);
         for &child in frame.node.required_children() {
             if frame.seen & child.bit() == 0 {
                 return Err(FaultReason::Missing {
@@ -663,28 +819,6 @@ impl<'l> Parser<'l> {
     }
 }
 
-/// Reads the attributes once: a syntax error is a fault, and a Header entry's
-/// `soap:mustUnderstand="1"` is reported (SOAP 1.1 section 4.2.3).
-fn check_attributes(reader: &NsReader<&[u8]>, start: &BytesStart<'_>) -> Result<bool, FaultReason> {
-    let mut must_understand = false;
-    // Without the duplicate check, which is quadratic in the number of attributes: duplicates
-    // change nothing the service reads.
-    for attribute in start.attributes().with_checks(false) {
-        let attribute =
-            attribute.map_err(|_| FaultReason::NotWellFormed(reader.buffer_position()))?;
-        let (namespace, local) = reader.resolve_attribute(attribute.key);
-        if local.as_ref() == b"mustUnderstand" {
-            if let ResolveResult::Bound(ns) = namespace {
-                if ns.into_inner() == SOAP11_ENVELOPE_NS.as_bytes() {
-                    let value = attribute.value.as_ref();
-                    must_understand |= value == b"1" || value == b"true";
-                }
-            }
-        }
-    }
-    Ok(must_understand)
-}
-
 /// XML 1.0 `S`.
 pub fn is_xml_space(c: char) -> bool {
     matches!(c, ' ' | '\t' | '\n' | '\r')
@@ -757,6 +891,133 @@ mod tests {
                 parent: "Context"
             })
         );
+    }
+
+    #[test]
+    fn namespace_declarations_are_refused_before_they_are_resolved() {
+        let limits = XmlLimits::default();
+        let flood: String = (0..80_000)
+            .map(|i| format!(" xmlns:p{i:x}=\"u\""))
+            .collect();
+        let body = envelope(VERZOEK).replace(
+            "<g:GeefAdviesInburgeringsplicht ",
+            &format!("<g:GeefAdviesInburgeringsplicht{flood} "),
+        );
+        assert_eq!(
+            parse(body.as_bytes(), &limits),
+            Err(FaultReason::TooManyNamespaceDeclarations(32))
+        );
+        // Within the per-element limit but over the limit in scope.
+        let tight = XmlLimits {
+            max_namespaces_in_scope: 2,
+            ..XmlLimits::default()
+        };
+        let body = envelope(&VERZOEK.replace("<Verzoek>", "<Verzoek xmlns:x=\"urn:x\">"));
+        assert_eq!(parse(body.as_bytes(), &limits).map(|_| ()), Ok(()));
+        assert_eq!(
+            parse(body.as_bytes(), &tight),
+            Err(FaultReason::TooManyNamespacesInScope(2))
+        );
+        // Declarations are released when their element closes: Naam's is gone when Versie
+        // declares its own (4 in scope at most, 5 if Naam's stayed).
+        let body = envelope(
+            &VERZOEK
+                .replace(
+                    "<Context>",
+                    "<Context xmlns:x=\"urn:x\"><Naam xmlns:y=\"urn:y\">a</Naam>",
+                )
+                .replace("<Naam>GeefAdviesInburgeringsplicht</Naam>", "")
+                .replace("<Versie>", "<Versie xmlns:z=\"urn:z\">"),
+        );
+        let scoped = XmlLimits {
+            max_namespaces_in_scope: 4,
+            ..XmlLimits::default()
+        };
+        assert!(parse(body.as_bytes(), &scoped).is_ok());
+    }
+
+    #[test]
+    fn namespaces_resolve_as_xml_says() {
+        let limits = XmlLimits::default();
+        // The operation in a default namespace, the inner elements taken out of it again.
+        let body = envelope(VERZOEK)
+            .replace(
+                "<g:GeefAdviesInburgeringsplicht xmlns:g=",
+                "<GeefAdviesInburgeringsplicht xmlns=",
+            )
+            .replace(
+                "</g:GeefAdviesInburgeringsplicht>",
+                "</GeefAdviesInburgeringsplicht>",
+            )
+            .replace("<Verzoek>", "<Verzoek xmlns=\"\">");
+        assert!(parse(body.as_bytes(), &limits).is_ok());
+        // Without `xmlns=""` the inner elements are in the operation's namespace.
+        let qualified = body.replace("<Verzoek xmlns=\"\">", "<Verzoek>");
+        assert_eq!(
+            parse(qualified.as_bytes(), &limits),
+            Err(FaultReason::QualifiedInner)
+        );
+        let unknown = envelope(&VERZOEK.replace("<Vragen>", "<x:Vragen>"));
+        assert_eq!(
+            parse(unknown.as_bytes(), &limits),
+            Err(FaultReason::UnknownPrefix)
+        );
+        // A prefix cannot be undeclared, nor bound to the reserved URIs.
+        for declaration in [
+            "xmlns:p=\"\"",
+            "xmlns:xml=\"urn:x\"",
+            "xmlns:p=\"http://www.w3.org/2000/xmlns/\"",
+        ] {
+            let body = envelope(&VERZOEK.replace("<Vragen>", &format!("<Vragen {declaration}>")));
+            assert!(
+                matches!(
+                    parse(body.as_bytes(), &limits),
+                    Err(FaultReason::NotWellFormed(_))
+                ),
+                "{declaration}"
+            );
+        }
+        // mustUnderstand counts whatever the attribute order on the header entry.
+        let header = |entry: &str| {
+            envelope(VERZOEK).replace("<s:Body>", &format!("<s:Header>{entry}</s:Header><s:Body>"))
+        };
+        let body = header("<h:T e:mustUnderstand=\"1\" xmlns:h=\"urn:h\" xmlns:e=\"http://schemas.xmlsoap.org/soap/envelope/\"/>");
+        assert_eq!(
+            parse(body.as_bytes(), &limits),
+            Err(FaultReason::MustUnderstand)
+        );
+        let body = header("<h:T e:mustUnderstand=\"1\" xmlns:h=\"urn:h\" xmlns:e=\"urn:other\"/>");
+        assert!(parse(body.as_bytes(), &limits).is_ok());
+    }
+
+    #[test]
+    fn attributes_are_capped_per_element() {
+        let limits = XmlLimits {
+            max_attributes: 4,
+            ..XmlLimits::default()
+        };
+        let attributes: String = (0..5).map(|i| format!(" a{i}=\"x\"")).collect();
+        let body = envelope(&VERZOEK.replace("<Vragen>", &format!("<Vragen{attributes}>")));
+        assert_eq!(
+            parse(body.as_bytes(), &limits),
+            Err(FaultReason::TooManyAttributes(4))
+        );
+        let body = envelope(&VERZOEK.replace("<Vragen>", "<Vragen a=\"1\" b=\"2\">"));
+        assert!(parse(body.as_bytes(), &limits).is_ok());
+    }
+
+    #[test]
+    fn a_passed_deadline_ends_the_parse() {
+        let vraag = "<Vraag><Referte>q</Referte><Inhoud><Criteria><INSZ>1</INSZ></Criteria></Inhoud></Vraag>";
+        let body = envelope(&VERZOEK.replace("<Vragen>", &format!("<Vragen>{}", vraag.repeat(50))));
+        let past = Instant::now();
+        assert_eq!(
+            parse_until(body.as_bytes(), &XmlLimits::default(), Some(past)),
+            Err(FaultReason::TimeBudget)
+        );
+        assert_eq!(FaultReason::TimeBudget.faultcode(), "soap:Server");
+        let later = Instant::now() + std::time::Duration::from_secs(3600);
+        assert!(parse_until(body.as_bytes(), &XmlLimits::default(), Some(later)).is_ok());
     }
 
     #[test]
