@@ -17,3 +17,5 @@ echo "== cargo test"
 cargo test --no-fail-fast
 echo "== load-tests/run --smoke (a few seconds per step: the load test must not rot)"
 bash load-tests/run --smoke
+echo "== Debian package: cargo deb, lintian, systemd-analyze, install/upgrade/remove/purge (root only)"
+bash scripts/test-debian-package.sh

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 
 use crate::domain::RuleSet;
 
@@ -17,7 +17,6 @@ pub mod snapshot;
 #[derive(Debug, Parser)]
 #[command(
     name = "kbi-advice",
-    version,
     about = "Advice on the Flemish integration obligation (inburgeringsplicht) from a KBI snapshot"
 )]
 pub struct Cli {
@@ -65,9 +64,28 @@ pub fn load_rules(path: Option<&PathBuf>) -> anyhow::Result<Arc<RuleSet>> {
     Ok(Arc::new(rules))
 }
 
+/// What `--version` prints after the name: the package version, the git commit the binary was
+/// built from (`build.rs`; "unknown" outside a checkout) and the version of the rules compiled
+/// in. The rules version is read from the embedded `config/rules.toml` itself, so it cannot drift
+/// from what `serve` and `check` use without a `--rules` file.
+pub fn version() -> String {
+    format!(
+        "{} (commit {}, rules {})",
+        env!("CARGO_PKG_VERSION"),
+        env!("KBI_ADVICE_GIT_COMMIT"),
+        RuleSet::shipped().version
+    )
+}
+
+/// The full command-line definition, version included: what `run` parses, and what the man
+/// pages and shell completions are generated from (`examples/packaging_assets.rs`).
+pub fn command() -> clap::Command {
+    Cli::command().version(version())
+}
+
 /// Parses the command line and runs the subcommand.
 pub fn run() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = Cli::from_arg_matches(&command().get_matches()).unwrap_or_else(|error| error.exit());
     let outcome = match cli.command {
         Command::Serve(args) => serve::run(args),
         Command::Check(args) => check::run(args),

@@ -14,6 +14,7 @@ pub mod rest;
 pub mod settings;
 pub mod soap_door;
 pub mod state;
+pub mod systemd;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -244,11 +245,14 @@ async fn serve(checked: Checked) -> anyhow::Result<()> {
     })
     .workers(1)
     .bind(checked.ops_listen)
-    .with_context(|| format!("cannot listen on {} (ops.listen)", checked.ops_listen))?
-    .run();
+    .with_context(|| format!("cannot listen on {} (ops.listen)", checked.ops_listen))?;
+    let ops_bound = ops.addrs().first().copied().unwrap_or(checked.ops_listen);
+    let ops = ops.run();
 
     tracing::info!(listen = %checked.listen, ops_listen = %checked.ops_listen, workers, "serving");
+    systemd::spawn(state.clone(), ops_bound);
     tokio::try_join!(client, ops)?;
+    systemd::stopping();
     tracing::info!("stopped");
     Ok(())
 }
