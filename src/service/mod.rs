@@ -101,10 +101,12 @@ async fn serve(checked: Checked) -> anyhow::Result<()> {
         development: checked.tls.is_none(),
         audit,
     });
+    crate::snapshot::reader::set_limits(checked.settings.snapshot.read_limits());
     let reloader = Arc::new(Reloader::new(
         checked.origin.clone(),
         rules.clone(),
         state.clone(),
+        Duration::from_secs(checked.settings.snapshot.reload_timeout_seconds),
     ));
 
     match &checked.origin {

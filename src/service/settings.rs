@@ -77,6 +77,21 @@ pub struct SnapshotSettings {
     pub rules: String,
     pub max_age_seconds: u64,
     pub redis_poll_seconds: u64,
+    pub max_line_bytes: usize,
+    pub max_decompressed_bytes: u64,
+    pub read_stall_timeout_seconds: u64,
+    pub reload_timeout_seconds: u64,
+}
+
+impl SnapshotSettings {
+    /// The reading limits of every snapshot load of the service.
+    pub fn read_limits(&self) -> crate::snapshot::reader::ReadLimits {
+        crate::snapshot::reader::ReadLimits {
+            max_line_bytes: self.max_line_bytes,
+            max_text_bytes: self.max_decompressed_bytes,
+            stall_timeout: Duration::from_secs(self.read_stall_timeout_seconds),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -211,6 +226,29 @@ impl Settings {
         }
         if self.snapshot.redis_poll_seconds == 0 {
             bail!("snapshot.redis_poll_seconds must be at least 1");
+        }
+        let snapshot_positive = [
+            (
+                "snapshot.max_line_bytes",
+                self.snapshot.max_line_bytes as u64,
+            ),
+            (
+                "snapshot.max_decompressed_bytes",
+                self.snapshot.max_decompressed_bytes,
+            ),
+            (
+                "snapshot.read_stall_timeout_seconds",
+                self.snapshot.read_stall_timeout_seconds,
+            ),
+            (
+                "snapshot.reload_timeout_seconds",
+                self.snapshot.reload_timeout_seconds,
+            ),
+        ];
+        for (name, value) in snapshot_positive {
+            if value == 0 {
+                bail!("{name} must be at least 1");
+            }
         }
         let id = &self.server.service_identificatie;
         if id.is_empty() || id.len() > crate::api::soap::MAX_IDENTIFICATIE {
