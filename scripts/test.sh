@@ -17,3 +17,5 @@ echo "== cargo test"
 cargo test --no-fail-fast
 echo "== load-tests/run --smoke (a few seconds per step: the load test must not rot)"
 bash load-tests/run --smoke
+echo "== scripts/fuzz.sh 20 (fuzz smoke: 20 s per target, fails on any crash, leak, timeout or OOM)"
+bash scripts/fuzz.sh 20

@@ -9,6 +9,7 @@ pub mod audit;
 pub mod cli;
 pub mod domain;
 pub mod premium;
+pub mod redact;
 pub mod service;
 pub mod snapshot;
 pub mod telemetry;

@@ -143,6 +143,27 @@ pub struct Checked {
     pub audit_dir: Option<PathBuf>,
 }
 
+/// A configuration error in fixed words: the setting's name and what was expected, never the
+/// value given (the config crate's own message quotes it, whatever it is).
+fn describe(error: &config::ConfigError) -> String {
+    use config::ConfigError;
+    let at = |key: &Option<String>| {
+        key.as_deref()
+            .map(|k| format!("{}: ", crate::redact::setting_name(k)))
+            .unwrap_or_default()
+    };
+    match error {
+        ConfigError::Type { key, expected, .. } => format!("{}expected {expected}", at(key)),
+        ConfigError::At { error, key, .. } => format!("{}{}", at(key), describe(error)),
+        ConfigError::NotFound(key) => {
+            format!("{} is missing", crate::redact::setting_name(key))
+        }
+        ConfigError::Message(message) => crate::redact::describe_data(message),
+        ConfigError::FileParse { .. } => "a configuration file is not valid TOML".into(),
+        _ => "the configuration cannot be read".into(),
+    }
+}
+
 impl Settings {
     /// Layers the defaults, `config_file`, the environment (`env`: name/value pairs, normally
     /// `std::env::vars()`) and `overrides`, then checks the result.
@@ -158,6 +179,13 @@ impl Settings {
         if let Some(path) = config_file {
             if !path.is_file() {
                 bail!("configuration file {} does not exist", path.display());
+            }
+            // The config crate's syntax errors quote the file; checked here first, they name
+            // the line and column only.
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read configuration file {}", path.display()))?;
+            if let Err(error) = crate::redact::toml::<toml::Table>(&text) {
+                bail!("configuration file {}: {error}", path.display());
             }
             builder = builder.add_source(
                 config::File::from(path.to_path_buf()).format(config::FileFormat::Toml),
@@ -186,20 +214,21 @@ impl Settings {
         let settings: Settings = builder
             .build()
             .and_then(|c| c.try_deserialize())
-            .map_err(|e| anyhow::anyhow!("invalid configuration: {e}"))?;
+            .map_err(|e| anyhow::anyhow!("invalid configuration: {}", describe(&e)))?;
         settings.check()
     }
 
     fn check(self) -> anyhow::Result<Checked> {
-        let listen: SocketAddr =
-            self.server.listen.parse().with_context(|| {
-                format!("server.listen {:?} is not IP:PORT", self.server.listen)
-            })?;
+        let listen: SocketAddr = self
+            .server
+            .listen
+            .parse()
+            .with_context(|| "server.listen is not IP:PORT".to_string())?;
         let ops_listen: SocketAddr = self
             .ops
             .listen
             .parse()
-            .with_context(|| format!("ops.listen {:?} is not IP:PORT", self.ops.listen))?;
+            .context("ops.listen is not IP:PORT")?;
         if self.server.plain_http && !listen.ip().is_loopback() {
             bail!(
                 "server.plain_http = true is only allowed on a loopback address, \
@@ -220,6 +249,10 @@ impl Settings {
             if value == 0 {
                 bail!("{name} must be at least 1");
             }
+        }
+        // actix-web panics above 512 workers: a clear refusal instead.
+        if self.server.workers > 512 {
+            bail!("server.workers must be at most 512 (0 = one per CPU core)");
         }
         if self.server.request_head_timeout_ms == 0 {
             bail!("server.request_head_timeout_ms must be at least 1");

@@ -82,13 +82,17 @@ const MAX_PERSONS: u64 = 100_000_000;
 /// Parses and checks line 1.
 pub fn parse_header(line: &[u8]) -> Result<SnapshotMeta, SnapshotError> {
     let bad = |m: String| SnapshotError::line(1, m);
-    let header: HeaderLine = serde_json::from_slice(line)
-        .map_err(|e| bad(format!("not a valid snapshot header: {e}")))?;
+    let header: HeaderLine = serde_json::from_slice(line).map_err(|e| {
+        bad(format!(
+            "not a valid snapshot header: {}",
+            crate::redact::json::<HeaderLine>(line, &e)
+        ))
+    })?;
     let h = header.kbi_snapshot;
     if h.format.as_u64() != Some(FORMAT) {
+        // The value itself is not repeated: messages never quote the file.
         return Err(bad(format!(
-            "snapshot format {} is not supported (this program reads format {FORMAT})",
-            h.format
+            "`format` is not supported (this program reads format {FORMAT})"
         )));
     }
     let id = h.snapshot_id.trim();
@@ -98,12 +102,11 @@ pub fn parse_header(line: &[u8]) -> Result<SnapshotMeta, SnapshotError> {
         ));
     }
     let extracted_at = DateTime::parse_from_rfc3339(&h.extracted_at)
-        .map_err(|e| bad(format!("`extracted_at` is not an RFC 3339 timestamp: {e}")))?
+        .map_err(|_| bad("`extracted_at` is not an RFC 3339 timestamp".into()))?
         .with_timezone(&Utc);
     if h.persons > MAX_PERSONS {
         return Err(bad(format!(
-            "`persons` = {} exceeds the maximum of {MAX_PERSONS}",
-            h.persons
+            "`persons` exceeds the maximum of {MAX_PERSONS}"
         )));
     }
     Ok(SnapshotMeta {
