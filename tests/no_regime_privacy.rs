@@ -25,10 +25,9 @@ fn snapshot() -> String {
 
 /// The REST answer for `insz` on `date` without the echoed INSZ: status and body.
 fn answer(server: &soap_support::server::Server, insz: &str, date: &str) -> (u16, Value) {
-    let response = soap_support::get(
-        server.url(&format!("/v1/integration-obligation/{insz}?date={date}")),
-    )
-    .unwrap();
+    let response =
+        soap_support::get(server.url(&format!("/v1/integration-obligation/{insz}?date={date}")))
+            .unwrap();
     let status = response.status().as_u16();
     let mut body: Value = response.json().unwrap();
     if let Some(object) = body.as_object_mut() {

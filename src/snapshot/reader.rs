@@ -389,7 +389,16 @@ pub fn load(
     rules: Arc<RuleSet>,
     progress: &dyn Progress,
 ) -> Result<CompiledSnapshot, SnapshotError> {
-    let limits = limits();
+    load_with_limits(reader, rules, progress, limits())
+}
+
+/// [`load`] under explicit limits instead of the process's.
+pub fn load_with_limits(
+    reader: Box<dyn BufRead + Send>,
+    rules: Arc<RuleSet>,
+    progress: &dyn Progress,
+    limits: ReadLimits,
+) -> Result<CompiledSnapshot, SnapshotError> {
     let (sender, receiver) = sync_channel::<ReadItem>(8);
     let reading = std::thread::Builder::new()
         .name("snapshot-read".into())
@@ -677,5 +686,112 @@ pub fn find_person_in(
         if person.insz == insz {
             return Ok(Some(person));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::snapshot::Silent;
+    use std::time::{Duration, Instant};
+
+    /// A source that sends its header, then nothing for a long time (a hung network file
+    /// system).
+    struct Stalls {
+        header: io::Cursor<Vec<u8>>,
+        stall: Duration,
+    }
+
+    impl Read for Stalls {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            let n = self.header.read(buf)?;
+            if n == 0 {
+                std::thread::sleep(self.stall);
+            }
+            Ok(n)
+        }
+    }
+
+    #[test]
+    fn a_source_that_stops_sending_is_given_up_after_the_stall_timeout() {
+        let header = br#"{"kbi_snapshot": {"format": 1, "snapshot_id": "t", "extracted_at": "2026-11-01T02:00:00Z", "persons": 1}}
+"#;
+        let source = Stalls {
+            header: io::Cursor::new(header.to_vec()),
+            stall: Duration::from_secs(30),
+        };
+        let limits = ReadLimits {
+            stall_timeout: Duration::from_millis(300),
+            ..ReadLimits::default()
+        };
+        let started = Instant::now();
+        let error = load_with_limits(
+            Box::new(BufReader::new(source)),
+            Arc::new(RuleSet::shipped()),
+            &Silent,
+            limits,
+        )
+        .unwrap_err();
+        assert!(matches!(error, SnapshotError::Stalled { .. }), "{error}");
+        // A bound, not a speed target: without the timeout this waits the full 30 s.
+        assert!(
+            started.elapsed() < Duration::from_secs(15),
+            "{:?}",
+            started.elapsed()
+        );
+        assert!(
+            error.to_string().contains("read_stall_timeout_seconds"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn the_default_limits_are_the_shipped_settings() {
+        let settings: toml::Table = toml::from_str(crate::service::settings::DEFAULT_TOML).unwrap();
+        let snapshot = &settings["snapshot"];
+        let defaults = ReadLimits::default();
+        assert_eq!(
+            snapshot["max_line_bytes"].as_integer(),
+            Some(defaults.max_line_bytes as i64)
+        );
+        assert_eq!(
+            snapshot["max_decompressed_bytes"].as_integer(),
+            Some(defaults.max_text_bytes as i64)
+        );
+        assert_eq!(
+            snapshot["read_stall_timeout_seconds"].as_integer(),
+            Some(defaults.stall_timeout.as_secs() as i64)
+        );
+    }
+
+    #[test]
+    fn a_line_over_the_cap_is_refused_without_reading_on() {
+        let mut text = b"{\"kbi_snapshot\": 1}\n".to_vec();
+        text.extend(std::iter::repeat_n(b'x', 5000));
+        let limits = ReadLimits {
+            max_line_bytes: 1000,
+            ..ReadLimits::default()
+        };
+        let error = load_with_limits(
+            Box::new(io::Cursor::new(text)),
+            Arc::new(RuleSet::shipped()),
+            &Silent,
+            limits,
+        )
+        .unwrap_err();
+        // The header is refused first only if it is read: here line 1 is short and invalid.
+        assert!(error.to_string().contains("line 1"), "{error}");
+        let long_header = vec![b'{'; 5000];
+        let error = load_with_limits(
+            Box::new(io::Cursor::new(long_header)),
+            Arc::new(RuleSet::shipped()),
+            &Silent,
+            limits,
+        )
+        .unwrap_err();
+        assert!(
+            matches!(error, SnapshotError::LineTooLong { line: 1, max: 1000 }),
+            "{error}"
+        );
     }
 }
