@@ -132,7 +132,7 @@ impl Reloader {
                     let current = self.state.store.current();
                     Ok(current
                         .map(|s| describe(&s))
-                        .ok_or_else(|| ReloadError::TimedOut(self.timeout.as_secs())))
+                        .ok_or(ReloadError::TimedOut(self.timeout.as_secs())))
                 } else {
                     *stage = Stage::Abandoned;
                     abandoned.store(true, Ordering::Relaxed);
