@@ -178,11 +178,18 @@ impl Settings {
         ));
         if let Some(path) = config_file {
             if !path.is_file() {
+                if path.exists() {
+                    bail!(
+                        "configuration file {} is not a regular file (a FIFO, device or \
+                         directory): refused without reading it",
+                        path.display()
+                    );
+                }
                 bail!("configuration file {} does not exist", path.display());
             }
             // The config crate's syntax errors quote the file; checked here first, they name
             // the line and column only.
-            let text = std::fs::read_to_string(path)
+            let text = crate::snapshot::reader::read_config_text(path)
                 .with_context(|| format!("cannot read configuration file {}", path.display()))?;
             if let Err(error) = crate::redact::toml::<toml::Table>(&text) {
                 bail!("configuration file {}: {error}", path.display());

@@ -34,7 +34,7 @@ pub enum SnapshotError {
     #[error("line {line}: cannot read the snapshot (corrupt or truncated file?): {error}")]
     Read { line: u64, error: io::Error },
     /// A FIFO, device, socket or directory: reading it could block forever or never end.
-    #[error("snapshot {path} is a {kind}, not a regular file: refused without reading it")]
+    #[error("{path} is a {kind}, not a regular file: refused without reading it")]
     NotRegular { path: String, kind: &'static str },
     #[error(
         "line {line}: longer than the maximum of {max} bytes per line (snapshot.max_line_bytes): \
@@ -210,6 +210,38 @@ pub fn open_regular(path: &Path) -> Result<std::fs::File, SnapshotError> {
         return Err(not_regular(opened.file_type()));
     }
     Ok(file)
+}
+
+/// The most a configuration file (rules, client registry, TLS files) may hold: they are a few kB.
+pub const MAX_CONFIG_FILE_BYTES: u64 = 16 << 20;
+
+/// Reads a small file whole, only if it is a regular file and at most `max_bytes` long: a FIFO
+/// or device named as a configuration file must not block start-up or fill memory.
+pub fn read_regular_file(path: &Path, max_bytes: u64) -> io::Result<Vec<u8>> {
+    let file = open_regular(path).map_err(|error| match error {
+        SnapshotError::Open { error, .. } => error,
+        SnapshotError::NotRegular { kind, .. } => io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("it is a {kind}, not a regular file"),
+        ),
+        other => io::Error::other(other.to_string()),
+    })?;
+    let mut bytes = Vec::new();
+    file.take(max_bytes + 1).read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > max_bytes {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("it is larger than {max_bytes} bytes"),
+        ));
+    }
+    Ok(bytes)
+}
+
+/// [`read_regular_file`] as UTF-8 text, capped at [`MAX_CONFIG_FILE_BYTES`].
+pub fn read_config_text(path: &Path) -> io::Result<String> {
+    let bytes = read_regular_file(path, MAX_CONFIG_FILE_BYTES)?;
+    String::from_utf8(bytes)
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidData, "it is not UTF-8 text"))
 }
 
 /// Wraps `reader` in the decoder for `compression`.

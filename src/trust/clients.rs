@@ -158,9 +158,11 @@ impl ClientRegistry {
 
     /// Reads and validates a registry file.
     pub fn from_file(path: &Path) -> Result<ClientRegistry, ClientsError> {
-        let text = std::fs::read_to_string(path).map_err(|cause| ClientsError::Read {
-            path: path.display().to_string(),
-            cause,
+        let text = crate::snapshot::reader::read_config_text(path).map_err(|cause| {
+            ClientsError::Read {
+                path: path.display().to_string(),
+                cause,
+            }
         })?;
         ClientRegistry::from_toml(&text)
     }
