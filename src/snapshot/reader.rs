@@ -79,6 +79,10 @@ struct HeaderBody {
 /// larger count is a corrupt header, and must not size our allocations.
 const MAX_PERSONS: u64 = 100_000_000;
 
+/// The most persons the index is pre-sized for from the header's count: all of Belgium's 12 M
+/// fit; a larger (or false) count grows the index as lines actually arrive.
+const PRESIZE_MAX_PERSONS: u64 = 16_000_000;
+
 /// Parses and checks line 1.
 pub fn parse_header(line: &[u8]) -> Result<SnapshotMeta, SnapshotError> {
     let bad = |m: String| SnapshotError::line(1, m);
@@ -481,7 +485,10 @@ fn load_from(
     let declared = meta.persons;
     progress.start("loading snapshot", declared);
 
-    let mut builder = PersonIndexBuilder::with_capacity(declared as usize, declared as usize);
+    // Pre-sized from the header (no regrowth peak for a real register), but only up to a bound:
+    // a 100-byte file declaring 100 M persons must not reserve gigabytes.
+    let presize = declared.min(PRESIZE_MAX_PERSONS) as usize;
+    let mut builder = PersonIndexBuilder::with_capacity(presize, presize);
     let persons = compile_chunks(receiver, &rules, &mut builder, declared, progress, limits)?;
     if persons != declared {
         return Err(SnapshotError::line(
