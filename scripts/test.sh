@@ -19,3 +19,5 @@ echo "== load-tests/run --smoke (a few seconds per step: the load test must not 
 bash load-tests/run --smoke
 echo "== Debian package: cargo deb, lintian, systemd-analyze, install/upgrade/remove/purge (root only)"
 bash scripts/test-debian-package.sh
+echo "== scripts/fuzz.sh 20 (fuzz smoke: 20 s per target, fails on any crash, leak, timeout or OOM)"
+bash scripts/fuzz.sh 20

@@ -10,6 +10,7 @@ pub mod cli;
 pub mod domain;
 pub mod import;
 pub mod premium;
+pub mod redact;
 pub mod service;
 pub mod snapshot;
 pub mod telemetry;

@@ -137,7 +137,7 @@ fn unknown_type_and_missing_fields_are_refused() {
     let cases = [
         (
             r#"{"date": "2022-04-04", "type": "OBLIGATION_SUSPENDED"}"#,
-            "unknown event type",
+            "unknown event `type`",
         ),
         (
             r#"{"date": "2022-04-04", "type": "OBLIGATION_START"}"#,
@@ -209,7 +209,7 @@ fn bad_header_is_refused() {
     let cases = [
         (
             r#"{"kbi_snapshot": {"format": 2, "snapshot_id": "t", "extracted_at": "2026-11-01T02:00:00Z", "persons": 0}}"#,
-            "format 2",
+            "`format` is not supported",
         ),
         (
             r#"{"kbi_snapshot": {"format": 1, "snapshot_id": "t", "extracted_at": "yesterday", "persons": 0}}"#,

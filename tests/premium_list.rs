@@ -954,3 +954,134 @@ fn persons_answered_30004_are_not_listed_but_counted() {
     assert_eq!(listed, ["81020210201"]);
     assert_eq!(manifest.persons_without_rule_set, 2);
 }
+
+// ---------------------------------------------------------------------------------------------
+// A killed export's leftovers (issue 14)
+
+/// A process id that provably no longer runs: a child that has exited and been reaped.
+fn dead_pid() -> u32 {
+    let mut child = std::process::Command::new("true").spawn().unwrap();
+    let pid = child.id();
+    child.wait().unwrap();
+    pid
+}
+
+#[test]
+fn a_killed_export_leaves_a_lock_the_next_export_takes_over_with_its_temporary_files() {
+    let keys = Keys::new();
+    let out = tempfile::tempdir().unwrap();
+    // A snapshot that takes seconds to load, so the export can be killed while it holds the lock.
+    let big = out.path().join("big.jsonl");
+    bin()
+        .args([
+            "snapshot",
+            "generate",
+            "--persons",
+            "300000",
+            "--seed",
+            "3",
+            "--out",
+        ])
+        .arg(&big)
+        .assert()
+        .success();
+    let mut killed = std::process::Command::new(env!("CARGO_BIN_EXE_kbi-advice"))
+        .args(["premium-list", "--snapshot"])
+        .arg(&big)
+        .args(["--premium-year", "2027", "--recipient", &keys.recipient()])
+        .arg("--signing-key")
+        .arg(keys.private())
+        .arg("--out")
+        .arg(out.path())
+        .args(["--operator", "alice"])
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let lock = out
+        .path()
+        .join(format!("{}.lock", premium::DEFAULT_REGISTER));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !lock.exists() {
+        assert!(std::time::Instant::now() < deadline, "no lock appeared");
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    killed.kill().unwrap(); // SIGKILL: no cleanup runs
+    killed.wait().unwrap();
+    std::fs::remove_file(&big).unwrap();
+    let holder = std::fs::read_to_string(&lock).unwrap();
+    let host = holder
+        .split_whitespace()
+        .nth(3)
+        .expect("the lock names its host")
+        .to_string();
+
+    // Temporary files as a killed export leaves them (its pid, this host), and others that
+    // cannot be proved dead or are not ours: those stay.
+    let dead = dead_pid();
+    let ours_dead = [
+        format!(".kbi-reduced-premium-2027.csv.age.pid{dead}@{host}.Ab12Cd.tmp"),
+        format!(".kbi-reduced-premium-2027.manifest.json.sig.pid{dead}@{host}.x9Y8z7.tmp"),
+        format!(".probe.pid{}@{host}.Qw34Er.tmp", killed.id()),
+    ];
+    let kept = [
+        // A process that runs (this test).
+        format!(
+            ".kbi-reduced-premium-2027.csv.age.pid{}@{host}.Ab12Cd.tmp",
+            std::process::id()
+        ),
+        // Another host: its process ids mean nothing here.
+        format!(".kbi-reduced-premium-2027.csv.age.pid{dead}@elsewhere.Ab12Cd.tmp"),
+        // Not an export's name.
+        format!(".notes.pid{dead}@{host}.Ab12Cd.tmp"),
+        // The old naming, without a pid: not provable.
+        ".kbi-reduced-premium-2027.csv.age.Ab12Cd.tmp".to_string(),
+    ];
+    for name in ours_dead.iter().chain(&kept) {
+        std::fs::write(out.path().join(name), b"partial").unwrap();
+    }
+
+    let (_, stderr) = export_cmd(FIXTURE, "2027", &keys, out.path()).expect_exit(0, &[]);
+    assert!(
+        stderr.contains("took over the register lock of a killed export"),
+        "{stderr}"
+    );
+    for name in &ours_dead {
+        assert!(!out.path().join(name).exists(), "{name} was left");
+        assert!(
+            stderr.contains(name.as_str()),
+            "{name} not reported: {stderr}"
+        );
+    }
+    for name in &kept {
+        assert!(out.path().join(name).exists(), "{name} was removed");
+    }
+    assert!(!lock.exists(), "the lock outlived the export");
+    assert_eq!(register_lines(out.path()).len(), 1);
+}
+
+#[test]
+fn a_lock_of_a_running_process_or_another_host_is_not_taken_over() {
+    let keys = Keys::new();
+    let out = tempfile::tempdir().unwrap();
+    let lock = out
+        .path()
+        .join(format!("{}.lock", premium::DEFAULT_REGISTER));
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap();
+    for holder in [
+        format!(
+            "pid {} on {} since 2026-01-01T00:00:00Z\n",
+            std::process::id(),
+            host.trim()
+        ),
+        format!(
+            "pid {} on elsewhere since 2026-01-01T00:00:00Z\n",
+            dead_pid()
+        ),
+        format!("pid {} since 2026-01-01T00:00:00Z\n", dead_pid()),
+    ] {
+        std::fs::write(&lock, &holder).unwrap();
+        export_cmd(FIXTURE, "2027", &keys, out.path())
+            .expect_exit(2, &["another export holds the lock"]);
+        assert_eq!(std::fs::read_to_string(&lock).unwrap(), holder);
+    }
+}

@@ -55,7 +55,7 @@ pub fn load_rules(path: Option<&PathBuf>) -> anyhow::Result<Arc<RuleSet>> {
     use anyhow::Context;
     let rules = match path {
         Some(path) => {
-            let text = std::fs::read_to_string(path)
+            let text = crate::snapshot::reader::read_config_text(path)
                 .with_context(|| format!("cannot read rules file {}", path.display()))?;
             RuleSet::from_toml(&text).with_context(|| format!("in {}", path.display()))?
         }

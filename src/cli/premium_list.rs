@@ -161,6 +161,19 @@ fn run_export(args: ExportArgs) -> anyhow::Result<u8> {
         fail_point: None,
     };
     let prepared = request.prepare()?;
+    let leftovers = prepared.leftovers();
+    if let Some(holder) = &leftovers.stale_lock {
+        eprintln!(
+            "note: took over the register lock of a killed export ({holder}): that process no \
+             longer runs on this host"
+        );
+    }
+    for path in &leftovers.temporary_files {
+        eprintln!(
+            "note: removed {}, a temporary file of a killed export",
+            path.display()
+        );
+    }
     if let Some(first) = prepared.earlier().first() {
         eprintln!(
             "warning: premium year {year} was already exported ({} time(s), first on {} by {}); \

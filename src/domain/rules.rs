@@ -125,10 +125,10 @@ pub enum RulesError {
     NoRegimes,
     #[error("rules: regime #{index}: {message}")]
     Regime { index: usize, message: String },
-    #[error("rules: regimes `{first}` and `{second}` overlap for region {region}")]
+    #[error("rules: regimes #{first} and #{second} overlap for region {region}")]
     Overlap {
-        first: String,
-        second: String,
+        first: usize,
+        second: usize,
         region: &'static str,
     },
 }
@@ -170,7 +170,7 @@ impl RuleSet {
 
     /// Parses and validates a rule file.
     pub fn from_toml(text: &str) -> Result<RuleSet, RulesError> {
-        let file: RuleFile = toml::from_str(text).map_err(|e| RulesError::Syntax(e.to_string()))?;
+        let file: RuleFile = crate::redact::toml(text).map_err(RulesError::Syntax)?;
         let version = file.version.trim().to_string();
         if version.is_empty() || version.len() > 64 || version.chars().any(|c| c.is_control()) {
             return Err(RulesError::Version);
@@ -185,8 +185,8 @@ impl RuleSet {
             if r.id.trim().is_empty() {
                 return Err(bad("`id` must not be empty".into()));
             }
-            let region = Region::parse(&r.region)
-                .ok_or_else(|| bad(format!("`region` must be VL or BXL, not {:?}", r.region)))?;
+            let region =
+                Region::parse(&r.region).ok_or_else(|| bad("`region` must be VL or BXL".into()))?;
             let valid_from =
                 parse_date(&r.valid_from).map_err(|e| bad(format!("`valid_from`: {e}")))?;
             let valid_until = r
@@ -210,8 +210,8 @@ impl RuleSet {
             if r.employment_service_days.is_some_and(|d| d > 36_500) {
                 return Err(bad("`employment_service_days` must be at most 36500".into()));
             }
-            if regimes.iter().any(|other: &Regime| other.id == r.id) {
-                return Err(bad(format!("duplicate regime id `{}`", r.id)));
+            if let Some(other) = regimes.iter().position(|other: &Regime| other.id == r.id) {
+                return Err(bad(format!("`id` is the same as regime #{}'s", other + 1)));
             }
             regimes.push(Regime {
                 id: r.id,
@@ -225,13 +225,13 @@ impl RuleSet {
             });
         }
         for (i, a) in regimes.iter().enumerate() {
-            for b in &regimes[i + 1..] {
+            for (j, b) in regimes.iter().enumerate().skip(i + 1) {
                 let a_end = a.valid_until.unwrap_or(NaiveDate::MAX);
                 let b_end = b.valid_until.unwrap_or(NaiveDate::MAX);
                 if a.region == b.region && a.valid_from <= b_end && b.valid_from <= a_end {
                     return Err(RulesError::Overlap {
-                        first: a.id.clone(),
-                        second: b.id.clone(),
+                        first: i + 1,
+                        second: j + 1,
                         region: a.region.code(),
                     });
                 }

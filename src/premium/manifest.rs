@@ -73,8 +73,12 @@ impl Manifest {
 
     /// Reads a manifest; refuses another format or an unknown version.
     pub fn parse(bytes: &[u8]) -> Result<Manifest, String> {
-        let manifest: Manifest =
-            serde_json::from_slice(bytes).map_err(|e| format!("not a valid manifest: {e}"))?;
+        let manifest: Manifest = serde_json::from_slice(bytes).map_err(|e| {
+            format!(
+                "not a valid manifest: {}",
+                crate::redact::json::<Manifest>(bytes, &e)
+            )
+        })?;
         if manifest.format != FORMAT {
             return Err(format!(
                 "format is \"{}\", expected \"{FORMAT}\"",

@@ -174,6 +174,16 @@ pub struct PreparedExport {
     request: ExportRequest,
     earlier: Vec<Earlier>,
     _lock: RegisterLock,
+    leftovers: Leftovers,
+}
+
+/// What a killed export left and this one removed, to tell the operator.
+#[derive(Debug, Clone, Default)]
+pub struct Leftovers {
+    /// The stale lock's content (`pid N on HOST since T`), when one was taken over.
+    pub stale_lock: Option<String>,
+    /// Temporary files of exports whose process no longer runs.
+    pub temporary_files: Vec<PathBuf>,
 }
 
 /// A finished export.
@@ -209,6 +219,12 @@ impl ExportRequest {
             });
         }
         let lock = register.lock()?;
+        // Under the lock no other export of this register runs; temporary files are removed
+        // only when their name proves them an export's of a process on this host that is gone.
+        let leftovers = Leftovers {
+            stale_lock: lock.reclaimed().map(str::to_string),
+            temporary_files: remove_dead_temporaries(&self.out_dir),
+        };
         let earlier = register.exports_of(self.premium_year)?;
         if self.force == Force::No {
             if let Some(first) = earlier.first() {
@@ -235,6 +251,7 @@ impl ExportRequest {
             request: self,
             earlier,
             _lock: lock,
+            leftovers,
         })
     }
 }
@@ -267,14 +284,76 @@ fn check_out_dir(dir: &Path) -> Result<(), PremiumError> {
         .map_err(|e| refuse(format!("is not writable: {e}")))
 }
 
+/// A hidden temporary file `.WHAT.pidPID@HOST.RANDOM.tmp`: the process id and host in the name
+/// let a later export prove the file a killed export's leftover ([`remove_dead_temporaries`]).
 fn temp_in(dir: &Path, what: &str) -> io::Result<NamedTempFile> {
     tempfile::Builder::new()
-        .prefix(&format!(".{what}."))
+        .prefix(&format!(
+            ".{what}.pid{}@{}.",
+            std::process::id(),
+            register::host_name()
+        ))
         .suffix(".tmp")
         .tempfile_in(dir)
 }
 
+/// Whether `name` is one of this program's temporary names and its process is gone: the name
+/// is `.` + an export file's name (any year) or `probe` + `.pidPID@HOST.` + random + `.tmp`,
+/// HOST is this host and PID no longer runs.
+fn dead_temporary(name: &str) -> bool {
+    let Some(inner) = name.strip_prefix('.').and_then(|n| n.strip_suffix(".tmp")) else {
+        return false;
+    };
+    let Some((what, rest)) = inner.split_once(".pid") else {
+        return false;
+    };
+    let ours = what == "probe"
+        || what
+            .strip_prefix("kbi-reduced-premium-")
+            .and_then(|t| t.split_once('.'))
+            .is_some_and(|(year, kind)| {
+                year.len() == 4
+                    && year.bytes().all(|b| b.is_ascii_digit())
+                    && matches!(kind, "csv.age" | "manifest.json" | "manifest.json.sig")
+            });
+    let Some((pid, host_and_random)) = rest.split_once('@') else {
+        return false;
+    };
+    let Some((host, _random)) = host_and_random.rsplit_once('.') else {
+        return false;
+    };
+    let Ok(pid) = pid.parse::<u32>() else {
+        return false;
+    };
+    ours && host == register::host_name()
+        && pid != std::process::id()
+        && !register::process_runs(pid)
+}
+
+/// Removes the temporary files of killed exports from `dir`; the paths removed.
+fn remove_dead_temporaries(dir: &Path) -> Vec<PathBuf> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut removed = Vec::new();
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(name) = name.to_str() else { continue };
+        let is_file = entry.file_type().is_ok_and(|t| t.is_file());
+        if is_file && dead_temporary(name) && std::fs::remove_file(entry.path()).is_ok() {
+            removed.push(entry.path());
+        }
+    }
+    removed.sort();
+    removed
+}
+
 impl PreparedExport {
+    /// What a killed export had left and was removed before this one (to report).
+    pub fn leftovers(&self) -> &Leftovers {
+        &self.leftovers
+    }
+
     /// Earlier exports of this premium year (non-empty only for a forced export).
     pub fn earlier(&self) -> &[Earlier] {
         &self.earlier

@@ -121,7 +121,7 @@ impl Register {
             let seen: Seen = serde_json::from_str(&line).map_err(|e| RegisterError::Corrupt {
                 path: self.path.clone(),
                 line: n + 1,
-                why: e.to_string(),
+                why: crate::redact::json::<Seen>(line.as_bytes(), &e),
             })?;
             if seen.premium_year == premium_year {
                 out.push(Earlier {
@@ -157,28 +157,41 @@ impl Register {
     }
 
     /// Takes the export lock (`REGISTER.lock`, created exclusively); released when dropped.
+    ///
+    /// A lock left by a killed export is taken over when it provably is one: it names this
+    /// host and a process id that no longer runs. Anything else (another host, a live process,
+    /// an unreadable lock) is refused as before, for the operator to judge.
     pub fn lock(&self) -> Result<RegisterLock, RegisterError> {
         let mut name = self.path.clone().into_os_string();
         name.push(".lock");
         let path = PathBuf::from(name);
-        match OpenOptions::new().write(true).create_new(true).open(&path) {
-            Ok(mut file) => {
-                let holder = format!(
-                    "pid {} since {}\n",
-                    std::process::id(),
-                    chrono::Utc::now().format("%Y-%m-%dT%H:%M:%SZ")
-                );
-                // The content only helps whoever finds a stale lock.
-                let _ = file.write_all(holder.as_bytes());
-                Ok(RegisterLock { path })
+        let mut reclaimed = None;
+        loop {
+            match OpenOptions::new().write(true).create_new(true).open(&path) {
+                Ok(mut file) => {
+                    let holder = format!(
+                        "pid {} on {} since {}\n",
+                        std::process::id(),
+                        host_name(),
+                        chrono::Utc::now().format("%Y-%m-%dT%H:%M:%SZ")
+                    );
+                    // The content lets the next export prove the lock stale if this one is killed.
+                    let _ = file.write_all(holder.as_bytes());
+                    let _ = file.sync_all();
+                    return Ok(RegisterLock { path, reclaimed });
+                }
+                Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists => {
+                    let holder = std::fs::read_to_string(&path)
+                        .map(|s| s.trim().to_string())
+                        .unwrap_or_default();
+                    if reclaimed.is_none() && stale(&holder) && take_over(&path, &holder) {
+                        reclaimed = Some(holder);
+                        continue;
+                    }
+                    return Err(RegisterError::Locked { path, holder });
+                }
+                Err(error) => return Err(RegisterError::Lock { path, error }),
             }
-            Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists => {
-                let holder = std::fs::read_to_string(&path)
-                    .map(|s| s.trim().to_string())
-                    .unwrap_or_default();
-                Err(RegisterError::Locked { path, holder })
-            }
-            Err(error) => Err(RegisterError::Lock { path, error }),
         }
     }
 }
@@ -187,6 +200,77 @@ impl Register {
 #[derive(Debug)]
 pub struct RegisterLock {
     path: PathBuf,
+    /// The content of a stale lock (a killed export's) this one replaced.
+    reclaimed: Option<String>,
+}
+
+impl RegisterLock {
+    /// The lock file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// What the stale lock taken over said (`pid N on HOST since T`), if there was one.
+    pub fn reclaimed(&self) -> Option<&str> {
+        self.reclaimed.as_deref()
+    }
+}
+
+/// This machine's name, as written in locks (a process id only means something on its host).
+pub(crate) fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|s| s.trim().to_string())
+        .ok()
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "unknown-host".into())
+}
+
+/// Whether process `pid` runs on this machine (signal 0 probes without sending anything; a
+/// process of another user answers EPERM, which also means it runs).
+pub(crate) fn process_runs(pid: u32) -> bool {
+    let Ok(pid) = libc::pid_t::try_from(pid) else {
+        return true;
+    };
+    if pid <= 0 {
+        return true;
+    }
+    // SAFETY: kill with signal 0 only checks for existence and permission.
+    let result = unsafe { libc::kill(pid, 0) };
+    result == 0 || std::io::Error::last_os_error().raw_os_error() != Some(libc::ESRCH)
+}
+
+/// Whether a lock's content (`pid N on HOST since T`) proves it stale: this host, a process
+/// that no longer runs. The older form without a host is not proof.
+fn stale(holder: &str) -> bool {
+    let mut words = holder.split_whitespace();
+    let (Some("pid"), Some(pid), Some("on"), Some(host)) =
+        (words.next(), words.next(), words.next(), words.next())
+    else {
+        return false;
+    };
+    let Ok(pid) = pid.parse::<u32>() else {
+        return false;
+    };
+    host == host_name() && pid != std::process::id() && !process_runs(pid)
+}
+
+/// Moves the stale lock aside and removes it, unless it changed since it was judged (another
+/// export took it over first): then it is put back and not taken.
+fn take_over(path: &Path, judged: &str) -> bool {
+    let mut aside = path.as_os_str().to_owned();
+    aside.push(format!(".stale.{}", std::process::id()));
+    let aside = PathBuf::from(aside);
+    if std::fs::rename(path, &aside).is_err() {
+        return false;
+    }
+    let moved = std::fs::read_to_string(&aside)
+        .map(|s| s.trim().to_string())
+        .unwrap_or_default();
+    if moved != judged {
+        let _ = std::fs::rename(&aside, path);
+        return false;
+    }
+    std::fs::remove_file(&aside).is_ok()
 }
 
 impl Drop for RegisterLock {

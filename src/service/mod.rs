@@ -133,10 +133,12 @@ async fn serve(checked: Checked) -> anyhow::Result<()> {
             .filter(|url| !url.is_empty()),
         trusted_proxies: checked.trusted_proxies.clone(),
     });
+    crate::snapshot::reader::set_limits(checked.settings.snapshot.read_limits());
     let reloader = Arc::new(Reloader::new(
         checked.origin.clone(),
         rules.clone(),
         state.clone(),
+        Duration::from_secs(checked.settings.snapshot.reload_timeout_seconds),
     ));
 
     match &checked.origin {

@@ -41,12 +41,17 @@ pub async fn ready(state: web::Data<AppState>) -> HttpResponse {
 }
 
 /// `POST /admin/snapshot/reload`: load the source's snapshot now. 200 with what is in use;
-/// 503 (unavailable) or 422 (refused) with the reason, the old snapshot still serving.
+/// 503 (unavailable, or abandoned after snapshot.reload_timeout_seconds), 422 (refused) or 409
+/// (another reload in progress) with the reason, the old snapshot still serving.
 pub async fn reload(reloader: web::Data<Arc<Reloader>>) -> HttpResponse {
     match reloader.reload().await {
         Ok(loaded) => HttpResponse::Ok().json(json!({"status": "loaded", "snapshot": loaded})),
         Err(error @ ReloadError::Unavailable(_)) => HttpResponse::ServiceUnavailable()
             .json(json!({"status": "unavailable", "error": error.to_string()})),
+        Err(error @ ReloadError::TimedOut(_)) => HttpResponse::ServiceUnavailable()
+            .json(json!({"status": "abandoned", "error": error.to_string()})),
+        Err(error @ ReloadError::InProgress) => HttpResponse::Conflict()
+            .json(json!({"status": "in progress", "error": error.to_string()})),
         Err(error @ ReloadError::Refused(_)) => HttpResponse::UnprocessableEntity()
             .json(json!({"status": "refused", "error": error.to_string()})),
     }

@@ -1,11 +1,15 @@
 //! Loading snapshots while serving: the new index is built on a blocking thread beside the one in
 //! use, and swapped in only when it is complete and valid. A failed load changes nothing.
 //!
-//! One load at a time (a mutex): two overlapping reloads would hold three indexes at once, and
-//! memory during a swap must stay within twice the steady state.
+//! One load at a time: two overlapping reloads would hold three indexes at once, and memory
+//! during a swap must stay within twice the steady state. A reload asked for while another runs
+//! is answered at once ("reload in progress", 409) instead of queueing behind it, and a load that
+//! exceeds `snapshot.reload_timeout_seconds` is abandoned: its caller gets a 503, it stops at its
+//! next read and never swaps its result in, and the next reload may start.
 
-use std::sync::Arc;
-use std::time::Instant;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
@@ -38,6 +42,15 @@ pub enum ReloadError {
     /// The content was read but is invalid.
     #[error("snapshot refused: {0}")]
     Refused(String),
+    /// Another reload is running; this one was not started.
+    #[error("a snapshot reload is already in progress; try again when it has finished")]
+    InProgress,
+    /// The load took longer than allowed and was abandoned; the old snapshot keeps serving.
+    #[error(
+        "the reload did not finish within {0} s (snapshot.reload_timeout_seconds) and was \
+         abandoned; the snapshot in use keeps serving"
+    )]
+    TimedOut(u64),
 }
 
 /// Loads snapshots from the configured origin into the shared store.
@@ -45,16 +58,32 @@ pub struct Reloader {
     origin: SnapshotOrigin,
     rules: Arc<RuleSet>,
     state: Arc<AppState>,
+    /// Held (try-locked, never waited for) by the reload in progress.
     one_at_a_time: tokio::sync::Mutex<()>,
+    timeout: Duration,
+}
+
+/// Where a load stands, decided under one lock so that "abandon" and "swap in" exclude each other.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Stage {
+    Loading,
+    Installed,
+    Abandoned,
 }
 
 impl Reloader {
-    pub fn new(origin: SnapshotOrigin, rules: Arc<RuleSet>, state: Arc<AppState>) -> Self {
+    pub fn new(
+        origin: SnapshotOrigin,
+        rules: Arc<RuleSet>,
+        state: Arc<AppState>,
+        timeout: Duration,
+    ) -> Self {
         Reloader {
             origin,
             rules,
             state,
             one_at_a_time: tokio::sync::Mutex::new(()),
+            timeout,
         }
     }
 
@@ -67,17 +96,52 @@ impl Reloader {
 
     /// Loads the origin's snapshot now and swaps it in; on failure the snapshot in use stays.
     pub async fn reload(&self) -> Result<Loaded, ReloadError> {
-        let _one = self.one_at_a_time.lock().await;
+        let Ok(_one) = self.one_at_a_time.try_lock() else {
+            tracing::warn!("reload not started: another reload is in progress");
+            return Err(ReloadError::InProgress);
+        };
         let origin = self.origin.clone();
         let rules = self.rules.clone();
         let state = self.state.clone();
         let started = Instant::now();
-        let outcome = tokio::task::spawn_blocking(move || {
-            let snapshot = load(&origin, rules)?;
-            Ok(install(&state, snapshot))
-        })
-        .await
-        .unwrap_or_else(|_| Err(ReloadError::Refused("the loader panicked".into())));
+        let abandoned = Arc::new(AtomicBool::new(false));
+        let stage = Arc::new(Mutex::new(Stage::Loading));
+        let task = tokio::task::spawn_blocking({
+            let abandoned = abandoned.clone();
+            let stage = stage.clone();
+            move || {
+                let snapshot = load_abandonable(&origin, rules, abandoned)?;
+                let mut stage = stage.lock().unwrap_or_else(|p| p.into_inner());
+                if *stage == Stage::Abandoned {
+                    drop(stage);
+                    drop(snapshot);
+                    return Err(ReloadError::TimedOut(0));
+                }
+                let loaded = install(&state, snapshot);
+                *stage = Stage::Installed;
+                Ok(loaded)
+            }
+        });
+        let joined = match tokio::time::timeout(self.timeout, task).await {
+            Ok(joined) => joined,
+            Err(_elapsed) => {
+                let mut stage = stage.lock().unwrap_or_else(|p| p.into_inner());
+                if *stage == Stage::Installed {
+                    // Swapped in just as the time ran out: report what is in use.
+                    drop(stage);
+                    let current = self.state.store.current();
+                    Ok(current
+                        .map(|s| describe(&s))
+                        .ok_or(ReloadError::TimedOut(self.timeout.as_secs())))
+                } else {
+                    *stage = Stage::Abandoned;
+                    abandoned.store(true, Ordering::Relaxed);
+                    Ok(Err(ReloadError::TimedOut(self.timeout.as_secs())))
+                }
+            }
+        };
+        let outcome =
+            joined.unwrap_or_else(|_| Err(ReloadError::Refused("the loader panicked".into())));
         let metrics = &self.state.metrics;
         match outcome {
             Ok(mut loaded) => {
@@ -93,8 +157,10 @@ impl Reloader {
             }
             Err(error) => {
                 let outcome = match error {
-                    ReloadError::Unavailable(_) => ReloadOutcome::Unavailable,
-                    ReloadError::Refused(_) => ReloadOutcome::Refused,
+                    ReloadError::Unavailable(_) | ReloadError::TimedOut(_) => {
+                        ReloadOutcome::Unavailable
+                    }
+                    ReloadError::Refused(_) | ReloadError::InProgress => ReloadOutcome::Refused,
                 };
                 metrics.reload(self.source_label(), outcome);
                 tracing::warn!(%error, "snapshot not loaded; the snapshot in use (if any) keeps serving");
@@ -106,10 +172,21 @@ impl Reloader {
 
 /// Reads, validates and compiles the origin's snapshot (blocking).
 pub fn load(origin: &SnapshotOrigin, rules: Arc<RuleSet>) -> Result<CompiledSnapshot, ReloadError> {
+    load_abandonable(origin, rules, Arc::new(AtomicBool::new(false)))
+}
+
+/// [`load`] that stops reading once `abandoned` is set.
+fn load_abandonable(
+    origin: &SnapshotOrigin,
+    rules: Arc<RuleSet>,
+    abandoned: Arc<AtomicBool>,
+) -> Result<CompiledSnapshot, ReloadError> {
     match origin {
         SnapshotOrigin::Embedded => reader::load_bytes(DEMO_SNAPSHOT.to_vec(), rules, &Silent)
             .map_err(|e| ReloadError::Refused(format!("embedded demo snapshot: {e}"))),
-        SnapshotOrigin::Source(source) => source.load(rules, &Silent).map_err(classify),
+        SnapshotOrigin::Source(source) => source
+            .load_abandonable(rules, &Silent, abandoned)
+            .map_err(classify),
     }
 }
 
@@ -128,7 +205,18 @@ fn classify(error: SourceError) -> ReloadError {
 /// Swaps `snapshot` in, updates the snapshot metrics, and frees the previous one here (the
 /// caller is on a blocking thread: freeing a large index takes a while).
 pub fn install(state: &AppState, snapshot: CompiledSnapshot) -> Loaded {
-    let loaded = Loaded {
+    let loaded = describe(&snapshot);
+    state
+        .metrics
+        .snapshot_loaded(&snapshot.meta, &snapshot.rules.version);
+    let previous = state.store.swap(Arc::new(snapshot));
+    drop(previous);
+    loaded
+}
+
+/// What `snapshot` is, as a reload reports it.
+fn describe(snapshot: &CompiledSnapshot) -> Loaded {
+    Loaded {
         snapshot_id: snapshot.meta.snapshot_id.clone(),
         extracted_at: snapshot
             .meta
@@ -138,11 +226,5 @@ pub fn install(state: &AppState, snapshot: CompiledSnapshot) -> Loaded {
         persons: snapshot.meta.persons,
         rule_set: snapshot.rules.version.clone(),
         load_ms: 0,
-    };
-    state
-        .metrics
-        .snapshot_loaded(&snapshot.meta, &snapshot.rules.version);
-    let previous = state.store.swap(Arc::new(snapshot));
-    drop(previous);
-    loaded
+    }
 }

@@ -389,6 +389,58 @@ struct BatchResponse<'a> {
     answers: Vec<BatchItem<'a>>,
 }
 
+/// Decodes a batch body into its questions, checking the count against `max`.
+fn parse_batch(body: &[u8], max: usize) -> Result<Vec<BatchQuestion<'_>>, Problem> {
+    let parsed: BatchRequest = match serde_json::from_slice(body) {
+        Ok(parsed) => parsed,
+        // The parser's own message may quote the body (an INSZ): only its position is given.
+        Err(error) => {
+            let what = if error.is_syntax() || error.is_eof() {
+                "the body is not valid JSON"
+            } else {
+                "the body is not a JSON object of the form {\"questions\": [...]}"
+            };
+            return Err(Problem::new(
+                ErrorCode::InvalidContext,
+                format!("{what} (line {}, column {})", error.line(), error.column()),
+            ));
+        }
+    };
+    let Some(questions) = parsed.questions else {
+        return Err(Problem::new(
+            ErrorCode::InvalidContext,
+            "the body has no `questions` array",
+        ));
+    };
+    if questions.is_empty() {
+        return Err(Problem::new(
+            ErrorCode::InvalidContext,
+            format!("`questions` must hold 1 to {max} questions"),
+        ));
+    }
+    if questions.len() > max {
+        return Err(Problem::new(
+            ErrorCode::TooManyQuestions,
+            format!("{} questions in one batch; at most {max}", questions.len()),
+        ));
+    }
+    Ok(questions.into_iter().map(|ObjectOnly(q)| q).collect())
+}
+
+/// The REST batch door short of HTTP, the audit log and metrics: decodes `body` and judges its
+/// questions against `snapshot`. For the fuzzer (`fuzz/fuzz_targets/rest_batch.rs`).
+pub fn judge_batch_body(
+    snapshot: &CompiledSnapshot,
+    body: &[u8],
+    max_questions: usize,
+) -> Result<Vec<Result<crate::domain::Advice, ErrorCode>>, Problem> {
+    let questions = parse_batch(body, max_questions)?;
+    Ok(questions
+        .into_iter()
+        .map(|q| judge(snapshot, q.insz, q.date, q.premium_year).outcome)
+        .collect())
+}
+
 async fn answer_batch(
     state: &web::Data<AppState>,
     client_id: &str,
@@ -442,50 +494,24 @@ fn judge_batch(
     state: &AppState,
     body: &[u8],
 ) -> Result<(std::sync::Arc<CompiledSnapshot>, Vec<Judged>), Reply> {
-    let parsed: BatchRequest = match serde_json::from_slice(body) {
-        Ok(parsed) => parsed,
-        // The parser's own message may quote the body (an INSZ): only its position is given.
-        Err(error) => {
-            let what = if error.is_syntax() || error.is_eof() {
-                "the body is not valid JSON"
-            } else {
-                "the body is not a JSON object of the form {\"questions\": [...]}"
-            };
-            return Err(problem(Problem::new(
-                ErrorCode::InvalidContext,
-                format!("{what} (line {}, column {})", error.line(), error.column()),
-            )));
+    let questions = match parse_batch(body, state.limits.rest_batch_questions) {
+        Ok(questions) => questions,
+        Err(refused) => {
+            if refused.code == ErrorCode::TooManyQuestions.as_str() {
+                state
+                    .metrics
+                    .record_request_error(ErrorCode::TooManyQuestions);
+            }
+            return Err(problem(refused));
         }
     };
-    let Some(questions) = parsed.questions else {
-        return Err(problem(Problem::new(
-            ErrorCode::InvalidContext,
-            "the body has no `questions` array",
-        )));
-    };
-    let max = state.limits.rest_batch_questions;
-    if questions.is_empty() {
-        return Err(problem(Problem::new(
-            ErrorCode::InvalidContext,
-            format!("`questions` must hold 1 to {max} questions"),
-        )));
-    }
-    if questions.len() > max {
-        state
-            .metrics
-            .record_request_error(ErrorCode::TooManyQuestions);
-        return Err(problem(Problem::new(
-            ErrorCode::TooManyQuestions,
-            format!("{} questions in one batch; at most {max}", questions.len()),
-        )));
-    }
     let Some(snapshot) = state.store.current() else {
         state.metrics.record_request_error(ErrorCode::NotReady);
         return Err(problem(Problem::from_code(ErrorCode::NotReady)));
     };
     let judged: Vec<Judged> = questions
         .into_iter()
-        .map(|ObjectOnly(q)| judge(&snapshot, q.insz, q.date, q.premium_year))
+        .map(|q| judge(&snapshot, q.insz, q.date, q.premium_year))
         .collect();
     Ok((snapshot, judged))
 }

@@ -93,6 +93,21 @@ pub struct SnapshotSettings {
     pub rules: String,
     pub max_age_seconds: u64,
     pub redis_poll_seconds: u64,
+    pub max_line_bytes: usize,
+    pub max_decompressed_bytes: u64,
+    pub read_stall_timeout_seconds: u64,
+    pub reload_timeout_seconds: u64,
+}
+
+impl SnapshotSettings {
+    /// The reading limits of every snapshot load of the service.
+    pub fn read_limits(&self) -> crate::snapshot::reader::ReadLimits {
+        crate::snapshot::reader::ReadLimits {
+            max_line_bytes: self.max_line_bytes,
+            max_text_bytes: self.max_decompressed_bytes,
+            stall_timeout: Duration::from_secs(self.read_stall_timeout_seconds),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -146,6 +161,27 @@ pub struct Checked {
     pub trusted_proxies: Vec<std::net::IpAddr>,
 }
 
+/// A configuration error in fixed words: the setting's name and what was expected, never the
+/// value given (the config crate's own message quotes it, whatever it is).
+fn describe(error: &config::ConfigError) -> String {
+    use config::ConfigError;
+    let at = |key: &Option<String>| {
+        key.as_deref()
+            .map(|k| format!("{}: ", crate::redact::setting_name(k)))
+            .unwrap_or_default()
+    };
+    match error {
+        ConfigError::Type { key, expected, .. } => format!("{}expected {expected}", at(key)),
+        ConfigError::At { error, key, .. } => format!("{}{}", at(key), describe(error)),
+        ConfigError::NotFound(key) => {
+            format!("{} is missing", crate::redact::setting_name(key))
+        }
+        ConfigError::Message(message) => crate::redact::describe_data(message),
+        ConfigError::FileParse { .. } => "a configuration file is not valid TOML".into(),
+        _ => "the configuration cannot be read".into(),
+    }
+}
+
 impl Settings {
     /// Layers the defaults, `config_file`, the environment (`env`: name/value pairs, normally
     /// `std::env::vars()`) and `overrides`, then checks the result.
@@ -160,7 +196,21 @@ impl Settings {
         ));
         if let Some(path) = config_file {
             if !path.is_file() {
+                if path.exists() {
+                    bail!(
+                        "configuration file {} is not a regular file (a FIFO, device or \
+                         directory): refused without reading it",
+                        path.display()
+                    );
+                }
                 bail!("configuration file {} does not exist", path.display());
+            }
+            // The config crate's syntax errors quote the file; checked here first, they name
+            // the line and column only.
+            let text = crate::snapshot::reader::read_config_text(path)
+                .with_context(|| format!("cannot read configuration file {}", path.display()))?;
+            if let Err(error) = crate::redact::toml::<toml::Table>(&text) {
+                bail!("configuration file {}: {error}", path.display());
             }
             builder = builder.add_source(
                 config::File::from(path.to_path_buf()).format(config::FileFormat::Toml),
@@ -189,20 +239,21 @@ impl Settings {
         let settings: Settings = builder
             .build()
             .and_then(|c| c.try_deserialize())
-            .map_err(|e| anyhow::anyhow!("invalid configuration: {e}"))?;
+            .map_err(|e| anyhow::anyhow!("invalid configuration: {}", describe(&e)))?;
         settings.check()
     }
 
     fn check(self) -> anyhow::Result<Checked> {
-        let listen: SocketAddr =
-            self.server.listen.parse().with_context(|| {
-                format!("server.listen {:?} is not IP:PORT", self.server.listen)
-            })?;
+        let listen: SocketAddr = self
+            .server
+            .listen
+            .parse()
+            .with_context(|| "server.listen is not IP:PORT".to_string())?;
         let ops_listen: SocketAddr = self
             .ops
             .listen
             .parse()
-            .with_context(|| format!("ops.listen {:?} is not IP:PORT", self.ops.listen))?;
+            .context("ops.listen is not IP:PORT")?;
         if self.server.plain_http && !listen.ip().is_loopback() {
             bail!(
                 "server.plain_http = true is only allowed on a loopback address, \
@@ -240,6 +291,10 @@ impl Settings {
             if value == 0 {
                 bail!("{name} must be at least 1");
             }
+        }
+        // actix-web panics above 512 workers: a clear refusal instead.
+        if self.server.workers > 512 {
+            bail!("server.workers must be at most 512 (0 = one per CPU core)");
         }
         let positive_ms = [
             (
@@ -288,6 +343,29 @@ impl Settings {
             .collect::<anyhow::Result<Vec<_>>>()?;
         if self.snapshot.redis_poll_seconds == 0 {
             bail!("snapshot.redis_poll_seconds must be at least 1");
+        }
+        let snapshot_positive = [
+            (
+                "snapshot.max_line_bytes",
+                self.snapshot.max_line_bytes as u64,
+            ),
+            (
+                "snapshot.max_decompressed_bytes",
+                self.snapshot.max_decompressed_bytes,
+            ),
+            (
+                "snapshot.read_stall_timeout_seconds",
+                self.snapshot.read_stall_timeout_seconds,
+            ),
+            (
+                "snapshot.reload_timeout_seconds",
+                self.snapshot.reload_timeout_seconds,
+            ),
+        ];
+        for (name, value) in snapshot_positive {
+            if value == 0 {
+                bail!("{name} must be at least 1");
+            }
         }
         let id = &self.server.service_identificatie;
         if id.is_empty() || id.len() > crate::api::soap::MAX_IDENTIFICATIE {

@@ -41,21 +41,15 @@ pub struct Person {
     pub events: Vec<Event>,
 }
 
-/// Quotes a value from the file in an error message, shortened: messages name the problem, they
-/// do not copy the file (and never the INSZ).
-fn quoted(value: &str) -> String {
-    let mut short: String = value.chars().take(40).collect();
-    if short.len() < value.len() {
-        short.push('…');
-    }
-    format!("{short:?}")
-}
-
 /// Decodes and validates one person line. The error text never contains the INSZ.
 pub fn parse_person(line: &[u8]) -> Result<Person, String> {
+    // serde's own message would quote the value at fault (an INSZ written as a number, say):
+    // only the column, the field and a fixed description are reported; the caller adds the line.
     let raw: PersonLine = serde_json::from_slice(line).map_err(|e| {
-        // serde_json reports the column; the caller adds the line.
-        format!("not a valid person record: {e}")
+        format!(
+            "not a valid person record: {}",
+            crate::redact::json::<PersonLine>(line, &e)
+        )
     })?;
     let insz_text: &str = &raw.insz;
     if insz_text.len() != 11 || !insz_text.bytes().all(|b| b.is_ascii_digit()) {
@@ -71,34 +65,27 @@ pub fn parse_person(line: &[u8]) -> Result<Person, String> {
 }
 
 fn parse_event(raw: &RawEvent<'_>) -> Result<Event, String> {
-    let date = parse_date(&raw.date).map_err(|e| format!("`date` {}: {e}", quoted(&raw.date)))?;
+    let date = parse_date(&raw.date).map_err(|e| format!("`date`: {e}"))?;
     let obligation = || -> Result<Obligation, String> {
         let text = raw.obligation.as_deref().ok_or("missing `obligation`")?;
-        Obligation::parse(text).ok_or_else(|| format!("unknown `obligation` {}", quoted(text)))
+        Obligation::parse(text).ok_or_else(|| "unknown `obligation`".to_string())
     };
     let kind = match &*raw.kind {
         "OBLIGATION_START" => {
             let text = raw.region.as_deref().ok_or("missing `region`")?;
-            let region = Region::parse(text)
-                .ok_or_else(|| format!("unknown `region` {} (VL or BXL)", quoted(text)))?;
+            let region = Region::parse(text).ok_or("unknown `region` (VL or BXL)")?;
             EventKind::ObligationStart { region }
         }
         "OBLIGATION_END" => EventKind::ObligationEnd {
             cause: match raw.cause.as_deref() {
                 None => None,
-                Some(text) => Some(
-                    EndCause::parse(text)
-                        .ok_or_else(|| format!("unknown `cause` {}", quoted(text)))?,
-                ),
+                Some(text) => Some(EndCause::parse(text).ok_or("unknown `cause`")?),
             },
         },
         "EXEMPTION" => EventKind::Exemption {
             cause: match raw.cause.as_deref() {
                 None => None,
-                Some(text) => Some(
-                    ExemptionCause::parse(text)
-                        .ok_or_else(|| format!("unknown `cause` {}", quoted(text)))?,
-                ),
+                Some(text) => Some(ExemptionCause::parse(text).ok_or("unknown `cause`")?),
             },
         },
         "REGISTRATION" => EventKind::Registration,
@@ -107,7 +94,7 @@ fn parse_event(raw: &RawEvent<'_>) -> Result<Event, String> {
         "DEADLINE_EXTENSION" => {
             let obligation = obligation()?;
             let text = raw.until.as_deref().ok_or("missing `until`")?;
-            let until = parse_date(text).map_err(|e| format!("`until` {}: {e}", quoted(text)))?;
+            let until = parse_date(text).map_err(|e| format!("`until`: {e}"))?;
             EventKind::DeadlineExtension { obligation, until }
         }
         "INFRINGEMENT" => EventKind::Infringement {
@@ -120,7 +107,7 @@ fn parse_event(raw: &RawEvent<'_>) -> Result<Event, String> {
         "CERTIFICATE" => EventKind::Certificate,
         "EFFORT_DECLARATION" => EventKind::EffortDeclaration,
         "BRUSSELS_ATTESTATION" => EventKind::BrusselsAttestation,
-        other => return Err(format!("unknown event type {}", quoted(other))),
+        _ => return Err("unknown event `type`".into()),
     };
     Ok(Event { date, kind })
 }

@@ -6,7 +6,7 @@
 
 use std::io::{self, BufRead, BufReader, Read};
 use std::path::Path;
-use std::sync::mpsc::{sync_channel, Receiver};
+use std::sync::mpsc::{sync_channel, Receiver, RecvTimeoutError};
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
@@ -33,6 +33,24 @@ pub enum SnapshotError {
     Line { line: u64, message: String },
     #[error("line {line}: cannot read the snapshot (corrupt or truncated file?): {error}")]
     Read { line: u64, error: io::Error },
+    /// A FIFO, device, socket or directory: reading it could block forever or never end.
+    #[error("{path} is a {kind}, not a regular file: refused without reading it")]
+    NotRegular { path: String, kind: &'static str },
+    #[error(
+        "line {line}: longer than the maximum of {max} bytes per line (snapshot.max_line_bytes): \
+         not a snapshot, or a corrupt one"
+    )]
+    LineTooLong { line: u64, max: usize },
+    #[error(
+        "line {line}: the text exceeds the maximum of {max} decompressed bytes \
+         (snapshot.max_decompressed_bytes)"
+    )]
+    TooMuchText { line: u64, max: u64 },
+    #[error(
+        "line {line}: the source sent nothing for {seconds} s (snapshot.read_stall_timeout_seconds): \
+         load abandoned"
+    )]
+    Stalled { line: u64, seconds: f64 },
 }
 
 impl SnapshotError {
@@ -68,16 +86,24 @@ const MAX_SOURCES_BYTES: usize = 16 * 1024;
 /// larger count is a corrupt header, and must not size our allocations.
 const MAX_PERSONS: u64 = 100_000_000;
 
+/// The most persons the index is pre-sized for from the header's count: all of Belgium's 12 M
+/// fit; a larger (or false) count grows the index as lines actually arrive.
+const PRESIZE_MAX_PERSONS: u64 = 16_000_000;
+
 /// Parses and checks line 1.
 pub fn parse_header(line: &[u8]) -> Result<SnapshotMeta, SnapshotError> {
     let bad = |m: String| SnapshotError::line(1, m);
-    let header: HeaderLine = serde_json::from_slice(line)
-        .map_err(|e| bad(format!("not a valid snapshot header: {e}")))?;
+    let header: HeaderLine = serde_json::from_slice(line).map_err(|e| {
+        bad(format!(
+            "not a valid snapshot header: {}",
+            crate::redact::json::<HeaderLine>(line, &e)
+        ))
+    })?;
     let h = header.kbi_snapshot;
     if h.format.as_u64() != Some(FORMAT) {
+        // The value itself is not repeated: messages never quote the file.
         return Err(bad(format!(
-            "snapshot format {} is not supported (this program reads format {FORMAT})",
-            h.format
+            "`format` is not supported (this program reads format {FORMAT})"
         )));
     }
     let id = h.snapshot_id.trim();
@@ -87,12 +113,11 @@ pub fn parse_header(line: &[u8]) -> Result<SnapshotMeta, SnapshotError> {
         ));
     }
     let extracted_at = DateTime::parse_from_rfc3339(&h.extracted_at)
-        .map_err(|e| bad(format!("`extracted_at` is not an RFC 3339 timestamp: {e}")))?
+        .map_err(|_| bad("`extracted_at` is not an RFC 3339 timestamp".into()))?
         .with_timezone(&Utc);
     if h.persons > MAX_PERSONS {
         return Err(bad(format!(
-            "`persons` = {} exceeds the maximum of {MAX_PERSONS}",
-            h.persons
+            "`persons` exceeds the maximum of {MAX_PERSONS}"
         )));
     }
     let facts = match &h.facts {
@@ -139,7 +164,7 @@ pub fn open(path: &Path) -> Result<Box<dyn BufRead + Send>, SnapshotError> {
         path: path.display().to_string(),
         error,
     };
-    let file = std::fs::File::open(path).map_err(open_err)?;
+    let file = open_regular(path)?;
     let mut reader = BufReader::with_capacity(1 << 18, file);
     let head = reader.fill_buf().map_err(open_err)?;
     let compression = if head.starts_with(&GZIP_MAGIC) {
@@ -166,6 +191,88 @@ pub fn open(path: &Path) -> Result<Box<dyn BufRead + Send>, SnapshotError> {
         }
     }
     decompress(reader, compression).map_err(open_err)
+}
+
+/// What kind of file `file_type` describes, for an error message.
+fn kind_of(file_type: std::fs::FileType) -> &'static str {
+    use std::os::unix::fs::FileTypeExt;
+    if file_type.is_dir() {
+        "directory"
+    } else if file_type.is_fifo() {
+        "FIFO (named pipe)"
+    } else if file_type.is_char_device() {
+        "character device"
+    } else if file_type.is_block_device() {
+        "block device"
+    } else if file_type.is_socket() {
+        "socket"
+    } else {
+        "special file"
+    }
+}
+
+/// Opens `path` for reading only if it is a regular file (a symbolic link to one is fine).
+///
+/// The type is checked before opening (opening a FIFO for reading blocks until a writer comes),
+/// and again on the opened descriptor, which is what is read: the name may have been replaced
+/// between the two. `O_NONBLOCK` makes the open itself return at once if it was replaced by a
+/// FIFO meanwhile; on a regular file the flag has no effect on reads.
+pub fn open_regular(path: &Path) -> Result<std::fs::File, SnapshotError> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let open_err = |error| SnapshotError::Open {
+        path: path.display().to_string(),
+        error,
+    };
+    let not_regular = |file_type| SnapshotError::NotRegular {
+        path: path.display().to_string(),
+        kind: kind_of(file_type),
+    };
+    let before = std::fs::metadata(path).map_err(open_err)?;
+    if !before.is_file() {
+        return Err(not_regular(before.file_type()));
+    }
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)
+        .map_err(open_err)?;
+    let opened = file.metadata().map_err(open_err)?;
+    if !opened.is_file() {
+        return Err(not_regular(opened.file_type()));
+    }
+    Ok(file)
+}
+
+/// The most a configuration file (rules, client registry, TLS files) may hold: they are a few kB.
+pub const MAX_CONFIG_FILE_BYTES: u64 = 16 << 20;
+
+/// Reads a small file whole, only if it is a regular file and at most `max_bytes` long: a FIFO
+/// or device named as a configuration file must not block start-up or fill memory.
+pub fn read_regular_file(path: &Path, max_bytes: u64) -> io::Result<Vec<u8>> {
+    let file = open_regular(path).map_err(|error| match error {
+        SnapshotError::Open { error, .. } => error,
+        SnapshotError::NotRegular { kind, .. } => io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("it is a {kind}, not a regular file"),
+        ),
+        other => io::Error::other(other.to_string()),
+    })?;
+    let mut bytes = Vec::new();
+    file.take(max_bytes + 1).read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > max_bytes {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("it is larger than {max_bytes} bytes"),
+        ));
+    }
+    Ok(bytes)
+}
+
+/// [`read_regular_file`] as UTF-8 text, capped at [`MAX_CONFIG_FILE_BYTES`].
+pub fn read_config_text(path: &Path) -> io::Result<String> {
+    let bytes = read_regular_file(path, MAX_CONFIG_FILE_BYTES)?;
+    String::from_utf8(bytes)
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidData, "it is not UTF-8 text"))
 }
 
 /// Wraps `reader` in the decoder for `compression`.
@@ -202,9 +309,129 @@ struct Chunk {
     text: Vec<u8>,
 }
 
+/// Bounds on what one snapshot load may read, so that a hostile or broken source (a file with no
+/// line ends, a compression bomb, a source that stops sending) is refused in bounded time and
+/// memory. The service sets them from `[snapshot]` in its settings ([`set_limits`]); the command
+/// line tools use the defaults, which are also the shipped defaults of `config/default.toml`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReadLimits {
+    /// Longest line accepted, in bytes (header included).
+    pub max_line_bytes: usize,
+    /// Most (decompressed) text bytes one load may read.
+    pub max_text_bytes: u64,
+    /// Longest wait for the source to deliver more data (a stalled network file system, a
+    /// Redis server that stops answering).
+    pub stall_timeout: std::time::Duration,
+}
+
+/// 1 MiB per line: the longest line of the demonstration snapshot has 618 bytes, so this leaves
+/// room for a person with more than ten thousand events.
+pub const DEFAULT_MAX_LINE_BYTES: usize = 1 << 20;
+/// 8 GiB of text: 12 M persons at about 700 bytes each, six times the average line of the
+/// generated mix (115 bytes), and about a minute of reading at the measured load speed.
+pub const DEFAULT_MAX_TEXT_BYTES: u64 = 8 << 30;
+/// A minute without a single byte from the source.
+pub const DEFAULT_STALL_TIMEOUT_SECONDS: u64 = 60;
+
+impl Default for ReadLimits {
+    fn default() -> Self {
+        ReadLimits {
+            max_line_bytes: DEFAULT_MAX_LINE_BYTES,
+            max_text_bytes: DEFAULT_MAX_TEXT_BYTES,
+            stall_timeout: std::time::Duration::from_secs(DEFAULT_STALL_TIMEOUT_SECONDS),
+        }
+    }
+}
+
+static LIMITS: std::sync::RwLock<Option<ReadLimits>> = std::sync::RwLock::new(None);
+
+/// Sets the limits of every later load in this process (the service, from its settings).
+pub fn set_limits(limits: ReadLimits) {
+    *LIMITS.write().unwrap_or_else(|p| p.into_inner()) = Some(limits);
+}
+
+/// The limits in force: set by [`set_limits`], or the defaults.
+pub fn limits() -> ReadLimits {
+    LIMITS
+        .read()
+        .unwrap_or_else(|p| p.into_inner())
+        .unwrap_or_default()
+}
+
+/// How reading one line ended.
+enum LineRead {
+    /// A line (with its `\n`, unless it is the last line of the text) was appended.
+    Line(usize),
+    /// The text has ended.
+    End,
+    /// The line has more than the allowed number of bytes; nothing more is read.
+    TooLong,
+}
+
+/// `read_until(b'\n')` that stops at `max` bytes: a file of zeros without a line end must not be
+/// buffered whole.
+fn read_line_capped(
+    reader: &mut dyn BufRead,
+    out: &mut Vec<u8>,
+    max: usize,
+) -> io::Result<LineRead> {
+    let mut read = 0usize;
+    loop {
+        let available = match reader.fill_buf() {
+            Ok(bytes) => bytes,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        if available.is_empty() {
+            return Ok(if read == 0 {
+                LineRead::End
+            } else {
+                LineRead::Line(read)
+            });
+        }
+        let (take, done) = match available.iter().position(|&b| b == b'\n') {
+            Some(i) => (i + 1, true),
+            None => (available.len(), false),
+        };
+        if read + take > max + usize::from(done) {
+            return Ok(LineRead::TooLong);
+        }
+        out.extend_from_slice(&available[..take]);
+        reader.consume(take);
+        read += take;
+        if done {
+            return Ok(LineRead::Line(read));
+        }
+    }
+}
+
+/// Why the reading thread stopped early.
+enum ReadFailure {
+    Io(io::Error),
+    TooLong,
+    TooMuchText,
+}
+
 enum ReadItem {
+    Header(Vec<u8>),
     Chunk(Chunk),
-    Failed { line: u64, error: io::Error },
+    Failed { line: u64, failure: ReadFailure },
+}
+
+impl ReadFailure {
+    fn into_error(self, line: u64, limits: &ReadLimits) -> SnapshotError {
+        match self {
+            ReadFailure::Io(error) => SnapshotError::Read { line, error },
+            ReadFailure::TooLong => SnapshotError::LineTooLong {
+                line,
+                max: limits.max_line_bytes,
+            },
+            ReadFailure::TooMuchText => SnapshotError::TooMuchText {
+                line,
+                max: limits.max_text_bytes,
+            },
+        }
+    }
 }
 
 /// The compiled content of one chunk.
@@ -216,21 +443,71 @@ struct ChunkOutput {
 const CHUNK_BYTES: usize = 1 << 20;
 
 /// Reads the header, then every person line, and compiles the index; all or nothing.
+///
+/// The text is read on a thread of its own, so that a source which stops sending is noticed
+/// here ([`ReadLimits::stall_timeout`]) instead of blocking the load forever; that thread is
+/// then left to end by itself when its read returns.
 pub fn load(
-    mut reader: Box<dyn BufRead + Send>,
+    reader: Box<dyn BufRead + Send>,
     rules: Arc<RuleSet>,
     progress: &dyn Progress,
 ) -> Result<CompiledSnapshot, SnapshotError> {
-    let mut header = Vec::new();
-    reader
-        .read_until(b'\n', &mut header)
+    load_with_limits(reader, rules, progress, limits())
+}
+
+/// [`load`] under explicit limits instead of the process's.
+pub fn load_with_limits(
+    reader: Box<dyn BufRead + Send>,
+    rules: Arc<RuleSet>,
+    progress: &dyn Progress,
+    limits: ReadLimits,
+) -> Result<CompiledSnapshot, SnapshotError> {
+    let (sender, receiver) = sync_channel::<ReadItem>(8);
+    let reading = std::thread::Builder::new()
+        .name("snapshot-read".into())
+        .spawn(move || read_chunks(reader, sender, limits))
         .map_err(|error| SnapshotError::Read { line: 1, error })?;
-    if header.is_empty() {
-        return Err(SnapshotError::line(
-            1,
-            "the file is empty: a snapshot header is required",
-        ));
+    let outcome = load_from(&receiver, rules, progress, &limits);
+    if !matches!(outcome, Err(SnapshotError::Stalled { .. })) {
+        // The reader stops at its next send once the receiver is gone; joining it makes sure
+        // it has dropped the source (whose `Drop` may report, e.g. a digest).
+        drop(receiver);
+        let _ = reading.join();
     }
+    outcome
+}
+
+fn receive(
+    receiver: &Receiver<ReadItem>,
+    line: u64,
+    limits: &ReadLimits,
+) -> Result<Option<ReadItem>, SnapshotError> {
+    match receiver.recv_timeout(limits.stall_timeout) {
+        Ok(item) => Ok(Some(item)),
+        Err(RecvTimeoutError::Disconnected) => Ok(None),
+        Err(RecvTimeoutError::Timeout) => Err(SnapshotError::Stalled {
+            line,
+            seconds: limits.stall_timeout.as_secs_f64(),
+        }),
+    }
+}
+
+fn load_from(
+    receiver: &Receiver<ReadItem>,
+    rules: Arc<RuleSet>,
+    progress: &dyn Progress,
+    limits: &ReadLimits,
+) -> Result<CompiledSnapshot, SnapshotError> {
+    let header = match receive(receiver, 1, limits)? {
+        Some(ReadItem::Header(header)) => header,
+        Some(ReadItem::Failed { line, failure }) => return Err(failure.into_error(line, limits)),
+        Some(ReadItem::Chunk(_)) | None => {
+            return Err(SnapshotError::line(
+                1,
+                "the file is empty: a snapshot header is required",
+            ))
+        }
+    };
     let meta = parse_header(trim_line(&header))?;
     let declared = meta.persons;
     progress.start("loading snapshot", declared);
@@ -241,13 +518,11 @@ pub fn load(
         rules: rules.judged_with(meta.facts),
         facts: meta.facts,
     };
-    let (sender, receiver) = sync_channel::<ReadItem>(8);
-    let mut builder = PersonIndexBuilder::with_capacity(declared as usize, declared as usize);
-    let outcome = std::thread::scope(|scope| {
-        scope.spawn(move || read_chunks(reader, sender));
-        compile_chunks(receiver, &judge, &mut builder, declared, progress)
-    });
-    let persons = outcome?;
+    // Pre-sized from the header (no regrowth peak for a real register), but only up to a bound:
+    // a 100-byte file declaring 100 M persons must not reserve gigabytes.
+    let presize = declared.min(PRESIZE_MAX_PERSONS) as usize;
+    let mut builder = PersonIndexBuilder::with_capacity(presize, presize);
+    let persons = compile_chunks(receiver, &judge, &mut builder, declared, progress, limits)?;
     if persons != declared {
         return Err(SnapshotError::line(
             persons + 2,
@@ -270,19 +545,41 @@ pub fn load(
     Ok(CompiledSnapshot { meta, rules, index })
 }
 
-fn read_chunks(mut reader: Box<dyn BufRead + Send>, sender: std::sync::mpsc::SyncSender<ReadItem>) {
+fn read_chunks(
+    mut reader: Box<dyn BufRead + Send>,
+    sender: std::sync::mpsc::SyncSender<ReadItem>,
+    limits: ReadLimits,
+) {
+    let fail = |line, failure| {
+        let _ = sender.send(ReadItem::Failed { line, failure });
+    };
+    let mut total = 0u64;
+    let mut header = Vec::new();
+    match read_line_capped(&mut reader, &mut header, limits.max_line_bytes) {
+        Ok(LineRead::Line(n)) => total += n as u64,
+        Ok(LineRead::End) => return, // empty: the receiver reports it
+        Ok(LineRead::TooLong) => return fail(1, ReadFailure::TooLong),
+        Err(error) => return fail(1, ReadFailure::Io(error)),
+    }
+    if sender.send(ReadItem::Header(header)).is_err() {
+        return;
+    }
     let mut line = 2u64;
     loop {
         let mut text = Vec::with_capacity(CHUNK_BYTES + 4096);
         let first_line = line;
         while text.len() < CHUNK_BYTES {
-            match reader.read_until(b'\n', &mut text) {
-                Ok(0) => break,
-                Ok(_) => line += 1,
-                Err(error) => {
-                    let _ = sender.send(ReadItem::Failed { line, error });
-                    return;
+            match read_line_capped(&mut reader, &mut text, limits.max_line_bytes) {
+                Ok(LineRead::End) => break,
+                Ok(LineRead::Line(n)) => {
+                    total += n as u64;
+                    if total > limits.max_text_bytes {
+                        return fail(line, ReadFailure::TooMuchText);
+                    }
+                    line += 1;
                 }
+                Ok(LineRead::TooLong) => return fail(line, ReadFailure::TooLong),
+                Err(error) => return fail(line, ReadFailure::Io(error)),
             }
         }
         if text.is_empty() {
@@ -306,11 +603,12 @@ struct Judge {
 }
 
 fn compile_chunks(
-    receiver: Receiver<ReadItem>,
+    receiver: &Receiver<ReadItem>,
     judge: &Judge,
     builder: &mut PersonIndexBuilder,
     declared: u64,
     progress: &dyn Progress,
+    limits: &ReadLimits,
 ) -> Result<u64, SnapshotError> {
     let batch_size = rayon::current_num_threads().max(1) * 2;
     let mut persons = 0u64;
@@ -318,18 +616,18 @@ fn compile_chunks(
     while !done {
         let mut batch = Vec::with_capacity(batch_size);
         while batch.len() < batch_size {
-            match receiver.recv() {
-                Ok(ReadItem::Chunk(chunk)) => batch.push(chunk),
-                Ok(ReadItem::Failed { line, error }) => {
+            match receive(receiver, persons + 2, limits)? {
+                Some(ReadItem::Chunk(chunk)) => batch.push(chunk),
+                Some(ReadItem::Failed { line, failure }) => {
                     // Compile what was read first: an earlier line's error is the better report.
                     let outputs: Vec<_> =
                         batch.par_iter().map(|c| compile_chunk(c, judge)).collect();
                     for output in outputs {
                         output?;
                     }
-                    return Err(SnapshotError::Read { line, error });
+                    return Err(failure.into_error(line, limits));
                 }
-                Err(_) => {
+                Some(ReadItem::Header(_)) | None => {
                     done = true;
                     break;
                 }
@@ -445,16 +743,33 @@ pub fn find_person_in(
     let wanted = insz.to_string();
     let mut line = Vec::new();
     let mut number = 0u64;
+    let limits = limits();
+    let mut total = 0u64;
     loop {
         line.clear();
-        let read = reader
-            .read_until(b'\n', &mut line)
-            .map_err(|error| SnapshotError::Read {
-                line: number + 1,
-                error,
+        let read =
+            read_line_capped(&mut reader, &mut line, limits.max_line_bytes).map_err(|error| {
+                SnapshotError::Read {
+                    line: number + 1,
+                    error,
+                }
             })?;
-        if read == 0 {
-            return Ok(None);
+        let read = match read {
+            LineRead::End => return Ok(None),
+            LineRead::TooLong => {
+                return Err(SnapshotError::LineTooLong {
+                    line: number + 1,
+                    max: limits.max_line_bytes,
+                })
+            }
+            LineRead::Line(n) => n as u64,
+        };
+        total += read;
+        if total > limits.max_text_bytes {
+            return Err(SnapshotError::TooMuchText {
+                line: number + 1,
+                max: limits.max_text_bytes,
+            });
         }
         number += 1;
         if number == 1 || !line.windows(11).any(|w| w == wanted.as_bytes()) {
@@ -464,5 +779,112 @@ pub fn find_person_in(
         if person.insz == insz {
             return Ok(Some(person));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::snapshot::Silent;
+    use std::time::{Duration, Instant};
+
+    /// A source that sends its header, then nothing for a long time (a hung network file
+    /// system).
+    struct Stalls {
+        header: io::Cursor<Vec<u8>>,
+        stall: Duration,
+    }
+
+    impl Read for Stalls {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            let n = self.header.read(buf)?;
+            if n == 0 {
+                std::thread::sleep(self.stall);
+            }
+            Ok(n)
+        }
+    }
+
+    #[test]
+    fn a_source_that_stops_sending_is_given_up_after_the_stall_timeout() {
+        let header = br#"{"kbi_snapshot": {"format": 1, "snapshot_id": "t", "extracted_at": "2026-11-01T02:00:00Z", "persons": 1}}
+"#;
+        let source = Stalls {
+            header: io::Cursor::new(header.to_vec()),
+            stall: Duration::from_secs(30),
+        };
+        let limits = ReadLimits {
+            stall_timeout: Duration::from_millis(300),
+            ..ReadLimits::default()
+        };
+        let started = Instant::now();
+        let error = load_with_limits(
+            Box::new(BufReader::new(source)),
+            Arc::new(RuleSet::shipped()),
+            &Silent,
+            limits,
+        )
+        .unwrap_err();
+        assert!(matches!(error, SnapshotError::Stalled { .. }), "{error}");
+        // A bound, not a speed target: without the timeout this waits the full 30 s.
+        assert!(
+            started.elapsed() < Duration::from_secs(15),
+            "{:?}",
+            started.elapsed()
+        );
+        assert!(
+            error.to_string().contains("read_stall_timeout_seconds"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn the_default_limits_are_the_shipped_settings() {
+        let settings: toml::Table = toml::from_str(crate::service::settings::DEFAULT_TOML).unwrap();
+        let snapshot = &settings["snapshot"];
+        let defaults = ReadLimits::default();
+        assert_eq!(
+            snapshot["max_line_bytes"].as_integer(),
+            Some(defaults.max_line_bytes as i64)
+        );
+        assert_eq!(
+            snapshot["max_decompressed_bytes"].as_integer(),
+            Some(defaults.max_text_bytes as i64)
+        );
+        assert_eq!(
+            snapshot["read_stall_timeout_seconds"].as_integer(),
+            Some(defaults.stall_timeout.as_secs() as i64)
+        );
+    }
+
+    #[test]
+    fn a_line_over_the_cap_is_refused_without_reading_on() {
+        let mut text = b"{\"kbi_snapshot\": 1}\n".to_vec();
+        text.extend(std::iter::repeat_n(b'x', 5000));
+        let limits = ReadLimits {
+            max_line_bytes: 1000,
+            ..ReadLimits::default()
+        };
+        let error = load_with_limits(
+            Box::new(io::Cursor::new(text)),
+            Arc::new(RuleSet::shipped()),
+            &Silent,
+            limits,
+        )
+        .unwrap_err();
+        // The header is refused first only if it is read: here line 1 is short and invalid.
+        assert!(error.to_string().contains("line 1"), "{error}");
+        let long_header = vec![b'{'; 5000];
+        let error = load_with_limits(
+            Box::new(io::Cursor::new(long_header)),
+            Arc::new(RuleSet::shipped()),
+            &Silent,
+            limits,
+        )
+        .unwrap_err();
+        assert!(
+            matches!(error, SnapshotError::LineTooLong { line: 1, max: 1000 }),
+            "{error}"
+        );
     }
 }

@@ -2,8 +2,10 @@
 //! that takes `--snapshot` parses it into a [`SnapshotSource`], so `check`, `snapshot validate`,
 //! `serve` and `premium-list` accept the same sources.
 
+use std::io::{BufRead, Read};
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use super::progress::Progress;
@@ -107,6 +109,28 @@ impl SnapshotSource {
         Ok(self.load_pinned(rules, progress)?.0)
     }
 
+    /// [`SnapshotSource::load`] that stops reading (with an error) once `abandoned` is set: a
+    /// reload that took too long must not go on to swap its result in, nor keep reading.
+    pub fn load_abandonable(
+        &self,
+        rules: Arc<RuleSet>,
+        progress: &dyn Progress,
+        abandoned: Arc<AtomicBool>,
+    ) -> Result<CompiledSnapshot, SourceError> {
+        match self {
+            SnapshotSource::File(path) => {
+                let text = reader::open(path).map_err(|error| file(path, error))?;
+                let text = Box::new(Abandonable {
+                    inner: text,
+                    abandoned,
+                });
+                reader::load(text, rules, progress).map_err(|error| file(path, error))
+            }
+            // The Redis client has its own timeouts.
+            SnapshotSource::Redis(_) => self.load(rules, progress),
+        }
+    }
+
     /// [`SnapshotSource::load`], also telling which content was loaded (the Redis version).
     pub fn load_pinned(
         &self,
@@ -130,6 +154,42 @@ impl SnapshotSource {
                 ))
             }
         }
+    }
+}
+
+/// A text stream that fails its next read once `abandoned` is set.
+struct Abandonable {
+    inner: Box<dyn BufRead + Send>,
+    abandoned: Arc<AtomicBool>,
+}
+
+impl Abandonable {
+    fn check(&self) -> std::io::Result<()> {
+        if self.abandoned.load(Ordering::Relaxed) {
+            Err(std::io::Error::other(
+                "the reload was abandoned (snapshot.reload_timeout_seconds)",
+            ))
+        } else {
+            Ok(())
+        }
+    }
+}
+
+impl Read for Abandonable {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        self.check()?;
+        self.inner.read(buf)
+    }
+}
+
+impl BufRead for Abandonable {
+    fn fill_buf(&mut self) -> std::io::Result<&[u8]> {
+        self.check()?;
+        self.inner.fill_buf()
+    }
+
+    fn consume(&mut self, amount: usize) {
+        self.inner.consume(amount)
     }
 }
 

@@ -226,15 +226,16 @@ pub fn parse_subject(text: &str) -> Result<Vec<Attribute>, String> {
     }
     parts.push(current);
     let mut out = Vec::new();
-    for part in parts {
+    for (index, part) in parts.into_iter().enumerate() {
         let Some((name, value)) = part.split_once('=') else {
-            return Err(format!("`{}` is not NAME=value", part.trim()));
+            return Err("a part is not NAME=value".into());
         };
-        let name = canonical_attribute_name(name)
-            .ok_or_else(|| format!("unknown attribute name `{}`", name.trim()))?;
+        let name =
+            canonical_attribute_name(name).ok_or_else(|| "unknown attribute name".to_string())?;
         let value = value.trim();
         if value.is_empty() {
-            return Err(format!("{name} has an empty value"));
+            // By position: the name may be a numeric OID, and messages quote nothing.
+            return Err(format!("attribute #{} has an empty value", index + 1));
         }
         out.push(Attribute {
             name,

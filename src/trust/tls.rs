@@ -118,11 +118,12 @@ fn build(
 }
 
 fn read(path: &Path, role: &'static str) -> Result<Vec<u8>, TlsError> {
-    std::fs::read(path).map_err(|cause| TlsError::Read {
-        role,
-        path: path.to_path_buf(),
-        cause,
-    })
+    crate::snapshot::reader::read_regular_file(path, crate::snapshot::reader::MAX_CONFIG_FILE_BYTES)
+        .map_err(|cause| TlsError::Read {
+            role,
+            path: path.to_path_buf(),
+            cause,
+        })
 }
 
 /// Every `CERTIFICATE` block of a PEM file (at least one).

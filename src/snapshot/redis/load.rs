@@ -163,8 +163,12 @@ fn open_version(target: &RedisTarget, version: &str) -> Result<OpenedVersion, Re
         version: version.to_string(),
         problem,
     };
-    let meta: VersionMeta = serde_json::from_slice(&raw)
-        .map_err(|e| refuse(format!("the meta is not readable: {e}")))?;
+    let meta: VersionMeta = serde_json::from_slice(&raw).map_err(|e| {
+        refuse(format!(
+            "the meta is not readable: {}",
+            crate::redact::json::<VersionMeta>(&raw, &e)
+        ))
+    })?;
     meta.check(version).map_err(refuse)?;
     let compression = match meta.compression.as_str() {
         "zstd" => Compression::Zstd,
