@@ -21,8 +21,9 @@ if [ ! -f "$DIR/replies/expected.jsonl" ]; then
         --per-file 100000 --out "$DIR/replies"
 fi
 BYTES=$(cat "$DIR"/replies/batch-*.xml | wc -c)
-measure() { # label command... → "seconds rss_kb"
-    /usr/bin/time -v "$@" > "$DIR/$1.out" 2> "$DIR/$1.time" || { cat "$DIR/$1.time" >&2; exit 1; }
+measure() { # label command... → $DIR/label.out, $DIR/label.time
+    local label=$1; shift
+    /usr/bin/time -v "$@" > "$DIR/$label.out" 2> "$DIR/$label.time" || { cat "$DIR/$label.time" >&2; exit 1; }
 }
 secs() { # GNU time's "Elapsed (wall clock) time (h:mm:ss or m:ss): 0:12.34"
     awk -F': ' '/Elapsed \(wall clock\)/ { n = split($2, p, ":"); s = 0; for (i = 1; i <= n; i++) s = s * 60 + p[i]; print s }' "$1"
@@ -33,9 +34,9 @@ for round in $(seq "$ROUNDS"); do
     measure floor "$FLOOR" "$DIR/replies"
     f=$(secs "$DIR/floor.time"); fr=$(rss "$DIR/floor.time")
     rm -f "$DIR/imported.jsonl.zst"
-    /usr/bin/time -v "$BIN" snapshot import --from kbi-dossier-01.00 "$DIR/replies" \
+    measure import "$BIN" snapshot import --from kbi-dossier-01.00 "$DIR/replies" \
         --out "$DIR/imported.jsonl.zst" --snapshot-id bench --extracted-at 2026-11-01T02:00:00Z \
-        --report "$DIR/report.json" > "$DIR/import.out" 2> "$DIR/import.time"
+        --report "$DIR/report.json"
     i=$(secs "$DIR/import.time"); ir=$(rss "$DIR/import.time")
     echo "round $round: floor ${f}s (rss ${fr} KiB), import ${i}s (rss ${ir} KiB)"
     if awk "BEGIN { exit !($f < $best_floor) }"; then best_floor=$f; floor_rss=$fr; fi
