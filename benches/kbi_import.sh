@@ -21,31 +21,35 @@ if [ ! -f "$DIR/replies/expected.jsonl" ]; then
         --per-file 100000 --out "$DIR/replies"
 fi
 BYTES=$(cat "$DIR"/replies/batch-*.xml | wc -c)
-measure() { # label command... → "seconds rss_kb"
-    /usr/bin/time -v "$@" > "$DIR/$1.out" 2> "$DIR/$1.time" || { cat "$DIR/$1.time" >&2; exit 1; }
+measure() { # label command... → $DIR/label.out, $DIR/label.time
+    local label=$1; shift
+    /usr/bin/time -v "$@" > "$DIR/$label.out" 2> "$DIR/$label.time" || { cat "$DIR/$label.time" >&2; exit 1; }
 }
 secs() { # GNU time's "Elapsed (wall clock) time (h:mm:ss or m:ss): 0:12.34"
     awk -F': ' '/Elapsed \(wall clock\)/ { n = split($2, p, ":"); s = 0; for (i = 1; i <= n; i++) s = s * 60 + p[i]; print s }' "$1"
 }
 rss() { awk -F': ' '/Maximum resident set size/ { print $2 }' "$1"; }
-best_floor=999999; best_import=999999; floor_rss=0; import_rss=0
+cpu() { awk -F': ' '/User time|System time/ { s += $2 } END { print s }' "$1"; }
+best_floor=999999; best_import=999999; floor_rss=0; import_rss=0; floor_cpu=999999; import_cpu=999999
 for round in $(seq "$ROUNDS"); do
     measure floor "$FLOOR" "$DIR/replies"
-    f=$(secs "$DIR/floor.time"); fr=$(rss "$DIR/floor.time")
+    f=$(secs "$DIR/floor.time"); fr=$(rss "$DIR/floor.time"); fc=$(cpu "$DIR/floor.time")
     rm -f "$DIR/imported.jsonl.zst"
-    /usr/bin/time -v "$BIN" snapshot import --from kbi-dossier-01.00 "$DIR/replies" \
+    measure import "$BIN" snapshot import --from kbi-dossier-01.00 "$DIR/replies" \
         --out "$DIR/imported.jsonl.zst" --snapshot-id bench --extracted-at 2026-11-01T02:00:00Z \
-        --report "$DIR/report.json" > "$DIR/import.out" 2> "$DIR/import.time"
-    i=$(secs "$DIR/import.time"); ir=$(rss "$DIR/import.time")
-    echo "round $round: floor ${f}s (rss ${fr} KiB), import ${i}s (rss ${ir} KiB)"
+        --report "$DIR/report.json"
+    i=$(secs "$DIR/import.time"); ir=$(rss "$DIR/import.time"); ic=$(cpu "$DIR/import.time")
+    echo "round $round: floor ${f}s wall ${fc}s cpu (rss ${fr} KiB), import ${i}s wall ${ic}s cpu (rss ${ir} KiB); load $(cut -d' ' -f1 /proc/loadavg)"
+    if awk "BEGIN { exit !($fc < $floor_cpu) }"; then floor_cpu=$fc; fi
+    if awk "BEGIN { exit !($ic < $import_cpu) }"; then import_cpu=$ic; fi
     if awk "BEGIN { exit !($f < $best_floor) }"; then best_floor=$f; floor_rss=$fr; fi
     if awk "BEGIN { exit !($i < $best_import) }"; then best_import=$i; import_rss=$ir; fi
 done
 DOSSIERS=$(python3 -c "import json; print(json.load(open('$DIR/report.json'))['dossiers'])")
 REPLIES=$(python3 -c "import json; print(json.load(open('$DIR/report.json'))['replies'])")
 awk -v b="$BYTES" -v d="$DOSSIERS" -v r="$REPLIES" -v f="$best_floor" -v i="$best_import" \
-    -v fr="$floor_rss" -v ir="$import_rss" 'BEGIN {
+    -v fr="$floor_rss" -v ir="$import_rss" -v fc="$floor_cpu" -v ic="$import_cpu" 'BEGIN {
     printf "XML: %.0f MB in %d replies (%d dossiers)\n", b / 1e6, r, d;
     printf "floor (quick-xml, nothing else): %.2f s, %.0f MB/s, peak RSS %.1f MB\n", f, b / 1e6 / f, fr / 1024;
     printf "import: %.2f s, %.0f MB/s, %.0f dossiers/s, peak RSS %.1f MB\n", i, b / 1e6 / i, d / i, ir / 1024;
-    printf "ratio import/floor: %.2f\n", i / f }'
+    printf "ratio import/floor: %.2f wall, %.2f CPU (user+sys: floor %.2f s, import %.2f s)\n", i / f, ic / fc, fc, ic }'

@@ -15,8 +15,7 @@ use std::collections::BTreeMap;
 use std::io::{self, BufRead};
 
 use quick_xml::events::{BytesStart, Event};
-use quick_xml::name::ResolveResult;
-use quick_xml::reader::NsReader;
+use quick_xml::reader::Reader;
 
 use super::dossier::*;
 
@@ -530,7 +529,11 @@ struct Frame {
 
 /// Reads replies one by one from a byte stream.
 pub struct ReplyReader<R: BufRead> {
-    reader: NsReader<Limited<R>>,
+    reader: Reader<Limited<R>>,
+    /// Namespace declarations on the elements outside replies and on the reply element
+    /// (depth, prefix, URI): only the reply element is qualified, so only it is resolved, and
+    /// quick-xml's namespace resolver (work on every element) is not needed.
+    scopes: Vec<(usize, Vec<u8>, Vec<u8>)>,
     buf: Vec<u8>,
     stack: Vec<Frame>,
     text: String,
@@ -545,7 +548,7 @@ pub struct ReplyReader<R: BufRead> {
 
 impl<R: BufRead> ReplyReader<R> {
     pub fn new(inner: R) -> Self {
-        let mut reader = NsReader::from_reader(Limited {
+        let mut reader = Reader::from_reader(Limited {
             inner,
             budget: MAX_EVENT_BYTES,
         });
@@ -556,6 +559,7 @@ impl<R: BufRead> ReplyReader<R> {
         config.trim_text(false);
         ReplyReader {
             reader,
+            scopes: Vec::new(),
             buf: Vec::with_capacity(4096),
             stack: Vec::with_capacity(MAX_DEPTH),
             text: String::new(),
@@ -699,12 +703,30 @@ impl<R: BufRead> ReplyReader<R> {
         if self.stack.len() >= MAX_DEPTH {
             return Err(self.fail(XmlError::TooDeep));
         }
+        let outside = matches!(
+            self.stack.last().map(|f| f.node),
+            None | Some(Node::Wrapper)
+        );
+        let depth = self.stack.len();
         let mut attributes = 0usize;
         for attribute in start.attributes().with_checks(false) {
-            attribute.map_err(|e| self.fail(XmlError::NotWellFormed(e.to_string())))?;
+            let attribute =
+                attribute.map_err(|e| self.fail(XmlError::NotWellFormed(e.to_string())))?;
             attributes += 1;
             if attributes > MAX_ATTRIBUTES {
                 return Err(self.fail(XmlError::TooManyAttributes));
+            }
+            if outside {
+                let key = attribute.key.as_ref();
+                let prefix = if key == b"xmlns" {
+                    Some(&b""[..])
+                } else {
+                    key.strip_prefix(b"xmlns:")
+                };
+                if let Some(prefix) = prefix {
+                    self.scopes
+                        .push((depth, prefix.to_vec(), attribute.value.into_owned()));
+                }
             }
         }
         let local_name = start.local_name();
@@ -716,8 +738,14 @@ impl<R: BufRead> ReplyReader<R> {
         let node = match parent {
             None | Some(Node::Wrapper) => {
                 if local == RESPONSE.as_bytes() {
-                    let (ns, _) = self.reader.resolve_element(start.name());
-                    let namespace_ok = matches!(ns, ResolveResult::Bound(n) if n.as_ref() == RESPONSE_NS.as_bytes());
+                    let name = start.name();
+                    let prefix = name.prefix().map(|p| p.into_inner()).unwrap_or(b"");
+                    let namespace_ok = self
+                        .scopes
+                        .iter()
+                        .rev()
+                        .find(|(_, p, _)| p.as_slice() == prefix)
+                        .is_some_and(|(_, _, uri)| uri.as_slice() == RESPONSE_NS.as_bytes());
                     self.replies += 1;
                     self.elements = 0;
                     self.reply = Some(Reply {
@@ -896,6 +924,10 @@ impl<R: BufRead> ReplyReader<R> {
             return Err(self.fail(XmlError::NotWellFormed("end tag without start".into())));
         };
         let node = frame.node;
+        let depth = self.stack.len();
+        while self.scopes.last().is_some_and(|(d, _, _)| *d >= depth) {
+            self.scopes.pop();
+        }
         if node.is_value() {
             let value: Text = if self.text_too_long {
                 None
