@@ -18,6 +18,6 @@ cargo test --no-fail-fast
 echo "== load-tests/run --smoke (a few seconds per step: the load test must not rot)"
 bash load-tests/run --smoke
 echo "== Debian package: cargo deb, lintian, systemd-analyze, install/upgrade/remove/purge (root only)"
-bash scripts/test-debian-package.sh
+KBI_DEB_PROFILE="${KBI_DEB_PROFILE:-dev}" bash scripts/test-debian-package.sh
 echo "== scripts/fuzz.sh 20 (fuzz smoke: 20 s per target, fails on any crash, leak, timeout or OOM)"
 bash scripts/fuzz.sh 20

@@ -104,7 +104,15 @@ impl Tally {
     }
 
     fn unknown(&mut self, parent: &'static str, local: &[u8]) {
+        // A name is shown only when it looks like a schema name: element names are input too,
+        // and one with a long run of digits could carry an INSZ into the report.
+        let longest_digit_run = local
+            .split(|b| !b.is_ascii_digit())
+            .map(<[u8]>::len)
+            .max()
+            .unwrap_or(0);
         let name: String = if local.len() <= 64
+            && longest_digit_run <= 2
             && local
                 .iter()
                 .all(|b| b.is_ascii_alphanumeric() || *b == b'_' || *b == b'-' || *b == b'.')
@@ -1101,6 +1109,18 @@ fn syntax_kind(error: &quick_xml::Error) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn unknown_element_names_with_digit_runs_are_not_shown() {
+        let mut tally = Tally::default();
+        tally.unknown("Doelgroep", b"x85073003328");
+        tally.unknown("Talenkennis", b"BehaaldNT2Niveau2");
+        let keys: Vec<&String> = tally.unknown.keys().collect();
+        assert_eq!(
+            keys,
+            ["Doelgroep/(unprintable name)", "Talenkennis/BehaaldNT2Niveau2"]
+        );
+    }
 
     fn read_all(xml: &str) -> Result<Vec<Reply>, Located> {
         let mut r = ReplyReader::new(xml.as_bytes());
