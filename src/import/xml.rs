@@ -1118,7 +1118,10 @@ mod tests {
         let keys: Vec<&String> = tally.unknown.keys().collect();
         assert_eq!(
             keys,
-            ["Doelgroep/(unprintable name)", "Talenkennis/BehaaldNT2Niveau2"]
+            [
+                "Doelgroep/(unprintable name)",
+                "Talenkennis/BehaaldNT2Niveau2"
+            ]
         );
     }
 
