@@ -341,32 +341,7 @@ fn fifos_as_rules_clients_or_configuration_files_are_refused_without_blocking() 
         (vec![], vec![("KBI_ADVICE__CLIENTS__REGISTRY", fifo_text)]),
         (vec!["--config", fifo_text], vec![]),
     ] {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_kbi-advice"))
-            .args([
-                "serve",
-                "--listen",
-                "127.0.0.1:0",
-                "--ops-listen",
-                "127.0.0.1:0",
-            ])
-            .args(&args)
-            .env("KBI_ADVICE__AUDIT__DIR", dir.path().join("audit"))
-            .envs(envs.iter().copied())
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
-        let deadline = Instant::now() + ANSWER_WITHIN;
-        while child.try_wait().unwrap().is_none() {
-            if Instant::now() > deadline {
-                let _ = child.kill();
-                panic!("serve {args:?} {envs:?} with a FIFO did not return");
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let output = child.wait_with_output().unwrap();
-        let stderr = String::from_utf8_lossy(&output.stderr);
-        assert!(!output.status.success(), "{args:?} {envs:?}");
+        let stderr = soap_support::server::refused_start(dir.path(), &args, &envs, ANSWER_WITHIN);
         assert!(
             stderr.contains("FIFO") || stderr.contains("not a regular file"),
             "{args:?} {envs:?}: {stderr}"

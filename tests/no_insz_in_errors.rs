@@ -8,8 +8,8 @@
 mod soap_support;
 
 use std::path::Path;
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+
+use std::time::Duration;
 
 use soap_support::server::{find_insz, start, Server};
 
@@ -157,36 +157,9 @@ fn snapshot_errors_in_the_reload_answer_and_the_log_never_quote_an_insz() {
     assert!(server.log().contains("snapshot not loaded"));
 }
 
-/// Runs `kbi-advice serve` expecting it to refuse to start; its stderr.
+/// Runs `kbi-advice serve` expecting it to refuse to start; its output.
 fn refused_start(dir: &Path, args: &[&str], envs: &[(&str, &str)]) -> String {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_kbi-advice"))
-        .args([
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--ops-listen",
-            "127.0.0.1:0",
-        ])
-        .args(args)
-        .env("KBI_ADVICE__AUDIT__DIR", dir.join("audit"))
-        .envs(envs.iter().copied())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while child.try_wait().unwrap().is_none() {
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            panic!("serve {args:?} {envs:?} started instead of refusing");
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let output = child.wait_with_output().unwrap();
-    assert!(!output.status.success());
-    let mut text = String::from_utf8_lossy(&output.stderr).into_owned();
-    text.push_str(&String::from_utf8_lossy(&output.stdout));
-    text
+    soap_support::server::refused_start(dir, args, envs, Duration::from_secs(30))
 }
 
 #[test]

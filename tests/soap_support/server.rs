@@ -124,6 +124,43 @@ fn free_port() -> u16 {
         .expect("a free loopback port")
 }
 
+/// Runs `kbi-advice serve` (both listeners on port 0, the audit log in `dir/audit`) with `args`
+/// and `envs`, expecting it to refuse to start; panics if it still runs after `within` or exits
+/// successfully. Returns its stderr followed by its stdout.
+pub fn refused_start(dir: &Path, args: &[&str], envs: &[(&str, &str)], within: Duration) -> String {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_kbi-advice"))
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--ops-listen",
+            "127.0.0.1:0",
+        ])
+        .args(args)
+        .env("KBI_ADVICE__AUDIT__DIR", dir.join("audit"))
+        .envs(envs.iter().copied())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + within;
+    while child.try_wait().unwrap().is_none() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("serve {args:?} {envs:?} did not refuse to start within {within:?}");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let output = child.wait_with_output().unwrap();
+    assert!(
+        !output.status.success(),
+        "serve {args:?} {envs:?} succeeded"
+    );
+    let mut text = String::from_utf8_lossy(&output.stderr).into_owned();
+    text.push_str(&String::from_utf8_lossy(&output.stdout));
+    text
+}
+
 /// Starts `kbi-advice serve` on `snapshot` and waits until it answers `/health/ready`.
 pub fn start(snapshot: &Path) -> Server {
     start_with(snapshot, &[], &[])
