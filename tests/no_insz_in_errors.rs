@@ -8,7 +8,6 @@
 mod soap_support;
 
 use std::path::Path;
-
 use std::time::Duration;
 
 use soap_support::server::{find_insz, start, Server};
