@@ -1277,7 +1277,7 @@ fn read_parallel(
     Some(ReadOutcome {
         report,
         tally,
-        lines_without_dossier: lines - used,
+        lines_without_dossier: lines.saturating_sub(used),
         body: BufWriter::with_capacity(1 << 20, body),
     })
 }
