@@ -769,3 +769,142 @@ fn codes_file_replaces_the_shipped_lists() {
         "ONVOLDOENDE_AANWEZIG"
     );
 }
+
+// ---------- files read in parallel (--workers) ----------
+
+/// The report without what differs between two runs of the same input (time, output path).
+fn comparable_report(dir: &Path) -> serde_json::Value {
+    let mut r = report(dir);
+    let map = r.as_object_mut().unwrap();
+    map.remove("seconds");
+    map.remove("out");
+    r
+}
+
+/// stderr without the timing of the summary line and the progress bar's lines.
+fn comparable_stderr(output: &Output) -> Vec<String> {
+    stderr(output)
+        .lines()
+        .filter(|l| l.starts_with("ERROR") || l.starts_with("…"))
+        .map(str::to_string)
+        .collect()
+}
+
+/// Generated batches plus files of WARNings (more distinct messages than the report lists, so
+/// the "(other messages)" count depends on the order they were met) and an employment-service
+/// list; imported with one worker and with three: the same bytes and the same report.
+#[test]
+fn workers_give_the_same_snapshot_and_report_as_one_thread() {
+    let src = tmp();
+    let replies = src.path().join("replies");
+    let status = bin()
+        .args(["snapshot", "generate", "--format", "kbi-dossier-01.00"])
+        .args(["--persons", "3000", "--seed", "5", "--per-file", "250"])
+        .arg("--out")
+        .arg(&replies)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    for f in 0..8u32 {
+        let mut text = String::from("<B>");
+        for r in 0..10u32 {
+            let code = 40000 + f * 7 + r;
+            text.push_str(
+                &reply(&obligated(&insz(500 + f * 10 + r), "2022-01-03")).replace(
+                    "</Inhoud>",
+                    &format!("</Inhoud><Uitzonderingen><Uitzondering><Identificatie>{code}</Identificatie><Type>WAARSCHUWING</Type></Uitzondering></Uitzonderingen>"),
+                ),
+            );
+        }
+        text.push_str("</B>");
+        write(&replies, &format!("warn-{f}.xml"), &text);
+    }
+    let expected = std::fs::read_to_string(replies.join("expected.jsonl")).unwrap();
+    let mut csv = String::from("insz,date\n");
+    for line in expected.lines().skip(1).step_by(97) {
+        let v: serde_json::Value = serde_json::from_str(line).unwrap();
+        csv.push_str(&format!("{},2023-05-02\n", v["insz"].as_str().unwrap()));
+    }
+    csv.push_str(&format!("{},2023-05-02\n", insz(999)));
+    std::fs::remove_file(replies.join("expected.jsonl")).unwrap();
+    let csv_path = write(src.path(), "es.csv", &csv);
+    let mut runs = Vec::new();
+    for workers in ["1", "3"] {
+        let dir = tmp();
+        let (output, out) = import(
+            dir.path(),
+            &[&replies],
+            &[
+                "--workers",
+                workers,
+                "--employment-service",
+                csv_path.to_str().unwrap(),
+            ],
+        );
+        assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+        runs.push((std::fs::read(&out).unwrap(), comparable_report(dir.path())));
+    }
+    let r = &runs[0].1;
+    assert_eq!(r["files"], 20);
+    assert!(r["persons"].as_u64().unwrap() > 2500, "{r}");
+    assert!(
+        r["warnings"]["M22"]["messages"]["(other messages)"].as_u64() > Some(0),
+        "{r}"
+    );
+    assert!(
+        r["employment_service"]["persons_with_dossier"].as_u64() > Some(10),
+        "{r}"
+    );
+    assert_eq!(r["employment_service"]["lines_without_dossier"], 1, "{r}");
+    assert!(runs[0].0 == runs[1].0, "the snapshots differ");
+    assert_eq!(runs[0].1, runs[1].1);
+}
+
+/// ERRORs in several files, among them a duplicate INSZ across files: the refusal (messages in
+/// file and reply order, counts) is the same with workers as with one thread.
+#[test]
+fn workers_refuse_like_one_thread_naming_the_second_occurrence() {
+    let src = tmp();
+    let a = insz(40);
+    let b = insz(41);
+    let ok = |n: u32| reply(&obligated(&insz(n), "2022-01-03"));
+    let f1 = write(
+        src.path(),
+        "1.xml",
+        &format!("<B>{}{}</B>", ok(42), reply(&obligated(&a, "2022-01-03"))),
+    );
+    let f2 = write(src.path(), "2.xml", &format!("<B>{}{}</B>", ok(43), ok(44)));
+    let f3 = write(
+        src.path(),
+        "3.xml",
+        &format!(
+            "<B>{}{}{}</B>",
+            reply(&obligated(&b, "2022-01-03")),
+            exception_reply("99996", "FOUT"),
+            reply(&obligated(&a, "2023-01-03"))
+        ),
+    );
+    let f4 = write(src.path(), "4.xml", &format!("<B>{}<B>", ok(45)));
+    let mut runs = Vec::new();
+    for workers in ["1", "2", "4"] {
+        let dir = tmp();
+        let (output, out) = import(dir.path(), &[&f1, &f2, &f3, &f4], &["--workers", workers]);
+        assert_refused(dir.path(), &output, &out, &[&a, &b]);
+        runs.push((comparable_stderr(&output), comparable_report(dir.path())));
+    }
+    let errors = &runs[0].0;
+    assert_eq!(errors.len(), 3, "{errors:?}");
+    assert!(
+        errors[0].contains("file 3") && errors[0].contains("reply 2"),
+        "{errors:?}"
+    );
+    assert!(
+        errors[1].contains("file 3")
+            && errors[1].contains("reply 3")
+            && errors[1].contains("same INSZ"),
+        "{errors:?}"
+    );
+    assert!(errors[2].contains("XML file 4"), "{errors:?}");
+    assert_eq!(runs[0], runs[1]);
+    assert_eq!(runs[0], runs[2]);
+}

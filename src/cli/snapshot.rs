@@ -53,6 +53,10 @@ pub struct ImportArgs {
     /// Also write the report as JSON to this file.
     #[arg(long, value_name = "JSON")]
     pub report: Option<PathBuf>,
+    /// Input files read at once, one thread each (default: the number of cores, at most 4;
+    /// 1 reads them one after the other). The output is the same either way.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub workers: Option<u16>,
 }
 
 #[derive(Debug, Args)]
@@ -127,7 +131,7 @@ pub fn run(command: SnapshotCommand) -> anyhow::Result<u8> {
 }
 
 fn import(args: ImportArgs) -> anyhow::Result<u8> {
-    use crate::import::{codes::Codes, import, ImportOptions, FORMAT_NAME};
+    use crate::import::{codes::Codes, import_with_workers, ImportOptions, FORMAT_NAME};
     if args.from != FORMAT_NAME {
         anyhow::bail!("--from must be {FORMAT_NAME} (the only source format this program imports)");
     }
@@ -150,7 +154,11 @@ fn import(args: ImportArgs) -> anyhow::Result<u8> {
         employment_service: args.employment_service,
         codes,
     };
-    let report = import(&options, &Console::counting("bytes"))?;
+    let workers = match args.workers {
+        Some(n) => usize::from(n),
+        None => crate::import::default_workers(),
+    };
+    let report = import_with_workers(&options, &Console::counting("bytes"), workers)?;
     eprint!("{}", report.render());
     if let Some(path) = &args.report {
         let json = serde_json::to_vec_pretty(&report)?;

@@ -23,8 +23,8 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, BufWriter, Read, Seek, Write};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{mpsc, Arc, Condvar, Mutex};
 use std::time::Instant;
 
 use chrono::{DateTime, Datelike, NaiveDate, Utc};
@@ -59,6 +59,13 @@ pub const DOSSIER_FACTS: [&str; 9] = [
 pub const MAX_LISTED_ERRORS: usize = 1000;
 /// Distinct WARN messages kept per row.
 const MAX_MESSAGES_PER_ROW: usize = 50;
+/// The key under which WARN messages beyond [`MAX_MESSAGES_PER_ROW`] are counted.
+const OTHER_MESSAGES: &str = "(other messages)";
+/// Most input files read at once (one worker thread each).
+const MAX_WORKERS: usize = 4;
+/// How many files a worker may finish ahead of the oldest file not yet merged (bounds the
+/// temporary chunk files and per-file reports held at once).
+const FILES_AHEAD: usize = 4;
 /// Longest line of the employment-service CSV.
 const MAX_CSV_LINE: u64 = 1024;
 
@@ -157,15 +164,19 @@ pub struct Report {
 }
 
 impl Report {
-    fn warn(&mut self, row: &'static str, message: &str) {
+    /// Counts `n` WARNs with this message; true when the message got its own entry just now.
+    fn warn_n(&mut self, row: &'static str, message: &str, n: u64) -> bool {
         let entry = self.warnings.entry(row).or_default();
-        entry.total += 1;
-        if let Some(n) = entry.messages.get_mut(message) {
-            *n += 1;
+        entry.total += n;
+        if let Some(count) = entry.messages.get_mut(message) {
+            *count += n;
+            false
         } else if entry.messages.len() < MAX_MESSAGES_PER_ROW {
-            entry.messages.insert(message.to_string(), 1);
+            entry.messages.insert(message.to_string(), n);
+            true
         } else {
-            *entry.messages.entry("(other messages)".into()).or_insert(0) += 1;
+            *entry.messages.entry(OTHER_MESSAGES.into()).or_insert(0) += n;
+            false
         }
     }
 
@@ -575,17 +586,66 @@ fn write_snapshot(out: &Path, file: &File, header: &[u8], body: &mut File) -> io
     }
 }
 
-/// State of one run.
+/// The INSZ seen so far: the run's own set, or the set shared by the worker threads (there a
+/// duplicate is only detected; the sequential rerun names it).
+enum Seen<'a> {
+    Own(HashSet<u64>),
+    Shared(&'a Mutex<HashSet<u64>>),
+}
+
+impl Seen<'_> {
+    fn insert(&mut self, value: u64) -> bool {
+        match self {
+            Seen::Own(set) => set.insert(value),
+            Seen::Shared(set) => set.lock().unwrap_or_else(|e| e.into_inner()).insert(value),
+        }
+    }
+}
+
+/// The employment-service registrations: owned and emptied as persons take them (what remains
+/// is "without a dossier"), or shared read-only by the workers, which count what they used
+/// (the same thing when every INSZ is unique, which a successful run guarantees).
+enum Employment<'a> {
+    Own(HashMap<u64, Vec<NaiveDate>>),
+    Shared {
+        map: &'a HashMap<u64, Vec<NaiveDate>>,
+        used: u64,
+    },
+}
+
+impl Employment<'_> {
+    fn take(&mut self, insz: u64) -> Option<Vec<NaiveDate>> {
+        match self {
+            Employment::Own(map) => map.remove(&insz),
+            Employment::Shared { map, used } => {
+                let dates = map.get(&insz)?.clone();
+                *used += dates.len() as u64;
+                Some(dates)
+            }
+        }
+    }
+}
+
+/// State of one run (the whole import, or one file of a parallel import).
 struct Run<'a> {
     options: &'a ImportOptions,
     report: Report,
-    seen: HashSet<u64>,
-    employment: HashMap<u64, Vec<NaiveDate>>,
+    seen: Seen<'a>,
+    employment: Employment<'a>,
     body: BufWriter<File>,
     line: Vec<u8>,
+    /// WARN messages in the order they first got their own entry: replayed in file order, they
+    /// give the merged report the same entries (and the same "(other messages)") as one run.
+    warn_order: Vec<(&'static str, String)>,
 }
 
 impl Run<'_> {
+    fn warn(&mut self, row: &'static str, message: &str) {
+        if self.report.warn_n(row, message, 1) {
+            self.warn_order.push((row, message.to_string()));
+        }
+    }
+
     fn reply(&mut self, reply: Reply, file: &str, file_number: u64, reply_number: u64) {
         self.report.replies += 1;
         let err = |row: &str, path: &str, message: String| ErrorEntry {
@@ -680,7 +740,7 @@ impl Run<'_> {
                                     f.message.clone(),
                                 ));
                             }
-                            Severity::Warn => self.report.warn(f.row, &f.message),
+                            Severity::Warn => self.warn(f.row, &f.message),
                         }
                     }
                     let Some(insz) = mapped.insz else { continue };
@@ -697,7 +757,7 @@ impl Run<'_> {
                         continue;
                     }
                     let mut events = mapped.events;
-                    if let Some(dates) = self.employment.remove(&insz.value()) {
+                    if let Some(dates) = self.employment.take(insz.value()) {
                         if let Some(es) = self.report.employment_service.as_mut() {
                             es.persons_with_dossier += 1;
                         }
@@ -759,7 +819,7 @@ impl Run<'_> {
                         ));
                     }
                 }
-                Some("WAARSCHUWING") | Some("INFORMATIE") => self.report.warn(
+                Some("WAARSCHUWING") | Some("INFORMATIE") => self.warn(
                     "M22",
                     &format!(
                         "Uitzondering {} {}: logged, the dossier is read",
@@ -791,9 +851,44 @@ enum Exceptions {
     Failed,
 }
 
+/// What reading the inputs gave, before the snapshot is written.
+struct ReadOutcome {
+    report: Report,
+    tally: xml::Tally,
+    /// Employment-service registrations of no imported person.
+    lines_without_dossier: u64,
+    /// The person lines in file order, then reply order.
+    body: BufWriter<File>,
+}
+
 /// Imports; the report says whether a snapshot was written (`ok`). `Err` only when the run
 /// could not start or write at all.
+///
+/// With more than one input file and more than one core, files are read in parallel (one worker
+/// thread per file, at most [`MAX_WORKERS`]), each writing its person lines to its own temporary
+/// chunk file; the chunks and per-file reports are merged strictly in file order, so the snapshot
+/// and the report are those of a sequential run. As soon as any file has an ERROR (or a
+/// duplicate INSZ shows up in the shared set), the parallel run is abandoned and the import is
+/// rerun sequentially from the start: the refused run's report (which ERRORs, in which order,
+/// which counts) is then exactly the sequential one, at the price of reading again.
 pub fn import(options: &ImportOptions, progress: &dyn Progress) -> Result<Report, ImportError> {
+    import_with_workers(options, progress, default_workers())
+}
+
+/// The number of cores, at most [`MAX_WORKERS`] (more threads only add chunk files: the reading
+/// is CPU-bound and the merge is cheap).
+pub fn default_workers() -> usize {
+    std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(MAX_WORKERS)
+}
+
+/// [`import`] with a given number of worker threads (1: sequential).
+pub fn import_with_workers(
+    options: &ImportOptions,
+    progress: &dyn Progress,
+    workers: usize,
+) -> Result<Report, ImportError> {
     let started = Instant::now();
     let id = options.snapshot_id.trim();
     if id.is_empty() || id.len() > 128 || id.chars().any(char::is_control) {
@@ -804,84 +899,137 @@ pub fn import(options: &ImportOptions, progress: &dyn Progress) -> Result<Report
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
         _ => PathBuf::from("."),
     };
+    let workers = workers.min(files.len());
+    let outcome = if workers > 1 {
+        match read_parallel(options, id, &files, &out_dir, workers, progress) {
+            Some(outcome) => outcome,
+            None => read_sequential(options, id, &files, &out_dir, progress)?,
+        }
+    } else {
+        read_sequential(options, id, &files, &out_dir, progress)?
+    };
+    write_out(options, id, &out_dir, outcome, started)
+}
+
+fn new_report(options: &ImportOptions, id: &str, files: usize) -> Report {
+    Report {
+        from: FORMAT_NAME,
+        codes_version: options.codes.version.clone(),
+        snapshot_id: id.to_string(),
+        files: files as u64,
+        ..Report::default()
+    }
+}
+
+fn total_bytes(files: &[PathBuf]) -> u64 {
+    files
+        .iter()
+        .map(|f| std::fs::metadata(f).map(|m| m.len()).unwrap_or(0))
+        .sum()
+}
+
+/// Reads one input file into `run`; `tick` is called after every reply and stops the reading
+/// when it returns false. With `stop_on_error`, the reading also stops at the first ERROR.
+fn read_file(
+    run: &mut Run,
+    path: &Path,
+    file_number: u64,
+    count: &Arc<AtomicU64>,
+    stop_on_error: bool,
+    tick: &mut dyn FnMut() -> bool,
+) -> Result<xml::Tally, ImportError> {
+    let shown = display_path(path);
+    let stream = open_input(path, count.clone()).map_err(|error| ImportError::Input {
+        path: shown.clone(),
+        error,
+    })?;
+    let mut reader = xml::ReplyReader::new(stream);
+    let mut xml_failed = false;
+    loop {
+        match reader.next_reply() {
+            Ok(Some(reply)) => {
+                let number = reader.replies;
+                run.reply(reply, &shown, file_number, number);
+                if !tick() || (stop_on_error && run.report.errors_total > 0) {
+                    return Ok(reader.tally);
+                }
+            }
+            Ok(None) => break,
+            Err(located) => {
+                run.report.error(ErrorEntry {
+                    file: shown.clone(),
+                    file_number,
+                    reply: (reader.replies > 0).then_some(reader.replies),
+                    row: "XML".into(),
+                    path: located.path.clone(),
+                    message: format!("{} (near byte {})", located.error, located.offset),
+                });
+                xml_failed = true;
+                break;
+            }
+        }
+    }
+    if reader.replies == 0 && !xml_failed {
+        run.report.error(ErrorEntry {
+            file: shown.clone(),
+            file_number,
+            reply: None,
+            row: "XML".into(),
+            path: "(file)".into(),
+            message: "no GeefDossierKBIResponse in this file".into(),
+        });
+    }
+    Ok(reader.tally)
+}
+
+/// One thread reads every file in order (the reference behaviour).
+fn read_sequential(
+    options: &ImportOptions,
+    id: &str,
+    files: &[PathBuf],
+    out_dir: &Path,
+    progress: &dyn Progress,
+) -> Result<ReadOutcome, ImportError> {
     let out_err = |error| ImportError::Output {
         path: display_path(&options.out),
         error,
     };
-    let body = tempfile::tempfile_in(&out_dir).map_err(out_err)?;
-    let mut report = Report {
-        from: FORMAT_NAME,
-        codes_version: options.codes.version.clone(),
-        snapshot_id: id.to_string(),
-        files: files.len() as u64,
-        ..Report::default()
-    };
+    let body = tempfile::tempfile_in(out_dir).map_err(out_err)?;
+    let mut report = new_report(options, id, files.len());
     let employment = match &options.employment_service {
         Some(path) => read_employment_service(path, &mut report, files.len() as u64 + 1)?,
         None => HashMap::new(),
     };
-    let total_bytes: u64 = files
-        .iter()
-        .map(|f| std::fs::metadata(f).map(|m| m.len()).unwrap_or(0))
-        .sum();
     let mut run = Run {
         options,
         report,
-        seen: HashSet::new(),
-        employment,
+        seen: Seen::Own(HashSet::new()),
+        employment: Employment::Own(employment),
         body: BufWriter::with_capacity(1 << 20, body),
         line: Vec::with_capacity(4096),
+        warn_order: Vec::new(),
     };
-    progress.start("import", total_bytes);
+    progress.start("import", total_bytes(files));
     let count = Arc::new(AtomicU64::new(0));
     let mut reported = 0u64;
     let mut tally = xml::Tally::default();
     for (i, path) in files.iter().enumerate() {
-        let file_number = i as u64 + 1;
-        let shown = display_path(path);
-        let stream = open_input(path, count.clone()).map_err(|error| ImportError::Input {
-            path: shown.clone(),
-            error,
-        })?;
-        let mut reader = xml::ReplyReader::new(stream);
-        let mut xml_failed = false;
-        loop {
-            match reader.next_reply() {
-                Ok(Some(reply)) => {
-                    let number = reader.replies;
-                    run.reply(reply, &shown, file_number, number);
-                    let now = count.load(Ordering::Relaxed);
-                    if now - reported >= 1 << 20 {
-                        progress.advance(now - reported);
-                        reported = now;
-                    }
-                }
-                Ok(None) => break,
-                Err(located) => {
-                    run.report.error(ErrorEntry {
-                        file: shown.clone(),
-                        file_number,
-                        reply: (reader.replies > 0).then_some(reader.replies),
-                        row: "XML".into(),
-                        path: located.path.clone(),
-                        message: format!("{} (near byte {})", located.error, located.offset),
-                    });
-                    xml_failed = true;
-                    break;
-                }
+        let mut tick = || {
+            let now = count.load(Ordering::Relaxed);
+            if now - reported >= 1 << 20 {
+                progress.advance(now - reported);
+                reported = now;
             }
-        }
-        if reader.replies == 0 && !xml_failed {
-            run.report.error(ErrorEntry {
-                file: shown.clone(),
-                file_number,
-                reply: None,
-                row: "XML".into(),
-                path: "(file)".into(),
-                message: "no GeefDossierKBIResponse in this file".into(),
-            });
-        }
-        tally.merge(std::mem::take(&mut reader.tally));
+            true
+        };
+        tally.merge(read_file(
+            &mut run,
+            path,
+            i as u64 + 1,
+            &count,
+            false,
+            &mut tick,
+        )?);
     }
     let now = count.load(Ordering::Relaxed);
     progress.advance(now.saturating_sub(reported));
@@ -893,11 +1041,270 @@ pub fn import(options: &ImportOptions, progress: &dyn Progress) -> Result<Report
         ..
     } = run;
     report.bytes = now;
+    let lines_without_dossier = match employment {
+        Employment::Own(left) => left.values().map(|v| v.len() as u64).sum(),
+        Employment::Shared { .. } => 0,
+    };
+    Ok(ReadOutcome {
+        report,
+        tally,
+        lines_without_dossier,
+        body,
+    })
+}
+
+/// What a worker hands over for one file read without an ERROR.
+struct FilePart {
+    report: Report,
+    warn_order: Vec<(&'static str, String)>,
+    tally: xml::Tally,
+    /// The file's person lines, rewound.
+    chunk: File,
+    /// Employment-service registrations its persons took.
+    used: u64,
+}
+
+/// Reads one file on a worker thread; `None` when it has an ERROR (or cannot be read, or the
+/// run was cancelled): the caller then falls back to the sequential run.
+#[allow(clippy::too_many_arguments)]
+fn read_file_alone(
+    options: &ImportOptions,
+    path: &Path,
+    file_number: u64,
+    out_dir: &Path,
+    seen: &Mutex<HashSet<u64>>,
+    employment: &HashMap<u64, Vec<NaiveDate>>,
+    count: &Arc<AtomicU64>,
+    cancel: &AtomicBool,
+) -> Option<FilePart> {
+    let chunk = tempfile::tempfile_in(out_dir).ok()?;
+    let mut run = Run {
+        options,
+        report: Report {
+            employment_service: options
+                .employment_service
+                .as_ref()
+                .map(|_| EmploymentReport::default()),
+            ..Report::default()
+        },
+        seen: Seen::Shared(seen),
+        employment: Employment::Shared {
+            map: employment,
+            used: 0,
+        },
+        body: BufWriter::with_capacity(1 << 20, chunk),
+        line: Vec::with_capacity(4096),
+        warn_order: Vec::new(),
+    };
+    let tally = read_file(&mut run, path, file_number, count, true, &mut || {
+        !cancel.load(Ordering::Relaxed)
+    })
+    .ok()?;
+    if cancel.load(Ordering::Relaxed) || run.report.errors_total > 0 {
+        return None;
+    }
+    let Run {
+        report,
+        employment,
+        body,
+        warn_order,
+        ..
+    } = run;
+    let used = match employment {
+        Employment::Shared { used, .. } => used,
+        Employment::Own(_) => 0,
+    };
+    let mut chunk = body.into_inner().ok()?;
+    chunk.rewind().ok()?;
+    Some(FilePart {
+        report,
+        warn_order,
+        tally,
+        chunk,
+        used,
+    })
+}
+
+/// Adds one file's part to the run's report and its person lines to the body, in file order.
+fn merge_part(report: &mut Report, part: &mut FilePart, body: &mut File) -> io::Result<()> {
+    let p = &part.report;
+    report.replies += p.replies;
+    report.dossiers += p.dossiers;
+    report.not_found += p.not_found;
+    report.persons += p.persons;
+    for (kind, n) in &p.events {
+        *report.events.entry(kind).or_insert(0) += n;
+    }
+    // Replaying the messages in their order of first appearance gives each the entry (or the
+    // "(other messages)" count) it gets in a sequential run: a message is listed on its own
+    // exactly when it is among the first MAX_MESSAGES_PER_ROW distinct ones of its row.
+    for (row, message) in &part.warn_order {
+        let n = p.warnings[row].messages[message];
+        report.warn_n(row, message, n);
+    }
+    for (row, w) in &p.warnings {
+        if let Some(&n) = w.messages.get(OTHER_MESSAGES) {
+            let entry = report.warnings.entry(row).or_default();
+            entry.total += n;
+            *entry.messages.entry(OTHER_MESSAGES.into()).or_insert(0) += n;
+        }
+    }
+    if let (Some(es), Some(part_es)) = (
+        report.employment_service.as_mut(),
+        p.employment_service.as_ref(),
+    ) {
+        es.persons_with_dossier += part_es.persons_with_dossier;
+    }
+    io::copy(&mut part.chunk, body)?;
+    Ok(())
+}
+
+/// Files read by `workers` threads, merged in file order; `None` when the sequential run must
+/// give the answer (an ERROR anywhere, a duplicate INSZ, a file that cannot be read).
+fn read_parallel(
+    options: &ImportOptions,
+    id: &str,
+    files: &[PathBuf],
+    out_dir: &Path,
+    workers: usize,
+    progress: &dyn Progress,
+) -> Option<ReadOutcome> {
+    let mut body = tempfile::tempfile_in(out_dir).ok()?;
+    let mut report = new_report(options, id, files.len());
+    let employment = match &options.employment_service {
+        Some(path) => read_employment_service(path, &mut report, files.len() as u64 + 1).ok()?,
+        None => HashMap::new(),
+    };
+    if report.errors_total > 0 {
+        return None;
+    }
+    let seen = Mutex::new(HashSet::new());
+    let cancel = AtomicBool::new(false);
+    // (next file to take, files merged): a worker waits rather than run more than FILES_AHEAD
+    // files ahead of the merge.
+    let window = Mutex::new((0usize, 0usize));
+    let moved = Condvar::new();
+    let count = Arc::new(AtomicU64::new(0));
+    let mut tally = xml::Tally::default();
+    let mut used = 0u64;
+    let mut failed = false;
+    let mut reported = 0u64;
+    progress.start("import", total_bytes(files));
+    std::thread::scope(|scope| {
+        let (tx, rx) = mpsc::channel::<(usize, Option<FilePart>)>();
+        for _ in 0..workers {
+            let tx = tx.clone();
+            let (seen, cancel, window, moved, count, employment) =
+                (&seen, &cancel, &window, &moved, &count, &employment);
+            scope.spawn(move || loop {
+                let index = {
+                    let mut w = window.lock().unwrap_or_else(|e| e.into_inner());
+                    while !cancel.load(Ordering::Relaxed)
+                        && w.0 < files.len()
+                        && w.0 >= w.1 + FILES_AHEAD
+                    {
+                        w = moved.wait(w).unwrap_or_else(|e| e.into_inner());
+                    }
+                    if cancel.load(Ordering::Relaxed) || w.0 >= files.len() {
+                        break;
+                    }
+                    w.0 += 1;
+                    w.0 - 1
+                };
+                let part = read_file_alone(
+                    options,
+                    &files[index],
+                    index as u64 + 1,
+                    out_dir,
+                    seen,
+                    employment,
+                    count,
+                    cancel,
+                );
+                if part.is_none() {
+                    cancel.store(true, Ordering::Relaxed);
+                    moved.notify_all();
+                }
+                if tx.send((index, part)).is_err() {
+                    break;
+                }
+            });
+        }
+        drop(tx);
+        let mut pending: BTreeMap<usize, Option<FilePart>> = BTreeMap::new();
+        let mut merged = 0usize;
+        loop {
+            match rx.recv_timeout(std::time::Duration::from_millis(100)) {
+                Ok((index, part)) => {
+                    pending.insert(index, part);
+                }
+                Err(mpsc::RecvTimeoutError::Timeout) => {}
+                Err(mpsc::RecvTimeoutError::Disconnected) => break,
+            }
+            let now = count.load(Ordering::Relaxed);
+            if now - reported >= 1 << 20 {
+                progress.advance(now - reported);
+                reported = now;
+            }
+            while let Some(part) = pending.remove(&merged) {
+                match part {
+                    Some(mut part) if !failed => {
+                        if merge_part(&mut report, &mut part, &mut body).is_err() {
+                            failed = true;
+                        }
+                        tally.merge(part.tally);
+                        used += part.used;
+                    }
+                    _ => failed = true,
+                }
+                if failed {
+                    cancel.store(true, Ordering::Relaxed);
+                }
+                merged += 1;
+                window.lock().unwrap_or_else(|e| e.into_inner()).1 = merged;
+                moved.notify_all();
+            }
+        }
+    });
+    let now = count.load(Ordering::Relaxed);
+    progress.advance(now.saturating_sub(reported));
+    progress.finish();
+    if failed || cancel.load(Ordering::Relaxed) {
+        return None;
+    }
+    report.bytes = now;
+    let lines: u64 = employment.values().map(|v| v.len() as u64).sum();
+    Some(ReadOutcome {
+        report,
+        tally,
+        lines_without_dossier: lines.saturating_sub(used),
+        body: BufWriter::with_capacity(1 << 20, body),
+    })
+}
+
+/// Writes the snapshot when the reading had no ERROR (header first, then the person lines).
+fn write_out(
+    options: &ImportOptions,
+    id: &str,
+    out_dir: &Path,
+    outcome: ReadOutcome,
+    started: Instant,
+) -> Result<Report, ImportError> {
+    let out_err = |error| ImportError::Output {
+        path: display_path(&options.out),
+        error,
+    };
+    let ReadOutcome {
+        mut report,
+        tally,
+        lines_without_dossier,
+        body,
+    } = outcome;
     report.ignored = tally.ignored;
     report.unknown_elements = tally.unknown;
     let mut facts: Vec<&'static str> = DOSSIER_FACTS.to_vec();
     if let Some(es) = report.employment_service.as_mut() {
-        es.lines_without_dossier = employment.values().map(|v| v.len() as u64).sum();
+        es.lines_without_dossier = lines_without_dossier;
         facts.push("EMPLOYMENT_SERVICE_REGISTRATION");
     }
     report.facts = facts.clone();
@@ -923,7 +1330,7 @@ pub fn import(options: &ImportOptions, progress: &dyn Progress) -> Result<Report
         &facts,
         serde_json::Value::Array(sources),
     );
-    let target = tempfile::NamedTempFile::new_in(&out_dir).map_err(out_err)?;
+    let target = tempfile::NamedTempFile::new_in(out_dir).map_err(out_err)?;
     write_snapshot(&options.out, target.as_file(), header.as_bytes(), &mut body)
         .map_err(out_err)?;
     target.as_file().sync_all().map_err(out_err)?;
