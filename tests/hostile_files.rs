@@ -233,22 +233,12 @@ fn the_decompressed_cap_is_a_setting() {
     let path = dir.path().join("snapshot.jsonl");
     soap_support::write_demo_snapshot_as(&path, "old");
     // The demo snapshot has about 40 kB of text: a 20 kB cap refuses it at start-up.
-    let output = Command::new(env!("CARGO_BIN_EXE_kbi-advice"))
-        .args([
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--ops-listen",
-            "127.0.0.1:0",
-            "--snapshot",
-        ])
-        .arg(&path)
-        .env("KBI_ADVICE__AUDIT__DIR", dir.path().join("audit"))
-        .env("KBI_ADVICE__SNAPSHOT__MAX_DECOMPRESSED_BYTES", "20000")
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(!output.status.success(), "{stderr}");
+    let stderr = soap_support::server::refused_start(
+        dir.path(),
+        &["--snapshot", path.to_str().unwrap()],
+        &[("KBI_ADVICE__SNAPSHOT__MAX_DECOMPRESSED_BYTES", "20000")],
+        ANSWER_WITHIN,
+    );
     assert!(
         stderr.contains("snapshot.max_decompressed_bytes"),
         "{stderr}"
