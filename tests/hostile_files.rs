@@ -27,11 +27,7 @@ const MAX_PEAK_RSS_KB: u64 = 300 * 1024;
 const ANSWER_WITHIN: Duration = Duration::from_secs(20);
 
 fn snapshot_id_answered(server: &Server) -> String {
-    let body: Value = soap_support::get(server.url(QUESTION))
-        .unwrap()
-        .json()
-        .unwrap();
-    body["source"]["snapshot_id"].as_str().unwrap().to_string()
+    server.snapshot_id_answered(QUESTION)
 }
 
 /// `POST /admin/snapshot/reload` with a client timeout (a reload that hangs fails the test

@@ -16,11 +16,7 @@ const QUESTION: &str = "/v1/integration-obligation/90011510383?date=2026-01-01";
 const SOAP_PATH: &str = "/soap/GeefAdviesInburgeringsplicht-01.00";
 
 fn snapshot_id_answered(server: &Server) -> String {
-    let body: Value = soap_support::get(server.url(QUESTION))
-        .unwrap()
-        .json()
-        .unwrap();
-    body["source"]["snapshot_id"].as_str().unwrap().to_string()
+    server.snapshot_id_answered(QUESTION)
 }
 
 fn reload(server: &Server) -> (u16, Value) {

@@ -3,10 +3,7 @@
 //! carries an INSZ that was not a question's own (a Fault quotes nothing from the request).
 #![no_main]
 
-use std::sync::OnceLock;
-
 use kbi_advice::api::soap::{respond_at, SoapCall, XmlLimits};
-use kbi_advice::domain::{CompiledSnapshot, RuleSet};
 use libfuzzer_sys::fuzz_target;
 
 /// A fixed `Tijdstip`, so that a crash reproduces byte for byte.
@@ -14,22 +11,10 @@ fn fixed_now() -> chrono::DateTime<chrono::Utc> {
     chrono::DateTime::from_timestamp(1_790_000_000, 0).expect("a valid timestamp")
 }
 
-fn demo() -> &'static CompiledSnapshot {
-    static DEMO: OnceLock<CompiledSnapshot> = OnceLock::new();
-    DEMO.get_or_init(|| {
-        kbi_advice::snapshot::load_bytes(
-            kbi_advice::service::reload::DEMO_SNAPSHOT.to_vec(),
-            std::sync::Arc::new(RuleSet::shipped()),
-            &kbi_advice::snapshot::Silent,
-        )
-        .expect("the demo snapshot loads")
-    })
-}
-
 fuzz_target!(|data: &[u8]| {
     let limits = XmlLimits::default();
     let call = SoapCall {
-        snapshot: Some(demo()),
+        snapshot: Some(kbi_advice_fuzz::demo()),
         limits: &limits,
         server_referte: "fuzz-1",
         service_identificatie: "kbi-advice",

@@ -1,6 +1,23 @@
 //! What every fuzz target shares: the time budget per input and the "no INSZ in an error" oracle.
 
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
+
+use kbi_advice::domain::{CompiledSnapshot, RuleSet};
+
+/// The demo snapshot under the shipped rules, loaded once per process: what the door targets
+/// judge against.
+pub fn demo() -> &'static CompiledSnapshot {
+    static DEMO: OnceLock<CompiledSnapshot> = OnceLock::new();
+    DEMO.get_or_init(|| {
+        kbi_advice::snapshot::load_bytes(
+            kbi_advice::service::reload::DEMO_SNAPSHOT.to_vec(),
+            Arc::new(RuleSet::shipped()),
+            &kbi_advice::snapshot::Silent,
+        )
+        .expect("the demo snapshot loads")
+    })
+}
 
 /// The most CPU time one input may cost (`KBI_FUZZ_SLOW_MS`, default 100 ms): every input path
 /// must have bounded cost, and an input up to the request body limit that takes longer is a

@@ -21,6 +21,16 @@ impl Server {
         format!("http://127.0.0.1:{}{path}", self.port)
     }
 
+    /// The `snapshot_id` of the REST answer to `question` (a path with its query): which
+    /// snapshot the service answers from.
+    pub fn snapshot_id_answered(&self, question: &str) -> String {
+        let body: serde_json::Value = super::get(self.url(question)).unwrap().json().unwrap();
+        body["source"]["snapshot_id"]
+            .as_str()
+            .expect("an answer names its snapshot")
+            .to_string()
+    }
+
     pub fn ops_url(&self, path: &str) -> String {
         format!("http://127.0.0.1:{}{path}", self.ops_port)
     }
