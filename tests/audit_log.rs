@@ -2,23 +2,19 @@
 //! verified and searched — including the failure paths, injected in ways that also fail when
 //! the tests run as root (root ignores directory permissions).
 
+mod audit_support;
+
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use assert_cmd::Command;
-use chrono::{DateTime, NaiveDate, TimeZone, Utc};
+use audit_support::{at, cli, files, lines, INSZ};
+use chrono::{DateTime, NaiveDate, Utc};
 use kbi_advice::audit::{
     self, AuditError, AuditLog, AuditOptions, AuditOutcome, AuditRecord, AuditSender, ProblemKind,
     GENESIS_PREV,
 };
 use kbi_advice::domain::{ErrorCode, Insz, ReasonCode};
 use kbi_advice::telemetry::metrics::Metrics;
-
-const INSZ: [&str; 4] = ["85073003328", "00012556777", "17073003384", "98472899765"];
-
-fn at(day: u32, hour: u32) -> DateTime<Utc> {
-    Utc.with_ymd_and_hms(2026, 3, day, hour, 0, 0).unwrap()
-}
 
 fn record(time: DateTime<Utc>, insz: &str, n: usize) -> AuditRecord {
     AuditRecord::new(
@@ -43,19 +39,6 @@ fn record(time: DateTime<Utc>, insz: &str, n: usize) -> AuditRecord {
         Some("snap-1".into()),
         Some("2026.1".into()),
     )
-}
-
-fn files(dir: &Path) -> Vec<PathBuf> {
-    audit::files_in(dir, None, None).unwrap()
-}
-
-/// The records' lines of a segment (up to its preallocated zeros).
-fn lines(path: &Path) -> Vec<String> {
-    let text = std::fs::read_to_string(path).unwrap();
-    text[..text.find('\0').unwrap_or(text.len())]
-        .lines()
-        .map(str::to_owned)
-        .collect()
 }
 
 fn write_lines(path: &Path, lines: &[String]) {
@@ -85,10 +68,6 @@ fn options() -> AuditOptions {
         segment_bytes: 256 * 1024,
         ..AuditOptions::default()
     }
-}
-
-fn cli() -> Command {
-    Command::cargo_bin("kbi-advice").unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -2,24 +2,20 @@
 //! segments written in place, what a crash leaves in them, rotation by size, stale spares, and
 //! the checkpoints that anchor the end of the chain.
 
+mod audit_support;
+
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use assert_cmd::Command;
-use chrono::{DateTime, NaiveDate, TimeZone, Utc};
+use audit_support::{at, cli, files, lines, INSZ};
+use chrono::{DateTime, NaiveDate, Utc};
 use kbi_advice::audit::{
     self, AuditLog, AuditOptions, AuditOutcome, AuditRecord, Checkpoint, ProblemKind,
     CHECKPOINT_FILE,
 };
 use kbi_advice::domain::Insz;
 use kbi_advice::telemetry::metrics::Metrics;
-
-const INSZ: [&str; 4] = ["85073003328", "00012556777", "17073003384", "98472899765"];
-
-fn at(day: u32, hour: u32) -> DateTime<Utc> {
-    Utc.with_ymd_and_hms(2026, 3, day, hour, 0, 0).unwrap()
-}
 
 fn record(time: DateTime<Utc>, n: usize) -> AuditRecord {
     AuditRecord::new(
@@ -42,19 +38,6 @@ fn options(segment_bytes: u64) -> AuditOptions {
         segment_bytes,
         ..AuditOptions::default()
     }
-}
-
-fn files(dir: &Path) -> Vec<PathBuf> {
-    audit::files_in(dir, None, None).unwrap()
-}
-
-/// The record lines of a segment: up to its first NUL byte (preallocated space).
-fn lines(path: &Path) -> Vec<String> {
-    let text = std::fs::read_to_string(path).unwrap();
-    text[..text.find('\0').unwrap_or(text.len())]
-        .lines()
-        .map(str::to_owned)
-        .collect()
 }
 
 /// Where a segment's records end (its first NUL, or its length).
@@ -94,10 +77,6 @@ fn write_closed(dir: &Path, options: AuditOptions, first: usize, n: usize) {
         }
     });
     drop(log);
-}
-
-fn cli() -> Command {
-    Command::cargo_bin("kbi-advice").unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
