@@ -7,11 +7,14 @@
 pub mod api;
 pub mod audit;
 pub mod cli;
-pub mod domain;
-pub mod import;
-pub mod premium;
-pub mod redact;
 pub mod service;
 pub mod snapshot;
 pub mod telemetry;
 pub mod trust;
+
+// The floors (crates/), under the paths they had before the split, so that `crate::domain`,
+// `kbi_advice::premium` and the like keep naming the same items.
+pub use kbi_core::{domain, redact};
+pub use kbi_import as import;
+pub use kbi_premium as premium;
+pub use kbi_signing as signing;

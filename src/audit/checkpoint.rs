@@ -23,7 +23,7 @@ use ed25519_dalek::{SigningKey, VerifyingKey};
 use serde::{Deserialize, Serialize};
 
 use super::AuditError;
-use crate::premium::signing;
+use kbi_signing as signing;
 
 /// The checkpoint file in the audit directory.
 pub const CHECKPOINT_FILE: &str = "audit.checkpoints";

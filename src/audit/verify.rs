@@ -14,7 +14,7 @@ use super::checkpoint::{read_checkpoints, Checkpoint};
 use super::record::{line_hash, segment_of, AuditRecord, GENESIS_PREV};
 use super::{mask_numbers, AuditError};
 use crate::domain::Insz;
-use crate::premium::signing;
+use kbi_signing as signing;
 
 /// What [`verify`] found.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -1,13 +1,10 @@
-//! Snapshots of the integration register: reading and validating JSON Lines, compiling the index,
-//! generating synthetic extracts.
+//! Snapshots of the integration register. Reading, validating and compiling live in
+//! [`kbi_core::snapshot`] (re-exported here, so `kbi_advice::snapshot::reader` still names them);
+//! this module adds the sources that need the network: Redis, and `--snapshot` parsing.
 
-pub mod generate;
-pub mod person;
-pub mod progress;
-pub mod reader;
+pub use kbi_core::snapshot::*;
+
 pub mod redis;
 pub mod source;
 
-pub use progress::{Console, Progress, Silent};
-pub use reader::{load_bytes, load_path, SnapshotError};
 pub use source::{SnapshotSource, SourceError};

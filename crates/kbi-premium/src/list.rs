@@ -6,7 +6,7 @@ use std::io::{self, BufRead, Write};
 
 use sha2::{Digest, Sha256};
 
-use crate::domain::Insz;
+use kbi_core::domain::Insz;
 
 /// The first line of the plaintext.
 pub const HEADER: &[u8] = b"insz\n";
@@ -93,7 +93,7 @@ pub enum ListError {
     #[error("plaintext line {line} is not a valid INSZ ({why})")]
     Invalid {
         line: u64,
-        why: crate::domain::InszError,
+        why: kbi_core::domain::InszError,
     },
     #[error(
         "plaintext line {line} is not above the line before it (not ascending, or a duplicate)"

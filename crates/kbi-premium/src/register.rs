@@ -121,7 +121,7 @@ impl Register {
             let seen: Seen = serde_json::from_str(&line).map_err(|e| RegisterError::Corrupt {
                 path: self.path.clone(),
                 line: n + 1,
-                why: crate::redact::json::<Seen>(line.as_bytes(), &e),
+                why: kbi_core::redact::json::<Seen>(line.as_bytes(), &e),
             })?;
             if seen.premium_year == premium_year {
                 out.push(Earlier {

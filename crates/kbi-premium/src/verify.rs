@@ -13,7 +13,7 @@ use super::list::{self, ListError};
 use super::manifest::Manifest;
 use super::signing::{self, SignatureError};
 use super::{list_file_name, manifest_file_name, signature_file_name};
-use crate::domain::advice::premium_reference_date;
+use kbi_core::domain::advice::premium_reference_date;
 
 /// What a successful verification established.
 #[derive(Debug, Clone)]

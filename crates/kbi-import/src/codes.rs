@@ -5,10 +5,10 @@ use std::collections::BTreeMap;
 
 use serde::Deserialize;
 
-use crate::domain::event::{ExemptionCause, Obligation};
+use kbi_core::domain::event::{ExemptionCause, Obligation};
 
 /// The shipped code lists.
-pub const SHIPPED: &str = include_str!("../../config/kbi-codes.toml");
+pub const SHIPPED: &str = include_str!("../../../config/kbi-codes.toml");
 
 /// Why a code list file was refused.
 #[derive(Debug, thiserror::Error)]

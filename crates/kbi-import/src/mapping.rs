@@ -8,9 +8,9 @@ use chrono::NaiveDate;
 
 use super::codes::Codes;
 use super::dossier::{Dossier, Periode, Text};
-use crate::domain::day::{next_day, parse_date};
-use crate::domain::event::{EndCause, Event, EventKind, ExemptionCause, Obligation, Region};
-use crate::domain::Insz;
+use kbi_core::domain::day::{next_day, parse_date};
+use kbi_core::domain::event::{EndCause, Event, EventKind, ExemptionCause, Obligation, Region};
+use kbi_core::domain::Insz;
 
 /// The open end of a deferral without `Einde` (decision A5).
 pub const OPEN_END: NaiveDate = match NaiveDate::from_ymd_opt(9999, 12, 31) {

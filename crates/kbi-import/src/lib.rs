@@ -30,13 +30,13 @@ use std::time::Instant;
 use chrono::{DateTime, Datelike, NaiveDate, Utc};
 use serde::Serialize;
 
-use crate::domain::day::parse_date;
-use crate::domain::event::{Event, EventKind};
-use crate::domain::Insz;
-use crate::snapshot::progress::Progress;
-use crate::snapshot::reader::{decompress, Compression};
 use codes::Codes;
 use dossier::{Reply, Uitzondering};
+use kbi_core::domain::day::parse_date;
+use kbi_core::domain::event::{Event, EventKind};
+use kbi_core::domain::Insz;
+use kbi_core::snapshot::progress::Progress;
+use kbi_core::snapshot::reader::{decompress, Compression};
 use mapping::{map_dossier, show_code, Severity};
 
 /// The `--from` value.
@@ -533,8 +533,8 @@ pub fn write_person_line(out: &mut Vec<u8>, insz: Insz, events: &[Event]) {
     out.extend_from_slice(b"]}\n");
 }
 
-fn end_cause(c: crate::domain::event::EndCause) -> &'static str {
-    use crate::domain::event::EndCause::*;
+fn end_cause(c: kbi_core::domain::event::EndCause) -> &'static str {
+    use kbi_core::domain::event::EndCause::*;
     match c {
         Moved => "MOVED",
         Naturalised => "NATURALISED",

@@ -27,16 +27,19 @@ use ed25519_dalek::SigningKey;
 use sha2::{Digest, Sha256};
 use tempfile::NamedTempFile;
 
-use crate::domain::advice::premium_reference_date;
-use crate::domain::{CompiledSnapshot, ErrorCode, Status};
-use crate::snapshot::Progress;
+use kbi_core::domain::advice::premium_reference_date;
+use kbi_core::domain::{CompiledSnapshot, ErrorCode, Status};
+use kbi_core::snapshot::Progress;
 
 pub mod list;
 pub mod manifest;
 pub mod recipients;
 pub mod register;
-pub mod signing;
 pub mod verify;
+
+// The signing key lives in its own crate (the audit checkpoints use it too, without depending on
+// the premium list); re-exported so `premium::signing` keeps naming it.
+pub use kbi_signing as signing;
 
 use list::{ListSummary, ListWriter};
 use manifest::{Manifest, Program};

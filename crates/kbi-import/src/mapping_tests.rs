@@ -8,11 +8,11 @@ use std::sync::Arc;
 use chrono::NaiveDate;
 
 use super::*;
-use crate::domain::{Question, RuleSet};
-use crate::import::codes::Codes;
-use crate::import::dossier::Dossier;
-use crate::import::xml::{ReplyReader, Tally};
-use crate::snapshot::{load_bytes, Silent};
+use crate::codes::Codes;
+use crate::dossier::Dossier;
+use crate::xml::{ReplyReader, Tally};
+use kbi_core::domain::{Question, RuleSet};
+use kbi_core::snapshot::{load_bytes, Silent};
 
 const INSZ: &str = "88021412358";
 
@@ -89,15 +89,15 @@ const PLICHT: &str = "<Doelgroep><Code>JA</Code><Type>PLICHT</Type><Periode><Beg
 /// writes them, extraction 2026-11-01).
 fn answer(m: &Mapped, date: &str) -> String {
     assert!(!m.has_errors(), "{:?}", m.findings);
-    let mut text = crate::import::header_line(
+    let mut text = crate::header_line(
         "t",
         "2026-11-01T02:00:00Z".parse().unwrap(),
         1,
-        &crate::import::DOSSIER_FACTS,
+        &crate::DOSSIER_FACTS,
         serde_json::json!([]),
     )
     .into_bytes();
-    crate::import::write_person_line(&mut text, m.insz.unwrap(), &m.events);
+    crate::write_person_line(&mut text, m.insz.unwrap(), &m.events);
     let snapshot = load_bytes(text, Arc::new(RuleSet::shipped()), &Silent).unwrap();
     let advice = snapshot
         .advise(&Question::parse(INSZ, Some(date), None).unwrap())
@@ -449,7 +449,7 @@ fn m18_never_a_type_the_dossier_does_not_hold() {
     let m = map(FULL);
     assert!(!m.has_errors(), "{:?}", m.findings);
     assert_eq!(m.events.len(), 12);
-    let facts = crate::domain::Facts::from_names(crate::import::DOSSIER_FACTS).unwrap();
+    let facts = kbi_core::domain::Facts::from_names(crate::DOSSIER_FACTS).unwrap();
     assert!(!facts.records(EventKind::EmploymentServiceRegistration));
     for e in &m.events {
         assert!(facts.records(e.kind), "{e:?}");
@@ -536,8 +536,8 @@ fn m23_events_sorted_by_date_and_one_line() {
     let m = map(FULL);
     assert!(m.events.windows(2).all(|w| w[0].date <= w[1].date));
     let mut line = Vec::new();
-    crate::import::write_person_line(&mut line, m.insz.unwrap(), &m.events);
-    let person = crate::snapshot::person::parse_person(line.trim_ascii_end()).unwrap();
+    crate::write_person_line(&mut line, m.insz.unwrap(), &m.events);
+    let person = kbi_core::snapshot::person::parse_person(line.trim_ascii_end()).unwrap();
     assert_eq!(person.events, m.events);
 }
 
@@ -598,7 +598,7 @@ fn a6_exemption_codes_give_other_unless_the_list_says() {
         events(&map(dossier)),
         [ev("2021-03-01", "EXEMPTION", "OTHER")]
     );
-    let codes = Codes::from_toml(&crate::import::codes::SHIPPED.replace(
+    let codes = Codes::from_toml(&crate::codes::SHIPPED.replace(
         "[vrijstelling.causes]",
         "[vrijstelling.causes]\n\"07\" = \"MEDICAL\"",
     ))
@@ -632,11 +632,11 @@ fn a8_one_period_and_one_registration_per_dossier() {
         .count();
     assert_eq!((starts, registrations), (1, 1));
     // A second Doelgroep is not 01.00: refused by the reader.
-    let xml = format!("<web:GeefDossierKBIResponse xmlns:web=\"{}\"><Repliek><Antwoorden><Antwoord><Inhoud><KBIDossier>{PLICHT}{PLICHT}</KBIDossier></Inhoud></Antwoord></Antwoorden></Repliek></web:GeefDossierKBIResponse>", crate::import::xml::RESPONSE_NS);
+    let xml = format!("<web:GeefDossierKBIResponse xmlns:web=\"{}\"><Repliek><Antwoorden><Antwoord><Inhoud><KBIDossier>{PLICHT}{PLICHT}</KBIDossier></Inhoud></Antwoord></Antwoorden></Repliek></web:GeefDossierKBIResponse>", crate::xml::RESPONSE_NS);
     let mut reader = ReplyReader::new(xml.as_bytes());
     assert!(matches!(
         reader.next_reply().unwrap_err().error,
-        crate::import::xml::XmlError::Duplicated { .. }
+        crate::xml::XmlError::Duplicated { .. }
     ));
 }
 
@@ -673,7 +673,7 @@ fn a12_no_employment_service_registration_from_a_dossier() {
         .events
         .iter()
         .all(|e| e.kind != EventKind::EmploymentServiceRegistration));
-    assert!(!crate::import::DOSSIER_FACTS.contains(&"EMPLOYMENT_SERVICE_REGISTRATION"));
+    assert!(!crate::DOSSIER_FACTS.contains(&"EMPLOYMENT_SERVICE_REGISTRATION"));
     // The header's facts leave the type out: no deadline for a fact the register never holds.
     assert_eq!(answer(&m, "2023-06-01"), "OK");
 }
@@ -690,7 +690,7 @@ fn a14_in_the_register_but_never_obligated() {
     let m = map("<Doelgroep><Code>JA</Code><Type>RECHT</Type><Periode><Begin>2020-01-01</Begin></Periode></Doelgroep>");
     assert!(m.insz.is_some() && m.events.is_empty() && !m.has_errors());
     let mut line = Vec::new();
-    crate::import::write_person_line(&mut line, m.insz.unwrap(), &m.events);
+    crate::write_person_line(&mut line, m.insz.unwrap(), &m.events);
     assert_eq!(
         String::from_utf8(line).unwrap(),
         format!("{{\"insz\": \"{INSZ}\", \"events\": []}}\n")

@@ -19,9 +19,9 @@ use rand_chacha::ChaCha8Rng;
 
 use super::mapping::OPEN_END;
 use super::xml::RESPONSE_NS;
-use crate::domain::event::{EndCause, Event, EventKind, ExemptionCause, Obligation, Region};
-use crate::domain::Insz;
-use crate::snapshot::generate::make_insz;
+use kbi_core::domain::event::{EndCause, Event, EventKind, ExemptionCause, Obligation, Region};
+use kbi_core::domain::Insz;
+use kbi_core::snapshot::generate::make_insz;
 
 /// What to generate.
 #[derive(Debug, Clone)]

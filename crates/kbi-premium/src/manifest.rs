@@ -76,7 +76,7 @@ impl Manifest {
         let manifest: Manifest = serde_json::from_slice(bytes).map_err(|e| {
             format!(
                 "not a valid manifest: {}",
-                crate::redact::json::<Manifest>(bytes, &e)
+                kbi_core::redact::json::<Manifest>(bytes, &e)
             )
         })?;
         if manifest.format != FORMAT {
