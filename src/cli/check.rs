@@ -5,10 +5,11 @@ use std::path::PathBuf;
 
 use clap::Args;
 
-use super::{exit, load_rules};
+use super::exit;
 use crate::api::json::{AnswerJson, Problem};
 use crate::domain::decision::{DecidingRule, Decision};
 use crate::domain::{CompiledSnapshot, ErrorCode, History, Question, RuleSet};
+use crate::service::settings::load_rules;
 use crate::snapshot::source::Pinned;
 use crate::snapshot::{Console, SnapshotSource};
 

@@ -1,8 +1,6 @@
 //! The command line: one binary, one file per subcommand.
 
-use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::Arc;
 
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 
@@ -48,20 +46,6 @@ pub mod exit {
     pub const REFUSED: u8 = 1;
     /// The command could not run: bad arguments, unreadable or invalid input.
     pub const FAILED: u8 = 2;
-}
-
-/// Loads the rule set named on the command line, or the shipped one.
-pub fn load_rules(path: Option<&PathBuf>) -> anyhow::Result<Arc<RuleSet>> {
-    use anyhow::Context;
-    let rules = match path {
-        Some(path) => {
-            let text = crate::snapshot::reader::read_config_text(path)
-                .with_context(|| format!("cannot read rules file {}", path.display()))?;
-            RuleSet::from_toml(&text).with_context(|| format!("in {}", path.display()))?
-        }
-        None => RuleSet::shipped(),
-    };
-    Ok(Arc::new(rules))
 }
 
 /// What `--version` prints after the name: the package version, the git commit the binary was

@@ -8,10 +8,11 @@ use std::time::Instant;
 use anyhow::Context;
 use clap::{ArgGroup, Args, Subcommand};
 
-use super::{exit, load_rules};
+use super::exit;
 use crate::domain::advice::{parse_premium_year, premium_year_of};
 use crate::domain::day::parse_date;
 use crate::premium::{self, recipients, signing, verify, ExportRequest, Force};
+use crate::service::settings::load_rules;
 use crate::snapshot::{Console, SnapshotSource};
 
 #[derive(Debug, Args)]

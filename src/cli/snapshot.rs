@@ -7,7 +7,8 @@ use std::time::Instant;
 use anyhow::Context;
 use clap::{Args, Subcommand};
 
-use super::{exit, load_rules};
+use super::exit;
+use crate::service::settings::load_rules;
 use crate::snapshot::generate::{default_extracted_at, generate, GenerateOptions};
 use crate::snapshot::redis::{self as redis_store, PublishOptions, RedisTarget};
 use crate::snapshot::source::Pinned;

@@ -47,7 +47,7 @@ async fn serve(checked: Checked) -> anyhow::Result<()> {
     // First, before any file or socket is opened: the limit decides the connection cap below.
     let open_files =
         guard::raise_open_file_limit().context("the open-file limit (RLIMIT_NOFILE)")?;
-    let rules = crate::cli::load_rules(checked.rules.as_ref())?;
+    let rules = settings::load_rules(checked.rules.as_ref())?;
     let registry = Arc::new(match &checked.clients {
         Some(path) => ClientRegistry::from_file(path).context("clients.registry")?,
         None => ClientRegistry::shipped().context("the shipped client registry")?,

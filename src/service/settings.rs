@@ -4,15 +4,32 @@
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{bail, Context};
 use serde::Deserialize;
 
+use crate::domain::RuleSet;
 use crate::snapshot::SnapshotSource;
 
 /// The defaults, as shipped (and documented) in `config/default.toml`.
 pub const DEFAULT_TOML: &str = include_str!("../../config/default.toml");
+
+/// Loads the rule set named by `--rules` (every subcommand that judges takes it), or the shipped
+/// one. Here, with the other settings, so that both `serve` and the one-shot commands read it
+/// the same way without the service reaching up into the command line.
+pub fn load_rules(path: Option<&PathBuf>) -> anyhow::Result<Arc<RuleSet>> {
+    let rules = match path {
+        Some(path) => {
+            let text = crate::snapshot::reader::read_config_text(path)
+                .with_context(|| format!("cannot read rules file {}", path.display()))?;
+            RuleSet::from_toml(&text).with_context(|| format!("in {}", path.display()))?
+        }
+        None => RuleSet::shipped(),
+    };
+    Ok(Arc::new(rules))
+}
 
 /// Every setting of `kbi-advice serve`.
 #[derive(Debug, Clone, Deserialize)]
