@@ -41,7 +41,6 @@ use tokio::sync::{mpsc, oneshot};
 use super::checkpoint::Checkpointer;
 use super::record::{line_hash, segment_name, segment_of, AuditRecord, ChainHash};
 use super::AuditError;
-use crate::telemetry::metrics::Metrics;
 
 /// Name of the lock file that keeps a second process from writing the same directory (two
 /// writers would fork the chain).
@@ -56,11 +55,23 @@ const MIN_RECORD_BYTES: u64 = 128;
 /// Smallest segment accepted (tests use small ones to exercise rotation).
 pub const MIN_SEGMENT_BYTES: u64 = 4096;
 
+/// What the log tells whoever counts its work (the service's `kbi_audit_*` metrics). A trait, so
+/// that the audit log does not depend on the telemetry above it; `telemetry` implements it for
+/// its `Metrics`.
+pub trait AuditObserver: std::fmt::Debug + Send + Sync {
+    /// One group commit made `records` records durable in `duration`.
+    fn audit_written(&self, records: u64, duration: Duration);
+    /// One append was answered `wait` after it was queued.
+    fn audit_waited(&self, wait: Duration);
+    /// One write failed (the log stops accepting appends).
+    fn audit_failed(&self);
+}
+
 /// How [`AuditLog::open`] sets the log up.
 #[derive(Debug, Clone)]
 pub struct AuditOptions {
     /// Where the `kbi_audit_*` metrics are recorded.
-    pub metrics: Option<Arc<Metrics>>,
+    pub metrics: Option<Arc<dyn AuditObserver>>,
     /// Most appends waiting for the writer; further appends wait for room (backpressure).
     pub queue: usize,
     /// Most records written in one round, so one round stays short.
@@ -826,7 +837,7 @@ struct Waiter {
 fn sync_loop(
     shared: &Shared,
     counters: &Counters,
-    metrics: Option<Arc<Metrics>>,
+    metrics: Option<Arc<dyn AuditObserver>>,
     mut checkpointer: Checkpointer,
     interval: Duration,
 ) {
@@ -997,7 +1008,7 @@ struct Writer {
     dirty: Vec<Extent>,
     shared: Arc<Shared>,
     counters: Arc<Counters>,
-    metrics: Option<Arc<Metrics>>,
+    metrics: Option<Arc<dyn AuditObserver>>,
     max_batch_records: usize,
     segment_bytes: u64,
     spare: Arc<SpareSlot>,

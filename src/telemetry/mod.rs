@@ -1,3 +1,23 @@
 //! Telemetry: the Prometheus metrics registry and the tracing setup.
 
 pub mod metrics;
+
+use std::time::Duration;
+
+use crate::audit::AuditObserver;
+
+/// The audit log reports its writes through [`AuditObserver`] (it knows no metrics); these are
+/// the `kbi_audit_*` metrics it feeds.
+impl AuditObserver for metrics::Metrics {
+    fn audit_written(&self, records: u64, duration: Duration) {
+        metrics::Metrics::audit_written(self, records, duration)
+    }
+
+    fn audit_waited(&self, wait: Duration) {
+        metrics::Metrics::audit_waited(self, wait)
+    }
+
+    fn audit_failed(&self) {
+        metrics::Metrics::audit_failed(self)
+    }
+}
