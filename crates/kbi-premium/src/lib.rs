@@ -10,9 +10,10 @@
 //! 1. the list is streamed through the age encryptor into a temporary file in the output
 //!    directory; the manifest and signature go to temporary files too; all are `fsync`ed;
 //! 2. the three are renamed to their final names (list, manifest, signature last) and the
-//!    directory is `fsync`ed; if a rename fails, the ones already renamed are removed;
-//! 3. only then is the export appended to the register; if that fails, the three files are
-//!    removed again, so a delivery that is not in the register does not exist.
+//!    directory is `fsync`ed; a drop guard removes the ones already renamed if anything after
+//!    the first rename fails (or panics) before the export is recorded;
+//! 3. only then is the export appended to the register; if that fails, the guard removes the
+//!    three files again, so a delivery that is not in the register does not exist.
 //!
 //! A crash between 2 and 3 (power loss) leaves complete files without a register entry; the next
 //! export for that year then stops on the existing files (refused without `--force`), so the
@@ -22,7 +23,7 @@ use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use chrono::{SecondsFormat, Utc};
+use chrono::{NaiveDate, SecondsFormat, Utc};
 use ed25519_dalek::SigningKey;
 use sha2::{Digest, Sha256};
 use tempfile::NamedTempFile;
@@ -376,54 +377,105 @@ impl PreparedExport {
             return Err(PremiumError::CannotAnswer { date, code });
         }
         let dir = &request.out_dir;
-        let write_error = |what: &str| {
-            let what = what.to_string();
-            move |error: io::Error| PremiumError::Write {
-                what,
-                dir: dir.clone(),
-                error,
-            }
-        };
-        let fail_at = |point| {
-            if request.fail_point == Some(point) {
-                Err(PremiumError::Injected(point))
-            } else {
-                Ok(())
-            }
-        };
 
-        // 1. The encrypted list, streamed: the plaintext only ever exists in a 64 KiB buffer.
+        // 1. The encrypted list, into a temporary file.
         let started = Instant::now();
-        let mut list_tmp =
-            temp_in(dir, &list_file_name(year)).map_err(write_error("a temporary file"))?;
+        let list = self.write_list(snapshot, date, progress)?;
+        let list_time = started.elapsed();
+        self.fail_at(FailPoint::AfterList)?;
+
+        // 2. Manifest and signature, into temporary files.
+        let started = Instant::now();
+        let sealed = self.seal(snapshot, date, &list)?;
+
+        // 3. Renames: list, manifest, signature last (a set without signature does not verify).
+        //    From here on the guard removes what was put in place unless step 4 commits it.
+        let finals = final_names(dir, year);
+        let mut placed = Placed::new(dir);
+        let temps = [list.file, sealed.manifest_file, sealed.signature_file];
+        for (i, (temp, target)) in temps.into_iter().zip(finals.iter()).enumerate() {
+            if i == 1 {
+                self.fail_at(FailPoint::AfterFirstRename)?;
+            }
+            // The temporary files not yet renamed are removed when dropped.
+            persist(temp, target, &request.force)
+                .map_err(write_error(dir, &target_name(target)))?;
+            placed.push(target.clone());
+        }
+        register::sync_dir(dir).map_err(write_error(dir, "the directory entries"))?;
+
+        // 4. The register, only for a complete set of files; then the files are kept.
+        let entry = self.register_entry(&sealed.manifest, &sealed.manifest_bytes);
+        self.fail_at(FailPoint::RegisterAppend)?;
+        Register::new(&request.register).append(&entry)?;
+        placed.commit();
+        let seal_time = started.elapsed();
+        Ok(Exported {
+            manifest: sealed.manifest,
+            files: finals,
+            register_entry: entry,
+            list_time,
+            seal_time,
+        })
+    }
+
+    /// The injected failure at `point`, if the request names it (tests only).
+    fn fail_at(&self, point: FailPoint) -> Result<(), PremiumError> {
+        if self.request.fail_point == Some(point) {
+            Err(PremiumError::Injected(point))
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Step 1: the NOK list, streamed through the age encryptor into a temporary file in the
+    /// output directory and `fsync`ed; the plaintext only ever exists in a 64 KiB buffer.
+    fn write_list(
+        &self,
+        snapshot: &CompiledSnapshot,
+        date: NaiveDate,
+        progress: &dyn Progress,
+    ) -> Result<ListFile, PremiumError> {
+        let request = &self.request;
+        let dir = &request.out_dir;
+        let mut file = temp_in(dir, &list_file_name(request.premium_year))
+            .map_err(write_error(dir, "a temporary file"))?;
         let encryptor = age::Encryptor::with_recipients(
             request.recipients.iter().map(|r| r as &dyn age::Recipient),
         )
         .map_err(|e| PremiumError::Encrypt(e.to_string()))?;
+        let list_error = write_error(dir, "the encrypted list");
         let (summary, without_rule_set, ciphertext_sha256) = {
-            let sink =
-                HashingWriter::new(BufWriter::with_capacity(256 * 1024, list_tmp.as_file_mut()));
-            let stream = encryptor
-                .wrap_output(sink)
-                .map_err(write_error("the encrypted list"))?;
-            let (stream, summary, without) = write_nok_list(snapshot, date, stream, progress)
-                .map_err(write_error("the encrypted list"))?;
-            let sink = stream.finish().map_err(write_error("the encrypted list"))?;
+            let sink = HashingWriter::new(BufWriter::with_capacity(256 * 1024, file.as_file_mut()));
+            let stream = encryptor.wrap_output(sink).map_err(&list_error)?;
+            let (stream, summary, without) =
+                write_nok_list(snapshot, date, stream, progress).map_err(&list_error)?;
+            let sink = stream.finish().map_err(&list_error)?;
             let (buffered, sha) = sink.finish();
             buffered
                 .into_inner()
-                .map_err(|e| write_error("the encrypted list")(e.into_error()))?;
+                .map_err(|e| list_error(e.into_error()))?;
             (summary, without, sha)
         };
-        list_tmp
-            .as_file()
-            .sync_all()
-            .map_err(write_error("the encrypted list"))?;
-        let list_time = started.elapsed();
-        fail_at(FailPoint::AfterList)?;
+        file.as_file().sync_all().map_err(&list_error)?;
+        Ok(ListFile {
+            file,
+            summary,
+            without_rule_set,
+            ciphertext_sha256,
+        })
+    }
 
-        // 2. Manifest and signature.
-        let started = Instant::now();
+    /// Step 2: the manifest describing the list, and its signature, each in a temporary file.
+    fn seal(
+        &self,
+        snapshot: &CompiledSnapshot,
+        date: NaiveDate,
+        list: &ListFile,
+    ) -> Result<Sealed, PremiumError> {
+        let request = &self.request;
+        let year = request.premium_year;
+        let dir = &request.out_dir;
         let meta = &snapshot.meta;
         let rfc3339 = |t: chrono::DateTime<Utc>| t.to_rfc3339_opts(SecondsFormat::Secs, true);
         let manifest = Manifest {
@@ -434,12 +486,12 @@ impl PreparedExport {
             snapshot_id: meta.snapshot_id.clone(),
             extracted_at: rfc3339(meta.extracted_at),
             rule_set: snapshot.rules.version.clone(),
-            count: summary.count,
+            count: list.summary.count,
             persons_in_snapshot: snapshot.index.len() as u64,
-            persons_without_rule_set: without_rule_set,
+            persons_without_rule_set: list.without_rule_set,
             list_file: list_file_name(year),
-            plaintext_sha256: summary.sha256.clone(),
-            ciphertext_sha256,
+            plaintext_sha256: list.summary.sha256.clone(),
+            ciphertext_sha256: list.ciphertext_sha256.clone(),
             recipients: request.recipients.iter().map(|r| r.to_string()).collect(),
             signing_key_sha256: signing::key_fingerprint(&request.signing_key.verifying_key()),
             generated_at: rfc3339(Utc::now()),
@@ -447,40 +499,25 @@ impl PreparedExport {
         };
         let manifest_bytes = manifest.to_bytes();
         let signature = signing::sign(&request.signing_key, &manifest_bytes);
-        let manifest_tmp = write_temp(dir, &manifest_file_name(year), &manifest_bytes)
-            .map_err(write_error("the manifest"))?;
-        let signature_tmp = write_temp(dir, &signature_file_name(year), &signature)
-            .map_err(write_error("the signature"))?;
+        let manifest_file = write_temp(dir, &manifest_file_name(year), &manifest_bytes)
+            .map_err(write_error(dir, "the manifest"))?;
+        let signature_file = write_temp(dir, &signature_file_name(year), &signature)
+            .map_err(write_error(dir, "the signature"))?;
+        Ok(Sealed {
+            manifest,
+            manifest_bytes,
+            manifest_file,
+            signature_file,
+        })
+    }
 
-        // 3. Renames: list, manifest, signature last (a set without signature does not verify).
-        let finals = final_names(dir, year);
-        let mut renamed: Vec<PathBuf> = Vec::with_capacity(3);
-        let temps = [list_tmp, manifest_tmp, signature_tmp];
-        for (i, (temp, target)) in temps.into_iter().zip(finals.iter()).enumerate() {
-            let outcome = if i == 1 {
-                fail_at(FailPoint::AfterFirstRename)
-            } else {
-                Ok(())
-            }
-            .and_then(|()| {
-                persist(temp, target, &request.force).map_err(write_error(&target_name(target)))
-            });
-            if let Err(error) = outcome {
-                // The temporary files not yet renamed are removed when dropped.
-                remove_all(dir, &renamed);
-                return Err(error);
-            }
-            renamed.push(target.clone());
-        }
-        if let Err(error) = register::sync_dir(dir) {
-            remove_all(dir, &renamed);
-            return Err(write_error("the directory entries")(error));
-        }
-
-        // 4. The register, only for a complete set of files.
-        let entry = RegisterEntry {
+    /// The register line of this export (step 4).
+    fn register_entry(&self, manifest: &Manifest, manifest_bytes: &[u8]) -> RegisterEntry {
+        let request = &self.request;
+        let dir = &request.out_dir;
+        RegisterEntry {
             time: manifest.generated_at.clone(),
-            premium_year: year,
+            premium_year: request.premium_year,
             reference_date: manifest.reference_date.clone(),
             snapshot_id: manifest.snapshot_id.clone(),
             extracted_at: manifest.extracted_at.clone(),
@@ -488,7 +525,7 @@ impl PreparedExport {
             count: manifest.count,
             plaintext_sha256: manifest.plaintext_sha256.clone(),
             ciphertext_sha256: manifest.ciphertext_sha256.clone(),
-            manifest_sha256: hex::encode(Sha256::digest(&manifest_bytes)),
+            manifest_sha256: hex::encode(Sha256::digest(manifest_bytes)),
             out_dir: std::fs::canonicalize(dir)
                 .unwrap_or_else(|_| dir.clone())
                 .display()
@@ -500,21 +537,74 @@ impl PreparedExport {
                 Force::No => None,
             },
             program_version: manifest.program.version.clone(),
-        };
-        let appended = fail_at(FailPoint::RegisterAppend)
-            .and_then(|()| Ok(Register::new(&request.register).append(&entry)?));
-        if let Err(error) = appended {
-            remove_all(dir, &renamed);
-            return Err(error);
         }
-        let seal_time = started.elapsed();
-        Ok(Exported {
-            manifest,
-            files: finals,
-            register_entry: entry,
-            list_time,
-            seal_time,
-        })
+    }
+}
+
+/// Step 1's result: the encrypted list in its temporary file, and what the manifest says of it.
+struct ListFile {
+    file: NamedTempFile,
+    summary: ListSummary,
+    without_rule_set: u64,
+    ciphertext_sha256: String,
+}
+
+/// Step 2's result.
+struct Sealed {
+    manifest: Manifest,
+    manifest_bytes: Vec<u8>,
+    manifest_file: NamedTempFile,
+    signature_file: NamedTempFile,
+}
+
+/// The files an export has renamed into place so far. Until [`Placed::commit`] (the register
+/// entry is written) they are not a delivery: dropping the guard, on an error or a panic at any
+/// later step, removes them again, best effort (the error that caused it is the one reported).
+struct Placed<'a> {
+    dir: &'a Path,
+    paths: Vec<PathBuf>,
+    committed: bool,
+}
+
+impl<'a> Placed<'a> {
+    fn new(dir: &'a Path) -> Self {
+        Placed {
+            dir,
+            paths: Vec::with_capacity(3),
+            committed: false,
+        }
+    }
+
+    fn push(&mut self, path: PathBuf) {
+        self.paths.push(path);
+    }
+
+    /// The export is recorded: the files stay.
+    fn commit(mut self) {
+        self.committed = true;
+    }
+}
+
+impl Drop for Placed<'_> {
+    fn drop(&mut self) {
+        if self.committed {
+            return;
+        }
+        for path in &self.paths {
+            let _ = std::fs::remove_file(path);
+        }
+        let _ = register::sync_dir(self.dir);
+    }
+}
+
+/// The error of writing `what` in the output directory `dir`.
+fn write_error(dir: &Path, what: &str) -> impl Fn(io::Error) -> PremiumError {
+    let dir = dir.to_path_buf();
+    let what = what.to_string();
+    move |error| PremiumError::Write {
+        what: what.clone(),
+        dir: dir.clone(),
+        error,
     }
 }
 
@@ -531,15 +621,6 @@ fn persist(temp: NamedTempFile, target: &Path, force: &Force) -> io::Result<()> 
         Force::Yes { .. } => temp.persist(target),
     };
     outcome.map(drop).map_err(|e| e.error)
-}
-
-/// Rollback: removes files already renamed into place (best effort; the error that caused the
-/// rollback is the one reported).
-fn remove_all(dir: &Path, paths: &[PathBuf]) {
-    for path in paths {
-        let _ = std::fs::remove_file(path);
-    }
-    let _ = register::sync_dir(dir);
 }
 
 fn write_temp(dir: &Path, name: &str, bytes: &[u8]) -> io::Result<NamedTempFile> {
@@ -613,5 +694,43 @@ impl<W: Write> Write for HashingWriter<W> {
 
     fn flush(&mut self) -> io::Result<()> {
         self.inner.flush()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A file as step 3 would have renamed it into place.
+    fn placed_file(dir: &Path, name: String) -> PathBuf {
+        let path = dir.join(name);
+        std::fs::write(&path, b"placed").unwrap();
+        path
+    }
+
+    #[test]
+    fn files_placed_but_not_recorded_are_removed_even_when_a_later_step_panics() {
+        let dir = tempfile::tempdir().unwrap();
+        let list = placed_file(dir.path(), list_file_name(2027));
+        let manifest = placed_file(dir.path(), manifest_file_name(2027));
+        let panicked = std::panic::catch_unwind(|| {
+            let mut placed = Placed::new(dir.path());
+            placed.push(list.clone());
+            placed.push(manifest.clone());
+            panic!("the register append panics");
+        });
+        assert!(panicked.is_err());
+        assert!(!list.exists(), "list left behind");
+        assert!(!manifest.exists(), "manifest left behind");
+    }
+
+    #[test]
+    fn files_of_a_recorded_export_stay() {
+        let dir = tempfile::tempdir().unwrap();
+        let list = placed_file(dir.path(), list_file_name(2027));
+        let mut placed = Placed::new(dir.path());
+        placed.push(list.clone());
+        placed.commit();
+        assert!(list.exists());
     }
 }
