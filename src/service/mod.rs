@@ -16,6 +16,7 @@ pub mod soap_door;
 pub mod state;
 pub mod systemd;
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -39,10 +40,65 @@ pub const OPENAPI: &str = include_str!("../../api/openapi.json");
 
 /// Runs the service until it is stopped (SIGINT/SIGTERM).
 pub fn run(checked: Checked) -> anyhow::Result<()> {
-    actix_web::rt::System::new().block_on(serve(checked))
+    actix_web::rt::System::new()
+        .block_on(async { Application::build(checked).await?.run_until_stopped().await })
 }
 
-async fn serve(checked: Checked) -> anyhow::Result<()> {
+/// The service, built and bound but not yet serving: the snapshot loaded (or the Redis watcher
+/// started), the audit log open, SIGHUP handled, both listeners bound. Tests build it with
+/// port 0 and ask [`Application::port`] where it listens.
+pub struct Application {
+    client: actix_web::dev::Server,
+    ops: actix_web::dev::Server,
+    port: u16,
+    ops_bound: SocketAddr,
+    listen: SocketAddr,
+    ops_listen: SocketAddr,
+    workers: usize,
+    state: Arc<AppState>,
+}
+
+impl Application {
+    /// Everything up to serving. Must run inside an actix system (it spawns the SIGHUP handler
+    /// and the Redis watcher on it).
+    pub async fn build(checked: Checked) -> anyhow::Result<Application> {
+        build(checked).await
+    }
+
+    /// The port of the client listener (SOAP, REST), the one bound when `server.listen` asked
+    /// for port 0.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// The address of the operations listener (metrics, health, reload).
+    pub fn ops_address(&self) -> SocketAddr {
+        self.ops_bound
+    }
+
+    /// Serves until SIGINT/SIGTERM: tells systemd it is ready, then stops both listeners
+    /// gracefully.
+    pub async fn run_until_stopped(self) -> anyhow::Result<()> {
+        let Application {
+            client,
+            ops,
+            ops_bound,
+            listen,
+            ops_listen,
+            workers,
+            state,
+            ..
+        } = self;
+        tracing::info!(listen = %listen, ops_listen = %ops_listen, workers, "serving");
+        systemd::spawn(state, ops_bound);
+        tokio::try_join!(client, ops)?;
+        systemd::stopping();
+        tracing::info!("stopped");
+        Ok(())
+    }
+}
+
+async fn build(checked: Checked) -> anyhow::Result<Application> {
     let server = &checked.settings.server;
     // First, before any file or socket is opened: the limit decides the connection cap below.
     let open_files =
@@ -232,8 +288,12 @@ async fn serve(checked: Checked) -> anyhow::Result<()> {
         Some(config) => client.bind_rustls_0_23(checked.listen, config),
         None => client.bind(checked.listen),
     }
-    .with_context(|| format!("cannot listen on {} (server.listen)", checked.listen))?
-    .run();
+    .with_context(|| format!("cannot listen on {} (server.listen)", checked.listen))?;
+    let port = client
+        .addrs()
+        .first()
+        .map_or(checked.listen.port(), SocketAddr::port);
+    let client = client.run();
 
     let reloader_data = web::Data::new(reloader.clone());
     let ops = HttpServer::new(move || {
@@ -249,14 +309,18 @@ async fn serve(checked: Checked) -> anyhow::Result<()> {
     .bind(checked.ops_listen)
     .with_context(|| format!("cannot listen on {} (ops.listen)", checked.ops_listen))?;
     let ops_bound = ops.addrs().first().copied().unwrap_or(checked.ops_listen);
+    // A `Server` starts accepting when it is first polled: in `run_until_stopped`.
     let ops = ops.run();
-
-    tracing::info!(listen = %checked.listen, ops_listen = %checked.ops_listen, workers, "serving");
-    systemd::spawn(state.clone(), ops_bound);
-    tokio::try_join!(client, ops)?;
-    systemd::stopping();
-    tracing::info!("stopped");
-    Ok(())
+    Ok(Application {
+        client,
+        ops,
+        port,
+        ops_bound,
+        listen: checked.listen,
+        ops_listen: checked.ops_listen,
+        workers,
+        state,
+    })
 }
 
 /// Every new connection of the client listener: counted per peer address (a slot over the limit
