@@ -1,0 +1,155 @@
+//! The floors hold: a crate of `crates/` depends only on the crates below it, never on an async
+//! runtime, a web framework or a network client, and never names the binary's library. The
+//! compiler refuses an import the manifest does not allow; this test refuses the manifest.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+use std::process::Command;
+
+use serde_json::Value;
+
+/// Each floor and the kbi-* crates it may use (directly). A new crate in `crates/` must be added
+/// here, with its place.
+const FLOORS: &[(&str, &[&str])] = &[
+    ("kbi-core", &[]),
+    ("kbi-signing", &[]),
+    ("kbi-import", &["kbi-core"]),
+    ("kbi-premium", &["kbi-core", "kbi-signing"]),
+];
+
+/// What no floor may reach, directly or through another crate: the runtime, the HTTP stack, the
+/// network clients. They belong to the binary (`kbi-advice`).
+fn forbidden(name: &str) -> bool {
+    matches!(
+        name,
+        "tokio" | "redis" | "reqwest" | "hyper" | "mio" | "kbi-advice"
+    ) || name.starts_with("actix")
+}
+
+fn metadata() -> Value {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| env!("CARGO").to_string());
+    let output = Command::new(cargo)
+        .args(["metadata", "--format-version", "1"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .expect("cargo metadata runs");
+    assert!(
+        output.status.success(),
+        "cargo metadata: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_slice(&output.stdout).expect("cargo metadata prints JSON")
+}
+
+/// Package id → (name, normal and build dependencies' ids), from the resolved graph.
+fn graph(metadata: &Value) -> BTreeMap<String, (String, Vec<String>)> {
+    let names: BTreeMap<&str, &str> = metadata["packages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| (p["id"].as_str().unwrap(), p["name"].as_str().unwrap()))
+        .collect();
+    metadata["resolve"]["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|node| {
+            let id = node["id"].as_str().unwrap();
+            let deps = node["deps"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|dep| {
+                    // Dev-dependencies serve the crate's own tests, not the crate.
+                    dep["dep_kinds"]
+                        .as_array()
+                        .unwrap()
+                        .iter()
+                        .any(|kind| kind["kind"].as_str() != Some("dev"))
+                })
+                .map(|dep| dep["pkg"].as_str().unwrap().to_string())
+                .collect();
+            (id.to_string(), (names[id].to_string(), deps))
+        })
+        .collect()
+}
+
+#[test]
+fn every_floor_depends_only_on_the_floors_below_it() {
+    let metadata = metadata();
+    let graph = graph(&metadata);
+    let members: Vec<&str> = metadata["workspace_members"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|id| id.as_str().unwrap())
+        .collect();
+    let allowed: BTreeMap<&str, &[&str]> = FLOORS.iter().copied().collect();
+    let mut wrong = Vec::new();
+    for id in &members {
+        let (name, deps) = &graph[*id];
+        if name == "kbi-advice" {
+            continue; // the binary: the top floor, it may use everything
+        }
+        let Some(allowed) = allowed.get(name.as_str()) else {
+            wrong.push(format!("{name}: not in FLOORS (give it its place)"));
+            continue;
+        };
+        for dep in deps {
+            let dep_name = &graph[dep].0;
+            if dep_name.starts_with("kbi-") && !allowed.contains(&dep_name.as_str()) {
+                wrong.push(format!("{name} uses {dep_name}, a floor it may not use"));
+            }
+        }
+        // Everything it pulls in, transitively.
+        let mut seen = BTreeSet::new();
+        let mut todo: Vec<&String> = deps.iter().collect();
+        while let Some(dep) = todo.pop() {
+            if !seen.insert(dep.clone()) {
+                continue;
+            }
+            let (dep_name, further) = &graph[dep];
+            if forbidden(dep_name) {
+                wrong.push(format!("{name} pulls in {dep_name}"));
+            }
+            todo.extend(further);
+        }
+    }
+    assert!(
+        members.len() > FLOORS.len(),
+        "the workspace lost members: {members:?}"
+    );
+    assert!(
+        wrong.is_empty(),
+        "the floors are broken:\n{}",
+        wrong.join("\n")
+    );
+}
+
+#[test]
+fn no_floor_names_the_binary_s_library() {
+    let crates = Path::new(env!("CARGO_MANIFEST_DIR")).join("crates");
+    let mut offenders = Vec::new();
+    let mut todo = vec![crates];
+    while let Some(dir) = todo.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                todo.push(path);
+            } else if path.extension().is_some_and(|e| e == "rs")
+                && std::fs::read_to_string(&path)
+                    .unwrap()
+                    .lines()
+                    // Code, not the docs that point upward to say where a thing went.
+                    .filter(|line| !line.trim_start().starts_with("//"))
+                    .any(|line| line.contains("kbi_advice::") || line.contains("kbi_advice;"))
+            {
+                offenders.push(path.display().to_string());
+            }
+        }
+    }
+    assert!(
+        offenders.is_empty(),
+        "crates/ names kbi_advice:: in {offenders:?}"
+    );
+}
