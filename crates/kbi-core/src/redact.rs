@@ -10,7 +10,7 @@ use serde::Deserialize;
 
 /// A field name as the program's own structures spell them: safe to name in a message. Keys
 /// that are not (an unknown key could be anything, an INSZ included) are shown as `?`.
-pub fn field_name(key: &str) -> bool {
+pub(crate) fn field_name(key: &str) -> bool {
     let mut digits_in_a_row = 0;
     !key.is_empty()
         && key.len() <= 40

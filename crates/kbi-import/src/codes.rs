@@ -8,7 +8,7 @@ use serde::Deserialize;
 use kbi_core::domain::event::{ExemptionCause, Obligation};
 
 /// The shipped code lists.
-pub const SHIPPED: &str = include_str!("../../../config/kbi-codes.toml");
+pub(crate) const SHIPPED: &str = include_str!("../../../config/kbi-codes.toml");
 
 /// Why a code list file was refused.
 #[derive(Debug, thiserror::Error)]

@@ -239,7 +239,7 @@ fn context(out: &mut String, number: u64) {
 }
 
 /// Writes one reply for `person` (the inverse of the mapping).
-pub fn write_reply(out: &mut String, person: &GeneratedPerson, number: u64) {
+pub(crate) fn write_reply(out: &mut String, person: &GeneratedPerson, number: u64) {
     out.push_str("<web:GeefDossierKBIResponse xmlns:web=\"");
     out.push_str(RESPONSE_NS);
     out.push_str("\"><Repliek>");
@@ -458,7 +458,7 @@ pub fn write_dossiers(options: &DossierOptions, dir: &std::path::Path) -> io::Re
 }
 
 /// The persons as a snapshot with the header an import writes (`facts` of a dossier import).
-pub fn write_expected(
+pub(crate) fn write_expected(
     options: &DossierOptions,
     persons: &[GeneratedPerson],
     out: &mut dyn Write,

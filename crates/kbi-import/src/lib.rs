@@ -43,7 +43,7 @@ use mapping::{map_dossier, show_code, Severity};
 pub const FORMAT_NAME: &str = "kbi-dossier-01.00";
 
 /// The event types this mapping can produce (M23).
-pub const DOSSIER_FACTS: [&str; 9] = [
+pub(crate) const DOSSIER_FACTS: [&str; 9] = [
     "OBLIGATION_START",
     "OBLIGATION_END",
     "EXEMPTION",
@@ -56,7 +56,7 @@ pub const DOSSIER_FACTS: [&str; 9] = [
 ];
 
 /// Errors listed in full; beyond this they are counted (the report must stay bounded too).
-pub const MAX_LISTED_ERRORS: usize = 1000;
+pub(crate) const MAX_LISTED_ERRORS: usize = 1000;
 /// Distinct WARN messages kept per row.
 const MAX_MESSAGES_PER_ROW: usize = 50;
 /// The key under which WARN messages beyond [`MAX_MESSAGES_PER_ROW`] are counted.
@@ -257,7 +257,7 @@ impl Report {
 
 /// Masks every run of digits (with `.`/`-` between them) holding 11 or more digits: files are
 /// sometimes named after the INSZ asked.
-pub fn display_path(path: &Path) -> String {
+pub(crate) fn display_path(path: &Path) -> String {
     let text = path.display().to_string();
     let chars: Vec<char> = text.chars().collect();
     let mut out = String::with_capacity(text.len());
@@ -292,7 +292,7 @@ pub fn display_path(path: &Path) -> String {
 
 /// Lists the input files: files as given, directories recursively (`*.xml`, `*.xml.gz`,
 /// `*.xml.zst`), in name order. Only regular files are read.
-pub fn input_files(inputs: &[PathBuf]) -> Result<Vec<PathBuf>, ImportError> {
+pub(crate) fn input_files(inputs: &[PathBuf]) -> Result<Vec<PathBuf>, ImportError> {
     fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), ImportError> {
         let err = |error| ImportError::Input {
             path: display_path(dir),
@@ -484,7 +484,7 @@ fn push_date(out: &mut Vec<u8>, date: NaiveDate) {
 }
 
 /// Appends one person line of `snapshot-format.md`.
-pub fn write_person_line(out: &mut Vec<u8>, insz: Insz, events: &[Event]) {
+pub(crate) fn write_person_line(out: &mut Vec<u8>, insz: Insz, events: &[Event]) {
     out.extend_from_slice(b"{\"insz\": \"");
     out.extend_from_slice(insz.to_string().as_bytes());
     out.extend_from_slice(b"\", \"events\": [");
@@ -544,7 +544,7 @@ fn end_cause(c: kbi_core::domain::event::EndCause) -> &'static str {
 }
 
 /// The header line (M23: `facts`, `sources`).
-pub fn header_line(
+pub(crate) fn header_line(
     snapshot_id: &str,
     extracted_at: DateTime<Utc>,
     persons: u64,

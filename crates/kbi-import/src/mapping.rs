@@ -13,7 +13,7 @@ use kbi_core::domain::event::{EndCause, Event, EventKind, ExemptionCause, Obliga
 use kbi_core::domain::Insz;
 
 /// The open end of a deferral without `Einde` (decision A5).
-pub const OPEN_END: NaiveDate = match NaiveDate::from_ymd_opt(9999, 12, 31) {
+pub(crate) const OPEN_END: NaiveDate = match NaiveDate::from_ymd_opt(9999, 12, 31) {
     Some(d) => d,
     None => NaiveDate::MAX,
 };
@@ -77,7 +77,7 @@ impl Mapped {
 
 /// A code quoted in a message: only texts that look like a code of the lists (letters, digits,
 /// `_ - / .`, at most 32 characters) are shown; anything else could be personal text.
-pub fn show_code(text: &Text) -> String {
+pub(crate) fn show_code(text: &Text) -> String {
     match text {
         Some(t)
             if !t.is_empty()
@@ -93,7 +93,7 @@ pub fn show_code(text: &Text) -> String {
 }
 
 /// The snapshot's name of an exemption cause.
-pub fn exemption_cause_code(cause: ExemptionCause) -> &'static str {
+pub(crate) fn exemption_cause_code(cause: ExemptionCause) -> &'static str {
     match cause {
         ExemptionCause::Medical => "MEDICAL",
         ExemptionCause::Age => "AGE",
@@ -148,7 +148,7 @@ fn listed(text: &Option<Text>, list: &[String]) -> bool {
 }
 
 /// Maps one dossier (rows M1–M17, M19, M21).
-pub fn map_dossier(dossier: &Dossier, codes: &Codes) -> Mapped {
+pub(crate) fn map_dossier(dossier: &Dossier, codes: &Codes) -> Mapped {
     let mut out = Mapped::default();
     insz(dossier, &mut out);
     doelgroep(dossier, codes, &mut out);

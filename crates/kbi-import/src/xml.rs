@@ -20,18 +20,19 @@ use quick_xml::reader::Reader;
 use super::dossier::*;
 
 /// Namespace of `GeefDossierKBIResponse` (only the root of a reply is qualified).
-pub const RESPONSE_NS: &str = "http://webservice.GeefDossierKBI-01.00.kbi-01.00.vip.vlaanderen.be";
+pub(crate) const RESPONSE_NS: &str =
+    "http://webservice.GeefDossierKBI-01.00.kbi-01.00.vip.vlaanderen.be";
 /// The reply's root element.
-pub const RESPONSE: &str = "GeefDossierKBIResponse";
+pub(crate) const RESPONSE: &str = "GeefDossierKBIResponse";
 
 /// Deepest nesting accepted, wrappers included (a dossier needs about 16).
-pub const MAX_DEPTH: usize = 32;
+pub(crate) const MAX_DEPTH: usize = 32;
 /// Most attributes, namespace declarations included, on one element.
-pub const MAX_ATTRIBUTES: usize = 32;
+pub(crate) const MAX_ATTRIBUTES: usize = 32;
 /// Longest single tag, text, comment or CDATA section.
-pub const MAX_EVENT_BYTES: usize = 1 << 20;
+pub(crate) const MAX_EVENT_BYTES: usize = 1 << 20;
 /// Most elements in one reply.
-pub const MAX_ELEMENTS_PER_REPLY: usize = 100_000;
+pub(crate) const MAX_ELEMENTS_PER_REPLY: usize = 100_000;
 /// The most bytes kept of one value; a longer value is kept as "too long" (never valid).
 pub const MAX_VALUE_BYTES: usize = 1024;
 
@@ -130,7 +131,7 @@ impl Tally {
         *self.unknown.entry(key).or_insert(0) += 1;
     }
 
-    pub fn merge(&mut self, other: Tally) {
+    pub(crate) fn merge(&mut self, other: Tally) {
         for (k, v) in other.ignored {
             *self.ignored.entry(k).or_insert(0) += v;
         }
@@ -609,7 +610,7 @@ impl<R: BufRead> ReplyReader<R> {
     }
 
     /// The next reply, `None` at the end of the stream. After an error the stream is abandoned.
-    pub fn next_reply(&mut self) -> Result<Option<Reply>, Located> {
+    pub(crate) fn next_reply(&mut self) -> Result<Option<Reply>, Located> {
         if self.failed {
             return Ok(None);
         }

@@ -638,7 +638,7 @@ const PROGRESS_STEP: u64 = 1 << 16;
 /// answers `NOK` exactly for [`Status::NonCompliant`] (a person absent from the index is not
 /// subject, and [`Status::NoRegime`] is refused with 30004), which is what is selected here.
 /// Returns the writer, the list's summary, and the number of persons refused with 30004.
-pub fn write_nok_list<W: Write>(
+pub(crate) fn write_nok_list<W: Write>(
     snapshot: &CompiledSnapshot,
     date: chrono::NaiveDate,
     out: W,

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 /// The `format` value of every manifest.
 pub const FORMAT: &str = "kbi-reduced-premium-list";
 /// The manifest and list format this program writes and reads.
-pub const FORMAT_VERSION: u32 = 1;
+pub(crate) const FORMAT_VERSION: u32 = 1;
 
 /// The program that made the list.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

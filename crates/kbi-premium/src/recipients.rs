@@ -18,7 +18,7 @@ pub struct RecipientError {
 }
 
 /// Parses one recipient; `origin` names the argument or file line for the error.
-pub fn parse_recipient(text: &str, origin: &str) -> Result<Recipient, RecipientError> {
+pub(crate) fn parse_recipient(text: &str, origin: &str) -> Result<Recipient, RecipientError> {
     let text = text.trim();
     let error = |why: &str| RecipientError {
         origin: origin.to_string(),

@@ -102,7 +102,7 @@ impl Register {
 
     /// Earlier exports of `premium_year`, oldest first. A missing register has none; a line that
     /// is not an entry is an error (the check must not pass on a damaged register).
-    pub fn exports_of(&self, premium_year: i32) -> Result<Vec<Earlier>, RegisterError> {
+    pub(crate) fn exports_of(&self, premium_year: i32) -> Result<Vec<Earlier>, RegisterError> {
         let read = |error| RegisterError::Read {
             path: self.path.clone(),
             error,
@@ -211,7 +211,7 @@ impl RegisterLock {
     }
 
     /// What the stale lock taken over said (`pid N on HOST since T`), if there was one.
-    pub fn reclaimed(&self) -> Option<&str> {
+    pub(crate) fn reclaimed(&self) -> Option<&str> {
         self.reclaimed.as_deref()
     }
 }

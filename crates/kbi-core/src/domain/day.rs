@@ -39,13 +39,13 @@ pub fn parse_date(text: &str) -> Result<NaiveDate, DateError> {
 
 /// `date` plus a number of calendar months; the day is clamped to the end of a shorter month
 /// (31 January + 1 month = 28 or 29 February), as the decree counts months.
-pub fn add_months(date: NaiveDate, months: u32) -> NaiveDate {
+pub(crate) fn add_months(date: NaiveDate, months: u32) -> NaiveDate {
     date.checked_add_months(Months::new(months))
         .unwrap_or(NaiveDate::MAX)
 }
 
 /// `date` plus a number of days, saturating at the end of the calendar.
-pub fn add_days(date: NaiveDate, days: u32) -> NaiveDate {
+pub(crate) fn add_days(date: NaiveDate, days: u32) -> NaiveDate {
     date.checked_add_days(Days::new(u64::from(days)))
         .unwrap_or(NaiveDate::MAX)
 }
@@ -56,7 +56,7 @@ pub fn next_day(date: NaiveDate) -> NaiveDate {
 }
 
 /// Compact day number (days since 1 January of year 1) used to pack the compiled index.
-pub fn day_number(date: NaiveDate) -> u32 {
+pub(crate) fn day_number(date: NaiveDate) -> u32 {
     // Dates come from `parse_date`, so the year is at least 1 and the number is positive.
     u32::try_from(date.num_days_from_ce()).unwrap_or(0)
 }

@@ -145,14 +145,14 @@ impl History {
     }
 
     /// The period containing `date`, if any (periods never overlap).
-    pub fn period_on(&self, date: NaiveDate) -> Option<usize> {
+    pub(crate) fn period_on(&self, date: NaiveDate) -> Option<usize> {
         self.periods.iter().position(|p| p.contains(date))
     }
 
     /// The events attributed to a period: those between its start and its end, and for the first
     /// period also those before its start (someone may register before becoming obligated).
     /// Events between an end and the next start belong to no period.
-    pub fn attributed(&self, period: &Period) -> &[Event] {
+    pub(crate) fn attributed(&self, period: &Period) -> &[Event] {
         let from = if period.first {
             0
         } else {

@@ -113,7 +113,7 @@ impl ExemptionCause {
 
 /// The snapshot's event type names, in the same-day application order of `rules.md`
 /// ([`EventKind::same_day_rank`] indexes this table).
-pub const EVENT_TYPES: [&str; 13] = [
+pub(crate) const EVENT_TYPES: [&str; 13] = [
     "OBLIGATION_START",
     "REGISTRATION",
     "CONTRACT_SIGNED",
@@ -162,7 +162,7 @@ pub enum EventKind {
 
 impl EventKind {
     /// Rank in the same-day application order.
-    pub fn same_day_rank(&self) -> u8 {
+    pub(crate) fn same_day_rank(&self) -> u8 {
         match self {
             EventKind::ObligationStart { .. } => 0,
             EventKind::Registration => 1,
@@ -203,6 +203,6 @@ pub struct Event {
 
 /// Puts a person's events in application order: by date, then by the same-day order of
 /// `rules.md`; events of the same type on the same day keep their order in the file.
-pub fn sort_events(events: &mut [Event]) {
+pub(crate) fn sort_events(events: &mut [Event]) {
     events.sort_by_key(|e| (e.date, e.kind.same_day_rank()));
 }

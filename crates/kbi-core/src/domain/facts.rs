@@ -26,7 +26,7 @@ impl Facts {
     /// Every type: a snapshot whose header has no `facts`.
     pub const ALL: Facts = Facts((1 << EVENT_TYPES.len()) - 1);
     /// No type at all.
-    pub const NONE: Facts = Facts(0);
+    pub(crate) const NONE: Facts = Facts(0);
 
     /// The set named by a header's `facts` list; unknown or repeated names are refused.
     pub fn from_names<'a>(names: impl IntoIterator<Item = &'a str>) -> Result<Facts, FactsError> {

@@ -25,7 +25,7 @@ impl ReasonCode {
     ];
 
     /// The reason for a breach of `obligation` (one reason per obligation).
-    pub fn for_obligation(obligation: Obligation) -> Self {
+    pub(crate) fn for_obligation(obligation: Obligation) -> Self {
         match obligation {
             Obligation::Registration => ReasonCode::NietAangemeld,
             Obligation::Contract => ReasonCode::GeenContract,

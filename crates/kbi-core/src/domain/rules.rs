@@ -11,7 +11,7 @@ use super::event::{EventKind, Region};
 use super::facts::Facts;
 
 /// The rules shipped with the program (`config/rules.toml`), used when no other file is named.
-pub const SHIPPED_RULES: &str = include_str!("../../../../config/rules.toml");
+pub(crate) const SHIPPED_RULES: &str = include_str!("../../../../config/rules.toml");
 
 /// One regime: the deadlines that apply to obligation periods starting while it is in force.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -258,7 +258,7 @@ impl RuleSet {
     }
 
     /// Position of a regime in `regimes`, for compact references.
-    pub fn regime_index(&self, region: Region, start: NaiveDate) -> Option<usize> {
+    pub(crate) fn regime_index(&self, region: Region, start: NaiveDate) -> Option<usize> {
         self.regimes.iter().position(|r| r.covers(region, start))
     }
 

@@ -113,7 +113,7 @@ fn parse_event(raw: &RawEvent<'_>) -> Result<Event, String> {
 }
 
 /// Compiles a person's events into status changes, appended to `out`.
-pub fn compile_person(events: Vec<Event>, rules: &RuleSet, out: &mut Vec<Transition>) {
+pub(crate) fn compile_person(events: Vec<Event>, rules: &RuleSet, out: &mut Vec<Transition>) {
     // Most persons were never obligated: no period, no timeline, no work.
     if !events
         .iter()

@@ -91,7 +91,7 @@ const MAX_PERSONS: u64 = 100_000_000;
 const PRESIZE_MAX_PERSONS: u64 = 16_000_000;
 
 /// Parses and checks line 1.
-pub fn parse_header(line: &[u8]) -> Result<SnapshotMeta, SnapshotError> {
+pub(crate) fn parse_header(line: &[u8]) -> Result<SnapshotMeta, SnapshotError> {
     let bad = |m: String| SnapshotError::line(1, m);
     let header: HeaderLine = serde_json::from_slice(line).map_err(|e| {
         bad(format!(
@@ -217,7 +217,7 @@ fn kind_of(file_type: std::fs::FileType) -> &'static str {
 /// and again on the opened descriptor, which is what is read: the name may have been replaced
 /// between the two. `O_NONBLOCK` makes the open itself return at once if it was replaced by a
 /// FIFO meanwhile; on a regular file the flag has no effect on reads.
-pub fn open_regular(path: &Path) -> Result<std::fs::File, SnapshotError> {
+pub(crate) fn open_regular(path: &Path) -> Result<std::fs::File, SnapshotError> {
     use std::os::unix::fs::OpenOptionsExt;
     let open_err = |error| SnapshotError::Open {
         path: path.display().to_string(),
@@ -326,12 +326,12 @@ pub struct ReadLimits {
 
 /// 1 MiB per line: the longest line of the demonstration snapshot has 618 bytes, so this leaves
 /// room for a person with more than ten thousand events.
-pub const DEFAULT_MAX_LINE_BYTES: usize = 1 << 20;
+pub(crate) const DEFAULT_MAX_LINE_BYTES: usize = 1 << 20;
 /// 8 GiB of text: 12 M persons at about 700 bytes each, six times the average line of the
 /// generated mix (115 bytes), and about a minute of reading at the measured load speed.
-pub const DEFAULT_MAX_TEXT_BYTES: u64 = 8 << 30;
+pub(crate) const DEFAULT_MAX_TEXT_BYTES: u64 = 8 << 30;
 /// A minute without a single byte from the source.
-pub const DEFAULT_STALL_TIMEOUT_SECONDS: u64 = 60;
+pub(crate) const DEFAULT_STALL_TIMEOUT_SECONDS: u64 = 60;
 
 impl Default for ReadLimits {
     fn default() -> Self {
@@ -456,7 +456,7 @@ pub fn load(
 }
 
 /// [`load`] under explicit limits instead of the process's.
-pub fn load_with_limits(
+pub(crate) fn load_with_limits(
     reader: Box<dyn BufRead + Send>,
     rules: Arc<RuleSet>,
     progress: &dyn Progress,
