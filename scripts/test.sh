@@ -11,10 +11,10 @@ done
 
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
-echo "== cargo clippy"
-cargo clippy --all-targets -- -D warnings
-echo "== cargo test"
-cargo test --no-fail-fast
+echo "== cargo clippy (every workspace member)"
+cargo clippy --workspace --all-targets -- -D warnings
+echo "== cargo test (every workspace member)"
+cargo test --workspace --no-fail-fast
 echo "== load-tests/run --smoke (a few seconds per step: the load test must not rot)"
 bash load-tests/run --smoke
 echo "== Debian package: cargo deb, lintian, systemd-analyze, install/upgrade/remove/purge (root only)"
