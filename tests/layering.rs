@@ -127,6 +127,24 @@ fn every_floor_depends_only_on_the_floors_below_it() {
 }
 
 #[test]
+fn plain_cargo_test_and_clippy_cover_every_floor() {
+    let metadata = metadata();
+    let ids = |key: &str| -> BTreeSet<String> {
+        metadata[key]
+            .as_array()
+            .unwrap_or_else(|| panic!("cargo metadata has no {key}"))
+            .iter()
+            .map(|id| id.as_str().unwrap().to_string())
+            .collect()
+    };
+    assert_eq!(
+        ids("workspace_default_members"),
+        ids("workspace_members"),
+        "add the new crate to default-members in Cargo.toml"
+    );
+}
+
+#[test]
 fn no_floor_names_the_binary_s_library() {
     let crates = Path::new(env!("CARGO_MANIFEST_DIR")).join("crates");
     let mut offenders = Vec::new();
