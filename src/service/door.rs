@@ -44,15 +44,16 @@ where
     let referte = state.references.next();
     let span = tracing::info_span!("request", door = door.label(), referte = %referte);
     let answer = answer(referte.clone()).instrument(span).await;
-    let response = respond(request, &referte, &answer);
+    let outcome = answer.outcome;
+    let response = respond(request, &referte, answer);
     state
         .metrics
-        .observe_request(door, answer.outcome, started.elapsed());
+        .observe_request(door, outcome, started.elapsed());
     response
 }
 
 /// The response with the headers every answer carries.
-fn respond(request: &HttpRequest, referte: &str, answer: &Answer) -> HttpResponse {
+fn respond(request: &HttpRequest, referte: &str, answer: Answer) -> HttpResponse {
     let mut response = HttpResponse::build(answer.status);
     response
         .insert_header((CONTENT_TYPE, HeaderValue::from_static(answer.content_type)))
@@ -63,7 +64,7 @@ fn respond(request: &HttpRequest, referte: &str, answer: &Answer) -> HttpRespons
     if answer.status == StatusCode::SERVICE_UNAVAILABLE {
         response.insert_header(("retry-after", "5"));
     }
-    response.body(answer.body.clone())
+    response.body(answer.body)
 }
 
 /// The caller's `X-Request-Id` when it is a sane token (1–128 visible ASCII characters), else
