@@ -17,28 +17,30 @@ use kbi_advice::domain::{ErrorCode, Insz, ReasonCode};
 use kbi_advice::telemetry::metrics::Metrics;
 
 fn record(time: DateTime<Utc>, insz: &str, n: usize) -> AuditRecord {
-    AuditRecord::new(
+    AuditRecord {
         time,
-        format!("srv-{n}"),
-        "demo",
-        Some(AuditSender {
+        server_reference: format!("srv-{n}"),
+        client_id: "demo".into(),
+        sender: Some(AuditSender {
             identificatie: "demo.kbi-advice".into(),
             referte: format!("req-{n}"),
             hoedanigheid: "9999".into(),
             gebruiker: (n % 2 == 0).then(|| "agent-7".into()),
         }),
-        Some(format!("q-{n}")),
-        Some(Insz::parse(insz).unwrap()),
-        NaiveDate::from_ymd_opt(2026, 1, 1),
-        if n % 3 == 0 {
+        question_referte: Some(format!("q-{n}")),
+        insz: Some(Insz::parse(insz).unwrap()),
+        reference_date: NaiveDate::from_ymd_opt(2026, 1, 1),
+        outcome: if n % 3 == 0 {
             AuditOutcome::Nok(ReasonCode::GeenContract)
         } else {
             AuditOutcome::Ok
         },
-        Some(n % 2 == 0),
-        Some("snap-1".into()),
-        Some("2026.1".into()),
-    )
+        found: Some(n % 2 == 0),
+        snapshot_id: Some("snap-1".into()),
+        rule_set: Some("2026.1".into()),
+        seq: 0,
+        prev: String::new(),
+    }
 }
 
 fn write_lines(path: &Path, lines: &[String]) {

@@ -18,19 +18,21 @@ use kbi_advice::domain::Insz;
 use kbi_advice::telemetry::metrics::Metrics;
 
 fn record(time: DateTime<Utc>, n: usize) -> AuditRecord {
-    AuditRecord::new(
+    AuditRecord {
         time,
-        format!("srv-{n}"),
-        "demo",
-        None,
-        None,
-        Some(Insz::parse(INSZ[n % 4]).unwrap()),
-        NaiveDate::from_ymd_opt(2026, 1, 1),
-        AuditOutcome::Ok,
-        Some(true),
-        Some("snap-1".into()),
-        Some("2026.1".into()),
-    )
+        server_reference: format!("srv-{n}"),
+        client_id: "demo".into(),
+        sender: None,
+        question_referte: None,
+        insz: Some(Insz::parse(INSZ[n % 4]).unwrap()),
+        reference_date: NaiveDate::from_ymd_opt(2026, 1, 1),
+        outcome: AuditOutcome::Ok,
+        found: Some(true),
+        snapshot_id: Some("snap-1".into()),
+        rule_set: Some("2026.1".into()),
+        seq: 0,
+        prev: String::new(),
+    }
 }
 
 fn options(segment_bytes: u64) -> AuditOptions {

@@ -1,4 +1,4 @@
-//! The SOAP door through its contract function `respond`, without a server: the public table,
+//! The SOAP codec through `respond` (parse, judge, render chained), without a server: the public table,
 //! hostile input, ordering, request- and question-level Uitzonderingen, and schema validity.
 
 mod soap_support;
@@ -8,8 +8,8 @@ use std::sync::{Arc, OnceLock};
 use chrono::{TimeZone, Utc};
 use kbi_advice::api::json::AnswerJson;
 use kbi_advice::api::soap::{
-    respond, respond_at, respond_checked, wsdl_document, CallerContext, SoapCall, SoapResponse,
-    XmlLimits,
+    judge, render, respond, respond_at, wsdl_document, CallerContext, Reply, SoapCall,
+    SoapResponse, XmlLimits,
 };
 use kbi_advice::domain::{CompiledSnapshot, ErrorCode, Insz, Question, ReasonCode, RuleSet};
 use kbi_advice::snapshot::{load_path, Silent};
@@ -99,7 +99,7 @@ fn every_public_case_answered_through_soap_equals_the_table() {
             row.date
         );
         let record = &response.questions[i];
-        assert_eq!(record.referte, format!("row-{i}"));
+        assert_eq!(record.referte, Some(format!("row-{i}")));
         match &record.outcome {
             Ok(advice) => assert_eq!(advice.result(), row.result),
             Err(code) => assert_eq!(code.as_str(), row.error),
@@ -283,7 +283,7 @@ fn one_bad_question_never_fails_the_others_and_answers_keep_the_order() {
         .iter()
         .map(|r| {
             (
-                r.referte.as_str(),
+                r.referte.as_deref().unwrap_or(""),
                 r.outcome
                     .as_ref()
                     .map(|a| a.result())
@@ -487,10 +487,8 @@ fn an_invalid_context_is_refused_with_30012_naming_the_field() {
             diagnose.contains(field),
             "{name}: {diagnose} should name {field}"
         );
-        assert!(
-            response.caller.is_some(),
-            "{name}: caller context is kept for the audit"
-        );
+        // A request-level refusal: nothing was judged, so nothing is audited.
+        assert!(response.questions.is_empty(), "{name}");
     }
 }
 
@@ -584,38 +582,38 @@ fn without_a_snapshot_the_request_is_refused_with_30020() {
 }
 
 #[test]
-fn the_authorisation_hook_refuses_with_its_code_before_any_answer() {
+fn a_refusal_decided_between_parse_and_judge_answers_nothing() {
+    // The server's door admits the caller between `parse` and `judge`; its refusal is rendered
+    // with the caller echoed and without any answer.
     let body = request(&[Q::date("q", "82030310494", "2023-01-01")]);
-    let refuse_demo = |caller: &CallerContext| {
-        if caller.identificatie == "demo.kbi-advice" && caller.hoedanigheid != "1234" {
-            Err(ErrorCode::NotAuthorised)
-        } else {
-            Ok(())
-        }
-    };
-    let response = respond_checked(body.as_bytes(), &call(), &refuse_demo);
-    let repliek = repliek(&response.body);
+    let envelope =
+        kbi_advice::api::soap::parse(body.as_bytes(), limits(), None).expect("a valid envelope");
+    assert_eq!(envelope.caller.identificatie, "demo.kbi-advice");
+    assert_eq!(envelope.question_count, 1);
+    let refused = Reply::refused(&envelope.caller, ErrorCode::NotAuthorised);
+    assert!(refused.verdicts().is_empty());
+    assert_eq!(refused.http_status(), 200);
+    let repliek = repliek(&render(&refused, &call().responder(), Utc::now()));
     assert_eq!(
         repliek.text_at("Uitzonderingen/Uitzondering/Identificatie"),
         Some("30010")
     );
-    assert!(response.questions.is_empty());
-    let allowed = respond_checked(body.as_bytes(), &call(), &|_| Ok(()));
-    assert_eq!(allowed.questions.len(), 1);
+    assert!(repliek.child("Antwoorden").is_none());
+    // Admitted, the same envelope is judged.
+    assert_eq!(judge(&envelope, snapshot()).len(), 1);
 }
 
 #[test]
-fn refuse_request_renders_a_request_level_uitzondering_with_the_caller_echoed() {
+fn a_request_level_refusal_echoes_only_the_valid_caller_values() {
     let caller = CallerContext {
         identificatie: "demo.kbi-advice".into(),
         referte: "r".repeat(40),
         hoedanigheid: "9999".into(),
         gebruiker: None,
     };
-    let response =
-        kbi_advice::api::soap::refuse_request(Some(&caller), ErrorCode::AuditUnavailable, &call());
-    assert_eq!(response.http_status, 200);
-    let repliek = repliek(&response.body);
+    let refused = Reply::refused(&caller, ErrorCode::AuditUnavailable);
+    assert_eq!(refused.http_status(), 200);
+    let repliek = repliek(&render(&refused, &call().responder(), Utc::now()));
     assert_eq!(
         repliek.text_at("Uitzonderingen/Uitzondering/Identificatie"),
         Some("30021")

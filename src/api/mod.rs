@@ -2,4 +2,5 @@
 //! and the command line.
 
 pub mod json;
+pub mod rest;
 pub mod soap;

@@ -1360,19 +1360,21 @@ mod tests {
     /// with its `seq` and `prev`: readers and `verify` parse it as a record.
     #[test]
     fn a_prepared_and_chained_line_is_the_serialised_record() {
-        let mut record = AuditRecord::new(
-            Utc.with_ymd_and_hms(2026, 3, 1, 12, 0, 0).unwrap(),
-            "srv-1",
-            "demo",
-            None,
-            None,
-            Some(crate::domain::Insz::parse("85073003328").unwrap()),
-            NaiveDate::from_ymd_opt(2026, 1, 1),
-            AuditOutcome::Ok,
-            Some(false),
-            Some("snap-\"1\"".into()),
-            Some("2026.1".into()),
-        );
+        let mut record = AuditRecord {
+            time: Utc.with_ymd_and_hms(2026, 3, 1, 12, 0, 0).unwrap(),
+            server_reference: "srv-1".into(),
+            client_id: "demo".into(),
+            sender: None,
+            question_referte: None,
+            insz: Some(crate::domain::Insz::parse("85073003328").unwrap()),
+            reference_date: NaiveDate::from_ymd_opt(2026, 1, 1),
+            outcome: AuditOutcome::Ok,
+            found: Some(false),
+            snapshot_id: Some("snap-\"1\"".into()),
+            rule_set: Some("2026.1".into()),
+            seq: 0,
+            prev: String::new(),
+        };
         let prepared = prepare(record.clone()).unwrap();
         let hash = [0xab_u8; 32];
         let mut line = prepared.head.clone();

@@ -11,7 +11,7 @@ use chrono::{DateTime, NaiveDate, SecondsFormat, Utc};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use sha2::{Digest, Sha256};
 
-use crate::domain::{Advice, ErrorCode, Insz, ReasonCode};
+use crate::domain::{Advice, ErrorCode, Insz, ReasonCode, Verdict};
 
 /// `prev` of the first record of a fresh log: 64 zeros.
 pub const GENESIS_PREV: &str = "0000000000000000000000000000000000000000000000000000000000000000";
@@ -117,7 +117,7 @@ impl<'de> Deserialize<'de> for AuditOutcome {
 /// One answered question (`security-and-audit.md`, Audit log).
 ///
 /// `seq` and `prev` belong to the log: [`super::AuditLog::append`] overwrites whatever the caller
-/// put there (build records with [`AuditRecord::new`] and leave them at 0 / empty).
+/// put there (build records with [`AuditRecord::from_verdict`], which leaves them at 0 / empty).
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AuditRecord {
@@ -168,71 +168,43 @@ impl fmt::Debug for AuditRecord {
     }
 }
 
+/// What the audit records of one request share: when, which reply, who asked (and as which
+/// `Afzender`, for SOAP), and the snapshot the answers rest on.
+#[derive(Debug, Clone, Copy)]
+pub struct RequestCtx<'a> {
+    /// When the questions were answered.
+    pub time: DateTime<Utc>,
+    /// The reply's unique server reference.
+    pub server_reference: &'a str,
+    /// The client id from the registry.
+    pub client_id: &'a str,
+    /// The SOAP `Afzender` as sent; `None` for REST.
+    pub sender: Option<&'a AuditSender>,
+    /// The snapshot the answers rest on; `None` when none was loaded.
+    pub snapshot_id: Option<&'a str>,
+    /// The rule set version the answers rest on.
+    pub rule_set: Option<&'a str>,
+}
+
 impl AuditRecord {
-    /// A record for one question; `seq`/`prev` are left for the log to fill in.
-    #[allow(clippy::too_many_arguments)] // one argument per audited fact, all required
-    pub fn new(
-        time: DateTime<Utc>,
-        server_reference: impl Into<String>,
-        client_id: impl Into<String>,
-        sender: Option<AuditSender>,
-        question_referte: Option<String>,
-        insz: Option<Insz>,
-        reference_date: Option<NaiveDate>,
-        outcome: AuditOutcome,
-        found: Option<bool>,
-        snapshot_id: Option<String>,
-        rule_set: Option<String>,
-    ) -> Self {
+    /// The record of one judged question of the request `ctx`; `seq`/`prev` are left for the log
+    /// to fill in.
+    pub fn from_verdict(ctx: &RequestCtx<'_>, verdict: &Verdict) -> Self {
         AuditRecord {
-            time,
-            server_reference: server_reference.into(),
-            client_id: client_id.into(),
-            sender,
-            question_referte,
-            insz,
-            reference_date,
-            outcome,
-            found,
-            snapshot_id,
-            rule_set,
+            time: ctx.time,
+            server_reference: ctx.server_reference.to_owned(),
+            client_id: ctx.client_id.to_owned(),
+            sender: ctx.sender.cloned(),
+            question_referte: verdict.referte.clone(),
+            insz: verdict.insz,
+            reference_date: verdict.reference_date,
+            outcome: AuditOutcome::of(&verdict.outcome),
+            found: verdict.found,
+            snapshot_id: ctx.snapshot_id.map(str::to_owned),
+            rule_set: ctx.rule_set.map(str::to_owned),
             seq: 0,
             prev: String::new(),
         }
-    }
-
-    /// The record for an answered SOAP `Vraag` (from the codec's [`QuestionRecord`]).
-    ///
-    /// [`QuestionRecord`]: crate::api::soap::QuestionRecord
-    pub fn from_soap(
-        time: DateTime<Utc>,
-        server_reference: &str,
-        client_id: &str,
-        caller: &crate::api::soap::CallerContext,
-        question: &crate::api::soap::QuestionRecord,
-        snapshot_id: Option<&str>,
-        rule_set: Option<&str>,
-    ) -> Self {
-        let sender = AuditSender {
-            identificatie: caller.identificatie.clone(),
-            referte: caller.referte.clone(),
-            hoedanigheid: caller.hoedanigheid.clone(),
-            gebruiker: caller.gebruiker.clone(),
-        };
-        let referte = (!question.referte.is_empty()).then(|| question.referte.clone());
-        AuditRecord::new(
-            time,
-            server_reference,
-            client_id,
-            Some(sender),
-            referte,
-            question.insz,
-            question.outcome.as_ref().ok().map(|a| a.reference_date),
-            AuditOutcome::of(&question.outcome),
-            question.found,
-            snapshot_id.map(str::to_owned),
-            rule_set.map(str::to_owned),
-        )
     }
 
     /// The UTC day of `time`.
@@ -327,24 +299,26 @@ mod tests {
     use chrono::TimeZone;
 
     fn sample() -> AuditRecord {
-        AuditRecord::new(
-            Utc.with_ymd_and_hms(2026, 3, 1, 12, 0, 0).unwrap(),
-            "srv-1",
-            "demo",
-            Some(AuditSender {
+        AuditRecord {
+            time: Utc.with_ymd_and_hms(2026, 3, 1, 12, 0, 0).unwrap(),
+            server_reference: "srv-1".into(),
+            client_id: "demo".into(),
+            sender: Some(AuditSender {
                 identificatie: "demo.kbi-advice".into(),
                 referte: "r-1".into(),
                 hoedanigheid: "9999".into(),
                 gebruiker: None,
             }),
-            Some("q-1".into()),
-            Some(Insz::parse("85073003328").unwrap()),
-            NaiveDate::from_ymd_opt(2026, 1, 1),
-            AuditOutcome::Nok(ReasonCode::GeenContract),
-            Some(true),
-            Some("snap-1".into()),
-            Some("2026.1".into()),
-        )
+            question_referte: Some("q-1".into()),
+            insz: Some(Insz::parse("85073003328").unwrap()),
+            reference_date: NaiveDate::from_ymd_opt(2026, 1, 1),
+            outcome: AuditOutcome::Nok(ReasonCode::GeenContract),
+            found: Some(true),
+            snapshot_id: Some("snap-1".into()),
+            rule_set: Some("2026.1".into()),
+            seq: 0,
+            prev: String::new(),
+        }
     }
 
     #[test]
@@ -390,11 +364,9 @@ mod tests {
     }
 
     #[test]
-    fn soap_question_records_map_to_audit_records() {
-        use crate::api::soap::{CallerContext, QuestionRecord};
-        use crate::domain::Advice;
+    fn verdicts_map_to_audit_records() {
         let insz = Insz::parse("85073003328").unwrap();
-        let caller = CallerContext {
+        let sender = AuditSender {
             identificatie: "demo.kbi-advice".into(),
             referte: "r-1".into(),
             hoedanigheid: "9999".into(),
@@ -408,41 +380,44 @@ mod tests {
             reason: Some(ReasonCode::GeenContract),
             found: true,
         };
-        let answered = QuestionRecord {
-            referte: "q-1".into(),
-            insz: Some(insz),
-            outcome: Ok(advice),
-            found: Some(true),
-        };
         let time = Utc.with_ymd_and_hms(2026, 3, 1, 12, 0, 0).unwrap();
-        let record = AuditRecord::from_soap(
+        let soap = RequestCtx {
             time,
-            "srv-1",
-            "demo",
-            &caller,
-            &answered,
-            Some("snap-1"),
-            Some("2026.1"),
-        );
+            server_reference: "srv-1",
+            client_id: "demo",
+            sender: Some(&sender),
+            snapshot_id: Some("snap-1"),
+            rule_set: Some("2026.1"),
+        };
+        let answered = Verdict::advised(Some("q-1".into()), advice);
+        let record = AuditRecord::from_verdict(&soap, &answered);
         assert_eq!(record.outcome, AuditOutcome::Nok(ReasonCode::GeenContract));
         assert_eq!(record.reference_date, Some(advice.reference_date));
+        assert_eq!(record.found, Some(true));
         assert_eq!(
             record.sender.as_ref().unwrap().gebruiker.as_deref(),
             Some("agent")
         );
         assert_eq!(record.question_referte.as_deref(), Some("q-1"));
+        assert_eq!(record.snapshot_id.as_deref(), Some("snap-1"));
 
-        let refused = QuestionRecord {
-            referte: String::new(),
-            insz: None,
-            outcome: Err(ErrorCode::InvalidInsz),
-            found: None,
+        let rest = RequestCtx {
+            sender: None,
+            snapshot_id: None,
+            rule_set: None,
+            ..soap
         };
-        let record = AuditRecord::from_soap(time, "srv-1", "demo", &caller, &refused, None, None);
+        let refused = Verdict::refused(None, None, ErrorCode::InvalidInsz);
+        let record = AuditRecord::from_verdict(&rest, &refused);
         assert_eq!(record.outcome, AuditOutcome::Error(ErrorCode::InvalidInsz));
         assert_eq!(
-            (record.insz, record.question_referte, record.found),
-            (None, None, None)
+            (
+                record.insz,
+                record.question_referte,
+                record.found,
+                record.sender
+            ),
+            (None, None, None, None)
         );
         let compliant = Advice {
             compliant: true,

@@ -88,15 +88,16 @@ pub fn admit_rest<'s>(
 }
 
 /// Identifies a SOAP caller from its connection's [`PeerClient`] (or, in the development
-/// profile, its `Afzender`), checks that the `Afzender` and `Hoedanigheid` belong to it, and
-/// applies the rate limit. Whether it may call with this number of questions is checked once
-/// they are counted ([`may_ask`]). Takes the peer rather than the request so that it can run on
-/// a compute thread.
+/// profile, its `Afzender`) and checks with [`Client::authorise`] that the `Afzender` and
+/// `Hoedanigheid` belong to it and that it may call `operation` (one question, or more). The
+/// door applies the rate limit ([`rate_limit`]) once the request is otherwise admitted. Takes the
+/// peer rather than the request so that it can run on a compute thread.
 pub fn admit_soap<'s>(
     state: &'s AppState,
     peer: Option<&PeerClient>,
     identificatie: &str,
     hoedanigheid: &str,
+    operation: Operation,
 ) -> Result<&'s Client, Denied> {
     let client = if state.development {
         state.registry.identify_by_afzender(identificatie)
@@ -104,21 +105,14 @@ pub fn admit_soap<'s>(
         by_peer(state, peer)
     }
     .ok_or(Denied::Unknown("unknown sender"))?;
-    let sender_ok = client.afzenders.iter().any(|a| a == identificatie);
-    let capacity_ok = client.hoedanigheden.iter().any(|h| h == hoedanigheid);
-    if !sender_ok || !capacity_ok || client.operations.is_empty() {
-        return Err(Denied::NotAllowed);
-    }
-    rate_limit(state, client)?;
+    client
+        .authorise(Some(identificatie), Some(hoedanigheid), operation)
+        .map_err(|_| Denied::NotAllowed)?;
     Ok(client)
 }
 
-/// Whether `client` may send a SOAP request with `questions` questions.
-pub fn may_ask(client: &Client, questions: usize) -> bool {
-    client.may(Operation::for_soap(questions))
-}
-
-fn rate_limit(state: &AppState, client: &Client) -> Result<(), Denied> {
+/// Takes one token of `client`'s rate limit (429 / 30013 when there is none left).
+pub fn rate_limit(state: &AppState, client: &Client) -> Result<(), Denied> {
     if state.limiter.try_acquire(client) {
         Ok(())
     } else {

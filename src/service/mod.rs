@@ -7,6 +7,7 @@
 
 pub mod body;
 pub mod caller;
+pub mod door;
 pub mod guard;
 pub mod ops;
 pub mod reload;

@@ -1,26 +1,28 @@
-//! The SOAP door over HTTP: `POST` answers through [`crate::api::soap::respond`], `GET ?wsdl`
-//! serves the WSDL with the address the caller used. Everything SOAP-specific is in `api::soap`.
+//! The SOAP door over HTTP: `POST` answers a `GeefAdviesInburgeringsplicht` request, `GET ?wsdl`
+//! serves the WSDL with the address the caller used. The wire format is `api::soap`.
+//!
+//! One pipeline, as the REST door's: parse → admit → judge (on a compute thread, within the
+//! request's time budget) → audit → render → count. Every refusal (caller, operation, number of
+//! questions, rate, no snapshot) is decided before anything is judged.
 
+use std::sync::Arc;
 use std::time::Instant;
 
-use actix_web::http::header::{HeaderValue, CONTENT_TYPE};
+use actix_web::http::header::CONTENT_TYPE;
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
-
-use std::cell::Cell;
-
 use chrono::Utc;
-use tracing::Instrument;
 
 use super::body::{read_body, BodyError};
-use super::caller::{admit_soap, may_ask, Denied, PeerClient};
+use super::caller::{admit_soap, rate_limit, Denied, PeerClient};
+use super::door::{self, Answer};
 use super::guard::OverBudget;
-use super::rest::{request_id, REFERTE, REQUEST_ID};
 use super::state::AppState;
-use crate::api::soap::{self, SoapCall, SoapResponse};
-use crate::audit::AuditRecord;
-use crate::domain::ErrorCode;
-use crate::trust::Client;
+use crate::api::soap::{self, Envelope, Reply, Responder, Source};
+use crate::audit::{AuditRecord, AuditSender, RequestCtx};
+use crate::domain::{CompiledSnapshot, ErrorCode, Verdict};
+use crate::telemetry::metrics::{Door, Metrics, Outcome};
+use crate::trust::{Client, Operation};
 
 /// The operation's path.
 pub const PATH: &str = "/soap/GeefAdviesInburgeringsplicht-01.00";
@@ -33,154 +35,181 @@ pub async fn post(
     payload: web::Payload,
     state: web::Data<AppState>,
 ) -> HttpResponse {
-    let started = Instant::now();
-    let referte = state.references.next();
-    let span = tracing::info_span!("request", door = "soap", referte = %referte);
-    let (response, server_code) = answer(&state, &request, payload, &referte)
-        .instrument(span)
-        .await;
-    state
-        .metrics
-        .record_soap(&response, server_code, started.elapsed());
-    reply(&request, &referte, response)
+    let (request, state) = (&request, &state);
+    door::open(request, state, Door::Soap, move |referte| async move {
+        answer(state, request, payload, &referte).await
+    })
+    .await
 }
 
-/// The reply, and the code of a refusal the server decided itself (for the metrics).
 async fn answer(
     state: &web::Data<AppState>,
     request: &HttpRequest,
     payload: web::Payload,
     referte: &str,
-) -> (SoapResponse, Option<ErrorCode>) {
-    let body = match read_body(request, payload, &state.limits.body).await {
-        Ok(body) => body,
-        Err(BodyError::TooLarge) => {
-            let message = format!(
-                "the request body is larger than the limit of {} bytes",
-                state.limits.body.bytes
-            );
-            return (soap::client_fault(&message), None);
-        }
-        Err(BodyError::TimedOut) => {
-            return (
-                soap::client_fault(
-                    "the request body did not arrive in time (server.body_timeout_ms, \
-                     server.body_min_bytes_per_second)",
-                ),
-                None,
-            )
-        }
-        Err(BodyError::Broken) => {
-            return (
-                soap::client_fault("the request body could not be read"),
-                None,
-            )
-        }
+) -> Answer {
+    let judged = match read_body(request, payload, &state.limits.body).await {
+        Ok(body) => parse_admit_judge(state, request, body.freeze()).await,
+        Err(error) => Err(body_refused(state, error)),
     };
-    let snapshot = state.store.current();
+    let reply = match judged {
+        Ok(judged) => audit(state, referte, judged).await,
+        Err(refusal) => refusal,
+    };
+    let responder = Responder {
+        service_identificatie: &state.service_identificatie,
+        server_referte: referte,
+    };
+    let body = soap::render(&reply, &responder, Utc::now());
+    let outcome = count(&state.metrics, &reply);
+    Answer {
+        status: StatusCode::from_u16(reply.http_status())
+            .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+        content_type: TEXT_XML,
+        body,
+        outcome,
+    }
+}
+
+/// A request admitted and judged, with what its audit records need.
+struct Judged {
+    client_id: String,
+    envelope: Envelope,
+    snapshot: Arc<CompiledSnapshot>,
+    verdicts: Vec<Verdict>,
+}
+
+/// Parses, admits and judges on a compute thread within the request's time budget: a
+/// pathological body can cost a compute thread at most the budget, never a network thread.
+async fn parse_admit_judge(
+    state: &web::Data<AppState>,
+    request: &HttpRequest,
+    body: web::Bytes,
+) -> Result<Judged, Reply> {
     let peer = request.conn_data::<PeerClient>().cloned();
-    // Parsing and judging run on a compute thread within the request's time budget: a
-    // pathological body can cost a compute thread at most the budget, never a network thread.
+    let snapshot = state.store.current();
     let work = {
         let state = state.clone();
-        let snapshot = snapshot.clone();
-        let referte = referte.to_owned();
         move |deadline| {
-            let call = SoapCall {
-                snapshot: snapshot.as_deref(),
-                limits: &state.limits.xml,
-                server_referte: &referte,
-                service_identificatie: &state.service_identificatie,
+            let envelope = soap::parse(&body, &state.limits.xml, Some(deadline))?;
+            let client = admit(&state, peer.as_ref(), &envelope)?;
+            let Some(snapshot) = snapshot else {
+                return Err(Reply::refused(&envelope.caller, ErrorCode::NotReady));
             };
-            // The hook runs once the context is valid, before any question is answered.
-            let admitted: Cell<Option<&Client>> = Cell::new(None);
-            let response = soap::respond_checked_until(
-                &body,
-                &call,
-                &|caller| {
-                    let client = admit_soap(
-                        &state,
-                        peer.as_ref(),
-                        &caller.identificatie,
-                        &caller.hoedanigheid,
-                    )
-                    .map_err(Denied::code)?;
-                    admitted.set(Some(client));
-                    Ok(())
-                },
-                deadline,
-            );
-            (response, admitted.get().map(|client| client.id.clone()))
-        }
-    };
-    let (response, admitted) = match state.compute.run(Instant::now(), work).await {
-        Ok(done) => done,
-        Err(OverBudget) => {
-            let message = format!(
-                "the request could not be processed within the time budget of {} ms",
-                state.compute.budget.as_millis()
-            );
-            return (soap::server_fault(&message), None);
-        }
-    };
-    let client = admitted.and_then(|id| state.registry.identify_by_id(&id));
-    let call = SoapCall {
-        snapshot: snapshot.as_deref(),
-        limits: &state.limits.xml,
-        server_referte: referte,
-        service_identificatie: &state.service_identificatie,
-    };
-    let (Some(client), Some(caller)) = (client, response.caller.as_ref()) else {
-        // A Fault or a request-level Uitzondering: no question was answered, nothing to audit.
-        return (response, None);
-    };
-    if response.questions.is_empty() {
-        return (response, None);
-    }
-    if !may_ask(client, response.questions.len()) {
-        let code = ErrorCode::NotAuthorised;
-        return (soap::refuse_request(Some(caller), code, &call), Some(code));
-    }
-    if let Some(log) = &state.audit {
-        let now = Utc::now();
-        let (snapshot_id, rule_set) = snapshot
-            .as_deref()
-            .map(|s| (s.meta.snapshot_id.as_str(), s.rules.version.as_str()))
-            .unzip();
-        let records = response
-            .questions
-            .iter()
-            .map(|question| {
-                AuditRecord::from_soap(
-                    now,
-                    referte,
-                    &client.id,
-                    caller,
-                    question,
-                    snapshot_id,
-                    rule_set,
-                )
+            let verdicts = soap::judge(&envelope, &snapshot);
+            Ok(Judged {
+                client_id: client.id.clone(),
+                envelope,
+                snapshot,
+                verdicts,
             })
+        }
+    };
+    match state.compute.run(Instant::now(), work).await {
+        Ok(judged) => judged,
+        Err(OverBudget) => Err(Reply::server_fault(format!(
+            "the request could not be processed within the time budget of {} ms",
+            state.compute.budget.as_millis()
+        ))),
+    }
+}
+
+/// Admission, in this order: who calls, as which sender and capacity, and whether it may ask
+/// this many questions at once ([`admit_soap`], 30010); no more questions than the limit
+/// (30011); the rate limit (30013), so that a refused request takes no token.
+fn admit<'s>(
+    state: &'s AppState,
+    peer: Option<&PeerClient>,
+    envelope: &Envelope,
+) -> Result<&'s Client, Reply> {
+    let caller = &envelope.caller;
+    let refuse = |denied: Denied| Reply::refused(caller, denied.code());
+    let operation = Operation::for_soap(envelope.question_count);
+    let client = admit_soap(
+        state,
+        peer,
+        &caller.identificatie,
+        &caller.hoedanigheid,
+        operation,
+    )
+    .map_err(refuse)?;
+    let max = state.limits.xml.max_questions;
+    if envelope.question_count > max {
+        return Err(Reply::too_many_questions(caller, max));
+    }
+    rate_limit(state, client).map_err(refuse)?;
+    Ok(client)
+}
+
+/// Writes the audit records of the verdicts durably, then gives the answers; a failure
+/// refuses the whole request (30021) and nothing judged is sent.
+async fn audit(state: &AppState, referte: &str, judged: Judged) -> Reply {
+    let Judged {
+        client_id,
+        envelope,
+        snapshot,
+        verdicts,
+    } = judged;
+    // A request without a `Vraag` answered nothing: nothing to audit.
+    if let (Some(log), false) = (&state.audit, verdicts.is_empty()) {
+        let caller = &envelope.caller;
+        let sender = AuditSender {
+            identificatie: caller.identificatie.clone(),
+            referte: caller.referte.clone(),
+            hoedanigheid: caller.hoedanigheid.clone(),
+            gebruiker: caller.gebruiker.clone(),
+        };
+        let ctx = RequestCtx {
+            time: Utc::now(),
+            server_reference: referte,
+            client_id: &client_id,
+            sender: Some(&sender),
+            snapshot_id: Some(&snapshot.meta.snapshot_id),
+            rule_set: Some(&snapshot.rules.version),
+        };
+        let records = verdicts
+            .iter()
+            .map(|verdict| AuditRecord::from_verdict(&ctx, verdict))
             .collect();
         if let Err(error) = log.append(records).await {
             tracing::error!(%error, "audit log unavailable: answer refused with 30021");
-            let code = ErrorCode::AuditUnavailable;
-            return (soap::refuse_request(Some(caller), code, &call), Some(code));
+            return Reply::refused(caller, ErrorCode::AuditUnavailable);
         }
     }
-    (response, None)
+    Reply::answers(&envelope, verdicts, Source::of(&snapshot))
 }
 
-fn reply(request: &HttpRequest, referte: &str, response: SoapResponse) -> HttpResponse {
-    let status =
-        StatusCode::from_u16(response.http_status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    let mut builder = HttpResponse::build(status);
-    builder
-        .insert_header((CONTENT_TYPE, HeaderValue::from_static(TEXT_XML)))
-        .insert_header((REFERTE, referte.to_owned()))
-        .insert_header(("cache-control", "no-store"))
-        .insert_header((REQUEST_ID, request_id(request, referte)));
-    builder.body(response.body)
+/// Counts what the reply says: its questions, or the request-level error; returns the
+/// request's outcome.
+fn count(metrics: &Metrics, reply: &Reply) -> Outcome {
+    match reply {
+        // Every Fault is counted as the caller's, the time budget's `soap:Server` included (as
+        // the SOAP door always has).
+        Reply::Fault { .. } => Outcome::ClientError,
+        Reply::Refused { code, .. } => {
+            metrics.record_request_error(*code);
+            Outcome::for_error(*code)
+        }
+        Reply::Answers { verdicts, .. } => {
+            metrics.record_questions(verdicts);
+            Outcome::Ok
+        }
+    }
+}
+
+/// A body that could not be read: a `soap:Client` Fault.
+fn body_refused(state: &AppState, error: BodyError) -> Reply {
+    match error {
+        BodyError::TooLarge => Reply::client_fault(format!(
+            "the request body is larger than the limit of {} bytes",
+            state.limits.body.bytes
+        )),
+        BodyError::TimedOut => Reply::client_fault(
+            "the request body did not arrive in time (server.body_timeout_ms, \
+             server.body_min_bytes_per_second)",
+        ),
+        BodyError::Broken => Reply::client_fault("the request body could not be read"),
+    }
 }
 
 /// `GET /soap/GeefAdviesInburgeringsplicht-01.00?wsdl`: the WSDL, its `soap:address` set to

@@ -100,7 +100,7 @@ mod tests {
         let a = references.next();
         let b = references.next();
         assert_ne!(a, b);
-        assert!(a.len() <= crate::api::soap::MAX_REFERTE, "{a}");
+        assert!(a.len() <= crate::domain::magda::MAX_REFERTE, "{a}");
         assert_ne!(References::default().next(), a, "instances differ");
     }
 }

@@ -32,7 +32,7 @@ use prometheus::{
     IntGaugeVec, Opts, Registry, TextEncoder,
 };
 
-use crate::domain::{Advice, ErrorCode, ReasonCode, SnapshotMeta};
+use crate::domain::{Advice, ErrorCode, ReasonCode, SnapshotMeta, Verdict};
 
 /// Content type of [`Metrics::render`] (Prometheus text exposition format 0.0.4).
 pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
@@ -436,6 +436,14 @@ impl Metrics {
         }
     }
 
+    /// Counts the judged questions of one request ([`Metrics::record_question`] for each).
+    #[inline]
+    pub fn record_questions(&self, verdicts: &[Verdict]) {
+        for verdict in verdicts {
+            self.record_question(&verdict.outcome);
+        }
+    }
+
     /// Counts a catalogue error that refused a whole request (no question was judged): SOAP
     /// request-level Uitzonderingen, REST refusals of a batch (30011, 30020, 30021, …).
     #[inline]
@@ -449,39 +457,6 @@ impl Metrics {
     pub fn observe_request(&self, door: Door, outcome: Outcome, duration: Duration) {
         self.requests[door as usize][outcome as usize].inc();
         self.durations[door as usize].observe(duration.as_secs_f64());
-    }
-
-    /// Everything the SOAP door has to record for one response from
-    /// [`crate::api::soap::respond`]: each question, the request-level error if any, the
-    /// request and its latency. `request_error` is the code of a refusal the server decided
-    /// itself (30010, 30013, 30021 through `refuse_request`); when `None`, the code of a
-    /// request-level Uitzondering is read from the reply.
-    pub fn record_soap(
-        &self,
-        response: &crate::api::soap::SoapResponse,
-        request_error: Option<ErrorCode>,
-        duration: Duration,
-    ) {
-        for question in &response.questions {
-            self.record_question(&question.outcome);
-        }
-        let outcome = if response.http_status != 200 {
-            // Every Fault the codec writes is the caller's (Client, VersionMismatch,
-            // MustUnderstand); a 5xx the server adds is its own.
-            if response.http_status == 500 && request_error.is_none() {
-                Outcome::ClientError
-            } else {
-                Outcome::ServerError
-            }
-        } else if let Some(code) =
-            request_error.or_else(|| soap_request_error(&response.body, &response.questions))
-        {
-            self.record_request_error(code);
-            Outcome::for_error(code)
-        } else {
-            Outcome::Ok
-        };
-        self.observe_request(Door::Soap, outcome, duration);
     }
 
     // ---- snapshots ----------------------------------------------------------------------------
@@ -604,27 +579,6 @@ impl Encoder for Metrics {
     fn format_type(&self) -> &str {
         CONTENT_TYPE
     }
-}
-
-/// The code of a SOAP reply's request-level Uitzondering, read from the rendered reply: the
-/// codec does not return it as a value. Only replies with HTTP 200 and no judged question can
-/// carry one; there the Uitzondering is rendered after the context, so the last `Identificatie`
-/// element is its code (caller-sent values are escaped and cannot forge an element).
-pub fn soap_request_error(
-    body: &[u8],
-    questions: &[crate::api::soap::QuestionRecord],
-) -> Option<ErrorCode> {
-    if !questions.is_empty() {
-        return None;
-    }
-    const OPEN: &[u8] = b"<Identificatie>";
-    let start = body.windows(OPEN.len()).rposition(|w| w == OPEN)? + OPEN.len();
-    let rest = &body[start..];
-    let end = rest.iter().position(|&b| b == b'<')?;
-    let text = std::str::from_utf8(&rest[..end]).ok()?;
-    ErrorCode::ALL
-        .into_iter()
-        .find(|code| code.as_str() == text)
 }
 
 fn reason_index(reason: ReasonCode) -> usize {
@@ -1046,23 +1000,6 @@ mod tests {
         );
         assert_eq!(sample(&text, "kbi_audit_failures_total"), 1.0);
         assert_eq!(sample(&text, "kbi_tls_handshake_failures_total"), 1.0);
-    }
-
-    #[test]
-    fn soap_request_error_is_read_from_the_last_identificatie() {
-        let body = b"<Afzender><Identificatie>kbi-advice</Identificatie></Afzender>\
-            <Ontvanger><Identificatie>30001</Identificatie></Ontvanger>\
-            <Uitzonderingen><Uitzondering><Identificatie>30012</Identificatie>\
-            <Diagnose>&lt;Identificatie&gt;30001</Diagnose></Uitzondering></Uitzonderingen>";
-        assert_eq!(
-            soap_request_error(body, &[]),
-            Some(ErrorCode::InvalidContext)
-        );
-        assert_eq!(
-            soap_request_error(b"<Identificatie>x</Identificatie>", &[]),
-            None
-        );
-        assert_eq!(soap_request_error(b"", &[]), None);
     }
 
     /// Counts heap allocations of this thread only, so tests running in parallel do not disturb

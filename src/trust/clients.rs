@@ -332,7 +332,7 @@ fn validate(i: usize, raw: ClientToml) -> Result<Client, ClientsError> {
     }
     for (j, a) in raw.afzenders.iter().enumerate() {
         let len = a.chars().count();
-        if len == 0 || len > crate::api::soap::MAX_IDENTIFICATIE || a.trim() != a {
+        if len == 0 || len > crate::domain::magda::MAX_IDENTIFICATIE || a.trim() != a {
             return Err(invalid(
                 &setting(&format!("afzenders[{j}]")),
                 "must be 1–128 characters without surrounding spaces",
@@ -347,7 +347,7 @@ fn validate(i: usize, raw: ClientToml) -> Result<Client, ClientsError> {
     }
     for (j, h) in raw.hoedanigheden.iter().enumerate() {
         let len = h.chars().count();
-        if len == 0 || len > crate::api::soap::MAX_HOEDANIGHEID || h.trim() != h {
+        if len == 0 || len > crate::domain::magda::MAX_HOEDANIGHEID || h.trim() != h {
             return Err(invalid(
                 &setting(&format!("hoedanigheden[{j}]")),
                 "must be 1–32 characters without surrounding spaces",

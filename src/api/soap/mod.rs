@@ -1,28 +1,29 @@
-//! The SOAP door (MAGDA conventions): `GeefAdviesInburgeringsplicht` 01.00.0000.
+//! The SOAP door's wire format (MAGDA conventions): `GeefAdviesInburgeringsplicht` 01.00.0000.
 //!
-//! CONTRACT (fixed so that the SOAP codec and the HTTP server can be built side by side):
-//! the server calls [`respond`] with the raw request body and gets back the HTTP status, the
-//! rendered body and one [`QuestionRecord`] per question (for the audit log and metrics), and
-//! serves [`wsdl_document`] at `?wsdl`. Everything SOAP-specific stays behind these two
-//! functions.
+//! Three steps, each a plain function, as the server's door calls them:
+//! - [`parse`] reads the body in one streaming pass ([`parse::parse_until`]) and checks the
+//!   request context: the [`Envelope`] (the caller's context and the questions as sent), or the
+//!   [`Reply`] that ends the request there (a Fault for anything structural, request-level
+//!   Uitzondering 30012 for the context);
+//! - [`judge`] answers each question against a snapshot into a door-neutral [`Verdict`]
+//!   (question-level Uitzonderingen 30012 for its Referte, 30001, 30002, 30003, 30004);
+//! - [`render`] writes a [`Reply`] into one buffer.
 //!
-//! Inside: [`parse`] reads the body in one streaming pass (hostile input → Fault), this module
-//! judges the values (request-level and question-level Uitzonderingen) and asks the core, and
-//! [`render`] writes the reply into one buffer. `docs/soap.md` documents the choices.
-//!
-//! Order of judgement, first match wins: a Fault for anything structural
-//! ([`parse::FaultReason`]); then request-level Uitzonderingen: 30012 (context), the caller's
-//! authorisation hook ([`respond_checked`], 30010), 30011 (too many questions), 30020 (no
-//! snapshot); then each question on its own: 30012 (its Referte), 30001, 30002, 30003, 30004.
+//! Between them the server admits the caller (30010, 30011, 30013) and writes the audit log
+//! (30021): refusals are decided before anything is judged. [`respond`] chains the three steps
+//! without a server (tests, benches, fuzzing). `docs/soap.md` documents the choices.
 
 pub mod parse;
 pub mod render;
 mod time;
 pub mod wsdl;
 
+use std::time::Instant;
+
 use chrono::{DateTime, NaiveDate, NaiveTime, Utc};
 
-use crate::domain::{Advice, CompiledSnapshot, ErrorCode, Insz, Question};
+pub use crate::domain::magda::{MAX_GEBRUIKER, MAX_HOEDANIGHEID, MAX_IDENTIFICATIE, MAX_REFERTE};
+use crate::domain::{CompiledSnapshot, ErrorCode, Insz, Question, Verdict};
 use parse::{RawContext, RawQuestion, Value};
 use render::{Ontvanger, ReplyHead, XmlOut};
 
@@ -56,7 +57,7 @@ impl Default for XmlLimits {
     }
 }
 
-/// What the server knows of the call.
+/// What the server knows of the call, for [`respond`].
 #[derive(Debug, Clone, Copy)]
 pub struct SoapCall<'a> {
     /// The snapshot to answer from; `None` while none is loaded (30020).
@@ -67,19 +68,6 @@ pub struct SoapCall<'a> {
     pub server_referte: &'a str,
     /// This service's own `Afzender/Identificatie` in replies.
     pub service_identificatie: &'a str,
-}
-
-/// The outcome of one `Vraag`, for the audit log and metrics (never rendered as such).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct QuestionRecord {
-    /// The question's `Referte`.
-    pub referte: String,
-    /// The INSZ if it parsed.
-    pub insz: Option<Insz>,
-    /// The advice, or the code of the question's Uitzondering.
-    pub outcome: Result<Advice, ErrorCode>,
-    /// Whether the INSZ was in the snapshot, when the question reached the index.
-    pub found: Option<bool>,
 }
 
 /// The caller's context as sent (echoed in `Ontvanger`; audited).
@@ -95,71 +83,294 @@ pub struct CallerContext {
     pub gebruiker: Option<String>,
 }
 
-/// A rendered SOAP response.
+/// A request whose envelope and context are valid: who asks, and what.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Envelope {
+    /// The caller's context (every value present and within its MAGDA length).
+    pub caller: CallerContext,
+    /// The first [`XmlLimits::max_questions`] questions, in document order.
+    pub questions: Vec<RawQuestion>,
+    /// How many `Vraag` the request held (may exceed `questions.len()`: then 30011).
+    pub question_count: usize,
+}
+
+/// What the snapshot an answer rests on says of itself (`Bron`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Source {
+    pub snapshot_id: String,
+    pub extracted_at: DateTime<Utc>,
+    pub rule_set: String,
+}
+
+impl Source {
+    pub fn of(snapshot: &CompiledSnapshot) -> Source {
+        Source {
+            snapshot_id: snapshot.meta.snapshot_id.clone(),
+            extracted_at: snapshot.meta.extracted_at,
+            rule_set: snapshot.rules.version.clone(),
+        }
+    }
+}
+
+/// The caller's context values echoed in `Ontvanger`: only those that are valid, so the reply
+/// stays within the schema whatever was sent.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Recipient {
+    pub identificatie: Option<String>,
+    pub referte: Option<String>,
+    pub hoedanigheid: Option<String>,
+}
+
+impl Recipient {
+    fn of(caller: &CallerContext) -> Recipient {
+        let valid = |text: &str, max| checked(text, max).map(str::to_owned);
+        Recipient {
+            identificatie: valid(&caller.identificatie, MAX_IDENTIFICATIE),
+            referte: valid(&caller.referte, MAX_REFERTE),
+            hoedanigheid: valid(&caller.hoedanigheid, MAX_HOEDANIGHEID),
+        }
+    }
+
+    fn as_ontvanger(&self) -> Ontvanger<'_> {
+        Ontvanger {
+            identificatie: self.identificatie.as_deref(),
+            referte: self.referte.as_deref(),
+            hoedanigheid: self.hoedanigheid.as_deref(),
+        }
+    }
+}
+
+/// What is sent back, before it is rendered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reply {
+    /// A SOAP 1.1 Fault (HTTP 500): `faultcode` (`soap:Client`, `soap:Server`, …) and a message
+    /// that never holds request data.
+    Fault {
+        faultcode: &'static str,
+        faultstring: String,
+    },
+    /// A reply (HTTP 200) with one request-level Uitzondering: no question was answered.
+    Refused {
+        recipient: Recipient,
+        code: ErrorCode,
+        diagnose: String,
+    },
+    /// A reply (HTTP 200) with one `Antwoord` per question, in order.
+    Answers {
+        recipient: Recipient,
+        verdicts: Vec<Verdict>,
+        /// Boxed: a reply is passed by value through every step, and a refusal should not carry
+        /// the size of an answer.
+        source: Box<Source>,
+    },
+}
+
+impl Reply {
+    /// A `soap:Client` Fault for requests the server refuses before parsing, such as a body over
+    /// the size limit. `message` must not contain request data.
+    pub fn client_fault(message: impl Into<String>) -> Reply {
+        Reply::Fault {
+            faultcode: "soap:Client",
+            faultstring: message.into(),
+        }
+    }
+
+    /// A `soap:Server` Fault: the server could not process the request (its time budget ran
+    /// out); the message may be fine and may be sent again. `message` must not contain request
+    /// data.
+    pub fn server_fault(message: impl Into<String>) -> Reply {
+        Reply::Fault {
+            faultcode: "soap:Server",
+            faultstring: message.into(),
+        }
+    }
+
+    /// The request-level Uitzondering `code` (with its catalogue diagnosis) for `caller`, whose
+    /// valid values are echoed in `Ontvanger`.
+    pub fn refused(caller: &CallerContext, code: ErrorCode) -> Reply {
+        Reply::refused_because(caller, code, code.diagnose_nl().to_owned())
+    }
+
+    /// 30011: more than `max` questions.
+    pub fn too_many_questions(caller: &CallerContext, max: usize) -> Reply {
+        let code = ErrorCode::TooManyQuestions;
+        let diagnose = format!("{} (maximum {max})", code.diagnose_nl());
+        Reply::refused_because(caller, code, diagnose)
+    }
+
+    fn refused_because(caller: &CallerContext, code: ErrorCode, diagnose: String) -> Reply {
+        Reply::Refused {
+            recipient: Recipient::of(caller),
+            code,
+            diagnose,
+        }
+    }
+
+    /// The answers to `envelope`'s questions.
+    pub fn answers(envelope: &Envelope, verdicts: Vec<Verdict>, source: Source) -> Reply {
+        Reply::Answers {
+            recipient: Recipient::of(&envelope.caller),
+            verdicts,
+            source: Box::new(source),
+        }
+    }
+
+    /// 200 for replies (also those with Uitzonderingen), 500 for SOAP Faults.
+    pub fn http_status(&self) -> u16 {
+        match self {
+            Reply::Fault { .. } => 500,
+            Reply::Refused { .. } | Reply::Answers { .. } => 200,
+        }
+    }
+
+    /// The judged questions (empty for Faults and request-level Uitzonderingen).
+    pub fn verdicts(&self) -> &[Verdict] {
+        match self {
+            Reply::Answers { verdicts, .. } => verdicts,
+            Reply::Fault { .. } | Reply::Refused { .. } => &[],
+        }
+    }
+}
+
+/// Step 1: the body's envelope, or the reply that ends the request here: a Fault for anything
+/// structural ([`parse::FaultReason`], including a parse past `deadline`), request-level
+/// Uitzondering 30012 for an invalid context. Never panics on any input.
+pub fn parse(
+    body: &[u8],
+    limits: &XmlLimits,
+    deadline: Option<Instant>,
+) -> Result<Envelope, Reply> {
+    let request = parse::parse_until(body, limits, deadline).map_err(|reason| Reply::Fault {
+        faultcode: reason.faultcode(),
+        faultstring: reason.to_string(),
+    })?;
+    let context = &request.context;
+    if let Err(detail) = check_context(context) {
+        let code = ErrorCode::InvalidContext;
+        return Err(Reply::Refused {
+            recipient: recipient(context),
+            code,
+            diagnose: format!("{}: {detail}", code.diagnose_nl()),
+        });
+    }
+    Ok(Envelope {
+        caller: caller_context(context),
+        questions: request.questions,
+        question_count: request.question_count,
+    })
+}
+
+/// Step 2: each question of `envelope` judged against `snapshot`, in order.
+pub fn judge(envelope: &Envelope, snapshot: &CompiledSnapshot) -> Vec<Verdict> {
+    envelope
+        .questions
+        .iter()
+        .map(|question| judge_question(question, snapshot))
+        .collect()
+}
+
+/// Who answers: this service's `Afzender` in every reply.
+#[derive(Debug, Clone, Copy)]
+pub struct Responder<'a> {
+    /// This service's own `Afzender/Identificatie`.
+    pub service_identificatie: &'a str,
+    /// This reply's unique server reference (1–36 characters), also sent as a header.
+    pub server_referte: &'a str,
+}
+
+impl<'a> SoapCall<'a> {
+    pub fn responder(&self) -> Responder<'a> {
+        Responder {
+            service_identificatie: self.service_identificatie,
+            server_referte: self.server_referte,
+        }
+    }
+}
+
+/// Step 3: the reply as bytes (UTF-8, `text/xml`), with `now` as its `Tijdstip`.
+pub fn render(reply: &Reply, responder: &Responder<'_>, now: DateTime<Utc>) -> Vec<u8> {
+    match reply {
+        Reply::Fault {
+            faultcode,
+            faultstring,
+        } => render::fault(faultcode, faultstring),
+        Reply::Refused {
+            recipient,
+            code,
+            diagnose,
+        } => {
+            let mut out = XmlOut::for_answers(0);
+            render::begin_reply(&mut out, &head(responder, now, recipient.as_ontvanger()));
+            render::uitzonderingen(&mut out, *code, diagnose);
+            render::end_reply(&mut out);
+            out.into_bytes()
+        }
+        Reply::Answers {
+            recipient,
+            verdicts,
+            source,
+        } => {
+            let bron = render::bron(&source.snapshot_id, &source.extracted_at, &source.rule_set);
+            let mut out = XmlOut::for_answers(verdicts.len());
+            render::begin_reply(&mut out, &head(responder, now, recipient.as_ontvanger()));
+            render::begin_answers(&mut out);
+            for verdict in verdicts {
+                render_answer(&mut out, verdict, &bron);
+            }
+            render::end_answers(&mut out);
+            render::end_reply(&mut out);
+            out.into_bytes()
+        }
+    }
+}
+
+/// What [`respond`] gives: the rendered reply, and what the server would audit and count.
 #[derive(Debug, Clone)]
 pub struct SoapResponse {
     /// 200 for replies (also those with Uitzonderingen), 500 for SOAP Faults.
     pub http_status: u16,
     /// The SOAP envelope (UTF-8, `text/xml`).
     pub body: Vec<u8>,
-    /// The caller's context, when the envelope got that far.
+    /// The caller's context, when the request's context was valid.
     pub caller: Option<CallerContext>,
-    /// One record per `Vraag` that was judged, in order; empty for Faults and for request-level
-    /// Uitzonderingen (then no question was answered).
-    pub questions: Vec<QuestionRecord>,
+    /// One verdict per `Vraag`, in order; empty for Faults and request-level Uitzonderingen.
+    pub questions: Vec<Verdict>,
 }
 
-/// Parses, answers and renders one SOAP request. Never panics on any input.
+/// The codec on its own, without a server: [`parse`], the number of questions (30011), the
+/// snapshot (30020), [`judge`] and [`render`] of one request, with `now` as the reply's
+/// `Tijdstip`. The server's door puts the caller's admission and the audit log between these
+/// steps; tests, benches and the fuzzer use this.
+pub fn respond_at(body: &[u8], call: &SoapCall<'_>, now: DateTime<Utc>) -> SoapResponse {
+    let (reply, caller) = match parse(body, call.limits, None) {
+        Ok(envelope) => (codec_reply(&envelope, call), Some(envelope.caller)),
+        Err(reply) => (reply, None),
+    };
+    SoapResponse {
+        http_status: reply.http_status(),
+        body: render(&reply, &call.responder(), now),
+        caller,
+        questions: match reply {
+            Reply::Answers { verdicts, .. } => verdicts,
+            Reply::Fault { .. } | Reply::Refused { .. } => Vec::new(),
+        },
+    }
+}
+
+/// [`respond_at`] now.
 pub fn respond(body: &[u8], call: &SoapCall<'_>) -> SoapResponse {
     respond_at(body, call, Utc::now())
 }
 
-/// [`respond`] with the reply's `Tijdstip` taken from `now` (tests and benches: stable bytes).
-pub fn respond_at(body: &[u8], call: &SoapCall<'_>, now: DateTime<Utc>) -> SoapResponse {
-    answer(body, call, now, &|_| Ok(()), None)
-}
-
-/// [`respond`] with an authorisation hook: `authorise` sees the validated caller context before
-/// any question is answered, and an `Err(code)` (30010 for a sender that does not belong to the
-/// client, 30013 for a rate limit) becomes the request-level Uitzondering of the reply.
-pub fn respond_checked(
-    body: &[u8],
-    call: &SoapCall<'_>,
-    authorise: &dyn Fn(&CallerContext) -> Result<(), ErrorCode>,
-) -> SoapResponse {
-    answer(body, call, Utc::now(), authorise, None)
-}
-
-/// [`respond_checked`] within a time budget: past `deadline` the parse stops and the reply is a
-/// `soap:Server` Fault (the server's budget ran out; nothing was answered).
-pub fn respond_checked_until(
-    body: &[u8],
-    call: &SoapCall<'_>,
-    authorise: &dyn Fn(&CallerContext) -> Result<(), ErrorCode>,
-    deadline: std::time::Instant,
-) -> SoapResponse {
-    answer(body, call, Utc::now(), authorise, Some(deadline))
-}
-
-/// A reply (HTTP 200) with only a request-level Uitzondering `code`, for refusals the server
-/// decides after [`respond`] (30021 when the audit log cannot be written, 30010, 30013). The
-/// caller's valid context values are echoed in `Ontvanger`; `questions` is empty.
-pub fn refuse_request(
-    caller: Option<&CallerContext>,
-    code: ErrorCode,
-    call: &SoapCall<'_>,
-) -> SoapResponse {
-    let ontvanger = caller.map_or_else(Ontvanger::default, |caller| Ontvanger {
-        identificatie: checked(&caller.identificatie, MAX_IDENTIFICATIE),
-        referte: checked(&caller.referte, MAX_REFERTE),
-        hoedanigheid: checked(&caller.hoedanigheid, MAX_HOEDANIGHEID),
-    });
-    request_level(
-        &head(call, Utc::now(), ontvanger),
-        caller.cloned(),
-        code,
-        code.diagnose_nl(),
-    )
+fn codec_reply(envelope: &Envelope, call: &SoapCall<'_>) -> Reply {
+    if envelope.question_count > call.limits.max_questions {
+        return Reply::too_many_questions(&envelope.caller, call.limits.max_questions);
+    }
+    let Some(snapshot) = call.snapshot else {
+        return Reply::refused(&envelope.caller, ErrorCode::NotReady);
+    };
+    let verdicts = judge(envelope, snapshot);
+    Reply::answers(envelope, verdicts, Source::of(snapshot))
 }
 
 /// The WSDL with its `soap:address` set to `endpoint` (the URL the caller used).
@@ -167,110 +378,8 @@ pub fn wsdl_document(endpoint: &str) -> String {
     wsdl::document(endpoint)
 }
 
-/// A SOAP 1.1 `Client` Fault (HTTP 500) for requests the server refuses before parsing, such as
-/// a body over the size limit. `message` must not contain request data.
-pub fn client_fault(message: &str) -> SoapResponse {
-    SoapResponse {
-        http_status: 500,
-        body: render::fault("soap:Client", message),
-        caller: None,
-        questions: Vec::new(),
-    }
-}
-
-/// A SOAP 1.1 `Server` Fault (HTTP 500): the server could not process the request (its time
-/// budget ran out); the message may be fine and may be sent again. `message` must not contain
-/// request data.
-pub fn server_fault(message: &str) -> SoapResponse {
-    SoapResponse {
-        http_status: 500,
-        body: render::fault("soap:Server", message),
-        caller: None,
-        questions: Vec::new(),
-    }
-}
-
-/// Longest `Referte` (sender's and question's), as MAGDA fixes it.
-pub const MAX_REFERTE: usize = 36;
-/// Longest `Afzender/Identificatie` accepted.
-pub const MAX_IDENTIFICATIE: usize = 128;
-/// Longest `Afzender/Hoedanigheid` accepted.
-pub const MAX_HOEDANIGHEID: usize = 32;
-/// Longest `Afzender/Gebruiker` accepted.
-pub const MAX_GEBRUIKER: usize = 128;
-
-fn answer(
-    body: &[u8],
-    call: &SoapCall<'_>,
-    now: DateTime<Utc>,
-    authorise: &dyn Fn(&CallerContext) -> Result<(), ErrorCode>,
-    deadline: Option<std::time::Instant>,
-) -> SoapResponse {
-    let request = match parse::parse_until(body, call.limits, deadline) {
-        Ok(request) => request,
-        Err(reason) => {
-            return SoapResponse {
-                http_status: 500,
-                body: render::fault(reason.faultcode(), &reason.to_string()),
-                caller: None,
-                questions: Vec::new(),
-            }
-        }
-    };
-    let context = &request.context;
-    let caller = caller_context(context);
-    let head = head(call, now, ontvanger(context));
-
-    if let Err(detail) = check_context(context) {
-        let diagnose = format!("{}: {detail}", ErrorCode::InvalidContext.diagnose_nl());
-        return request_level(&head, Some(caller), ErrorCode::InvalidContext, &diagnose);
-    }
-    if let Err(code) = authorise(&caller) {
-        return request_level(&head, Some(caller), code, code.diagnose_nl());
-    }
-    if request.question_count > call.limits.max_questions {
-        let code = ErrorCode::TooManyQuestions;
-        let diagnose = format!(
-            "{} (maximum {})",
-            code.diagnose_nl(),
-            call.limits.max_questions
-        );
-        return request_level(&head, Some(caller), code, &diagnose);
-    }
-    let Some(snapshot) = call.snapshot else {
-        let code = ErrorCode::NotReady;
-        return request_level(&head, Some(caller), code, code.diagnose_nl());
-    };
-
-    let bron = render::bron(
-        &snapshot.meta.snapshot_id,
-        &snapshot.meta.extracted_at,
-        &snapshot.rules.version,
-    );
-    let mut out = XmlOut::for_answers(request.questions.len());
-    render::begin_reply(&mut out, &head);
-    render::begin_answers(&mut out);
-    let mut records = Vec::with_capacity(request.questions.len());
-    for raw in &request.questions {
-        records.push(answer_question(&mut out, raw, snapshot, &bron));
-    }
-    render::end_answers(&mut out);
-    render::end_reply(&mut out);
-    SoapResponse {
-        http_status: 200,
-        body: out.into_bytes(),
-        caller: Some(caller),
-        questions: records,
-    }
-}
-
-/// Judges, answers and renders one `Vraag`; the returned record is for the audit log.
-fn answer_question(
-    out: &mut XmlOut,
-    raw: &RawQuestion,
-    snapshot: &CompiledSnapshot,
-    bron: &[u8],
-) -> QuestionRecord {
+/// One `Vraag` judged.
+fn judge_question(raw: &RawQuestion, snapshot: &CompiledSnapshot) -> Verdict {
     // A truncated value was longer than any valid one: it stands in as a text that no parser
     // accepts, so the usual code (30001/30002) follows.
     fn arg(value: &Option<Value>) -> Option<&str> {
@@ -283,23 +392,12 @@ fn answer_question(
         })
     }
     let insz_text = arg(&raw.insz).unwrap_or("");
-    let referte = raw.referte.as_ref().and_then(|r| r.within(MAX_REFERTE));
-    let Some(referte) = referte else {
+    let Some(referte) = raw.referte.as_ref().and_then(|r| r.within(MAX_REFERTE)) else {
         // The Referte is how the caller files the answer; without a valid one the question is
         // not answered, but it keeps its place so the others still line up.
-        let code = ErrorCode::InvalidContext;
-        let diagnose = format!(
-            "{}: Referte van de vraag ontbreekt of is langer dan {MAX_REFERTE} tekens",
-            code.diagnose_nl()
-        );
-        render::answer_error(out, None, code, &diagnose);
-        return QuestionRecord {
-            referte: String::new(),
-            insz: Insz::parse(insz_text).ok(),
-            outcome: Err(code),
-            found: None,
-        };
+        return Verdict::refused(None, Insz::parse(insz_text).ok(), ErrorCode::InvalidContext);
     };
+    let referte = Some(referte.to_owned());
     let outcome = Question::parse(insz_text, arg(&raw.referentiedatum), arg(&raw.premiejaar))
         .map_err(|code| (code, None))
         .and_then(|question| {
@@ -308,52 +406,42 @@ fn answer_question(
                 .map_err(|refusal| (refusal.code, refusal.found))
         });
     match outcome {
-        Ok(advice) => {
-            render::answer_advice(out, Some(referte), &advice, bron);
-            QuestionRecord {
-                referte: referte.to_string(),
-                insz: Some(advice.insz),
-                outcome: Ok(advice),
-                found: Some(advice.found),
-            }
-        }
-        Err((code, found)) => {
-            render::answer_error(out, Some(referte), code, code.diagnose_nl());
-            QuestionRecord {
-                referte: referte.to_string(),
-                insz: Insz::parse(insz_text).ok(),
-                outcome: Err(code),
-                found,
-            }
+        Ok(advice) => Verdict::advised(referte, advice),
+        // The SOAP audit record has no reference date for a refused question.
+        Err((code, found)) => Verdict {
+            found,
+            ..Verdict::refused(referte, Insz::parse(insz_text).ok(), code)
+        },
+    }
+}
+
+/// One `Antwoord`: the advice, or the question's Uitzondering.
+fn render_answer(out: &mut XmlOut, verdict: &Verdict, bron: &[u8]) {
+    let referte = verdict.referte.as_deref();
+    match (&verdict.outcome, referte) {
+        (Ok(advice), _) => render::answer_advice(out, referte, advice, bron),
+        (Err(code), Some(_)) => render::answer_error(out, referte, *code, code.diagnose_nl()),
+        // Only a question without a valid Referte is refused without one (see `judge_question`).
+        (Err(code), None) => {
+            let diagnose = format!(
+                "{}: Referte van de vraag ontbreekt of is langer dan {MAX_REFERTE} tekens",
+                code.diagnose_nl()
+            );
+            render::answer_error(out, None, *code, &diagnose);
         }
     }
 }
 
-/// A reply whose only content is one request-level Uitzondering.
-fn request_level(
-    head: &ReplyHead<'_>,
-    caller: Option<CallerContext>,
-    code: ErrorCode,
-    diagnose: &str,
-) -> SoapResponse {
-    let mut out = XmlOut::for_answers(0);
-    render::begin_reply(&mut out, head);
-    render::uitzonderingen(&mut out, code, diagnose);
-    render::end_reply(&mut out);
-    SoapResponse {
-        http_status: 200,
-        body: out.into_bytes(),
-        caller,
-        questions: Vec::new(),
-    }
-}
-
-fn head<'a>(call: &SoapCall<'a>, now: DateTime<Utc>, ontvanger: Ontvanger<'a>) -> ReplyHead<'a> {
+fn head<'a>(
+    responder: &Responder<'a>,
+    now: DateTime<Utc>,
+    ontvanger: Ontvanger<'a>,
+) -> ReplyHead<'a> {
     // The schema requires both; the server is meant to pass valid ones, but a reply must stay
     // valid even if it does not.
     let service_identificatie =
-        checked(call.service_identificatie, MAX_IDENTIFICATIE).unwrap_or("kbi-advice");
-    let server_referte = checked(call.server_referte, MAX_REFERTE).unwrap_or("-");
+        checked(responder.service_identificatie, MAX_IDENTIFICATIE).unwrap_or("kbi-advice");
+    let server_referte = checked(responder.server_referte, MAX_REFERTE).unwrap_or("-");
     ReplyHead {
         now,
         service_identificatie,
@@ -377,13 +465,15 @@ fn caller_context(context: &RawContext) -> CallerContext {
     }
 }
 
-/// The caller's values echoed in `Ontvanger`: only those that are valid, so the reply stays
-/// within the schema whatever was sent.
-fn ontvanger(context: &RawContext) -> Ontvanger<'_> {
-    fn valid(value: &Option<Value>, max: usize) -> Option<&str> {
-        value.as_ref().and_then(|v| v.within(max))
+/// The valid values of a context that was refused (30012), echoed in `Ontvanger`.
+fn recipient(context: &RawContext) -> Recipient {
+    fn valid(value: &Option<Value>, max: usize) -> Option<String> {
+        value
+            .as_ref()
+            .and_then(|v| v.within(max))
+            .map(str::to_owned)
     }
-    Ontvanger {
+    Recipient {
         identificatie: valid(&context.identificatie, MAX_IDENTIFICATIE),
         referte: valid(&context.referte, MAX_REFERTE),
         hoedanigheid: valid(&context.hoedanigheid, MAX_HOEDANIGHEID),
@@ -474,9 +564,13 @@ mod tests {
 
     #[test]
     fn client_fault_is_a_soap_client_fault_with_escaped_text() {
-        let response = client_fault("body larger than 1 MiB & refused");
-        assert_eq!(response.http_status, 500);
-        let body = String::from_utf8(response.body).unwrap();
+        let reply = Reply::client_fault("body larger than 1 MiB & refused");
+        assert_eq!(reply.http_status(), 500);
+        let responder = Responder {
+            service_identificatie: "kbi-advice",
+            server_referte: "r",
+        };
+        let body = String::from_utf8(render(&reply, &responder, Utc::now())).unwrap();
         assert!(body.contains("<faultcode>soap:Client</faultcode>"));
         assert!(body.contains("<faultstring>body larger than 1 MiB &amp; refused</faultstring>"));
     }

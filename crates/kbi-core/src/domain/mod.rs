@@ -8,7 +8,9 @@
 //! - [`decision`]: the decision procedure as a replay of the events (the reference);
 //! - [`timeline`] and [`index`]: the compiled form that answers in a lookup;
 //! - [`advice`]: the question, the minimal answer and the refusals;
-//! - [`reason`]: reason codes and the exception catalogue.
+//! - [`reason`]: reason codes and the exception catalogue;
+//! - [`verdict`]: one judged question, as every door, the audit log and the metrics see it;
+//! - [`magda`]: the lengths MAGDA fixes for context values.
 
 pub mod advice;
 pub mod day;
@@ -17,9 +19,11 @@ pub mod event;
 pub mod facts;
 pub mod index;
 pub mod insz;
+pub mod magda;
 pub mod reason;
 pub mod rules;
 pub mod timeline;
+pub mod verdict;
 
 pub use advice::{Advice, CompiledSnapshot, Question, Reference, Refusal, SnapshotMeta};
 pub use decision::{History, Status};
@@ -29,3 +33,4 @@ pub use index::{PersonIndex, PersonIndexBuilder};
 pub use insz::{Insz, InszError};
 pub use reason::{ErrorCode, ReasonCode};
 pub use rules::RuleSet;
+pub use verdict::Verdict;

@@ -1,0 +1,266 @@
+//! The REST door's wire format: the single question's path and query, the batch body
+//! (`{"questions": [...]}`, read loosely so that a member of the wrong type fails only its own
+//! question), and the JSON answers. The HTTP side is `service::rest`.
+
+use std::borrow::Cow;
+use std::fmt;
+
+use serde::de::{Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde::{Deserialize, Serialize};
+
+use super::json::{AnswerJson, Problem, SourceJson};
+use crate::domain::{Advice, CompiledSnapshot, ErrorCode, Insz, Question, Reference, Verdict};
+
+/// One question as sent: its members read loosely (see [`Loose`]).
+#[derive(Debug, Default, Deserialize)]
+pub struct RestQuestion<'a> {
+    #[serde(borrow, default)]
+    insz: Loose<'a>,
+    #[serde(borrow, default)]
+    date: Loose<'a>,
+    #[serde(borrow, default)]
+    premium_year: Loose<'a>,
+}
+
+/// `?date=` or `?premium_year=` of the single-question door.
+#[derive(Debug, Default, Deserialize)]
+struct SingleQuery {
+    date: Option<String>,
+    premium_year: Option<String>,
+}
+
+/// The question of `GET /v1/integration-obligation/{insz}?{query}`. A repeated or undecodable
+/// parameter is a malformed reference (30002), checked after the INSZ as in every door.
+pub fn single_question<'a>(insz: &'a str, query: &str) -> RestQuestion<'a> {
+    let text = |value: Option<String>| value.map_or(Loose::Absent, |v| Loose::Text(Cow::Owned(v)));
+    match serde_urlencoded::from_str::<SingleQuery>(query) {
+        Ok(query) => RestQuestion {
+            insz: Loose::Text(Cow::Borrowed(insz)),
+            date: text(query.date),
+            premium_year: text(query.premium_year),
+        },
+        Err(_) => RestQuestion {
+            insz: Loose::Text(Cow::Borrowed(insz)),
+            date: Loose::Other,
+            premium_year: Loose::Absent,
+        },
+    }
+}
+
+/// The batch body: `{"questions": [...]}`. Other members are ignored.
+#[derive(Deserialize)]
+struct BatchRequest<'a> {
+    #[serde(borrow)]
+    questions: Option<Vec<ObjectOnly<RestQuestion<'a>>>>,
+}
+
+/// A value that must be a JSON object: serde's derived structs would also take an array
+/// (members by position), which the documented shape does not allow.
+struct ObjectOnly<T>(T);
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for ObjectOnly<T> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct ObjectVisitor<T>(std::marker::PhantomData<T>);
+        impl<'de, T: Deserialize<'de>> Visitor<'de> for ObjectVisitor<T> {
+            type Value = ObjectOnly<T>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
+                T::deserialize(serde::de::value::MapAccessDeserializer::new(map)).map(ObjectOnly)
+            }
+        }
+        deserializer.deserialize_map(ObjectVisitor(std::marker::PhantomData))
+    }
+}
+
+/// A JSON value as a question member: text, a whole number, absent/null, or anything else.
+#[derive(Debug, Default)]
+enum Loose<'a> {
+    #[default]
+    Absent,
+    Text(Cow<'a, str>),
+    Integer(i64),
+    Other,
+}
+
+impl Loose<'_> {
+    /// The member as text for the core's parser; `Err` when its type can never be valid.
+    fn text(&self, integer_allowed: bool) -> Result<Option<Cow<'_, str>>, ()> {
+        match self {
+            Loose::Absent => Ok(None),
+            Loose::Text(text) => Ok(Some(Cow::Borrowed(text))),
+            Loose::Integer(n) if integer_allowed => Ok(Some(Cow::Owned(n.to_string()))),
+            Loose::Integer(_) | Loose::Other => Err(()),
+        }
+    }
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for Loose<'a> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct LooseVisitor;
+        impl<'de> Visitor<'de> for LooseVisitor {
+            type Value = Loose<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("any JSON value")
+            }
+            fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Self::Value, E> {
+                Ok(Loose::Text(Cow::Borrowed(v)))
+            }
+            fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
+                Ok(Loose::Text(Cow::Owned(v.to_owned())))
+            }
+            fn visit_string<E>(self, v: String) -> Result<Self::Value, E> {
+                Ok(Loose::Text(Cow::Owned(v)))
+            }
+            fn visit_i64<E>(self, v: i64) -> Result<Self::Value, E> {
+                Ok(Loose::Integer(v))
+            }
+            fn visit_u64<E>(self, v: u64) -> Result<Self::Value, E> {
+                Ok(i64::try_from(v).map_or(Loose::Other, Loose::Integer))
+            }
+            fn visit_f64<E>(self, _: f64) -> Result<Self::Value, E> {
+                Ok(Loose::Other)
+            }
+            fn visit_bool<E>(self, _: bool) -> Result<Self::Value, E> {
+                Ok(Loose::Other)
+            }
+            fn visit_unit<E>(self) -> Result<Self::Value, E> {
+                Ok(Loose::Absent)
+            }
+            fn visit_none<E>(self) -> Result<Self::Value, E> {
+                Ok(Loose::Absent)
+            }
+            fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+                d.deserialize_any(self)
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+                while seq.next_element::<IgnoredAny>()?.is_some() {}
+                Ok(Loose::Other)
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+                while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+                Ok(Loose::Other)
+            }
+        }
+        deserializer.deserialize_any(LooseVisitor)
+    }
+}
+
+/// Decodes a batch body into its questions, checking the count against `max`.
+pub fn parse_batch(body: &[u8], max: usize) -> Result<Vec<RestQuestion<'_>>, Problem> {
+    let parsed: BatchRequest = match serde_json::from_slice(body) {
+        Ok(parsed) => parsed,
+        // The parser's own message may quote the body (an INSZ): only its position is given.
+        Err(error) => {
+            let what = if error.is_syntax() || error.is_eof() {
+                "the body is not valid JSON"
+            } else {
+                "the body is not a JSON object of the form {\"questions\": [...]}"
+            };
+            return Err(Problem::new(
+                ErrorCode::InvalidContext,
+                format!("{what} (line {}, column {})", error.line(), error.column()),
+            ));
+        }
+    };
+    let Some(questions) = parsed.questions else {
+        return Err(Problem::new(
+            ErrorCode::InvalidContext,
+            "the body has no `questions` array",
+        ));
+    };
+    if questions.is_empty() {
+        return Err(Problem::new(
+            ErrorCode::InvalidContext,
+            format!("`questions` must hold 1 to {max} questions"),
+        ));
+    }
+    if questions.len() > max {
+        return Err(Problem::new(
+            ErrorCode::TooManyQuestions,
+            format!("{} questions in one batch; at most {max}", questions.len()),
+        ));
+    }
+    Ok(questions.into_iter().map(|ObjectOnly(q)| q).collect())
+}
+
+/// One question, in the order of every door: 30001, 30002, then the snapshot's own.
+pub fn judge(snapshot: &CompiledSnapshot, question: &RestQuestion<'_>) -> Verdict {
+    let parsed = match question.insz.text(false) {
+        Ok(Some(text)) => Insz::parse(&text).ok(),
+        _ => None,
+    };
+    let Some(insz) = parsed else {
+        return Verdict::refused(None, None, ErrorCode::InvalidInsz);
+    };
+    let (Ok(date), Ok(year)) = (question.date.text(false), question.premium_year.text(true)) else {
+        return Verdict::refused(None, Some(insz), ErrorCode::InvalidReferenceDate);
+    };
+    let reference = match Reference::parse(date.as_deref(), year.as_deref()) {
+        Ok(reference) => reference,
+        Err(code) => return Verdict::refused(None, Some(insz), code),
+    };
+    match snapshot.advise(&Question { insz, reference }) {
+        Ok(advice) => Verdict::advised(None, advice),
+        // The REST audit record keeps the reference date of a question the snapshot refused.
+        Err(refusal) => Verdict {
+            reference_date: Some(reference.date()),
+            found: refusal.found,
+            ..Verdict::refused(None, Some(insz), refusal.code)
+        },
+    }
+}
+
+/// The REST batch door short of HTTP, the audit log and metrics: decodes `body` and judges its
+/// questions against `snapshot`. For the fuzzer (`fuzz/fuzz_targets/rest_batch.rs`).
+pub fn judge_batch_body(
+    snapshot: &CompiledSnapshot,
+    body: &[u8],
+    max_questions: usize,
+) -> Result<Vec<Result<Advice, ErrorCode>>, Problem> {
+    let questions = parse_batch(body, max_questions)?;
+    Ok(questions
+        .iter()
+        .map(|q| judge(snapshot, q).outcome)
+        .collect())
+}
+
+/// The answer to a single question: the JSON answer, or the question's problem document.
+pub fn render_single(verdict: &Verdict, snapshot: &CompiledSnapshot) -> Result<Vec<u8>, Problem> {
+    match &verdict.outcome {
+        Ok(advice) => {
+            let json = AnswerJson::new(advice, &snapshot.meta, &snapshot.rules.version);
+            Ok(serde_json::to_vec(&json).unwrap_or_default())
+        }
+        Err(code) => Err(Problem::from_code(*code)),
+    }
+}
+
+/// One item of `answers`: the answer, or the problem of that question alone.
+#[derive(Serialize)]
+#[serde(untagged)]
+enum BatchItem<'a> {
+    Answer(AnswerJson<'a>),
+    Error { error: Problem },
+}
+
+#[derive(Serialize)]
+struct BatchResponse<'a> {
+    answers: Vec<BatchItem<'a>>,
+}
+
+/// The answers to a batch: `{"answers": [...]}`, one item per question, in order.
+pub fn render_batch(verdicts: &[Verdict], snapshot: &CompiledSnapshot) -> Vec<u8> {
+    let source = SourceJson::new(&snapshot.meta, &snapshot.rules.version);
+    let answers = verdicts
+        .iter()
+        .map(|verdict| match &verdict.outcome {
+            Ok(advice) => BatchItem::Answer(AnswerJson::with_source(advice, source.borrowed())),
+            Err(code) => BatchItem::Error {
+                error: Problem::from_code(*code),
+            },
+        })
+        .collect();
+    serde_json::to_vec(&BatchResponse { answers }).unwrap_or_default()
+}

@@ -1,0 +1,82 @@
+//! What every door does around its own pipeline, written once: a server reference, a tracing
+//! span, a timer, the response with the headers every answer carries, and the request count.
+
+use std::future::Future;
+use std::time::Instant;
+
+use actix_web::http::header::{HeaderValue, CONTENT_TYPE};
+use actix_web::http::StatusCode;
+use actix_web::{HttpRequest, HttpResponse};
+use tracing::Instrument;
+
+use super::state::AppState;
+use crate::telemetry::metrics::{Door, Outcome};
+
+/// The caller's request id, echoed (or the server reference when it sent none).
+pub const REQUEST_ID: &str = "x-request-id";
+/// The server reference of the answer (the audit log's key for it).
+pub const REFERTE: &str = "x-referte";
+
+/// What a door answers, before the common headers.
+#[derive(Debug)]
+pub struct Answer {
+    pub status: StatusCode,
+    pub content_type: &'static str,
+    pub body: Vec<u8>,
+    /// The request's outcome for `kbi_requests_total`.
+    pub outcome: Outcome,
+}
+
+/// Opens a request on `door`: a new server reference, the span `request{door, referte}` around
+/// `answer` (which gets the reference), then the response with the standard headers, and the
+/// request counted with its latency.
+pub async fn open<F, Fut>(
+    request: &HttpRequest,
+    state: &AppState,
+    door: Door,
+    answer: F,
+) -> HttpResponse
+where
+    F: FnOnce(String) -> Fut,
+    Fut: Future<Output = Answer>,
+{
+    let started = Instant::now();
+    let referte = state.references.next();
+    let span = tracing::info_span!("request", door = door.label(), referte = %referte);
+    let answer = answer(referte.clone()).instrument(span).await;
+    let outcome = answer.outcome;
+    let response = respond(request, &referte, answer);
+    state
+        .metrics
+        .observe_request(door, outcome, started.elapsed());
+    response
+}
+
+/// The response with the headers every answer carries.
+fn respond(request: &HttpRequest, referte: &str, answer: Answer) -> HttpResponse {
+    let mut response = HttpResponse::build(answer.status);
+    response
+        .insert_header((CONTENT_TYPE, HeaderValue::from_static(answer.content_type)))
+        .insert_header((REQUEST_ID, request_id(request, referte)))
+        .insert_header((REFERTE, referte.to_owned()))
+        // Personal data: no cache on the way may keep it.
+        .insert_header(("cache-control", "no-store"));
+    if answer.status == StatusCode::SERVICE_UNAVAILABLE {
+        response.insert_header(("retry-after", "5"));
+    }
+    response.body(answer.body)
+}
+
+/// The caller's `X-Request-Id` when it is a sane token (1–128 visible ASCII characters), else
+/// the server reference.
+pub fn request_id(request: &HttpRequest, referte: &str) -> HeaderValue {
+    request
+        .headers()
+        .get(REQUEST_ID)
+        .filter(|value| {
+            let bytes = value.as_bytes();
+            !bytes.is_empty() && bytes.len() <= 128 && bytes.iter().all(|b| b.is_ascii_graphic())
+        })
+        .cloned()
+        .unwrap_or_else(|| HeaderValue::from_str(referte).unwrap_or(HeaderValue::from_static("-")))
+}
