@@ -13,7 +13,7 @@ use ed25519_dalek::VerifyingKey;
 use super::checkpoint::{read_checkpoints, Checkpoint};
 use super::record::{line_hash, segment_of, AuditRecord, GENESIS_PREV};
 use super::{mask_numbers, AuditError};
-use crate::domain::Insz;
+use kbi_core::domain::Insz;
 use kbi_signing as signing;
 
 /// What [`verify`] found.

@@ -27,7 +27,7 @@ pub use verify::{
     Report, SearchResult,
 };
 
-use crate::domain::ErrorCode;
+use kbi_core::domain::ErrorCode;
 
 /// Why the audit log could not do its job. Never contains an INSZ.
 #[derive(Debug, Clone, thiserror::Error)]

@@ -5,7 +5,7 @@ use std::borrow::Cow;
 
 use serde::Serialize;
 
-use crate::domain::{Advice, ErrorCode, SnapshotMeta};
+use kbi_core::domain::{Advice, ErrorCode, SnapshotMeta};
 
 /// The minimal answer of `interfaces.md`. `reason` is present only for NOK.
 #[derive(Debug, Serialize, PartialEq, Eq)]

@@ -10,7 +10,7 @@ use chrono::{DateTime, Datelike, NaiveDate, Timelike, Utc};
 
 use super::parse::{is_xml_char, SOAP11_ENVELOPE_NS, TARGET_NS};
 use super::time::brussels;
-use crate::domain::{Advice, ErrorCode};
+use kbi_core::domain::{Advice, ErrorCode};
 
 /// `Naam` of the operation in both directions.
 pub const NAAM: &str = "GeefAdviesInburgeringsplicht";

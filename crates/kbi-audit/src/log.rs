@@ -1353,7 +1353,7 @@ impl Writer {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::audit::{AuditOutcome, AuditRecord};
+    use crate::{AuditOutcome, AuditRecord};
     use chrono::{TimeZone, Utc};
 
     /// The writer's line (prepared head + chain fields) is exactly `serde_json` of the record
@@ -1366,7 +1366,7 @@ mod tests {
             client_id: "demo".into(),
             sender: None,
             question_referte: None,
-            insz: Some(crate::domain::Insz::parse("85073003328").unwrap()),
+            insz: Some(kbi_core::domain::Insz::parse("85073003328").unwrap()),
             reference_date: NaiveDate::from_ymd_opt(2026, 1, 1),
             outcome: AuditOutcome::Ok,
             found: Some(false),

@@ -11,7 +11,7 @@ use chrono::{DateTime, NaiveDate, SecondsFormat, Utc};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use sha2::{Digest, Sha256};
 
-use crate::domain::{Advice, ErrorCode, Insz, ReasonCode, Verdict};
+use kbi_core::domain::{Advice, ErrorCode, Insz, ReasonCode, Verdict};
 
 /// `prev` of the first record of a fresh log: 64 zeros.
 pub const GENESIS_PREV: &str = "0000000000000000000000000000000000000000000000000000000000000000";

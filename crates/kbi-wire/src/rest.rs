@@ -9,7 +9,7 @@ use serde::de::{Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde::{Deserialize, Serialize};
 
 use super::json::{AnswerJson, Problem, SourceJson};
-use crate::domain::{Advice, CompiledSnapshot, ErrorCode, Insz, Question, Reference, Verdict};
+use kbi_core::domain::{Advice, CompiledSnapshot, ErrorCode, Insz, Question, Reference, Verdict};
 
 /// One question as sent: its members read loosely (see [`Loose`]).
 #[derive(Debug, Default, Deserialize)]
