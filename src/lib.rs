@@ -12,9 +12,9 @@ pub mod trust;
 
 // The floors (crates/), under the paths they had before the split, so that `crate::domain`,
 // `kbi_advice::premium` and the like keep naming the same items.
-pub use kbi_core::{domain, redact};
-pub use kbi_wire as api;
 pub use kbi_audit as audit;
+pub use kbi_core::{domain, redact};
 pub use kbi_import as import;
 pub use kbi_premium as premium;
 pub use kbi_signing as signing;
+pub use kbi_wire as api;

@@ -22,7 +22,9 @@ use std::time::Instant;
 
 use chrono::{DateTime, NaiveDate, NaiveTime, Utc};
 
-pub use kbi_core::domain::magda::{MAX_GEBRUIKER, MAX_HOEDANIGHEID, MAX_IDENTIFICATIE, MAX_REFERTE};
+pub use kbi_core::domain::magda::{
+    MAX_GEBRUIKER, MAX_HOEDANIGHEID, MAX_IDENTIFICATIE, MAX_REFERTE,
+};
 use kbi_core::domain::{CompiledSnapshot, ErrorCode, Insz, Question, Verdict};
 use parse::{RawContext, RawQuestion, Value};
 use render::{Ontvanger, ReplyHead, XmlOut};

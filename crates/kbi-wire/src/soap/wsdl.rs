@@ -4,7 +4,8 @@
 use std::sync::OnceLock;
 
 /// The WSDL as kept in the repository (imports the XSD beside it).
-pub const WSDL_FILE: &str = include_str!("../../../../wsdl/GeefAdviesInburgeringsplicht-01.00.wsdl");
+pub const WSDL_FILE: &str =
+    include_str!("../../../../wsdl/GeefAdviesInburgeringsplicht-01.00.wsdl");
 /// The XML Schema of request and reply.
 pub const XSD_FILE: &str = include_str!("../../../../wsdl/GeefAdviesInburgeringsplicht-01.00.xsd");
 
