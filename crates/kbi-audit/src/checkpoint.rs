@@ -30,7 +30,7 @@ pub const CHECKPOINT_FILE: &str = "audit.checkpoints";
 /// Base name of a key generated into the audit directory (`checkpoint-key.pem`, private, and
 /// `checkpoint-key.pub.pem`, public). The public key is always copied there under this name, so
 /// that `audit verify --dir` finds it.
-pub const KEY_NAME: &str = "checkpoint-key";
+pub(crate) const KEY_NAME: &str = "checkpoint-key";
 
 /// The public key file `audit verify --dir` uses unless told otherwise.
 pub fn default_public_key(dir: &Path) -> PathBuf {
@@ -202,7 +202,9 @@ impl Checkpointer {
 
 /// The lines of a checkpoint file: 1-based line number and the checkpoint, or why the line is
 /// not one.
-pub fn read_checkpoints(path: &Path) -> std::io::Result<Vec<(u64, Result<Checkpoint, String>)>> {
+pub(crate) fn read_checkpoints(
+    path: &Path,
+) -> std::io::Result<Vec<(u64, Result<Checkpoint, String>)>> {
     let reader = BufReader::new(File::open(path)?);
     let mut out = Vec::new();
     for (index, line) in reader.split(b'\n').enumerate() {

@@ -71,7 +71,7 @@ impl AuditError {
 
 /// Replaces every run of digits (with the separators an INSZ may be written with) holding nine
 /// or more digits by `***`: parser messages may quote a value, and a value may be an INSZ.
-pub fn mask_numbers(text: &str) -> String {
+pub(crate) fn mask_numbers(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     let mut run = String::new();
     let mut digits = 0;

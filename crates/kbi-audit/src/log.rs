@@ -44,7 +44,7 @@ use super::AuditError;
 
 /// Name of the lock file that keeps a second process from writing the same directory (two
 /// writers would fork the chain).
-pub const LOCK_FILE: &str = ".audit.lock";
+pub(crate) const LOCK_FILE: &str = ".audit.lock";
 /// The next segment, prepared ahead (zero-filled, synced); never holds records.
 const SPARE: &str = ".audit-spare";
 /// A spare being prepared.

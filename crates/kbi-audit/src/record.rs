@@ -20,7 +20,7 @@ pub const GENESIS_PREV: &str = "000000000000000000000000000000000000000000000000
 pub type ChainHash = [u8; 32];
 
 /// The chain hash of one line (`line` without its `\n`).
-pub fn line_hash(line: &[u8]) -> ChainHash {
+pub(crate) fn line_hash(line: &[u8]) -> ChainHash {
     Sha256::digest(line).into()
 }
 
@@ -221,7 +221,7 @@ pub fn file_name(date: NaiveDate) -> String {
 /// The name of segment `part` of UTC day `date`: `audit-YYYY-MM-DD.jsonl` for the first
 /// (`part` 0, the name daily files always had), `audit-YYYY-MM-DD.N.jsonl` for the next ones
 /// (a day's log is cut into segments of at most `audit.segment_bytes`).
-pub fn segment_name(date: NaiveDate, part: u32) -> String {
+pub(crate) fn segment_name(date: NaiveDate, part: u32) -> String {
     if part == 0 {
         format!("audit-{}.jsonl", date.format("%Y-%m-%d"))
     } else {
@@ -230,7 +230,7 @@ pub fn segment_name(date: NaiveDate, part: u32) -> String {
 }
 
 /// The day and part of a segment name (see [`segment_name`]), if `name` is one.
-pub fn segment_of(name: &str) -> Option<(NaiveDate, u32)> {
+pub(crate) fn segment_of(name: &str) -> Option<(NaiveDate, u32)> {
     let rest = name.strip_prefix("audit-")?.strip_suffix(".jsonl")?;
     let (day, part) = match rest.split_once('.') {
         None => (rest, 0),
@@ -250,19 +250,14 @@ pub fn segment_of(name: &str) -> Option<(NaiveDate, u32)> {
     Some((date, part))
 }
 
-/// The day of an audit segment name, if `name` is one.
-pub fn file_date(name: &str) -> Option<NaiveDate> {
-    segment_of(name).map(|(date, _)| date)
-}
-
 mod rfc3339_ms {
     use super::*;
 
-    pub fn serialize<S: Serializer>(time: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Error> {
+    pub(super) fn serialize<S: Serializer>(time: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Error> {
         s.serialize_str(&time.to_rfc3339_opts(SecondsFormat::Millis, true))
     }
 
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<DateTime<Utc>, D::Error> {
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<DateTime<Utc>, D::Error> {
         let text = String::deserialize(d)?;
         DateTime::parse_from_rfc3339(&text)
             .map(|t| t.with_timezone(&Utc))
@@ -273,14 +268,14 @@ mod rfc3339_ms {
 mod insz_digits {
     use super::*;
 
-    pub fn serialize<S: Serializer>(insz: &Option<Insz>, s: S) -> Result<S::Ok, S::Error> {
+    pub(super) fn serialize<S: Serializer>(insz: &Option<Insz>, s: S) -> Result<S::Ok, S::Error> {
         match insz {
             Some(insz) => s.serialize_str(&insz.to_string()),
             None => s.serialize_none(),
         }
     }
 
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Insz>, D::Error> {
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Insz>, D::Error> {
         let text = Option::<String>::deserialize(d)?;
         match text {
             None => Ok(None),
@@ -431,9 +426,9 @@ mod tests {
     fn file_names() {
         let day = NaiveDate::from_ymd_opt(2026, 3, 1).unwrap();
         assert_eq!(file_name(day), "audit-2026-03-01.jsonl");
-        assert_eq!(file_date("audit-2026-03-01.jsonl"), Some(day));
-        assert_eq!(file_date("audit-2026-3-1.jsonl"), None);
-        assert_eq!(file_date("audit-2026-03-01.jsonl.torn-1"), None);
+        assert_eq!(segment_of("audit-2026-03-01.jsonl"), Some((day, 0)));
+        assert_eq!(segment_of("audit-2026-3-1.jsonl"), None);
+        assert_eq!(segment_of("audit-2026-03-01.jsonl.torn-1"), None);
         assert_eq!(segment_name(day, 12), "audit-2026-03-01.12.jsonl");
         assert_eq!(segment_of("audit-2026-03-01.12.jsonl"), Some((day, 12)));
         assert_eq!(segment_of("audit-2026-03-01.jsonl"), Some((day, 0)));

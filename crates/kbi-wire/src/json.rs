@@ -61,7 +61,7 @@ impl<'a> AnswerJson<'a> {
     }
 
     /// The answer with an already formatted source (see [`SourceJson::borrowed`]).
-    pub fn with_source(advice: &Advice, source: SourceJson<'a>) -> Self {
+    pub(crate) fn with_source(advice: &Advice, source: SourceJson<'a>) -> Self {
         AnswerJson {
             insz: advice.insz.to_string(),
             // `Display` of a date is `YYYY-MM-DD` without parsing a format string per answer.

@@ -28,11 +28,11 @@ use quick_xml::reader::Reader;
 use super::XmlLimits;
 
 /// The SOAP 1.1 envelope namespace, the only envelope accepted.
-pub const SOAP11_ENVELOPE_NS: &str = "http://schemas.xmlsoap.org/soap/envelope/";
+pub(crate) const SOAP11_ENVELOPE_NS: &str = "http://schemas.xmlsoap.org/soap/envelope/";
 /// The operation's target namespace (only the wrapper elements are qualified).
 pub const TARGET_NS: &str = "urn:kbi-advice:soap:geefadviesinburgeringsplicht:v01_00";
 /// The request wrapper element.
-pub const OPERATION: &str = "GeefAdviesInburgeringsplicht";
+pub(crate) const OPERATION: &str = "GeefAdviesInburgeringsplicht";
 
 /// The most bytes kept of one value. Every legitimate value is far shorter (a Referte has at
 /// most 36 characters); a longer one is kept cut and marked, so it can be refused without the
@@ -392,7 +392,7 @@ pub fn parse(body: &[u8], limits: &XmlLimits) -> Result<RawRequest, FaultReason>
 
 /// [`parse`], refused with [`FaultReason::TimeBudget`] once `deadline` has passed (checked every
 /// few XML events, so a parse overruns it by microseconds at most).
-pub fn parse_until(
+pub(crate) fn parse_until(
     body: &[u8],
     limits: &XmlLimits,
     deadline: Option<Instant>,
@@ -820,12 +820,12 @@ impl<'l> Parser<'l> {
 }
 
 /// XML 1.0 `S`.
-pub fn is_xml_space(c: char) -> bool {
+pub(crate) fn is_xml_space(c: char) -> bool {
     matches!(c, ' ' | '\t' | '\n' | '\r')
 }
 
 /// XML 1.0 `Char`: what may appear in a document at all (so whatever is echoed stays well-formed).
-pub fn is_xml_char(c: char) -> bool {
+pub(crate) fn is_xml_char(c: char) -> bool {
     matches!(c, '\u{9}' | '\u{A}' | '\u{D}' | '\u{20}'..='\u{D7FF}' | '\u{E000}'..='\u{FFFD}' | '\u{10000}'..='\u{10FFFF}')
 }
 

@@ -13,11 +13,11 @@ use super::time::brussels;
 use kbi_core::domain::{Advice, ErrorCode};
 
 /// `Naam` of the operation in both directions.
-pub const NAAM: &str = "GeefAdviesInburgeringsplicht";
+pub(crate) const NAAM: &str = "GeefAdviesInburgeringsplicht";
 /// `Versie` of the operation in both directions.
-pub const VERSIE: &str = "01.00.0000";
+pub(crate) const VERSIE: &str = "01.00.0000";
 /// `Oorsprong` of our Uitzonderingen, setting our codes apart from MAGDA's own.
-pub const OORSPRONG: &str = "KBI-ADVICE";
+pub(crate) const OORSPRONG: &str = "KBI-ADVICE";
 
 /// Rough size of one rendered `Antwoord`, to allocate once.
 const ANSWER_BYTES: usize = 720;
@@ -29,7 +29,7 @@ pub struct XmlOut {
 }
 
 impl XmlOut {
-    pub fn for_answers(answers: usize) -> Self {
+    pub(crate) fn for_answers(answers: usize) -> Self {
         XmlOut {
             buf: Vec::with_capacity(HEAD_BYTES + answers.saturating_mul(ANSWER_BYTES)),
         }
@@ -122,7 +122,7 @@ pub struct ReplyHead<'a> {
 }
 
 /// The envelope up to and including the reply's `Context`.
-pub fn begin_reply(out: &mut XmlOut, head: &ReplyHead<'_>) {
+pub(crate) fn begin_reply(out: &mut XmlOut, head: &ReplyHead<'_>) {
     out.raw("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<soap:Envelope xmlns:soap=\"");
     out.raw(SOAP11_ENVELOPE_NS);
     out.raw("\"><soap:Body><geef:GeefAdviesInburgeringsplichtResponse xmlns:geef=\"");
@@ -184,16 +184,16 @@ pub fn uitzonderingen(out: &mut XmlOut, code: ErrorCode, diagnose: &str) {
     out.close("Uitzonderingen");
 }
 
-pub fn begin_answers(out: &mut XmlOut) {
+pub(crate) fn begin_answers(out: &mut XmlOut) {
     out.open("Antwoorden");
 }
 
-pub fn end_answers(out: &mut XmlOut) {
+pub(crate) fn end_answers(out: &mut XmlOut) {
     out.close("Antwoorden");
 }
 
 /// `Bron`, rendered once per reply and copied into every `Advies`.
-pub fn bron(snapshot_id: &str, extracted_at: &DateTime<Utc>, regelset: &str) -> Vec<u8> {
+pub(crate) fn bron(snapshot_id: &str, extracted_at: &DateTime<Utc>, regelset: &str) -> Vec<u8> {
     let mut out = XmlOut {
         buf: Vec::with_capacity(160),
     };
@@ -216,7 +216,7 @@ fn begin_answer(out: &mut XmlOut, referte: Option<&str>) {
 }
 
 /// An `Antwoord` carrying the advice.
-pub fn answer_advice(out: &mut XmlOut, referte: Option<&str>, advice: &Advice, bron: &[u8]) {
+pub(crate) fn answer_advice(out: &mut XmlOut, referte: Option<&str>, advice: &Advice, bron: &[u8]) {
     begin_answer(out, referte);
     out.raw("<Inhoud><Advies>");
     out.open("INSZ");
@@ -239,13 +239,18 @@ pub fn answer_advice(out: &mut XmlOut, referte: Option<&str>, advice: &Advice, b
 }
 
 /// An `Antwoord` carrying the question's Uitzondering.
-pub fn answer_error(out: &mut XmlOut, referte: Option<&str>, code: ErrorCode, diagnose: &str) {
+pub(crate) fn answer_error(
+    out: &mut XmlOut,
+    referte: Option<&str>,
+    code: ErrorCode,
+    diagnose: &str,
+) {
     begin_answer(out, referte);
     uitzonderingen(out, code, diagnose);
     out.close("Antwoord");
 }
 
-pub fn end_reply(out: &mut XmlOut) {
+pub(crate) fn end_reply(out: &mut XmlOut) {
     out.raw("</Repliek></geef:GeefAdviesInburgeringsplichtResponse></soap:Body></soap:Envelope>");
 }
 

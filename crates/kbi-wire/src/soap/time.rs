@@ -9,7 +9,7 @@
 use chrono::{DateTime, Datelike, Duration, NaiveDate, NaiveDateTime, Utc};
 
 /// The Brussels wall-clock time at the instant `now`.
-pub fn brussels(now: DateTime<Utc>) -> NaiveDateTime {
+pub(crate) fn brussels(now: DateTime<Utc>) -> NaiveDateTime {
     let utc = now.naive_utc();
     let year = utc.year();
     let summer = match (switch_instant(year, 3), switch_instant(year, 10)) {

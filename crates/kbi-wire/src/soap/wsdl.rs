@@ -4,10 +4,11 @@
 use std::sync::OnceLock;
 
 /// The WSDL as kept in the repository (imports the XSD beside it).
-pub const WSDL_FILE: &str =
+pub(crate) const WSDL_FILE: &str =
     include_str!("../../../../wsdl/GeefAdviesInburgeringsplicht-01.00.wsdl");
 /// The XML Schema of request and reply.
-pub const XSD_FILE: &str = include_str!("../../../../wsdl/GeefAdviesInburgeringsplicht-01.00.xsd");
+pub(crate) const XSD_FILE: &str =
+    include_str!("../../../../wsdl/GeefAdviesInburgeringsplicht-01.00.xsd");
 
 const TYPES_OPEN: &str = "<wsdl:types>";
 const TYPES_CLOSE: &str = "</wsdl:types>";
