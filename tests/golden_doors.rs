@@ -20,7 +20,6 @@ mod soap_support;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use soap_support::server::{start_with, Server};
 use soap_support::{manifest_dir, request, request_with, CONTEXT, Q, SOAP_NS, TARGET_NS};
@@ -624,23 +623,7 @@ fn the_doors_answer_as_recorded() {
 
 #[test]
 fn the_doors_refuse_as_recorded_when_the_audit_disk_is_full() {
-    let mount = tempfile::tempdir().unwrap();
-    let status = Command::new("mount")
-        .args(["-t", "tmpfs", "-o", "size=64k", "tmpfs"])
-        .arg(mount.path())
-        .status()
-        .expect("mount runs");
-    assert!(
-        status.success(),
-        "this test needs to mount a small tmpfs (root in the test sandbox) to fill the audit disk"
-    );
-    struct Unmount(PathBuf);
-    impl Drop for Unmount {
-        fn drop(&mut self) {
-            let _ = Command::new("umount").arg(&self.0).status();
-        }
-    }
-    let _unmount = Unmount(mount.path().to_path_buf());
+    let mount = soap_support::SmallDisk::mount();
     let config = tempfile::tempdir().unwrap();
     let registry = registry(config.path());
     let audit = mount.path().join("audit");

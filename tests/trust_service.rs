@@ -437,23 +437,7 @@ fn concurrent_questions_leave_exactly_one_verified_record_each() {
 
 #[test]
 fn a_full_audit_disk_refuses_answers_and_they_resume_when_space_returns() {
-    let mount = tempfile::tempdir().unwrap();
-    let status = Command::new("mount")
-        .args(["-t", "tmpfs", "-o", "size=64k", "tmpfs"])
-        .arg(mount.path())
-        .status()
-        .expect("mount runs");
-    assert!(
-        status.success(),
-        "this test needs to mount a small tmpfs (root in the test sandbox) to fill the audit disk"
-    );
-    struct Unmount(PathBuf);
-    impl Drop for Unmount {
-        fn drop(&mut self) {
-            let _ = Command::new("umount").arg(&self.0).status();
-        }
-    }
-    let _unmount = Unmount(mount.path().to_path_buf());
+    let mount = soap_support::SmallDisk::mount();
     let audit = mount.path().join("audit");
     let audit_text = audit.to_string_lossy().into_owned();
     let server = start_with(

@@ -486,3 +486,36 @@ pub fn hostile_cases() -> Vec<(&'static str, Vec<u8>, &'static str, &'static str
         ("a reply sent as a request", v.replace("geef:GeefAdviesInburgeringsplicht>", "geef:GeefAdviesInburgeringsplichtResponse>").into_bytes(), "GeefAdviesInburgeringsplicht", "soap:Client"),
     ]
 }
+
+/// A small tmpfs mounted for the life of the value: an audit disk that fills up after a few
+/// records. Needs root (the test sandbox and CI run as root); unmounted on drop.
+pub struct SmallDisk {
+    dir: tempfile::TempDir,
+}
+
+impl SmallDisk {
+    /// Mounts a tmpfs of 64 KiB on a fresh temporary directory.
+    pub fn mount() -> SmallDisk {
+        let dir = tempfile::tempdir().unwrap();
+        let status = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", "size=64k", "tmpfs"])
+            .arg(dir.path())
+            .status()
+            .expect("mount runs");
+        assert!(
+            status.success(),
+            "this test needs to mount a small tmpfs (root in the test sandbox) to fill the audit disk"
+        );
+        SmallDisk { dir }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(self.dir.path()).status();
+    }
+}
