@@ -193,16 +193,15 @@ pub fn end_answers(out: &mut XmlOut) {
 }
 
 /// `Bron`, rendered once per reply and copied into every `Advies`.
-pub fn bron(snapshot_id: &str, extracted_at: &DateTime<Utc>, regelset: &str) -> Vec<u8> {
+/// `extracted_at` is the snapshot's `extracted_at_text`, the same text as the JSON door's
+/// `source.extracted_at`.
+pub fn bron(snapshot_id: &str, extracted_at: &str, regelset: &str) -> Vec<u8> {
     let mut out = XmlOut {
         buf: Vec::with_capacity(160),
     };
     out.open("Bron");
     out.element("SnapshotId", snapshot_id);
-    out.open("Extractiedatum");
-    // The same text as the JSON door's `source.extracted_at`.
-    let _ = write!(out.buf, "{}", extracted_at.format("%Y-%m-%dT%H:%M:%SZ"));
-    out.close("Extractiedatum");
+    out.element("Extractiedatum", extracted_at);
     out.element("Regelset", regelset);
     out.close("Bron");
     out.buf
