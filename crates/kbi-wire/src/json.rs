@@ -6,6 +6,7 @@ use std::borrow::Cow;
 use serde::Serialize;
 
 use kbi_core::domain::advice::answer_time;
+use kbi_core::domain::day::iso_date_bytes;
 use kbi_core::domain::{Advice, CompiledSnapshot, ErrorCode, SnapshotMeta};
 
 /// The minimal answer of `interfaces.md`. `reason` is present only for NOK.
@@ -75,8 +76,10 @@ impl<'a> AnswerJson<'a> {
     pub fn with_source(advice: &Advice, source: SourceJson<'a>) -> Self {
         AnswerJson {
             insz: advice.insz.to_string(),
-            // `Display` of a date is `YYYY-MM-DD` without parsing a format string per answer.
-            reference_date: advice.reference_date.to_string(),
+            // `YYYY-MM-DD`, chrono's `Display`, without its formatting machinery per answer.
+            reference_date: iso_date_bytes(advice.reference_date)
+                .and_then(|bytes| String::from_utf8(bytes.to_vec()).ok())
+                .unwrap_or_else(|| advice.reference_date.to_string()),
             subject: advice.subject,
             compliant: advice.compliant,
             result: advice.result(),

@@ -10,6 +10,7 @@ use chrono::{DateTime, Datelike, NaiveDate, Timelike, Utc};
 
 use super::parse::{is_xml_char, SOAP11_ENVELOPE_NS, TARGET_NS};
 use super::time::brussels;
+use kbi_core::domain::day::iso_date_bytes;
 use kbi_core::domain::{Advice, ErrorCode};
 
 /// `Naam` of the operation in both directions.
@@ -87,6 +88,12 @@ impl XmlOut {
 
     fn date(&mut self, name: &str, date: NaiveDate) {
         self.open(name);
+        // Digit by digit for the years there are; chrono's fields through `write!` otherwise.
+        if let Some(bytes) = iso_date_bytes(date) {
+            self.buf.extend_from_slice(&bytes);
+            self.close(name);
+            return;
+        }
         let _ = write!(
             self.buf,
             "{:04}-{:02}-{:02}",
