@@ -329,3 +329,63 @@ fn batch_limits_and_malformed_bodies_are_clear_problems() {
         .unwrap();
     assert_eq!(openapi["openapi"], "3.1.0");
 }
+
+/// The single question's path is routed by its static prefix (docs/performance.md); what the
+/// resource pattern `/v1/integration-obligation/{insz}` answered is kept: one non-empty segment
+/// (as actix decodes it: `%2F` stays inside the segment), `GET` only (405 with `Allow: GET` and
+/// an empty body otherwise), anything else under the prefix not found.
+#[test]
+fn the_single_path_answers_as_the_one_segment_pattern_did() {
+    let server = start(&manifest_dir().join("data/demo-snapshot.jsonl"));
+    let client = soap_support::http();
+    let (_, _, plain) = get(&server, "90011510383", "date=2026-01-01");
+    // Percent-encoded digits are decoded before the segment is read.
+    let (status, _, decoded) = get(&server, "%390011510383", "date=2026-01-01");
+    assert_eq!((status, &decoded), (200, &plain));
+    // An encoded slash is part of the one segment: not an INSZ (30001), not a missing path.
+    let (status, _, body) = get(&server, "900115%2F10383", "date=2026-01-01");
+    assert_eq!((status, body["code"].as_str()), (400, Some("30001")));
+    for path in [
+        "/v1/integration-obligation",
+        "/v1/integration-obligation/",
+        "/v1/integration-obligation/90011510383/",
+        "/v1/integration-obligation/90011510383/x",
+        "/v1/integration-obligation//90011510383",
+        "/v1/integration-obligations/90011510383",
+    ] {
+        let response = client.get(server.url(path)).send().unwrap();
+        assert_eq!(response.status().as_u16(), 404, "{path}");
+        assert_eq!(
+            response.headers()["content-type"],
+            "application/problem+json",
+            "{path}"
+        );
+        let body: Value = response.json().unwrap();
+        assert_eq!(body["status"], 404, "{path}");
+    }
+    let url = server.url("/v1/integration-obligation/90011510383?date=2026-01-01");
+    for method in [
+        reqwest::Method::POST,
+        reqwest::Method::HEAD,
+        reqwest::Method::DELETE,
+    ] {
+        let response = client.request(method.clone(), &url).send().unwrap();
+        assert_eq!(response.status().as_u16(), 405, "{method}");
+        assert_eq!(response.headers()["allow"], "GET", "{method}");
+        assert!(!response.headers().contains_key("x-referte"), "{method}");
+        assert!(response.bytes().unwrap().is_empty(), "{method}");
+    }
+    // Only the three questions asked are counted as REST requests, not the 404s and 405s.
+    let metrics = client
+        .get(server.ops_url("/metrics"))
+        .send()
+        .unwrap()
+        .text()
+        .unwrap();
+    let rest_requests: f64 = metrics
+        .lines()
+        .filter(|line| line.starts_with("kbi_requests_total{door=\"rest\""))
+        .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum();
+    assert_eq!(rest_requests, 3.0, "{metrics}");
+}

@@ -4,7 +4,7 @@
 use std::future::Future;
 use std::time::Instant;
 
-use actix_web::http::header::{HeaderValue, CONTENT_TYPE};
+use actix_web::http::header::{HeaderName, HeaderValue, CACHE_CONTROL, CONTENT_TYPE, RETRY_AFTER};
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse};
 use tracing::Instrument;
@@ -13,9 +13,11 @@ use super::state::AppState;
 use crate::telemetry::metrics::{Door, Outcome};
 
 /// The caller's request id, echoed (or the server reference when it sent none).
-pub const REQUEST_ID: &str = "x-request-id";
+pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 /// The server reference of the answer (the audit log's key for it).
-pub const REFERTE: &str = "x-referte";
+pub const REFERTE: HeaderName = HeaderName::from_static("x-referte");
+/// Personal data: no cache on the way may keep it.
+const NO_STORE: HeaderValue = HeaderValue::from_static("no-store");
 
 /// What a door answers, before the common headers.
 #[derive(Debug)]
@@ -45,7 +47,7 @@ where
     let span = tracing::info_span!("request", door = door.label(), referte = %referte);
     let answer = answer(referte.clone()).instrument(span).await;
     let outcome = answer.outcome;
-    let response = respond(request, &referte, answer);
+    let response = respond(request, referte, answer);
     state
         .metrics
         .observe_request(door, outcome, started.elapsed());
@@ -53,30 +55,33 @@ where
 }
 
 /// The response with the headers every answer carries.
-fn respond(request: &HttpRequest, referte: &str, answer: Answer) -> HttpResponse {
+/// Header names and values are typed constants: a name given as text would be parsed (and a
+/// name actix does not know copied) on every response.
+fn respond(request: &HttpRequest, referte: String, answer: Answer) -> HttpResponse {
+    // One header value of the reference, shared (not copied) when it is also the request id.
+    let referte = HeaderValue::try_from(referte).unwrap_or(HeaderValue::from_static("-"));
     let mut response = HttpResponse::build(answer.status);
     response
         .insert_header((CONTENT_TYPE, HeaderValue::from_static(answer.content_type)))
-        .insert_header((REQUEST_ID, request_id(request, referte)))
-        .insert_header((REFERTE, referte.to_owned()))
-        // Personal data: no cache on the way may keep it.
-        .insert_header(("cache-control", "no-store"));
+        .insert_header((REQUEST_ID, request_id(request, &referte)))
+        .insert_header((REFERTE, referte))
+        .insert_header((CACHE_CONTROL, NO_STORE));
     if answer.status == StatusCode::SERVICE_UNAVAILABLE {
-        response.insert_header(("retry-after", "5"));
+        response.insert_header((RETRY_AFTER, HeaderValue::from_static("5")));
     }
     response.body(answer.body)
 }
 
 /// The caller's `X-Request-Id` when it is a sane token (1–128 visible ASCII characters), else
 /// the server reference.
-pub fn request_id(request: &HttpRequest, referte: &str) -> HeaderValue {
+pub fn request_id(request: &HttpRequest, referte: &HeaderValue) -> HeaderValue {
     request
         .headers()
-        .get(REQUEST_ID)
+        .get(&REQUEST_ID)
         .filter(|value| {
             let bytes = value.as_bytes();
             !bytes.is_empty() && bytes.len() <= 128 && bytes.iter().all(|b| b.is_ascii_graphic())
         })
-        .cloned()
-        .unwrap_or_else(|| HeaderValue::from_str(referte).unwrap_or(HeaderValue::from_static("-")))
+        .unwrap_or(referte)
+        .clone()
 }

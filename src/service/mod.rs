@@ -362,9 +362,10 @@ pub fn client_routes(config: &mut web::ServiceConfig) {
         .service(
             web::resource("/v1/integration-obligation:batch").route(web::post().to(rest::batch)),
         )
-        .service(
-            web::resource("/v1/integration-obligation/{insz}").route(web::get().to(rest::single)),
-        )
+        // A static prefix, not the pattern `/{insz}`: actix matches a pattern with a dynamic
+        // segment by regular expression on every request, a static prefix by comparing strings.
+        // `rest::single` checks the rest of the path itself (docs/performance.md).
+        .service(web::scope(rest::SINGLE_PREFIX).default_service(web::to(rest::single)))
         .route(
             "/openapi.json",
             web::get().to(|| async {
@@ -376,7 +377,8 @@ pub fn client_routes(config: &mut web::ServiceConfig) {
         .default_service(web::to(not_found));
 }
 
-async fn not_found() -> HttpResponse {
+/// The answer to a path no door serves.
+pub(crate) async fn not_found() -> HttpResponse {
     HttpResponse::NotFound()
         .insert_header((CONTENT_TYPE, "application/problem+json"))
         .body(

@@ -9,8 +9,8 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use actix_web::http::header::CONTENT_TYPE;
-use actix_web::http::StatusCode;
+use actix_web::http::header::{HeaderValue, ALLOW, CONTENT_TYPE};
+use actix_web::http::{Method, StatusCode};
 use actix_web::{web, HttpRequest, HttpResponse};
 use chrono::Utc;
 
@@ -29,19 +29,43 @@ use crate::trust::{Client, Operation};
 const JSON: &str = "application/json";
 const PROBLEM_JSON: &str = "application/problem+json";
 
-/// `GET /v1/integration-obligation/{insz}`.
+/// The path of the single question, up to its `/{insz}`.
+pub const SINGLE_PREFIX: &str = "/v1/integration-obligation";
+
+/// `GET /v1/integration-obligation/{insz}`: every request under [`SINGLE_PREFIX`] (a static
+/// prefix, matched without a regular expression). What the resource pattern `/{insz}` did is
+/// done here: a path with other than one non-empty segment after the prefix is not found (404),
+/// another method than `GET` is not allowed (405 with `Allow: GET`, as actix answers).
 pub async fn single(request: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
+    // The unprocessed rest of the path as actix decoded it for matching, as `{insz}` was.
+    let Some(insz) = one_segment(request.match_info().unprocessed()) else {
+        return super::not_found().await;
+    };
+    if request.method() != Method::GET {
+        return HttpResponse::MethodNotAllowed()
+            .insert_header((ALLOW, HeaderValue::from_static("GET")))
+            .finish();
+    }
     let (request, state) = (&request, &state);
     door::open(request, state, Door::Rest, move |referte| async move {
-        answer_single(state, request, &referte).await
+        answer_single(state, request, insz, &referte).await
     })
     .await
 }
 
-async fn answer_single(state: &AppState, request: &HttpRequest, referte: &str) -> Answer {
-    // Read from the match directly: no extractor that could answer with its own error format.
-    let question =
-        wire::single_question(request.match_info().query("insz"), request.query_string());
+/// `segment` of `/segment`: non-empty and without `/` (actix's `{name}` is `[^/]+`).
+fn one_segment(rest: &str) -> Option<&str> {
+    rest.strip_prefix('/')
+        .filter(|segment| !segment.is_empty() && !segment.contains('/'))
+}
+
+async fn answer_single(
+    state: &AppState,
+    request: &HttpRequest,
+    insz: &str,
+    referte: &str,
+) -> Answer {
+    let question = wire::single_question(insz, request.query_string());
     let client = match admit_rest(state, request, Operation::Single) {
         Ok(client) => client,
         Err(denied) => return refused(state, denied),

@@ -5,7 +5,9 @@ use std::borrow::Cow;
 
 use serde::Serialize;
 
-use kbi_core::domain::{Advice, ErrorCode, SnapshotMeta};
+use kbi_core::domain::advice::answer_time;
+use kbi_core::domain::day::iso_date_bytes;
+use kbi_core::domain::{Advice, CompiledSnapshot, ErrorCode, SnapshotMeta};
 
 /// The minimal answer of `interfaces.md`. `reason` is present only for NOK.
 #[derive(Debug, Serialize, PartialEq, Eq)]
@@ -39,8 +41,18 @@ impl<'a> SourceJson<'a> {
     pub fn new(meta: &'a SnapshotMeta, rule_set: &'a str) -> Self {
         SourceJson {
             snapshot_id: &meta.snapshot_id,
-            extracted_at: Cow::Owned(meta.extracted_at.format("%Y-%m-%dT%H:%M:%SZ").to_string()),
+            extracted_at: Cow::Owned(answer_time(&meta.extracted_at)),
             rule_set,
+        }
+    }
+
+    /// The source of `snapshot`'s answers, all of it borrowed: the doors' way, with the
+    /// extraction time the snapshot formatted once when it was compiled.
+    pub fn of(snapshot: &'a CompiledSnapshot) -> Self {
+        SourceJson {
+            snapshot_id: &snapshot.meta.snapshot_id,
+            extracted_at: Cow::Borrowed(&snapshot.extracted_at_text),
+            rule_set: &snapshot.rules.version,
         }
     }
 
@@ -64,8 +76,10 @@ impl<'a> AnswerJson<'a> {
     pub(crate) fn with_source(advice: &Advice, source: SourceJson<'a>) -> Self {
         AnswerJson {
             insz: advice.insz.to_string(),
-            // `Display` of a date is `YYYY-MM-DD` without parsing a format string per answer.
-            reference_date: advice.reference_date.to_string(),
+            // `YYYY-MM-DD`, chrono's `Display`, without its formatting machinery per answer.
+            reference_date: iso_date_bytes(advice.reference_date)
+                .and_then(|bytes| String::from_utf8(bytes.to_vec()).ok())
+                .unwrap_or_else(|| advice.reference_date.to_string()),
             subject: advice.subject,
             compliant: advice.compliant,
             result: advice.result(),

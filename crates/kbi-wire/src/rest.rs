@@ -230,8 +230,8 @@ pub fn judge_batch_body(
 pub fn render_single(verdict: &Verdict, snapshot: &CompiledSnapshot) -> Result<Vec<u8>, Problem> {
     match &verdict.outcome {
         Ok(advice) => {
-            let json = AnswerJson::new(advice, &snapshot.meta, &snapshot.rules.version);
-            Ok(serde_json::to_vec(&json).unwrap_or_default())
+            let json = AnswerJson::with_source(advice, SourceJson::of(snapshot));
+            Ok(to_json(&json, ANSWER_BYTES))
         }
         Err(code) => Err(Problem::from_code(*code)),
     }
@@ -252,15 +252,34 @@ struct BatchResponse<'a> {
 
 /// The answers to a batch: `{"answers": [...]}`, one item per question, in order.
 pub fn render_batch(verdicts: &[Verdict], snapshot: &CompiledSnapshot) -> Vec<u8> {
-    let source = SourceJson::new(&snapshot.meta, &snapshot.rules.version);
     let answers = verdicts
         .iter()
         .map(|verdict| match &verdict.outcome {
-            Ok(advice) => BatchItem::Answer(AnswerJson::with_source(advice, source.borrowed())),
+            Ok(advice) => {
+                BatchItem::Answer(AnswerJson::with_source(advice, SourceJson::of(snapshot)))
+            }
             Err(code) => BatchItem::Error {
                 error: Problem::from_code(*code),
             },
         })
         .collect();
-    serde_json::to_vec(&BatchResponse { answers }).unwrap_or_default()
+    let capacity = verdicts
+        .len()
+        .saturating_mul(ANSWER_BYTES)
+        .saturating_add(16);
+    to_json(&BatchResponse { answers }, capacity)
+}
+
+/// Rough size of one answer's JSON (a NOK with its reason is the longest): the buffer is
+/// allocated once at about its final size instead of growing by doubling.
+const ANSWER_BYTES: usize = 320;
+
+/// `value` serialized straight into one buffer of `capacity` bytes.
+fn to_json(value: &impl Serialize, capacity: usize) -> Vec<u8> {
+    let mut body = Vec::with_capacity(capacity);
+    // Serializing these shapes into a `Vec` cannot fail (no maps with non-string keys, no I/O).
+    match serde_json::to_writer(&mut body, value) {
+        Ok(()) => body,
+        Err(_) => Vec::new(),
+    }
 }

@@ -138,6 +138,14 @@ pub struct CompiledSnapshot {
     pub meta: SnapshotMeta,
     pub rules: Arc<RuleSet>,
     pub index: PersonIndex,
+    /// `meta.extracted_at` as every answer gives it ([`answer_time`]): formatted once, when
+    /// the snapshot is compiled, not once per answer.
+    pub extracted_at_text: String,
+}
+
+/// An instant as the answers of every door give it: `YYYY-MM-DDTHH:MM:SSZ` (UTC, whole seconds).
+pub fn answer_time(at: &DateTime<Utc>) -> String {
+    at.format("%Y-%m-%dT%H:%M:%SZ").to_string()
 }
 
 impl CompiledSnapshot {

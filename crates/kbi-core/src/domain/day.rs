@@ -12,6 +12,30 @@ pub enum DateError {
     NonExistent,
 }
 
+/// `date` as `YYYY-MM-DD` for years 0 to 9999 (the same text as chrono's `Display` of such a
+/// date), written digit by digit: the answers write one or two dates per question, and
+/// `Display` goes through the formatting machinery for each field. `None` for other years,
+/// which each caller writes as it always has.
+pub fn iso_date_bytes(date: NaiveDate) -> Option<[u8; 10]> {
+    let year = u32::try_from(date.year())
+        .ok()
+        .filter(|year| *year <= 9999)?;
+    let digit = |n: u32| b'0' + (n % 10) as u8;
+    let (month, day) = (date.month(), date.day());
+    Some([
+        digit(year / 1000),
+        digit(year / 100),
+        digit(year / 10),
+        digit(year),
+        b'-',
+        digit(month / 10),
+        digit(month),
+        b'-',
+        digit(day / 10),
+        digit(day),
+    ])
+}
+
 /// Parses exactly `YYYY-MM-DD` (four-digit year, zero-padded month and day).
 ///
 /// chrono's own parser accepts unpadded fields and signs; a register extract or a caller that
@@ -64,6 +88,27 @@ pub(crate) fn day_number(date: NaiveDate) -> u32 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn iso_date_bytes_is_chronos_display_for_four_digit_years() {
+        for (y, m, d) in [
+            (2026, 1, 1),
+            (1, 2, 3),
+            (999, 12, 31),
+            (9999, 12, 31),
+            (0, 1, 1),
+        ] {
+            let date = NaiveDate::from_ymd_opt(y, m, d).unwrap();
+            let bytes = iso_date_bytes(date).unwrap();
+            assert_eq!(std::str::from_utf8(&bytes).unwrap(), date.to_string());
+        }
+        for y in [-1, 10000] {
+            assert_eq!(
+                iso_date_bytes(NaiveDate::from_ymd_opt(y, 1, 1).unwrap()),
+                None
+            );
+        }
+    }
 
     fn d(s: &str) -> NaiveDate {
         parse_date(s).unwrap()

@@ -15,6 +15,7 @@ use serde::Deserialize;
 
 use super::person::{compile_person, parse_person};
 use super::progress::Progress;
+use crate::domain::advice::answer_time;
 use crate::domain::index::PersonIndexBuilder;
 use crate::domain::timeline::Transition;
 use crate::domain::{CompiledSnapshot, Facts, Insz, RuleSet, SnapshotMeta};
@@ -542,7 +543,12 @@ fn load_from(
         )
     })?;
     progress.finish();
-    Ok(CompiledSnapshot { meta, rules, index })
+    Ok(CompiledSnapshot {
+        extracted_at_text: answer_time(&meta.extracted_at),
+        meta,
+        rules,
+        index,
+    })
 }
 
 fn read_chunks(

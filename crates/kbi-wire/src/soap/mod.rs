@@ -100,7 +100,9 @@ pub struct Envelope {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Source {
     pub snapshot_id: String,
-    pub extracted_at: DateTime<Utc>,
+    /// `Extractiedatum`: the snapshot's extraction time as every answer gives it, formatted
+    /// once when the snapshot was compiled.
+    pub extracted_at: String,
     pub rule_set: String,
 }
 
@@ -108,7 +110,7 @@ impl Source {
     pub fn of(snapshot: &CompiledSnapshot) -> Source {
         Source {
             snapshot_id: snapshot.meta.snapshot_id.clone(),
-            extracted_at: snapshot.meta.extracted_at,
+            extracted_at: snapshot.extracted_at_text.clone(),
             rule_set: snapshot.rules.version.clone(),
         }
     }

@@ -10,6 +10,7 @@ use chrono::{DateTime, Datelike, NaiveDate, Timelike, Utc};
 
 use super::parse::{is_xml_char, SOAP11_ENVELOPE_NS, TARGET_NS};
 use super::time::brussels;
+use kbi_core::domain::day::iso_date_bytes;
 use kbi_core::domain::{Advice, ErrorCode};
 
 /// `Naam` of the operation in both directions.
@@ -87,6 +88,12 @@ impl XmlOut {
 
     fn date(&mut self, name: &str, date: NaiveDate) {
         self.open(name);
+        // Digit by digit for the years there are; chrono's fields through `write!` otherwise.
+        if let Some(bytes) = iso_date_bytes(date) {
+            self.buf.extend_from_slice(&bytes);
+            self.close(name);
+            return;
+        }
         let _ = write!(
             self.buf,
             "{:04}-{:02}-{:02}",
@@ -193,16 +200,15 @@ pub(crate) fn end_answers(out: &mut XmlOut) {
 }
 
 /// `Bron`, rendered once per reply and copied into every `Advies`.
-pub(crate) fn bron(snapshot_id: &str, extracted_at: &DateTime<Utc>, regelset: &str) -> Vec<u8> {
+/// `extracted_at` is the snapshot's `extracted_at_text`, the same text as the JSON door's
+/// `source.extracted_at`.
+pub(crate) fn bron(snapshot_id: &str, extracted_at: &str, regelset: &str) -> Vec<u8> {
     let mut out = XmlOut {
         buf: Vec::with_capacity(160),
     };
     out.open("Bron");
     out.element("SnapshotId", snapshot_id);
-    out.open("Extractiedatum");
-    // The same text as the JSON door's `source.extracted_at`.
-    let _ = write!(out.buf, "{}", extracted_at.format("%Y-%m-%dT%H:%M:%SZ"));
-    out.close("Extractiedatum");
+    out.element("Extractiedatum", extracted_at);
     out.element("Regelset", regelset);
     out.close("Bron");
     out.buf
