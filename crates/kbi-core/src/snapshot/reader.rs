@@ -16,7 +16,7 @@ use serde::Deserialize;
 use super::person::{compile_person, parse_person};
 use super::progress::Progress;
 use crate::domain::advice::answer_time;
-use crate::domain::index::PersonIndexBuilder;
+use crate::domain::index::{DuplicateInsz, PersonIndexBuilder};
 use crate::domain::timeline::Transition;
 use crate::domain::{CompiledSnapshot, Facts, Insz, RuleSet, SnapshotMeta};
 
@@ -60,6 +60,18 @@ impl SnapshotError {
             line,
             message: message.into(),
         }
+    }
+
+    /// A second line for one INSZ, named by both line numbers (the header is line 1, so person
+    /// `n` counted from 0 stands on line `n + 2`); never the number itself.
+    fn duplicate(d: DuplicateInsz) -> Self {
+        SnapshotError::line(
+            d.second as u64 + 2,
+            format!(
+                "duplicate INSZ: the same number as on line {}",
+                d.first as u64 + 2
+            ),
+        )
     }
 }
 
@@ -533,15 +545,7 @@ fn load_from(
             ),
         ));
     }
-    let index = builder.finish().map_err(|d| {
-        SnapshotError::line(
-            d.second as u64 + 2,
-            format!(
-                "duplicate INSZ: the same number as on line {}",
-                d.first as u64 + 2
-            ),
-        )
-    })?;
+    let index = builder.finish().map_err(SnapshotError::duplicate)?;
     progress.finish();
     Ok(CompiledSnapshot {
         extracted_at_text: answer_time(&meta.extracted_at),
@@ -654,15 +658,7 @@ fn compile_chunks(
                 let end = *end as usize;
                 builder
                     .push(*insz, &output.transitions[from..end])
-                    .map_err(|d| {
-                        SnapshotError::line(
-                            d.second as u64 + 2,
-                            format!(
-                                "duplicate INSZ: the same number as on line {}",
-                                d.first as u64 + 2
-                            ),
-                        )
-                    })?;
+                    .map_err(SnapshotError::duplicate)?;
                 from = end;
             }
             progress.advance(output.persons.len() as u64);
