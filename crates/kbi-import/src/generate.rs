@@ -21,7 +21,7 @@ use super::mapping::OPEN_END;
 use super::xml::RESPONSE_NS;
 use kbi_core::domain::event::{EndCause, Event, EventKind, ExemptionCause, Obligation, Region};
 use kbi_core::domain::Insz;
-use kbi_core::snapshot::generate::make_insz;
+use kbi_core::snapshot::generate::{distinct_numbers, make_insz};
 
 /// What to generate.
 #[derive(Debug, Clone)]
@@ -65,16 +65,7 @@ fn random_insz(rng: &mut ChaCha8Rng) -> Insz {
 pub fn persons(options: &DossierOptions) -> Vec<GeneratedPerson> {
     let mut rng = ChaCha8Rng::seed_from_u64(options.seed);
     let wanted = options.persons as usize;
-    let mut numbers: Vec<u64> = Vec::with_capacity(wanted + wanted / 50 + 16);
-    while numbers.len() < wanted {
-        let missing = wanted - numbers.len();
-        for _ in 0..missing + missing / 50 + 1 {
-            numbers.push(random_insz(&mut rng).value());
-        }
-        numbers.sort_unstable();
-        numbers.dedup();
-        numbers.truncate(wanted);
-    }
+    let numbers = distinct_numbers(wanted, &[], || random_insz(&mut rng).value());
     let extracted = options.extracted_at.date_naive();
     numbers
         .into_iter()

@@ -172,6 +172,25 @@ fn date(y: i32, m: u32, d: u32) -> NaiveDate {
     NaiveDate::from_ymd_opt(y, m, d).unwrap_or_default()
 }
 
+/// `count` distinct numbers drawn with `draw`, none of them `reserved`, in ascending order.
+/// Draws in rounds of what is missing plus 2 % (collisions are rare), then sorts, deduplicates
+/// and drops the reserved ones, so the result depends only on the sequence `draw` yields: the
+/// generators stay deterministic per seed.
+pub fn distinct_numbers(count: usize, reserved: &[u64], mut draw: impl FnMut() -> u64) -> Vec<u64> {
+    let mut numbers: Vec<u64> = Vec::with_capacity(count + count / 50 + 16);
+    while numbers.len() < count {
+        let missing = count - numbers.len();
+        for _ in 0..missing + missing / 50 + 1 {
+            numbers.push(draw());
+        }
+        numbers.sort_unstable();
+        numbers.dedup();
+        numbers.retain(|n| !reserved.contains(n));
+        numbers.truncate(count);
+    }
+    numbers
+}
+
 /// Writes a snapshot.
 pub fn generate(options: &GenerateOptions, out: &mut dyn Write) -> io::Result<()> {
     let mut rng = ChaCha8Rng::seed_from_u64(options.seed);
@@ -190,17 +209,7 @@ pub fn generate(options: &GenerateOptions, out: &mut dyn Write) -> io::Result<()
         .collect();
     let wanted = options.persons as usize;
     let random_count = wanted.saturating_sub(examples.len());
-    let mut numbers: Vec<u64> = Vec::with_capacity(random_count + random_count / 50 + 16);
-    while numbers.len() < random_count {
-        let missing = random_count - numbers.len();
-        for _ in 0..missing + missing / 50 + 1 {
-            numbers.push(random_insz(&mut rng).value());
-        }
-        numbers.sort_unstable();
-        numbers.dedup();
-        numbers.retain(|n| !reserved.contains(n));
-        numbers.truncate(random_count);
-    }
+    let numbers = distinct_numbers(random_count, &reserved, || random_insz(&mut rng).value());
     let extracted = options.extracted_at.date_naive();
     let snapshot_id = options
         .snapshot_id
