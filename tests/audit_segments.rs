@@ -324,6 +324,18 @@ fn checkpointed(base: &Path, name: &str) -> (PathBuf, PathBuf) {
     (dir, path)
 }
 
+/// `audit keygen` into `base/keys`: the checkpoint key pair, as an operator makes it.
+fn keygen(base: &Path) -> PathBuf {
+    let keys = base.join("keys");
+    std::fs::create_dir_all(&keys).unwrap();
+    cli()
+        .args(["audit", "keygen", "--out-dir"])
+        .arg(&keys)
+        .assert()
+        .code(0);
+    keys
+}
+
 fn verify_cli(dir: &Path) -> (i32, String) {
     let output = cli()
         .args(["audit", "verify", "--dir"])
@@ -430,13 +442,7 @@ fn checkpoints_catch_the_last_record_edited_or_deleted_and_a_truncated_live_segm
 
     // Pinned to another public key, the directory's checkpoints are not trusted.
     let (dir, _) = checkpointed(base.path(), "other-key");
-    let keys = base.path().join("keys");
-    std::fs::create_dir_all(&keys).unwrap();
-    cli()
-        .args(["audit", "keygen", "--out-dir"])
-        .arg(&keys)
-        .assert()
-        .code(0);
+    let keys = keygen(base.path());
     let output = cli()
         .args(["audit", "verify", "--dir"])
         .arg(&dir)
@@ -454,13 +460,7 @@ fn checkpoints_catch_the_last_record_edited_or_deleted_and_a_truncated_live_segm
 #[test]
 fn a_configured_key_signs_and_checkpoints_come_at_the_interval_and_at_rotation() {
     let base = tempfile::tempdir().unwrap();
-    let keys = base.path().join("keys");
-    std::fs::create_dir_all(&keys).unwrap();
-    cli()
-        .args(["audit", "keygen", "--out-dir"])
-        .arg(&keys)
-        .assert()
-        .code(0);
+    let keys = keygen(base.path());
     let dir = base.path().join("audit");
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let log = AuditLog::open(
