@@ -21,7 +21,7 @@ use super::guard::OverBudget;
 use super::state::AppState;
 use crate::api::json::Problem;
 use crate::api::rest::{self as wire, RestQuestion};
-use crate::audit::{AuditRecord, RequestCtx};
+use crate::audit::RequestCtx;
 use crate::domain::{CompiledSnapshot, ErrorCode, Verdict};
 use crate::telemetry::metrics::{Door, Outcome};
 use crate::trust::{Client, Operation};
@@ -185,11 +185,7 @@ async fn audit(
         snapshot_id: Some(&snapshot.meta.snapshot_id),
         rule_set: Some(&snapshot.rules.version),
     };
-    let records = verdicts
-        .iter()
-        .map(|verdict| AuditRecord::from_verdict(&ctx, verdict))
-        .collect();
-    match log.append(records).await {
+    match log.append_verdicts(&ctx, verdicts).await {
         Ok(_) => Ok(()),
         Err(error) => {
             tracing::error!(%error, "audit log unavailable: answer refused with 30021");

@@ -19,7 +19,7 @@ use super::door::{self, Answer};
 use super::guard::OverBudget;
 use super::state::AppState;
 use crate::api::soap::{self, Envelope, Reply, Responder, Source};
-use crate::audit::{AuditRecord, AuditSender, RequestCtx};
+use crate::audit::{AuditSender, RequestCtx};
 use crate::domain::{CompiledSnapshot, ErrorCode, Verdict};
 use crate::telemetry::metrics::{Door, Metrics, Outcome};
 use crate::trust::{Client, Operation};
@@ -167,11 +167,7 @@ async fn audit(state: &AppState, referte: &str, judged: Judged) -> Reply {
             snapshot_id: Some(&snapshot.meta.snapshot_id),
             rule_set: Some(&snapshot.rules.version),
         };
-        let records = verdicts
-            .iter()
-            .map(|verdict| AuditRecord::from_verdict(&ctx, verdict))
-            .collect();
-        if let Err(error) = log.append(records).await {
+        if let Err(error) = log.append_verdicts(&ctx, &verdicts).await {
             tracing::error!(%error, "audit log unavailable: answer refused with 30021");
             return Reply::refused(caller, ErrorCode::AuditUnavailable);
         }

@@ -36,10 +36,13 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use chrono::NaiveDate;
+use kbi_core::domain::Verdict;
 use tokio::sync::{mpsc, oneshot};
 
 use super::checkpoint::Checkpointer;
-use super::record::{line_hash, segment_name, segment_of, AuditRecord, ChainHash};
+use super::record::{
+    line_hash, segment_name, segment_of, AuditRecord, ChainHash, RequestCtx, RequestLines,
+};
 use super::AuditError;
 
 /// Name of the lock file that keeps a second process from writing the same directory (two
@@ -181,6 +184,28 @@ fn prepare(mut record: AuditRecord) -> Result<Prepared, AuditError> {
         date: record.date(),
         head,
     })
+}
+
+/// The records of one request's verdicts, prepared (see [`RequestLines`]).
+fn prepare_verdicts(
+    ctx: &RequestCtx<'_>,
+    verdicts: &[Verdict],
+) -> Result<Vec<Prepared>, AuditError> {
+    let cannot = |e: serde_json::Error| AuditError::Corrupt {
+        path: PathBuf::new(),
+        line: None,
+        detail: format!("cannot serialise a record: {e}"),
+    };
+    let lines = RequestLines::new(ctx).map_err(cannot)?;
+    verdicts
+        .iter()
+        .map(|verdict| {
+            Ok(Prepared {
+                date: lines.date,
+                head: lines.line(verdict).map_err(cannot)?,
+            })
+        })
+        .collect()
 }
 
 /// A handle on the audit log; clone it freely. The writer stops when the last handle is
@@ -348,11 +373,22 @@ impl AuditLog {
                 count: 0,
             });
         }
-        let tx = self.inner.tx.as_ref().ok_or(AuditError::Stopped)?;
         let records = records
             .into_iter()
             .map(prepare)
             .collect::<Result<Vec<_>, _>>()?;
+        self.send(records).await
+    }
+
+    /// Queues prepared records for the writer and waits until they are durable.
+    async fn send(&self, records: Vec<Prepared>) -> Result<AppendReceipt, AuditError> {
+        if records.is_empty() {
+            return Ok(AppendReceipt {
+                first_seq: 0,
+                count: 0,
+            });
+        }
+        let tx = self.inner.tx.as_ref().ok_or(AuditError::Stopped)?;
         let (done, wait) = oneshot::channel();
         tx.send(Job {
             records,
@@ -362,6 +398,18 @@ impl AuditLog {
         .await
         .map_err(|_| AuditError::Stopped)?;
         wait.await.map_err(|_| AuditError::Stopped)?
+    }
+
+    /// Appends the records of one request's `verdicts` (in order), as [`AuditLog::append`] of
+    /// `AuditRecord::from_verdict(ctx, verdict)` each — the same lines — but serialising what
+    /// the records share once per request (see `RequestLines`): the doors' way.
+    pub async fn append_verdicts(
+        &self,
+        ctx: &RequestCtx<'_>,
+        verdicts: &[Verdict],
+    ) -> Result<AppendReceipt, AuditError> {
+        let records = prepare_verdicts(ctx, verdicts)?;
+        self.send(records).await
     }
 
     /// The directory of the log.
@@ -1355,6 +1403,78 @@ mod tests {
     use super::*;
     use crate::{AuditOutcome, AuditRecord};
     use chrono::{TimeZone, Utc};
+
+    /// The doors' way of preparing a request's records writes the same bytes as preparing each
+    /// `AuditRecord::from_verdict`: with and without a sender (escaping needed), snapshot or
+    /// rule set, for answered, NOK and refused questions, with and without a Referte, and for a
+    /// reference date outside the years 0–9999.
+    #[test]
+    fn a_request_prepared_at_once_is_each_record_prepared() {
+        use crate::{AuditSender, RequestCtx};
+        use kbi_core::domain::{Advice, ErrorCode, Insz, ReasonCode};
+        let insz = Insz::parse("85073003328").unwrap();
+        let advice = |subject, compliant, reason, date| Advice {
+            insz,
+            reference_date: date,
+            subject,
+            compliant,
+            reason,
+            found: true,
+        };
+        let day = NaiveDate::from_ymd_opt(2026, 1, 1).unwrap();
+        let far = NaiveDate::from_ymd_opt(10_000, 1, 1).unwrap();
+        let verdicts = vec![
+            Verdict::advised(Some("q-\"1\"".into()), advice(true, true, None, day)),
+            Verdict::advised(
+                None,
+                advice(true, false, Some(ReasonCode::GeenContract), far),
+            ),
+            Verdict::refused(None, None, ErrorCode::InvalidInsz),
+            Verdict {
+                reference_date: Some(day),
+                found: Some(false),
+                ..Verdict::refused(Some("q-2".into()), Some(insz), ErrorCode::SnapshotTooOld)
+            },
+        ];
+        let sender = AuditSender {
+            identificatie: "demo.<kbi>".into(),
+            referte: "r\u{1}".into(),
+            hoedanigheid: "9999".into(),
+            gebruiker: Some("é".into()),
+        };
+        let time = Utc.with_ymd_and_hms(2026, 3, 1, 23, 59, 59).unwrap()
+            + chrono::Duration::milliseconds(999);
+        let contexts = [
+            RequestCtx {
+                time,
+                server_reference: "srv-1",
+                client_id: "demo",
+                sender: Some(&sender),
+                snapshot_id: Some("snap-\"1\""),
+                rule_set: Some("2026.1"),
+            },
+            RequestCtx {
+                time,
+                server_reference: "srv-2",
+                client_id: "c\\d",
+                sender: None,
+                snapshot_id: None,
+                rule_set: None,
+            },
+        ];
+        for ctx in &contexts {
+            let at_once = prepare_verdicts(ctx, &verdicts).unwrap();
+            assert_eq!(at_once.len(), verdicts.len());
+            for (prepared, verdict) in at_once.iter().zip(&verdicts) {
+                let each = prepare(AuditRecord::from_verdict(ctx, verdict)).unwrap();
+                assert_eq!(
+                    String::from_utf8(prepared.head.clone()).unwrap(),
+                    String::from_utf8(each.head).unwrap()
+                );
+                assert_eq!(prepared.date, each.date);
+            }
+        }
+    }
 
     /// The writer's line (prepared head + chain fields) is exactly `serde_json` of the record
     /// with its `seq` and `prev`: readers and `verify` parse it as a record.

@@ -60,7 +60,7 @@ impl AuditOutcome {
     }
 }
 
-#[derive(Serialize, Deserialize)]
+#[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct OutcomeJson {
     result: String,
@@ -70,23 +70,33 @@ struct OutcomeJson {
     error: Option<String>,
 }
 
+/// The outcome as written: the same members as [`OutcomeJson`], borrowed from constants.
+#[derive(Serialize)]
+struct OutcomeOut {
+    result: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reason: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<&'static str>,
+}
+
 impl Serialize for AuditOutcome {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         let json = match self {
-            AuditOutcome::Ok => OutcomeJson {
-                result: "OK".into(),
+            AuditOutcome::Ok => OutcomeOut {
+                result: "OK",
                 reason: None,
                 error: None,
             },
-            AuditOutcome::Nok(reason) => OutcomeJson {
-                result: "NOK".into(),
-                reason: Some(reason.code().into()),
+            AuditOutcome::Nok(reason) => OutcomeOut {
+                result: "NOK",
+                reason: Some(reason.code()),
                 error: None,
             },
-            AuditOutcome::Error(code) => OutcomeJson {
-                result: "ERROR".into(),
+            AuditOutcome::Error(code) => OutcomeOut {
+                result: "ERROR",
                 reason: None,
-                error: Some(code.as_str().into()),
+                error: Some(code.as_str()),
             },
         };
         json.serialize(serializer)
@@ -213,6 +223,119 @@ impl AuditRecord {
     }
 }
 
+/// The audit lines of one request, short of their place in the chain: for each verdict, the
+/// JSON of `AuditRecord::from_verdict(ctx, verdict)` up to (without) its `,"seq":…,"prev":"…"}`
+/// — the same bytes (a unit test compares) — with what every record of the request shares
+/// serialised once instead of once per record: the time, server reference, client and sender
+/// before the question's own members, the snapshot and rule set after them. In a batch of
+/// 1,000 that is one time formatted instead of 1,000, and no copies of the shared strings.
+pub(crate) struct RequestLines {
+    /// `{"time":…,"server_reference":…,"client_id":…,"sender":…,`
+    head: Vec<u8>,
+    /// `,"snapshot_id":…,"rule_set":…`
+    tail: Vec<u8>,
+    /// The UTC day of the request's time, which chooses the records' segment.
+    pub(crate) date: NaiveDate,
+}
+
+/// The members of [`AuditRecord`] a request's records share, before the question's own.
+#[derive(Serialize)]
+struct RequestHeadJson<'a> {
+    #[serde(with = "rfc3339_ms")]
+    time: DateTime<Utc>,
+    server_reference: &'a str,
+    client_id: &'a str,
+    sender: Option<&'a AuditSender>,
+}
+
+/// The members of [`AuditRecord`] that belong to one question, in the record's order.
+#[derive(Serialize)]
+struct QuestionJson<'a> {
+    question_referte: Option<&'a str>,
+    #[serde(with = "insz_digits")]
+    insz: Option<Insz>,
+    #[serde(serialize_with = "iso_date")]
+    reference_date: Option<NaiveDate>,
+    outcome: AuditOutcome,
+    found: Option<bool>,
+}
+
+/// The members of [`AuditRecord`] a request's records share, after the question's own.
+#[derive(Serialize)]
+struct RequestTailJson<'a> {
+    snapshot_id: Option<&'a str>,
+    rule_set: Option<&'a str>,
+}
+
+/// `YYYY-MM-DD` as chrono's `Serialize` writes it (its `Display`), ten bytes written directly
+/// for the years 0–9999 and chrono's own text for any other.
+fn iso_date<S: Serializer>(date: &Option<NaiveDate>, s: S) -> Result<S::Ok, S::Error> {
+    match date {
+        Some(date) => match kbi_core::domain::day::iso_date_bytes(*date) {
+            Some(bytes) => s.serialize_str(std::str::from_utf8(&bytes).unwrap_or_default()),
+            None => s.collect_str(date),
+        },
+        None => s.serialize_none(),
+    }
+}
+
+impl RequestLines {
+    pub(crate) fn new(ctx: &RequestCtx<'_>) -> serde_json::Result<Self> {
+        // Sized for a SOAP sender's four values, so that neither buffer grows while written.
+        let mut head = Vec::with_capacity(384);
+        serde_json::to_writer(
+            &mut head,
+            &RequestHeadJson {
+                time: ctx.time,
+                server_reference: ctx.server_reference,
+                client_id: ctx.client_id,
+                sender: ctx.sender,
+            },
+        )?;
+        // `{…}` → `{…,`: the question's members follow.
+        head.pop();
+        head.push(b',');
+        let mut tail = Vec::with_capacity(128);
+        serde_json::to_writer(
+            &mut tail,
+            &RequestTailJson {
+                snapshot_id: ctx.snapshot_id,
+                rule_set: ctx.rule_set,
+            },
+        )?;
+        // `{…}` → `,…`: the members follow the question's, and the log adds `seq` and `prev`.
+        tail.pop();
+        tail[0] = b',';
+        Ok(RequestLines {
+            head,
+            tail,
+            date: ctx.time.date_naive(),
+        })
+    }
+
+    /// The line of `verdict`'s record, up to its chain members.
+    pub(crate) fn line(&self, verdict: &Verdict) -> serde_json::Result<Vec<u8>> {
+        let mut line = Vec::with_capacity(self.head.len() + 160 + self.tail.len());
+        line.extend_from_slice(&self.head);
+        let start = line.len();
+        serde_json::to_writer(
+            &mut line,
+            &QuestionJson {
+                question_referte: verdict.referte.as_deref(),
+                insz: verdict.insz,
+                reference_date: verdict.reference_date,
+                outcome: AuditOutcome::of(&verdict.outcome),
+                found: verdict.found,
+            },
+        )?;
+        // Drop the question object's own braces: its members continue the record.
+        line.remove(start);
+        line.pop();
+        line.extend_from_slice(&self.tail);
+        Ok(line)
+    }
+}
+
 /// The name of the first segment of UTC day `date`: `audit-YYYY-MM-DD.jsonl`.
 pub fn file_name(date: NaiveDate) -> String {
     segment_name(date, 0)
@@ -270,7 +393,8 @@ mod insz_digits {
 
     pub(super) fn serialize<S: Serializer>(insz: &Option<Insz>, s: S) -> Result<S::Ok, S::Error> {
         match insz {
-            Some(insz) => s.serialize_str(&insz.to_string()),
+            // Eleven ASCII digits, always valid UTF-8.
+            Some(insz) => s.serialize_str(std::str::from_utf8(&insz.digits()).unwrap_or_default()),
             None => s.serialize_none(),
         }
     }
