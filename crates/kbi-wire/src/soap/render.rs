@@ -226,7 +226,7 @@ pub(crate) fn answer_advice(out: &mut XmlOut, referte: Option<&str>, advice: &Ad
     begin_answer(out, referte);
     out.raw("<Inhoud><Advies>");
     out.open("INSZ");
-    let _ = write!(out.buf, "{}", advice.insz);
+    out.buf.extend_from_slice(&advice.insz.digits());
     out.close("INSZ");
     out.date("Referentiedatum", advice.reference_date);
     out.boolean("ValtOnderInburgeringsplicht", advice.subject);
