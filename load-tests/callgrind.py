@@ -10,7 +10,9 @@ times: the figure to compare before and after a change on a shared machine. Prin
 scenario (instructions per request) and leaves the dumps in OUT_DIR for `callgrind_annotate`.
 
 BODIES_DIR is what `load-tests/bodies.py` writes (inszs.txt, soap-single-*.xml,
-rest-batch1000-*.json) for SNAPSHOT. The audit log is off: this counts the request path.
+soap-batch100-*.xml, rest-batch1000-*.json) for SNAPSHOT. The audit log is off: this counts
+the request path; with AUDIT=on it is on (in OUT_DIR/audit), and the audit writer's and syncer's
+instructions are counted too (not the time they wait for the disk).
 """
 
 import glob
@@ -56,7 +58,7 @@ def main():
     env = dict(
         os.environ,
         KBI_ADVICE__LOG__LEVEL=os.environ.get("KBI_ADVICE__LOG__LEVEL", "warn"),
-        KBI_ADVICE__AUDIT__ENABLED="false",
+        KBI_ADVICE__AUDIT__ENABLED="true" if os.environ.get("AUDIT") == "on" else "false",
         KBI_ADVICE__AUDIT__DIR=os.path.join(out, "audit"),
     )
     server = subprocess.Popen(
@@ -70,6 +72,7 @@ def main():
         inszs = open(os.path.join(bodies, "inszs.txt")).read().split()
         soap = [open(p, "rb").read() for p in sorted(glob.glob(f"{bodies}/soap-single-*.xml"))]
         batch = [open(p, "rb").read() for p in sorted(glob.glob(f"{bodies}/rest-batch1000-*.json"))]
+        soap_batch = [open(p, "rb").read() for p in sorted(glob.glob(f"{bodies}/soap-batch100-*.xml"))]
         scenarios = [
             ("rest-single", n, lambda i: ("GET",
              f"/v1/integration-obligation/{inszs[i % len(inszs)]}?date=2026-01-01", None, {})),
@@ -78,6 +81,9 @@ def main():
             ("rest-batch-1000", max(n // 20, 10), lambda i: ("POST",
              "/v1/integration-obligation:batch", batch[i % len(batch)],
              {"Content-Type": "application/json"})),
+            ("soap-batch-100", max(n // 10, 10), lambda i: ("POST",
+             "/soap/GeefAdviesInburgeringsplicht-01.00", soap_batch[i % len(soap_batch)],
+             {"Content-Type": "text/xml; charset=utf-8"})),
         ]
         callgrind_control(server.pid, "-i", "on")
         for name, count, make in scenarios:
