@@ -862,7 +862,7 @@ struct SyncState {
     /// The last record on disk.
     durable: Point,
     /// Files written since the last sync began.
-    files: Vec<(PathBuf, Arc<File>)>,
+    files: Vec<WrittenFile>,
     /// Appends written, waiting for their sync, in `seq` order.
     waiters: VecDeque<Waiter>,
     /// A sync is running.
@@ -873,6 +873,39 @@ struct SyncState {
     checkpoint_due: bool,
     /// The writer has stopped: sync what is left, checkpoint, end.
     stop: bool,
+}
+
+/// A file written since the last sync began, and the bytes written to it since then.
+struct WrittenFile {
+    path: PathBuf,
+    file: Arc<File>,
+    from: u64,
+    to: u64,
+}
+
+/// Lets the kernel drop the cached pages of `file` that hold `[from, to)`, now on disk. A
+/// record is written once and read again only by `audit verify` and `audit search`: kept in
+/// the page cache it only takes memory, and pages that were freed are the cheapest to write
+/// the next records and spare segments into (docs/performance.md: on this project's VM,
+/// writing into page-cache pages never used before cost ten times the CPU of reusing freed
+/// ones, and was half of the audit log's CPU in batches). The kernel drops only pages wholly
+/// inside the range, so the page `to` falls in — where the next round continues — stays, as do
+/// the zero-filled pages of a preallocated segment after it. Advice only: nothing depends on it.
+fn forget_cached(file: &File, from: u64, to: u64) {
+    use std::os::fd::AsRawFd;
+    // From the start of the page `from` falls in: the previous round left it cached, partly
+    // written.
+    let start = from - from % 4096;
+    let (Ok(offset), Ok(len)) = (
+        libc::off_t::try_from(start),
+        libc::off_t::try_from(to.saturating_sub(start)),
+    ) else {
+        return;
+    };
+    if len > 0 {
+        // SAFETY: plain syscall on a descriptor `file` keeps open; advice cannot harm the data.
+        unsafe { libc::posix_fadvise(file.as_raw_fd(), offset, len, libc::POSIX_FADV_DONTNEED) };
+    }
 }
 
 struct Waiter {
@@ -899,11 +932,16 @@ fn sync_loop(
             drop(state);
             let started = Instant::now();
             let mut result = Ok(());
-            for (path, file) in &files {
+            for written in &files {
                 counters.fsyncs.fetch_add(1, Ordering::Relaxed);
-                if let Err(error) = file.sync_data() {
-                    result = Err(AuditError::io(path, "sync", error));
+                if let Err(error) = written.file.sync_data() {
+                    result = Err(AuditError::io(&written.path, "sync", error));
                     break;
+                }
+            }
+            if result.is_ok() {
+                for written in &files {
+                    forget_cached(&written.file, written.from, written.to);
                 }
             }
             let took = started.elapsed();
@@ -1179,8 +1217,17 @@ impl Writer {
             segment: self.current.as_ref().map(|s| s.name.clone()),
         };
         for extent in self.extents.iter().rev() {
-            if !state.files.iter().any(|(path, _)| *path == extent.path) {
-                state.files.push((extent.path.clone(), extent.file.clone()));
+            match state.files.iter_mut().find(|w| w.path == extent.path) {
+                Some(written) => {
+                    written.from = written.from.min(extent.start);
+                    written.to = written.to.max(extent.end);
+                }
+                None => state.files.push(WrittenFile {
+                    path: extent.path.clone(),
+                    file: extent.file.clone(),
+                    from: extent.start,
+                    to: extent.end,
+                }),
             }
         }
         // Extents already durable need no undo any more.
