@@ -457,6 +457,11 @@ pub(crate) fn sync_dir(dir: &Path) -> std::io::Result<()> {
     File::open(dir)?.sync_all()
 }
 
+/// The length of `,"seq":N,"prev":"<64 hex digits>"}` for a `seq` of `digits` digits.
+fn chain_members_len(digits: usize) -> usize {
+    br#","seq":"#.len() + digits + br#","prev":""#.len() + 64 + br#""}"#.len()
+}
+
 /// Day and part of a segment: orders segments in chain order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 struct SegmentId {
@@ -1304,20 +1309,11 @@ impl Writer {
     fn write_round(&mut self, records: &[Prepared]) -> Result<(), AuditError> {
         let mut buf: Vec<u8> = Vec::with_capacity(records.len() * 512);
         let mut buf_last_seq = 0;
-        let mut line = Vec::with_capacity(1024);
+        let mut seq_text = itoa::Buffer::new();
         for record in records {
             let seq = (self.seq + 1).max(self.next_floor);
-            line.clear();
-            line.extend_from_slice(&record.head);
-            let mut prev = [0_u8; 64];
-            // A 32-byte hash always fits 64 hex digits.
-            let _ = hex::encode_to_slice(self.hash, &mut prev);
-            let _ = write!(line, r#","seq":{seq},"prev":""#);
-            line.extend_from_slice(&prev);
-            line.extend_from_slice(b"\"}");
-            let hash = line_hash(&line);
-            line.push(b'\n');
-
+            let seq_digits = seq_text.format(seq).as_bytes();
+            let line_len = record.head.len() + chain_members_len(seq_digits.len()) + 1;
             let date = match &self.current {
                 Some(current) => current.id.date.max(record.date),
                 None => record.date,
@@ -1325,13 +1321,26 @@ impl Writer {
             let fits = self.current.as_ref().is_some_and(|current| {
                 let used = current.offset + buf.len() as u64;
                 current.id.date == date
-                    && (used + line.len() as u64 <= self.segment_bytes || used == 0)
+                    && (used + line_len as u64 <= self.segment_bytes || used == 0)
             });
             if !fits {
                 self.flush(&mut buf, buf_last_seq)?;
                 self.rotate(date)?;
             }
-            buf.extend_from_slice(&line);
+            // The line is built once, where it is written from: the prepared head, then the
+            // chain members; its hash covers it without the `\n`.
+            let start = buf.len();
+            buf.extend_from_slice(&record.head);
+            buf.extend_from_slice(br#","seq":"#);
+            buf.extend_from_slice(seq_digits);
+            buf.extend_from_slice(br#","prev":""#);
+            let mut prev = [0_u8; 64];
+            // A 32-byte hash always fits 64 hex digits.
+            let _ = hex::encode_to_slice(self.hash, &mut prev);
+            buf.extend_from_slice(&prev);
+            buf.extend_from_slice(b"\"}");
+            let hash = line_hash(&buf[start..]);
+            buf.push(b'\n');
             buf_last_seq = seq;
             self.seq = seq;
             self.hash = hash;
@@ -1450,6 +1459,15 @@ mod tests {
     use super::*;
     use crate::{AuditOutcome, AuditRecord};
     use chrono::{TimeZone, Utc};
+
+    /// The rotation bound counts a line's chain members with this length.
+    #[test]
+    fn chain_members_len_is_the_length_of_the_chain_members() {
+        for seq in [1_u64, 9, 10, 123_456_789, u64::MAX] {
+            let members = format!(r#","seq":{seq},"prev":"{}"}}"#, "0".repeat(64));
+            assert_eq!(chain_members_len(seq.to_string().len()), members.len());
+        }
+    }
 
     /// The doors' way of preparing a request's records writes the same bytes as preparing each
     /// `AuditRecord::from_verdict`: with and without a sender (escaping needed), snapshot or
