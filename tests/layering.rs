@@ -17,6 +17,7 @@ const FLOORS: &[(&str, &[&str])] = &[
     ("kbi-premium", &["kbi-core", "kbi-signing"]),
     ("kbi-wire", &["kbi-core"]),
     ("kbi-audit", &["kbi-core", "kbi-signing"]),
+    ("kbi-trust", &["kbi-core"]),
 ];
 
 /// Outside crates a floor may use although `forbidden` names them, and why. Not followed further:

@@ -2,7 +2,7 @@
 //! the file, in bounded time.
 #![no_main]
 
-use kbi_advice::trust::clients::ClientRegistry;
+use kbi_trust::clients::ClientRegistry;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

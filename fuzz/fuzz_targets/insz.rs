@@ -2,7 +2,7 @@
 //! number, and the error never repeats the input.
 #![no_main]
 
-use kbi_advice::domain::Insz;
+use kbi_core::domain::Insz;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

@@ -6,8 +6,8 @@
 use std::path::PathBuf;
 use std::sync::OnceLock;
 
-use kbi_advice::import::codes::Codes;
-use kbi_advice::import::{import, ImportOptions};
+use kbi_import::codes::Codes;
+use kbi_import::{import, ImportOptions};
 use libfuzzer_sys::fuzz_target;
 
 /// One scratch directory per fuzzing process (tmpfs when there is one).
@@ -44,7 +44,7 @@ fuzz_target!(|data: &[u8]| {
         codes: codes().clone(),
     };
     let outcome = kbi_advice_fuzz::timed("kbi dossier import", true, || {
-        import(&options, &kbi_advice::snapshot::Silent)
+        import(&options, &kbi_core::snapshot::Silent)
     });
     match outcome {
         Ok(report) => {

@@ -2,7 +2,7 @@
 //! time, and a refusal's `detail` never quotes the body.
 #![no_main]
 
-use kbi_advice::api::rest::judge_batch_body;
+use kbi_wire::rest::judge_batch_body;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

@@ -2,7 +2,7 @@
 //! file, in bounded time.
 #![no_main]
 
-use kbi_advice::domain::RuleSet;
+use kbi_core::domain::RuleSet;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

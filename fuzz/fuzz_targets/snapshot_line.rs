@@ -1,7 +1,7 @@
 //! One snapshot person line: never panics, bounded time, and the error never quotes the line.
 #![no_main]
 
-use kbi_advice::snapshot::person::parse_person;
+use kbi_core::snapshot::person::parse_person;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

@@ -4,7 +4,7 @@
 
 use std::sync::{Arc, OnceLock};
 
-use kbi_advice::domain::RuleSet;
+use kbi_core::domain::RuleSet;
 use libfuzzer_sys::fuzz_target;
 
 fn rules() -> Arc<RuleSet> {
@@ -14,7 +14,7 @@ fn rules() -> Arc<RuleSet> {
 
 fuzz_target!(|data: &[u8]| {
     let outcome = kbi_advice_fuzz::timed("snapshot load", true, || {
-        kbi_advice::snapshot::load_bytes(data.to_vec(), rules(), &kbi_advice::snapshot::Silent)
+        kbi_core::snapshot::load_bytes(data.to_vec(), rules(), &kbi_core::snapshot::Silent)
     });
     if let Err(error) = outcome {
         kbi_advice_fuzz::assert_no_insz(data, &error.to_string());

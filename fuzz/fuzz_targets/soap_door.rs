@@ -3,7 +3,7 @@
 //! carries an INSZ that was not a question's own (a Fault quotes nothing from the request).
 #![no_main]
 
-use kbi_advice::api::soap::{respond_at, SoapCall, XmlLimits};
+use kbi_wire::soap::{respond_at, SoapCall, XmlLimits};
 use libfuzzer_sys::fuzz_target;
 
 /// A fixed `Tijdstip`, so that a crash reproduces byte for byte.

@@ -2,7 +2,7 @@
 //! in bounded time, never a panic.
 #![no_main]
 
-use kbi_advice::api::soap::{parse, XmlLimits};
+use kbi_wire::soap::{parse, XmlLimits};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

@@ -3,17 +3,21 @@
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use kbi_advice::domain::{CompiledSnapshot, RuleSet};
+use kbi_core::domain::{CompiledSnapshot, RuleSet};
+
+/// The demo snapshot, the same file the service embeds (`kbi_advice::service::reload::
+/// DEMO_SNAPSHOT`), read here directly so that this crate needs only the floors.
+pub const DEMO_SNAPSHOT: &[u8] = include_bytes!("../../data/demo-snapshot.jsonl");
 
 /// The demo snapshot under the shipped rules, loaded once per process: what the door targets
 /// judge against.
 pub fn demo() -> &'static CompiledSnapshot {
     static DEMO: OnceLock<CompiledSnapshot> = OnceLock::new();
     DEMO.get_or_init(|| {
-        kbi_advice::snapshot::load_bytes(
-            kbi_advice::service::reload::DEMO_SNAPSHOT.to_vec(),
+        kbi_core::snapshot::load_bytes(
+            DEMO_SNAPSHOT.to_vec(),
             Arc::new(RuleSet::shipped()),
-            &kbi_advice::snapshot::Silent,
+            &kbi_core::snapshot::Silent,
         )
         .expect("the demo snapshot loads")
     })
@@ -71,7 +75,7 @@ pub fn inszs_in(input: &[u8]) -> Vec<String> {
     for window in input.windows(11) {
         if window.iter().all(u8::is_ascii_digit) {
             let text = std::str::from_utf8(window).expect("digits are UTF-8");
-            if kbi_advice::domain::Insz::parse(text).is_ok() {
+            if kbi_core::domain::Insz::parse(text).is_ok() {
                 found.push(text.to_string());
             }
         }

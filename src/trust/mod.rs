@@ -1,18 +1,15 @@
-//! Who may call, how often, and over what (`security-and-audit.md`): the client registry
-//! ([`clients`]), per-client rate limits ([`rate_limit`]), the mutual-TLS server configuration
-//! ([`tls`]) and the certificate facts they share ([`cert`]).
+//! Who may call, how often, and over what (`security-and-audit.md`). The policy — client
+//! registry, rate limits, certificate facts — is the floor [`kbi_trust`], re-exported here under
+//! its old paths (`kbi_advice::trust::clients::ClientRegistry` and the like); this module adds
+//! what needs the TLS stack: the mutual-TLS server configuration ([`tls`]).
 //!
-//! How the server uses it, per request: identify the client (certificate via
-//! [`ClientRegistry::identify_by_certificate`], or in the development profile
-//! [`ClientRegistry::identify_by_afzender`] / [`ClientRegistry::identify_by_id`]); unknown →
-//! 30010 / 401; [`RateLimiter::try_acquire`] false → 30013 / 429; then
-//! [`Client::authorise`] with the SOAP `Afzender` values and the [`Operation`] → 30010 / 403.
+//! How the server uses it per request: see [`kbi_trust`].
 
-pub mod cert;
-pub mod clients;
-pub mod rate_limit;
+pub use kbi_trust::{cert, clients, rate_limit};
 pub mod tls;
 
-pub use clients::{Client, ClientRegistry, ClientsError, Operation, RateLimit};
-pub use rate_limit::{Clock, ManualClock, MonotonicClock, RateLimiter};
+pub use kbi_trust::{
+    Client, ClientRegistry, ClientsError, Clock, ManualClock, MonotonicClock, Operation, RateLimit,
+    RateLimiter,
+};
 pub use tls::{peer_fingerprint, server_config, TlsError, TlsFiles};

@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use super::clients::{Client, ClientRegistry, RateLimit};
+use crate::clients::{Client, ClientRegistry, RateLimit};
 
 /// Where the limiter reads the time: monotonic nanoseconds from any fixed origin.
 pub trait Clock: Send + Sync {

@@ -14,8 +14,8 @@ use std::path::Path;
 
 use serde::Deserialize;
 
-use super::cert::{self, Attribute};
-use crate::domain::ErrorCode;
+use crate::cert::{self, Attribute};
+use kbi_core::domain::ErrorCode;
 
 /// An operation a client may be allowed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]
@@ -153,12 +153,12 @@ impl ClientRegistry {
     /// The development registry shipped in `config/clients.toml`: client `demo`
     /// (`demo.kbi-advice`, capacity `9999`, every operation).
     pub fn shipped() -> Result<ClientRegistry, ClientsError> {
-        ClientRegistry::from_toml(include_str!("../../config/clients.toml"))
+        ClientRegistry::from_toml(include_str!("../../../config/clients.toml"))
     }
 
     /// Reads and validates a registry file.
     pub fn from_file(path: &Path) -> Result<ClientRegistry, ClientsError> {
-        let text = crate::snapshot::reader::read_config_text(path).map_err(|cause| {
+        let text = kbi_core::snapshot::reader::read_config_text(path).map_err(|cause| {
             ClientsError::Read {
                 path: path.display().to_string(),
                 cause,
@@ -169,7 +169,7 @@ impl ClientRegistry {
 
     /// Parses and validates a registry.
     pub fn from_toml(text: &str) -> Result<ClientRegistry, ClientsError> {
-        let file: FileToml = crate::redact::toml(text).map_err(ClientsError::Parse)?;
+        let file: FileToml = kbi_core::redact::toml(text).map_err(ClientsError::Parse)?;
         if file.client.is_empty() {
             return Err(invalid("client", "no [[client]] is defined"));
         }
@@ -332,7 +332,7 @@ fn validate(i: usize, raw: ClientToml) -> Result<Client, ClientsError> {
     }
     for (j, a) in raw.afzenders.iter().enumerate() {
         let len = a.chars().count();
-        if len == 0 || len > crate::domain::magda::MAX_IDENTIFICATIE || a.trim() != a {
+        if len == 0 || len > kbi_core::domain::magda::MAX_IDENTIFICATIE || a.trim() != a {
             return Err(invalid(
                 &setting(&format!("afzenders[{j}]")),
                 "must be 1–128 characters without surrounding spaces",
@@ -347,7 +347,7 @@ fn validate(i: usize, raw: ClientToml) -> Result<Client, ClientsError> {
     }
     for (j, h) in raw.hoedanigheden.iter().enumerate() {
         let len = h.chars().count();
-        if len == 0 || len > crate::domain::magda::MAX_HOEDANIGHEID || h.trim() != h {
+        if len == 0 || len > kbi_core::domain::magda::MAX_HOEDANIGHEID || h.trim() != h {
             return Err(invalid(
                 &setting(&format!("hoedanigheden[{j}]")),
                 "must be 1–32 characters without surrounding spaces",
@@ -408,7 +408,7 @@ operations = ["single", "batch"]
     #[test]
     fn shipped_registry_has_the_demo_client() {
         let registry =
-            ClientRegistry::from_toml(include_str!("../../config/clients.toml")).unwrap();
+            ClientRegistry::from_toml(include_str!("../../../config/clients.toml")).unwrap();
         assert_eq!(registry.ids(), ["demo"]);
         let demo = registry.identify_by_afzender("demo.kbi-advice").unwrap();
         assert_eq!(demo.id, "demo");
