@@ -944,11 +944,6 @@ fn sync_loop(
                     break;
                 }
             }
-            if result.is_ok() {
-                for written in &files {
-                    forget_cached(&written.file, written.from, written.to);
-                }
-            }
             let took = started.elapsed();
             state = shared.lock();
             state.in_flight = false;
@@ -984,6 +979,12 @@ fn sync_loop(
                         }
                         let _ = waiter.done.send(Ok(waiter.receipt));
                     }
+                    // After the answers, outside the lock: no append waits for the advice.
+                    drop(state);
+                    for written in &files {
+                        forget_cached(&written.file, written.from, written.to);
+                    }
+                    state = shared.lock();
                     let due = std::mem::take(&mut state.checkpoint_due)
                         || last_checkpoint.elapsed() >= interval;
                     if due {
