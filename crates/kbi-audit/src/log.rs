@@ -164,14 +164,19 @@ struct Prepared {
 /// How a record with `seq` 0 and an empty `prev` ends in JSON (the struct's last two fields).
 const UNCHAINED_TAIL: &[u8] = br#","seq":0,"prev":""}"#;
 
+/// A record that serde could not serialise (not expected: no maps, no I/O).
+fn cannot_serialise(error: serde_json::Error) -> AuditError {
+    AuditError::Corrupt {
+        path: PathBuf::new(),
+        line: None,
+        detail: format!("cannot serialise a record: {error}"),
+    }
+}
+
 fn prepare(mut record: AuditRecord) -> Result<Prepared, AuditError> {
     record.seq = 0;
     record.prev = String::new();
-    let mut head = serde_json::to_vec(&record).map_err(|e| AuditError::Corrupt {
-        path: PathBuf::new(),
-        line: None,
-        detail: format!("cannot serialise a record: {e}"),
-    })?;
+    let mut head = serde_json::to_vec(&record).map_err(cannot_serialise)?;
     if !head.ends_with(UNCHAINED_TAIL) {
         return Err(AuditError::Corrupt {
             path: PathBuf::new(),
@@ -191,18 +196,13 @@ fn prepare_verdicts(
     ctx: &RequestCtx<'_>,
     verdicts: &[Verdict],
 ) -> Result<Vec<Prepared>, AuditError> {
-    let cannot = |e: serde_json::Error| AuditError::Corrupt {
-        path: PathBuf::new(),
-        line: None,
-        detail: format!("cannot serialise a record: {e}"),
-    };
-    let lines = RequestLines::new(ctx).map_err(cannot)?;
+    let lines = RequestLines::new(ctx).map_err(cannot_serialise)?;
     verdicts
         .iter()
         .map(|verdict| {
             Ok(Prepared {
                 date: lines.date,
-                head: lines.line(verdict).map_err(cannot)?,
+                head: lines.line(verdict).map_err(cannot_serialise)?,
             })
         })
         .collect()
@@ -367,12 +367,6 @@ impl AuditLog {
     /// and synced). `seq` and `prev` of the records are set by the log. An error means none of
     /// them is referenced by the chain: the answer must then be refused (30021).
     pub async fn append(&self, records: Vec<AuditRecord>) -> Result<AppendReceipt, AuditError> {
-        if records.is_empty() {
-            return Ok(AppendReceipt {
-                first_seq: 0,
-                count: 0,
-            });
-        }
         let records = records
             .into_iter()
             .map(prepare)
