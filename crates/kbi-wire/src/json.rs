@@ -1,5 +1,6 @@
-//! The JSON shapes of the answer and of errors, shared by the REST door and `kbi-advice check`
-//! so that both print the same bytes for the same question.
+//! The JSON shapes of the answer and of errors. `kbi-advice check` prints [`AnswerJson`]; the
+//! REST door writes the same bytes without building it (`rest::AnswerWriter`, compared with
+//! `serde_json` of `AnswerJson` by a unit test), so both print the same for the same question.
 
 use std::borrow::Cow;
 
@@ -55,16 +56,6 @@ impl<'a> SourceJson<'a> {
             rule_set: &snapshot.rules.version,
         }
     }
-
-    /// The same source, borrowing this one's text (a batch formats the source once, not once per
-    /// answer).
-    pub fn borrowed(&self) -> SourceJson<'_> {
-        SourceJson {
-            snapshot_id: self.snapshot_id,
-            extracted_at: Cow::Borrowed(&self.extracted_at),
-            rule_set: self.rule_set,
-        }
-    }
 }
 
 impl<'a> AnswerJson<'a> {
@@ -72,7 +63,7 @@ impl<'a> AnswerJson<'a> {
         Self::with_source(advice, SourceJson::new(meta, rule_set))
     }
 
-    /// The answer with an already formatted source (see [`SourceJson::borrowed`]).
+    /// The answer with an already formatted source.
     pub(crate) fn with_source(advice: &Advice, source: SourceJson<'a>) -> Self {
         AnswerJson {
             insz: advice.insz.to_string(),

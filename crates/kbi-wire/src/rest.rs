@@ -314,30 +314,36 @@ impl AnswerWriter {
         out.extend_from_slice(b"\",");
         // Only a NOK carries a reason (data minimisation), as in `AnswerJson::with_source`.
         if let Some(reason) = advice.reason.filter(|_| !advice.is_ok()) {
-            out.extend_from_slice(self.reason(reason));
+            self.write_reason(out, reason);
         }
         out.extend_from_slice(&self.source_tail);
     }
 
-    fn reason(&self, reason: ReasonCode) -> &[u8] {
-        let slot = ReasonCode::ALL
-            .iter()
-            .position(|r| *r == reason)
-            .unwrap_or(0);
-        self.reasons[slot].get_or_init(|| {
-            let mut bytes = br#""reason":"#.to_vec();
-            write_json(
-                &mut bytes,
-                &ReasonJson {
-                    code: reason.code(),
-                    nl: reason.nl(),
-                    en: reason.en(),
-                },
-            );
-            bytes.push(b',');
-            bytes
-        })
+    /// `"reason":{…},`, escaped once per request for each reason that occurs.
+    fn write_reason(&self, out: &mut Vec<u8>, reason: ReasonCode) {
+        match ReasonCode::ALL.iter().position(|r| *r == reason) {
+            Some(slot) => {
+                out.extend_from_slice(self.reasons[slot].get_or_init(|| reason_member(reason)))
+            }
+            // A code missing from `ALL` still gets its own text, only not cached.
+            None => out.extend_from_slice(&reason_member(reason)),
+        }
     }
+}
+
+/// `"reason":{"code":…,"nl":…,"en":…},` of `reason`.
+fn reason_member(reason: ReasonCode) -> Vec<u8> {
+    let mut bytes = br#""reason":"#.to_vec();
+    write_json(
+        &mut bytes,
+        &ReasonJson {
+            code: reason.code(),
+            nl: reason.nl(),
+            en: reason.en(),
+        },
+    );
+    bytes.push(b',');
+    bytes
 }
 
 fn json_bool(value: bool) -> &'static [u8] {
@@ -370,12 +376,12 @@ mod tests {
     /// does not handle (before year 0, after 9999), with a source that needs escaping.
     #[test]
     fn the_answer_writer_writes_the_bytes_of_answer_json() {
-        let source = SourceJson {
+        let source = || SourceJson {
             snapshot_id: "snap-\"quoted\"\\é\u{1}",
             extracted_at: "2026-01-31T23:00:00Z".into(),
             rule_set: "2026.1",
         };
-        let writer = AnswerWriter::new(&source);
+        let writer = AnswerWriter::new(&source());
         let insz = Insz::parse("85073003328").unwrap();
         let dates = [
             NaiveDate::from_ymd_opt(2026, 1, 1).unwrap(),
@@ -400,8 +406,7 @@ mod tests {
                     let mut direct = Vec::new();
                     writer.write(&mut direct, &advice);
                     let expected =
-                        serde_json::to_vec(&AnswerJson::with_source(&advice, source.borrowed()))
-                            .unwrap();
+                        serde_json::to_vec(&AnswerJson::with_source(&advice, source())).unwrap();
                     assert_eq!(
                         String::from_utf8(direct).unwrap(),
                         String::from_utf8(expected).unwrap()
