@@ -122,18 +122,10 @@ impl Outcome {
         }
     }
 
-    /// The outcome of a request refused as a whole with catalogue error `code`.
+    /// The outcome of a request refused as a whole with catalogue error `code`: that of the HTTP
+    /// status the catalogue gives the code, whatever the door (one classification, not two).
     pub fn for_error(code: ErrorCode) -> Outcome {
-        match code {
-            ErrorCode::InvalidInsz
-            | ErrorCode::InvalidReferenceDate
-            | ErrorCode::SnapshotTooOld
-            | ErrorCode::NoRuleSet
-            | ErrorCode::TooManyQuestions
-            | ErrorCode::InvalidContext => Outcome::ClientError,
-            ErrorCode::NotAuthorised | ErrorCode::RateLimited => Outcome::Refused,
-            ErrorCode::NotReady | ErrorCode::AuditUnavailable => Outcome::ServerError,
-        }
+        Outcome::from_status(crate::api::json::http_status(code))
     }
 }
 
@@ -880,6 +872,15 @@ mod tests {
             Outcome::for_error(ErrorCode::AuditUnavailable),
             Outcome::ServerError
         );
+        // Every code, as the metrics have always classified them.
+        let expected = |code| match code {
+            ErrorCode::NotAuthorised | ErrorCode::RateLimited => Outcome::Refused,
+            ErrorCode::NotReady | ErrorCode::AuditUnavailable => Outcome::ServerError,
+            _ => Outcome::ClientError,
+        };
+        for code in ErrorCode::ALL {
+            assert_eq!(Outcome::for_error(code), expected(code), "{code:?}");
+        }
     }
 
     #[test]
