@@ -128,11 +128,18 @@ pub struct ReplyHead<'a> {
     pub ontvanger: Ontvanger<'a>,
 }
 
-/// The envelope up to and including the reply's `Context`.
-pub(crate) fn begin_reply(out: &mut XmlOut, head: &ReplyHead<'_>) {
+/// The XML declaration, `soap:Envelope` and `soap:Body` opened: the start of every reply and
+/// Fault.
+fn open_envelope(out: &mut XmlOut) {
     out.raw("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<soap:Envelope xmlns:soap=\"");
     out.raw(SOAP11_ENVELOPE_NS);
-    out.raw("\"><soap:Body><geef:GeefAdviesInburgeringsplichtResponse xmlns:geef=\"");
+    out.raw("\"><soap:Body>");
+}
+
+/// The envelope up to and including the reply's `Context`.
+pub(crate) fn begin_reply(out: &mut XmlOut, head: &ReplyHead<'_>) {
+    open_envelope(out);
+    out.raw("<geef:GeefAdviesInburgeringsplichtResponse xmlns:geef=\"");
     out.raw(TARGET_NS);
     out.raw("\"><Repliek><Context>");
     out.element("Naam", NAAM);
@@ -265,9 +272,8 @@ pub fn fault(faultcode: &str, faultstring: &str) -> Vec<u8> {
     let mut out = XmlOut {
         buf: Vec::with_capacity(400),
     };
-    out.raw("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<soap:Envelope xmlns:soap=\"");
-    out.raw(SOAP11_ENVELOPE_NS);
-    out.raw("\"><soap:Body><soap:Fault>");
+    open_envelope(&mut out);
+    out.raw("<soap:Fault>");
     out.element("faultcode", faultcode);
     out.element("faultstring", faultstring);
     out.raw("</soap:Fault></soap:Body></soap:Envelope>");
