@@ -4,10 +4,7 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use kbi_core::domain::{CompiledSnapshot, RuleSet};
-
-/// The demo snapshot, the same file the service embeds (`kbi_advice::service::reload::
-/// DEMO_SNAPSHOT`), read here directly so that this crate needs only the floors.
-pub const DEMO_SNAPSHOT: &[u8] = include_bytes!("../../data/demo-snapshot.jsonl");
+use kbi_core::snapshot::generate::DEMO_SNAPSHOT;
 
 /// The demo snapshot under the shipped rules, loaded once per process: what the door targets
 /// judge against.

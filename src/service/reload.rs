@@ -21,7 +21,7 @@ use crate::snapshot::{Silent, SnapshotSource, SourceError};
 use crate::telemetry::metrics::{ReloadOutcome, ReloadSource};
 
 /// The synthetic demonstration snapshot, served when no source is configured.
-pub const DEMO_SNAPSHOT: &[u8] = include_bytes!("../../data/demo-snapshot.jsonl");
+pub use kbi_core::snapshot::generate::DEMO_SNAPSHOT;
 
 /// What a successful load put in use.
 #[derive(Debug, Clone, Serialize)]
