@@ -42,22 +42,20 @@ def check(label, value, target, higher=True, unit="×"):
     )
 
 
-check("REST single / Redis GET", ratio("rest-single", "redis-get"), 1.0)
+# The targets of performance.md, each against the figure it names (audit on or off).
 check(
     "REST single (audit on) / Redis SET, appendfsync always (durable peer)",
     ratio("rest-single", "redis-set-aof"),
     1.0,
 )
-check("SOAP single / Redis GET", ratio("soap-single", "redis-get"), 0.6)
-check("REST single / empty actix handler", ratio("rest-single", "floor"), 0.8)
 check("REST single, audit off / Redis GET", ratio("rest-single-audit-off", "redis-get"), 1.0)
 check("SOAP single, audit off / Redis GET", ratio("soap-single-audit-off", "redis-get"), 0.6)
-check("REST single, audit off / empty actix handler", ratio("rest-single-audit-off", "floor"), 0.8)
+check("REST single, audit off / empty actix handler", ratio("rest-single-audit-off", "floor"), 0.85)
 for name in ("soap-batch-100", "rest-batch-1000"):
     q = results.get(name, {}).get("qps")
     check(f"questions/s, {name}", q / 1000 if q else None, 500, unit=" k/s")
 cr = results.get("rest-constant-rate")
-check("p99 at half the max rate (REST, corrected)", cr.get("p99_ms") if cr else None, 2.0, higher=False, unit=" ms")
+check("p99 at half the max rate, audit on (REST, corrected)", cr.get("p99_ms") if cr else None, 5.0, higher=False, unit=" ms")
 off = results.get("rest-constant-rate-audit-off")
 check("p99 at half the max rate, audit off (REST, corrected)", off.get("p99_ms") if off else None, 2.0, higher=False, unit=" ms")
 check("mutual TLS / plain (oha, same settings)", ratio("rest-mtls", "rest-plain-oha"), 0.8)
