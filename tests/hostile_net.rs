@@ -6,8 +6,15 @@
 //!
 //! Times are bounds with wide margins for a debug build on a loaded machine, each far below what
 //! the attack cost before it was stopped (seconds to minutes, or no answer at all).
+//!
+//! Why this is a test binary of its own and not a module of `tests/it/`: its heavy tests raise
+//! this process's open-file limit (process-wide state) and hold 1,100 connections each; run beside
+//! the other integration tests (which share one process and run in parallel) they would measure
+//! the others' load instead of the service's shedding. Cargo runs test binaries one after another,
+//! so here they only share the process with each other (and [`HEAVY`] serialises those).
 
-mod soap_support;
+#[path = "it/support/mod.rs"]
+mod support;
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
@@ -16,8 +23,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use soap_support::server::{launch_limited, start, start_with, Server};
-use soap_support::*;
+use crate::support::server::{launch_limited, start, start_with, Server};
+use crate::support::*;
 
 const SOAP_PATH: &str = "/soap/GeefAdviesInburgeringsplicht-01.00";
 const BATCH: &str = "/v1/integration-obligation:batch";

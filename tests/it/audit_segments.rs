@@ -2,13 +2,12 @@
 //! segments written in place, what a crash leaves in them, rotation by size, stale spares, and
 //! the checkpoints that anchor the end of the chain.
 
-mod audit_support;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use audit_support::{at, cli, files, lines, INSZ};
+use crate::support::audit::{at, cli, files, lines, INSZ};
 use chrono::{DateTime, NaiveDate, Utc};
 use kbi_advice::audit::{
     self, AuditLog, AuditOptions, AuditOutcome, AuditRecord, Checkpoint, ProblemKind,
@@ -523,7 +522,8 @@ fn killed_while_appending_every_acknowledged_record_is_there() {
     let mut child = std::process::Command::new(std::env::current_exe().unwrap())
         .args([
             "--exact",
-            "append_until_killed_in_child",
+            // the name libtest gives it in the one test binary (module path, no crate name)
+            "audit_segments::append_until_killed_in_child",
             "--nocapture",
             "--test-threads=1",
         ])

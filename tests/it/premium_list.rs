@@ -2,8 +2,6 @@
 //! same truth as the per-person answer, readable by the standard `age` tool, tamper-evident,
 //! at most once a premium year, and all-or-nothing on disk.
 
-#[path = "support_redis/mod.rs"]
-mod support_redis;
 
 use std::collections::BTreeSet;
 use std::io::Read;
@@ -483,7 +481,7 @@ fn date_of_1_january_is_accepted_and_names_the_next_premium_year() {
 
 #[test]
 fn a_snapshot_published_in_redis_gives_the_same_list() {
-    let redis = support_redis::RedisServer::start();
+    let redis = crate::support::redis::RedisServer::start();
     bin()
         .args(["snapshot", "publish", "--redis", &redis.url(), FIXTURE])
         .assert()

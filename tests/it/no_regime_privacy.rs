@@ -4,10 +4,9 @@
 //! exactly the answer of an INSZ that is not in the snapshot. A 30004 that comes from the date
 //! alone (before the earliest regime) is the same for everyone.
 
-mod soap_support;
 
 use serde_json::Value;
-use soap_support::server::start;
+use crate::support::server::start;
 
 /// Brussels period from 2021-01-01 (no regime: BXL-2022 covers starts from 2022-06-01) to
 /// 2023-01-01.
@@ -24,9 +23,9 @@ fn snapshot() -> String {
 }
 
 /// The REST answer for `insz` on `date` without the echoed INSZ: status and body.
-fn answer(server: &soap_support::server::Server, insz: &str, date: &str) -> (u16, Value) {
+fn answer(server: &crate::support::server::Server, insz: &str, date: &str) -> (u16, Value) {
     let response =
-        soap_support::get(server.url(&format!("/v1/integration-obligation/{insz}?date={date}")))
+        crate::support::get(server.url(&format!("/v1/integration-obligation/{insz}?date={date}")))
             .unwrap();
     let status = response.status().as_u16();
     let mut body: Value = response.json().unwrap();

@@ -3,14 +3,13 @@
 //! rules.toml, clients.toml, the service's settings (environment and configuration file), the
 //! REST batch body and a SOAP body — appears in no error body and no log line. Every server
 //! started here also has its whole debug-level output scraped for an INSZ when it stops
-//! (`soap_support::server::Server`'s `Drop`).
+//! (`crate::support::server::Server`'s `Drop`).
 
-mod soap_support;
 
 use std::path::Path;
 use std::time::Duration;
 
-use soap_support::server::{find_insz, start, Server};
+use crate::support::server::{find_insz, start, Server};
 
 /// A valid INSZ (check digits right) that is in the demo snapshot.
 const INSZ: &str = "90011510383";
@@ -43,7 +42,7 @@ fn header(format: &str, extracted_at: &str, persons: &str) -> String {
 fn snapshot_errors_in_the_reload_answer_and_the_log_never_quote_an_insz() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("snapshot.jsonl");
-    soap_support::write_demo_snapshot_as(&path, "old");
+    crate::support::write_demo_snapshot_as(&path, "old");
     let server = start(&path);
     let good = header("1", r#""2026-11-01T02:00:00Z""#, "1");
     let person = |event: &str| format!(r#"{{"insz": "80010110005", "events": [{event}]}}"#);
@@ -158,7 +157,7 @@ fn snapshot_errors_in_the_reload_answer_and_the_log_never_quote_an_insz() {
 
 /// Runs `kbi-advice serve` expecting it to refuse to start; its output.
 fn refused_start(dir: &Path, args: &[&str], envs: &[(&str, &str)]) -> String {
-    soap_support::server::refused_start(dir, args, envs, Duration::from_secs(30))
+    crate::support::server::refused_start(dir, args, envs, Duration::from_secs(30))
 }
 
 #[test]
@@ -278,9 +277,9 @@ fn rules_clients_and_settings_errors_never_quote_an_insz() {
 fn rest_and_soap_refusals_never_quote_an_insz() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("snapshot.jsonl");
-    soap_support::write_demo_snapshot_as(&path, "demo");
+    crate::support::write_demo_snapshot_as(&path, "demo");
     let server = start(&path);
-    let client = soap_support::http();
+    let client = crate::support::http();
     for body in [
         format!(r#"{{"questions": {INSZ}}}"#),
         format!(r#"{{"questions": [{{"insz": "{INSZ}"}}], {INSZ}}}"#),
@@ -299,7 +298,7 @@ fn rest_and_soap_refusals_never_quote_an_insz() {
         assert!(status >= 400, "{body}: {status} {text}");
         assert_clean(&text, &body);
     }
-    let valid = soap_support::valid();
+    let valid = crate::support::valid();
     for body in [
         format!("<{INSZ}/>"),
         valid.replace(

@@ -16,13 +16,12 @@
 //! The audit-failure scenarios fill a small tmpfs under the audit directory: like the full-disk
 //! test of `trust_service.rs`, this needs root (the test sandbox is root).
 
-mod soap_support;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use soap_support::server::{start_with, Server};
-use soap_support::{manifest_dir, request, request_with, CONTEXT, Q, SOAP_NS, TARGET_NS};
+use crate::support::server::{start_with, Server};
+use crate::support::{manifest_dir, request, request_with, CONTEXT, Q, SOAP_NS, TARGET_NS};
 
 const SOAP_PATH: &str = "/soap/GeefAdviesInburgeringsplicht-01.00";
 const REST_PATH: &str = "/v1/integration-obligation";
@@ -623,7 +622,7 @@ fn the_doors_answer_as_recorded() {
 
 #[test]
 fn the_doors_refuse_as_recorded_when_the_audit_disk_is_full() {
-    let mount = soap_support::SmallDisk::mount();
+    let mount = crate::support::SmallDisk::mount();
     let config = tempfile::tempdir().unwrap();
     let registry = registry(config.path());
     let audit = mount.path().join("audit");

@@ -6,14 +6,11 @@
 //! machine anyway (6379). `redis-server` comes from `scripts/setup/redis.sh`; without it a test
 //! fails with a message naming that script.
 //!
-//! Reuse it from another test crate with
 //! ```ignore
-//! #[path = "support_redis/mod.rs"]
-//! mod support_redis;
-//! let redis = support_redis::RedisServer::start();
+//! let redis = crate::support::redis::RedisServer::start();
 //! let url = redis.url(); // "redis://127.0.0.1:PORT"
 //! ```
-#![allow(dead_code)] // each test crate uses a different part of the helper
+#![allow(dead_code)] // each test module uses a different part of the helper
 
 use std::collections::BTreeMap;
 use std::io::{Read, Write};

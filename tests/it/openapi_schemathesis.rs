@@ -5,12 +5,11 @@
 //! `positive_data_acceptance` is excluded on purpose: JSON Schema cannot express INSZ check
 //! digits or calendar dates, so a schema-valid `85073003329` is rightly refused with 400/30001.
 
-mod soap_support;
 
 use std::process::Command;
 
-use soap_support::manifest_dir;
-use soap_support::server::start;
+use crate::support::manifest_dir;
+use crate::support::server::start;
 
 #[test]
 fn schemathesis_finds_no_failure_against_the_openapi_document() {

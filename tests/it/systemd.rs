@@ -3,14 +3,13 @@
 //! (`Type=notify` readiness, `WatchdogSec=` keep-alive, stopping), received on a datagram socket
 //! standing in for systemd's `NOTIFY_SOCKET`.
 
-mod soap_support;
 
 use std::os::unix::net::UnixDatagram;
 use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use soap_support::server::launch;
+use crate::support::server::launch;
 
 #[test]
 fn version_names_the_package_the_commit_and_the_embedded_rules() {

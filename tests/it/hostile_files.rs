@@ -4,7 +4,6 @@
 //! time and memory, the old snapshot still serving; a reload running too long is abandoned and a
 //! reload asked for meanwhile is answered 409 at once instead of queueing.
 
-mod soap_support;
 
 use std::ffi::CString;
 use std::io::Write;
@@ -14,7 +13,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use soap_support::server::{start, start_with, Server};
+use crate::support::server::{start, start_with, Server};
 
 const QUESTION: &str = "/v1/integration-obligation/90011510383?date=2026-01-01";
 const TWO_GB: u64 = 2 << 30;
@@ -64,7 +63,7 @@ fn mkfifo(path: &Path) {
 
 fn demo_header(snapshot_id: &str) -> String {
     let demo =
-        std::fs::read_to_string(soap_support::manifest_dir().join("data/demo-snapshot.jsonl"))
+        std::fs::read_to_string(crate::support::manifest_dir().join("data/demo-snapshot.jsonl"))
             .unwrap();
     let mut header: Value = serde_json::from_str(demo.lines().next().unwrap()).unwrap();
     header["kbi_snapshot"]["snapshot_id"] = Value::String(snapshot_id.into());
@@ -86,7 +85,7 @@ fn assert_refused(server: &Server, expected: u16, why: &str, what: &str) {
 fn fifos_directories_and_devices_are_refused_without_blocking() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("snapshot.jsonl");
-    soap_support::write_demo_snapshot_as(&path, "old");
+    crate::support::write_demo_snapshot_as(&path, "old");
     let server = start(&path);
 
     std::fs::remove_file(&path).unwrap();
@@ -112,7 +111,7 @@ fn fifos_directories_and_devices_are_refused_without_blocking() {
 
     // A regular file again: reloads work as before.
     std::fs::remove_file(&path).unwrap();
-    soap_support::write_demo_snapshot_as(&path, "new");
+    crate::support::write_demo_snapshot_as(&path, "new");
     let (status, body, _) = reload(&server);
     assert_eq!(status, 200, "{body}");
     assert_eq!(snapshot_id_answered(&server), "new");
@@ -164,7 +163,7 @@ fn a_fifo_at_start_up_and_for_snapshot_validate_is_refused() {
 fn two_gigabyte_inputs_are_refused_in_bounded_time_and_memory() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("snapshot.jsonl");
-    soap_support::write_demo_snapshot_as(&path, "old");
+    crate::support::write_demo_snapshot_as(&path, "old");
     let server = start(&path);
 
     // 1. A 2 GB sparse file: zeros, no line end anywhere.
@@ -199,7 +198,7 @@ fn two_gigabyte_inputs_are_refused_in_bounded_time_and_memory() {
 
     // 3. A zstd bomb: a header, then 2 GB of zeros, as 32 frames of 64 MiB each (a few kB).
     let bomb_path = dir.path().join("snapshot.jsonl.zst");
-    soap_support::write_demo_snapshot_as(&path, "old");
+    crate::support::write_demo_snapshot_as(&path, "old");
     let good = zstd::bulk::compress(&std::fs::read(&path).unwrap(), 3).unwrap();
     std::fs::write(&bomb_path, good).unwrap();
     let server = start(&bomb_path);
@@ -227,9 +226,9 @@ fn two_gigabyte_inputs_are_refused_in_bounded_time_and_memory() {
 fn the_decompressed_cap_is_a_setting() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("snapshot.jsonl");
-    soap_support::write_demo_snapshot_as(&path, "old");
+    crate::support::write_demo_snapshot_as(&path, "old");
     // The demo snapshot has about 40 kB of text: a 20 kB cap refuses it at start-up.
-    let stderr = soap_support::server::refused_start(
+    let stderr = crate::support::server::refused_start(
         dir.path(),
         &["--snapshot", path.to_str().unwrap()],
         &[("KBI_ADVICE__SNAPSHOT__MAX_DECOMPRESSED_BYTES", "20000")],
@@ -252,7 +251,7 @@ fn the_decompressed_cap_is_a_setting() {
 fn a_reload_running_too_long_is_abandoned_and_others_are_not_queued() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("snapshot.jsonl");
-    soap_support::write_demo_snapshot_as(&path, "old");
+    crate::support::write_demo_snapshot_as(&path, "old");
     let server = start_with(
         &path,
         &[],
@@ -306,7 +305,7 @@ fn a_reload_running_too_long_is_abandoned_and_others_are_not_queued() {
     assert_eq!(snapshot_id_answered(&server), "old");
 
     // The lock is free again: a small snapshot loads.
-    soap_support::write_demo_snapshot_as(&path, "new");
+    crate::support::write_demo_snapshot_as(&path, "new");
     let deadline = Instant::now() + ANSWER_WITHIN;
     loop {
         let (status, body, _) = reload(&server);
@@ -330,7 +329,7 @@ fn fifos_as_rules_clients_or_configuration_files_are_refused_without_blocking() 
         (vec![], vec![("KBI_ADVICE__CLIENTS__REGISTRY", fifo_text)]),
         (vec!["--config", fifo_text], vec![]),
     ] {
-        let stderr = soap_support::server::refused_start(dir.path(), &args, &envs, ANSWER_WITHIN);
+        let stderr = crate::support::server::refused_start(dir.path(), &args, &envs, ANSWER_WITHIN);
         assert!(
             stderr.contains("FIFO") || stderr.contains("not a regular file"),
             "{args:?} {envs:?}: {stderr}"

@@ -7,7 +7,6 @@
 //! in-test HTTP/1.1 loop around [`respond`] and [`wsdl_document`], so it proves the WSDL and the
 //! codec without the service.
 
-mod soap_support;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -17,8 +16,8 @@ use std::sync::Arc;
 use kbi_advice::api::soap::{respond, wsdl_document, SoapCall, XmlLimits};
 use kbi_advice::domain::{CompiledSnapshot, RuleSet};
 use kbi_advice::snapshot::{load_path, Silent};
-use soap_support::manifest_dir;
-use soap_support::zeep::{ask, assert_same, check, demo_cases};
+use crate::support::manifest_dir;
+use crate::support::zeep::{ask, assert_same, check, demo_cases};
 
 const PATH: &str = "/soap/GeefAdviesInburgeringsplicht-01.00";
 
@@ -113,7 +112,7 @@ fn zeep_client_built_from_the_wsdl_agrees_with_check() {
 /// The same through the real service (`kbi-advice serve` on the demo snapshot).
 #[test]
 fn zeep_client_against_the_real_service_agrees_with_check() {
-    let server = soap_support::server::start(&demo_snapshot());
+    let server = crate::support::server::start(&demo_snapshot());
     let cases = demo_cases();
     let reply = ask(&server.url(&format!("{PATH}?wsdl")), &cases);
     let rows = reply["rows"].as_array().expect("rows");

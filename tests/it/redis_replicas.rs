@@ -4,9 +4,6 @@
 //! version and count it, and start not ready while Redis is unreachable. Each test starts its own
 //! `redis-server` (`scripts/setup/redis.sh`).
 
-mod soap_support;
-#[path = "support_redis/mod.rs"]
-mod support_redis;
 
 use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
@@ -15,8 +12,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use soap_support::server::{launch, Server};
-use support_redis::RedisServer;
+use crate::support::server::{launch, Server};
+use crate::support::redis::RedisServer;
 
 const QUESTION: &str = "/v1/integration-obligation/90011510383?date=2026-01-01";
 /// Replicas poll `current` every second here, so a lost notification costs at most that.
@@ -27,7 +24,7 @@ const CONVERGE_BOUND: Duration = Duration::from_secs(30);
 /// The demo snapshot under another id, written to `dir`.
 fn snapshot(dir: &Path, id: &str) -> PathBuf {
     let path = dir.join(format!("{id}.jsonl"));
-    soap_support::write_demo_snapshot_as(&path, id);
+    crate::support::write_demo_snapshot_as(&path, id);
     path
 }
 
@@ -50,7 +47,7 @@ fn replica(redis: &RedisServer, wait_ready: bool) -> Server {
 
 /// The snapshot id a replica answers from, or the HTTP status when it cannot answer.
 fn answered_id(server: &Server) -> Result<String, u16> {
-    let response = soap_support::get(server.url(QUESTION)).map_err(|_| 0_u16)?;
+    let response = crate::support::get(server.url(QUESTION)).map_err(|_| 0_u16)?;
     let status = response.status().as_u16();
     let body: Value = response.json().map_err(|_| status)?;
     match (status, body["source"]["snapshot_id"].as_str()) {
@@ -150,7 +147,7 @@ fn replicas_keep_serving_without_redis_and_pick_up_after_it_returns() {
         assert_eq!(answered_id(&b), Ok("before-outage".into()));
         std::thread::sleep(Duration::from_millis(100));
     }
-    let ready = soap_support::get(a.ops_url("/health/ready")).unwrap();
+    let ready = crate::support::get(a.ops_url("/health/ready")).unwrap();
     assert_eq!(ready.status().as_u16(), 200, "still ready without Redis");
     assert!(a.metric(r#"kbi_snapshot_reloads_total{outcome="unavailable",source="redis"}"#) >= 1.0);
     // Redis comes back empty; the next publish reaches both replicas.
@@ -217,9 +214,9 @@ fn a_replica_started_while_redis_is_down_is_not_ready_until_it_loads() {
     let mut redis = RedisServer::start();
     redis.stop();
     let server = replica(&redis, false);
-    let ready = soap_support::get(server.ops_url("/health/ready")).unwrap();
+    let ready = crate::support::get(server.ops_url("/health/ready")).unwrap();
     assert_eq!(ready.status().as_u16(), 503);
-    let response = soap_support::http()
+    let response = crate::support::http()
         .get(server.url(QUESTION))
         .send()
         .unwrap();
@@ -236,6 +233,6 @@ fn a_replica_started_while_redis_is_down_is_not_ready_until_it_loads() {
         assert!(Instant::now() < deadline, "never loaded\n{}", server.log());
         std::thread::sleep(Duration::from_millis(100));
     }
-    let ready = soap_support::get(server.ops_url("/health/ready")).unwrap();
+    let ready = crate::support::get(server.ops_url("/health/ready")).unwrap();
     assert_eq!(ready.status().as_u16(), 200);
 }

@@ -7,7 +7,6 @@
 //!
 //! TLS calls go through `curl` (Debian, on the machine), which presents client certificates.
 
-mod soap_support;
 
 use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
@@ -19,8 +18,8 @@ use rcgen::{
     KeyPair, KeyUsagePurpose, SanType,
 };
 use serde_json::Value;
-use soap_support::server::{launch, start_with, Server};
-use soap_support::{manifest_dir, request, request_with, CONTEXT, Q};
+use crate::support::server::{launch, start_with, Server};
+use crate::support::{manifest_dir, request, request_with, CONTEXT, Q};
 
 const SOAP_PATH: &str = "/soap/GeefAdviesInburgeringsplicht-01.00";
 const QUESTION: &str = "/v1/integration-obligation/90011510383?date=2026-01-01";
@@ -388,7 +387,7 @@ fn concurrent_questions_leave_exactly_one_verified_record_each() {
                 references.clone(),
             );
             std::thread::spawn(move || {
-                let client = soap_support::http();
+                let client = crate::support::http();
                 for i in 0..10 {
                     let response = if (t + i) % 2 == 0 {
                         client.get(&url).send().unwrap()
@@ -437,7 +436,7 @@ fn concurrent_questions_leave_exactly_one_verified_record_each() {
 
 #[test]
 fn a_full_audit_disk_refuses_answers_and_they_resume_when_space_returns() {
-    let mount = soap_support::SmallDisk::mount();
+    let mount = crate::support::SmallDisk::mount();
     let audit = mount.path().join("audit");
     let audit_text = audit.to_string_lossy().into_owned();
     let server = start_with(
@@ -445,7 +444,7 @@ fn a_full_audit_disk_refuses_answers_and_they_resume_when_space_returns() {
         &[],
         &[("KBI_ADVICE__AUDIT__DIR", audit_text.as_str())],
     );
-    let client = soap_support::http();
+    let client = crate::support::http();
     assert_eq!(
         client.get(server.url(QUESTION)).send().unwrap().status(),
         200
@@ -509,7 +508,7 @@ fn after_sigkill_every_answer_received_has_its_record() {
         .map(|_| {
             let (url, received) = (server.url(QUESTION), received.clone());
             std::thread::spawn(move || {
-                let client = soap_support::http();
+                let client = crate::support::http();
                 // Until the server dies under us.
                 while let Ok(response) = client.get(&url).send() {
                     if response.status().as_u16() != 200 {

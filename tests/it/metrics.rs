@@ -4,14 +4,13 @@
 //!
 //! Needs `promtool` (installed by `scripts/setup/prometheus.sh`).
 
-mod soap_support;
 
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::process::{Command, Stdio};
 
-use soap_support::server::{start, Server};
-use soap_support::{request, request_with, CONTEXT, Q};
+use crate::support::server::{start, Server};
+use crate::support::{request, request_with, CONTEXT, Q};
 
 const SOAP_PATH: &str = "/soap/GeefAdviesInburgeringsplicht-01.00";
 
@@ -70,7 +69,7 @@ fn samples(text: &str) -> BTreeMap<String, f64> {
 }
 
 fn scrape(server: &Server) -> String {
-    let response = soap_support::get(server.ops_url("/metrics")).expect("scrape /metrics");
+    let response = crate::support::get(server.ops_url("/metrics")).expect("scrape /metrics");
     assert_eq!(response.status().as_u16(), 200);
     let content_type = response
         .headers()
@@ -155,8 +154,8 @@ impl Tally {
 
 #[test]
 fn metrics_count_exactly_the_traffic_of_every_door() {
-    let server = start(&soap_support::manifest_dir().join("data/demo-snapshot.jsonl"));
-    let client = soap_support::http();
+    let server = start(&crate::support::manifest_dir().join("data/demo-snapshot.jsonl"));
+    let client = crate::support::http();
     let before = samples(&scrape(&server));
     let mut tally = Tally::default();
 

@@ -1,9 +1,7 @@
 //! Snapshot distribution through Redis (`operations.md`, "Snapshot sources and hot reload";
 //! `snapshot-format.md`, "Same answer from every copy"). Every test starts its own redis-server
-//! (`tests/support_redis`, installed by `scripts/setup/redis.sh`).
+//! (`tests/it/support/redis.rs`, installed by `scripts/setup/redis.sh`).
 
-#[path = "support_redis/mod.rs"]
-mod support_redis;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -16,7 +14,7 @@ use kbi_advice::snapshot::redis::{
 };
 use kbi_advice::snapshot::{load_path, Silent, SnapshotSource};
 use rand::{Rng, SeedableRng};
-use support_redis::RedisServer;
+use crate::support::redis::RedisServer;
 
 fn rules() -> Arc<RuleSet> {
     Arc::new(RuleSet::shipped())
@@ -599,7 +597,7 @@ fn cli_publish_then_check_and_validate_from_redis() {
 
 #[test]
 fn cli_errors_are_clear_and_never_show_the_password() {
-    let port = support_redis::free_port();
+    let port = crate::support::redis::free_port();
     let url = format!("redis://:hunter2@127.0.0.1:{port}");
     for args in [
         vec![

@@ -1,15 +1,14 @@
 //! The SOAP door of the real service over HTTP: the public table, the WSDL, and hostile bodies
 //! (each a Fault, and the process stays live after each).
 
-mod soap_support;
 
-use soap_support::server::{start, Server};
-use soap_support::*;
+use crate::support::server::{start, Server};
+use crate::support::*;
 
 const PATH: &str = "/soap/GeefAdviesInburgeringsplicht-01.00";
 
 fn post(server: &Server, body: Vec<u8>) -> (u16, String, Vec<u8>) {
-    let response = soap_support::http()
+    let response = crate::support::http()
         .post(server.url(PATH))
         .header("Content-Type", "text/xml; charset=utf-8")
         .body(body)
@@ -52,7 +51,7 @@ fn public_cases_over_http_soap_equal_the_table() {
 #[test]
 fn the_wsdl_is_served_with_the_address_used() {
     let server = start(&public_snapshot_path());
-    let response = soap_support::get(server.url(&format!("{PATH}?wsdl"))).unwrap();
+    let response = crate::support::get(server.url(&format!("{PATH}?wsdl"))).unwrap();
     assert_eq!(response.status().as_u16(), 200);
     let wsdl = response.text().unwrap();
     assert!(

@@ -1,7 +1,6 @@
 //! The SOAP codec through `respond` (parse, judge, render chained), without a server: the public table,
 //! hostile input, ordering, request- and question-level Uitzonderingen, and schema validity.
 
-mod soap_support;
 
 use std::sync::{Arc, OnceLock};
 
@@ -14,7 +13,7 @@ use kbi_advice::api::soap::{
 use kbi_advice::domain::{CompiledSnapshot, ErrorCode, Insz, Question, ReasonCode, RuleSet};
 use kbi_advice::snapshot::{load_path, Silent};
 use proptest::prelude::*;
-use soap_support::*;
+use crate::support::*;
 
 const SERVER_REFERTE: &str = "0b7d6c1e-3f8a-4c55-9a0e-5d2c7f9e1a42";
 const SERVICE: &str = "kbi-advice.test";

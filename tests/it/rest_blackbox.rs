@@ -1,7 +1,6 @@
 //! The REST door of the real service: the public table through single questions and a batch,
 //! SOAP and REST agreeing on generated snapshots, headers, problem documents and limits.
 
-mod soap_support;
 
 use std::collections::HashSet;
 use std::path::Path;
@@ -9,8 +8,8 @@ use std::path::Path;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde_json::{json, Value};
-use soap_support::server::{start, start_with, Server};
-use soap_support::*;
+use crate::support::server::{start, start_with, Server};
+use crate::support::*;
 
 const SOAP_PATH: &str = "/soap/GeefAdviesInburgeringsplicht-01.00";
 const BATCH: &str = "/v1/integration-obligation:batch";
@@ -41,7 +40,7 @@ fn json_row(value: &Value) -> [String; 5] {
 }
 
 fn get(server: &Server, insz: &str, query: &str) -> (u16, reqwest::header::HeaderMap, Value) {
-    let response = soap_support::http()
+    let response = crate::support::http()
         .get(server.url(&format!("/v1/integration-obligation/{insz}?{query}")))
         .send()
         .expect("REST answers");
@@ -51,7 +50,7 @@ fn get(server: &Server, insz: &str, query: &str) -> (u16, reqwest::header::Heade
 }
 
 fn batch(server: &Server, body: &Value) -> (u16, Value) {
-    let response = soap_support::http()
+    let response = crate::support::http()
         .post(server.url(BATCH))
         .json(body)
         .send()
@@ -156,7 +155,7 @@ fn soap_and_rest_agree_on_generated_snapshots() {
             .enumerate()
             .map(|(i, (insz, date))| Q::date(&format!("q{i}"), insz, date))
             .collect();
-        let response = soap_support::http()
+        let response = crate::support::http()
             .post(server.url(SOAP_PATH))
             .header("Content-Type", "text/xml; charset=utf-8")
             .body(request(&soap))
@@ -234,7 +233,7 @@ fn insz_in_written_forms_and_premium_year() {
 #[test]
 fn every_response_carries_request_id_and_server_reference() {
     let server = start(&manifest_dir().join("data/demo-snapshot.jsonl"));
-    let client = soap_support::http();
+    let client = crate::support::http();
     let url = server.url("/v1/integration-obligation/90011510185?date=2026-01-01");
     let given = client
         .get(&url)
@@ -299,7 +298,7 @@ fn batch_limits_and_malformed_bodies_are_clear_problems() {
         .collect();
     assert_eq!(codes, [None, Some("30001"), Some("30002")]);
 
-    let response = soap_support::http()
+    let response = crate::support::http()
         .post(server.url(BATCH))
         .header("content-type", "application/json")
         .body(format!("{{\"questions\": [{}]}}", " ".repeat(3000)))
@@ -310,7 +309,7 @@ fn batch_limits_and_malformed_bodies_are_clear_problems() {
         response.headers()["content-type"],
         "application/problem+json"
     );
-    let response = soap_support::http()
+    let response = crate::support::http()
         .post(server.url(BATCH))
         .header("content-type", "application/json")
         .body("{not json")
@@ -318,12 +317,12 @@ fn batch_limits_and_malformed_bodies_are_clear_problems() {
         .unwrap();
     assert_eq!(response.status().as_u16(), 400);
     // An unknown path is a problem document too, and OpenAPI is served.
-    let response = soap_support::http()
+    let response = crate::support::http()
         .get(server.url("/v2/nothing"))
         .send()
         .unwrap();
     assert_eq!(response.status().as_u16(), 404);
-    let openapi: Value = soap_support::get(server.url("/openapi.json"))
+    let openapi: Value = crate::support::get(server.url("/openapi.json"))
         .unwrap()
         .json()
         .unwrap();
@@ -337,7 +336,7 @@ fn batch_limits_and_malformed_bodies_are_clear_problems() {
 #[test]
 fn the_single_path_answers_as_the_one_segment_pattern_did() {
     let server = start(&manifest_dir().join("data/demo-snapshot.jsonl"));
-    let client = soap_support::http();
+    let client = crate::support::http();
     let (_, _, plain) = get(&server, "90011510383", "date=2026-01-01");
     // Percent-encoded digits are decoded before the segment is read.
     let (status, _, decoded) = get(&server, "%390011510383", "date=2026-01-01");

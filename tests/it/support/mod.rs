@@ -1,6 +1,8 @@
-//! Shared by the SOAP tests: building requests, reading replies into a small tree, the public
-//! table, and xmllint.
-#![allow(dead_code)] // Each test file uses a different part of this module.
+//! The integration tests' harness: building SOAP requests, reading replies into a small tree, the
+//! public table, and xmllint here; the service started as a black box on free ports ([`server`]),
+//! the zeep client ([`zeep`]), the audit-log helpers ([`audit`]) and a throw-away redis-server
+//! ([`redis`]).
+#![allow(dead_code)] // Each test module uses a different part of this module.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -8,6 +10,8 @@ use std::process::Command;
 use quick_xml::events::Event;
 use quick_xml::Reader;
 
+pub mod audit;
+pub mod redis;
 pub mod server;
 pub mod zeep;
 

@@ -2,12 +2,11 @@
 //! verified and searched — including the failure paths, injected in ways that also fail when
 //! the tests run as root (root ignores directory permissions).
 
-mod audit_support;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use audit_support::{at, cli, files, lines, INSZ};
+use crate::support::audit::{at, cli, files, lines, INSZ};
 use chrono::{DateTime, NaiveDate, Utc};
 use kbi_advice::audit::{
     self, AuditError, AuditLog, AuditOptions, AuditOutcome, AuditRecord, AuditSender, ProblemKind,
@@ -561,7 +560,8 @@ fn write_failure_midway_is_undone_and_later_appends_succeed() {
     let status = std::process::Command::new(std::env::current_exe().unwrap())
         .args([
             "--exact",
-            "fsize_limit_scenario_in_child",
+            // the name libtest gives it in the one test binary (module path, no crate name)
+            "audit_log::fsize_limit_scenario_in_child",
             "--nocapture",
             "--test-threads=1",
         ])

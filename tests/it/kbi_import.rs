@@ -11,7 +11,6 @@ use kbi_advice::domain::{EventKind, Question, RuleSet};
 use kbi_advice::snapshot::generate::make_insz;
 use kbi_advice::snapshot::{load_path, Silent};
 
-mod soap_support;
 
 const BIN: &str = env!("CARGO_BIN_EXE_kbi-advice");
 const FIXTURES: &str = "tests/fixtures/kbi-dossier";
@@ -290,8 +289,8 @@ fn serve_answers_the_imported_example_as_expected() {
     let input = Path::new(FIXTURES).join("valid-88021412358.xml");
     let (output, out) = import(dir.path(), &[&input], &[]);
     assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
-    let server = soap_support::server::start(&out);
-    let client = soap_support::http();
+    let server = crate::support::server::start(&out);
+    let client = crate::support::http();
     let mut failures = Vec::new();
     for row in expected_rows() {
         let json: serde_json::Value = client

@@ -2,15 +2,14 @@
 //! new snapshot, a bad new snapshot is refused while the old one keeps serving, and SIGHUP
 //! reloads too.
 
-mod soap_support;
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde_json::Value;
-use soap_support::server::{start, Server};
-use soap_support::{request, Q};
+use crate::support::server::{start, Server};
+use crate::support::{request, Q};
 
 const QUESTION: &str = "/v1/integration-obligation/90011510383?date=2026-01-01";
 const SOAP_PATH: &str = "/soap/GeefAdviesInburgeringsplicht-01.00";
@@ -20,7 +19,7 @@ fn snapshot_id_answered(server: &Server) -> String {
 }
 
 fn reload(server: &Server) -> (u16, Value) {
-    let response = soap_support::http()
+    let response = crate::support::http()
         .post(server.ops_url("/admin/snapshot/reload"))
         .send()
         .unwrap();
@@ -31,7 +30,7 @@ fn reload(server: &Server) -> (u16, Value) {
 fn twenty_swaps_under_traffic_fail_no_request() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("snapshot.jsonl");
-    soap_support::write_demo_snapshot_as(&path, "swap-0");
+    crate::support::write_demo_snapshot_as(&path, "swap-0");
     let server = Arc::new(start(&path));
     let stop = Arc::new(AtomicBool::new(false));
     let answered = Arc::new(AtomicU64::new(0));
@@ -48,7 +47,7 @@ fn twenty_swaps_under_traffic_fail_no_request() {
                 seen.clone(),
             );
             std::thread::spawn(move || {
-                let client = soap_support::http();
+                let client = crate::support::http();
                 let soap = request(&[Q::date("q", "90011510383", "2026-01-01")]);
                 while !stop.load(Ordering::Relaxed) {
                     let outcome = if n % 2 == 0 {
@@ -98,7 +97,7 @@ fn twenty_swaps_under_traffic_fail_no_request() {
 
     for swap in 1..=20 {
         let id = format!("swap-{swap}");
-        soap_support::write_demo_snapshot_as(&path, &id);
+        crate::support::write_demo_snapshot_as(&path, &id);
         let (status, body) = reload(&server);
         assert_eq!(status, 200, "{body}");
         assert_eq!(body["snapshot"]["snapshot_id"], id.as_str());
@@ -137,7 +136,7 @@ fn twenty_swaps_under_traffic_fail_no_request() {
 fn a_bad_new_snapshot_is_refused_and_the_old_keeps_serving() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("snapshot.jsonl");
-    soap_support::write_demo_snapshot_as(&path, "good");
+    crate::support::write_demo_snapshot_as(&path, "good");
     let server = start(&path);
 
     // Truncated: the declared count no longer matches.
@@ -162,7 +161,7 @@ fn a_bad_new_snapshot_is_refused_and_the_old_keeps_serving() {
         server.metric(r#"kbi_snapshot_reloads_total{outcome="unavailable",source="file"}"#),
         1.0
     );
-    let ready = soap_support::get(server.ops_url("/health/ready")).unwrap();
+    let ready = crate::support::get(server.ops_url("/health/ready")).unwrap();
     assert_eq!(ready.status().as_u16(), 200);
 }
 
@@ -170,9 +169,9 @@ fn a_bad_new_snapshot_is_refused_and_the_old_keeps_serving() {
 fn sighup_reloads_the_snapshot() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("snapshot.jsonl");
-    soap_support::write_demo_snapshot_as(&path, "before-hup");
+    crate::support::write_demo_snapshot_as(&path, "before-hup");
     let server = start(&path);
-    soap_support::write_demo_snapshot_as(&path, "after-hup");
+    crate::support::write_demo_snapshot_as(&path, "after-hup");
     let status = std::process::Command::new("kill")
         .args(["-HUP", &server.pid().to_string()])
         .status()

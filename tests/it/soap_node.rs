@@ -2,15 +2,14 @@
 //! builds its client from the served `?wsdl` alone and calls the real service; every answer must
 //! equal the core's answer for the same question. Fails if node-soap cannot use the WSDL.
 
-mod soap_support;
 
 use std::process::Command;
 use std::sync::Arc;
 
 use kbi_advice::domain::{Question, RuleSet};
 use serde_json::{json, Value};
-use soap_support::manifest_dir;
-use soap_support::server::start;
+use crate::support::manifest_dir;
+use crate::support::server::start;
 
 const PATH: &str = "/soap/GeefAdviesInburgeringsplicht-01.00";
 

@@ -1,5 +1,5 @@
 //! What the audit-log test files share: test persons, times, and reading segments back.
-#![allow(dead_code)] // Each test file uses a different part of this module.
+#![allow(dead_code)] // Each test module uses a different part of this module.
 
 use std::path::{Path, PathBuf};
 

@@ -1,0 +1,45 @@
+//! The integration tests: one test binary (as zero2prod does), one module per area, the harness in
+//! [`support`]. Each separate file under `tests/` is a binary of its own that links the whole
+//! service, and linking was most of CI's cold time; so a new test goes into a module here.
+//!
+//! The only binary kept apart is `tests/hostile_net.rs`: it raises this process's open-file limit
+//! and opens 1,100 connections per test, which must not share the process (nor its two cores)
+//! with the tests here running in parallel (see its header).
+//!
+//! Tests that run this binary again as a child (`--exact NAME`) name the test with its module
+//! path (`audit_log::…`), as libtest lists it. Proptest's regression files sit beside the module
+//! that owns them (`tests/it/NAME.proptest-regressions`, proptest's `SourceParallel` default).
+
+mod support;
+
+mod audit_log;
+mod audit_segments;
+mod corrupt_snapshots;
+mod demo_snapshot;
+mod golden_doors;
+mod hostile_files;
+mod in_process;
+mod index_vs_replay;
+mod insz_vectors;
+mod kbi_import;
+mod kbi_roundtrip;
+mod layering;
+mod metrics;
+mod no_insz_in_errors;
+mod no_regime_privacy;
+mod observability_config;
+mod openapi_schemathesis;
+mod premium_list;
+mod public_cases;
+mod redis_distribution;
+mod redis_replicas;
+mod reload;
+mod rest_blackbox;
+mod rules;
+mod soap_blackbox;
+mod soap_codec;
+mod soap_node;
+mod soap_zeep;
+mod systemd;
+mod tls_handshake;
+mod trust_service;
