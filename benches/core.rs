@@ -5,9 +5,10 @@ use std::sync::Arc;
 
 use chrono::NaiveDate;
 use criterion::{black_box, criterion_group, criterion_main, BenchmarkId, Criterion};
-use kbi_advice::domain::{Insz, Question, Reference, RuleSet};
-use kbi_advice::snapshot::generate::{default_extracted_at, generate, GenerateOptions};
-use kbi_advice::snapshot::{load_bytes, Silent};
+use kbi_core::domain::{Insz, Question, Reference, RuleSet};
+use kbi_core::io::Silent;
+use kbi_core::snapshot::generate::{default_extracted_at, generate, GenerateOptions};
+use kbi_core::snapshot::load_bytes;
 use rand::{Rng, SeedableRng};
 
 fn insz_parsing(c: &mut Criterion) {

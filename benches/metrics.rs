@@ -13,8 +13,8 @@ use std::time::Duration;
 
 use chrono::{NaiveDate, TimeZone, Utc};
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use kbi_advice::domain::{Advice, ErrorCode, Insz, ReasonCode, SnapshotMeta};
 use kbi_advice::telemetry::metrics::{Door, Metrics, Outcome};
+use kbi_core::domain::{Advice, ErrorCode, Insz, ReasonCode, SnapshotMeta};
 
 struct Counting;
 

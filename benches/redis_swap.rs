@@ -12,13 +12,14 @@
 //! ```
 //! Without `KBI_BENCH_REDIS` it says so and does nothing (CI has no Redis to spare for it).
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwapOption;
-use kbi_advice::domain::{CompiledSnapshot, RuleSet};
 use kbi_advice::snapshot::redis::{self as store, PublishOptions, RedisTarget};
-use kbi_advice::snapshot::Silent;
+use kbi_core::domain::{CompiledSnapshot, RuleSet};
+use kbi_core::io::Silent;
 
 fn status_kib(field: &str) -> u64 {
     std::fs::read_to_string("/proc/self/status")
@@ -61,7 +62,7 @@ fn main() {
         .expect("SET current");
 
     let live: Arc<ArcSwapOption<CompiledSnapshot>> = Arc::new(ArcSwapOption::empty());
-    let status = Arc::new(store::RedisWatchStatus::default());
+    let status = Arc::new(Loads::default());
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
     let swap_into = live.clone();
     runtime.spawn(store::watch_redis(
@@ -71,12 +72,11 @@ fn main() {
             poll_interval: Duration::from_millis(100),
             ..store::WatchOptions::default()
         },
-        None,
         status.clone(),
         move |loaded: store::LoadedVersion| swap_into.store(Some(Arc::new(loaded.snapshot))),
     ));
     let wait_for = |n: u64| {
-        while status.loaded() < n {
+        while status.0.load(Ordering::Relaxed) < n {
             std::thread::sleep(Duration::from_millis(20));
         }
     };
@@ -112,4 +112,16 @@ fn main() {
         mib(after),
     );
     runtime.shutdown_background();
+}
+
+/// Counts the versions the watcher loaded and handed over.
+#[derive(Default)]
+struct Loads(AtomicU64);
+
+impl store::WatchObserver for Loads {
+    fn observed(&self, outcome: store::WatchOutcome<'_>) {
+        if let store::WatchOutcome::Loaded { .. } = outcome {
+            self.0.fetch_add(1, Ordering::Relaxed);
+        }
+    }
 }

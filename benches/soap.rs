@@ -8,9 +8,10 @@ use std::sync::Arc;
 
 use chrono::{TimeZone, Utc};
 use criterion::{black_box, criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use kbi_advice::api::soap::{parse, respond_at, SoapCall, XmlLimits};
-use kbi_advice::domain::RuleSet;
-use kbi_advice::snapshot::{load_path, Silent};
+use kbi_core::domain::RuleSet;
+use kbi_core::io::Silent;
+use kbi_core::snapshot::load_path;
+use kbi_wire::soap::{parse, respond_at, SoapCall, XmlLimits};
 
 /// Demo INSZ with every kind of answer on 2026-01-01 (OK, NOK ×3, not subject, not in the
 /// snapshot) and one invalid.

@@ -22,9 +22,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use serde_json::Value;
 use crate::support::server::{launch_limited, start, start_with, Server};
 use crate::support::*;
+use serde_json::Value;
 
 const SOAP_PATH: &str = "/soap/GeefAdviesInburgeringsplicht-01.00";
 const BATCH: &str = "/v1/integration-obligation:batch";

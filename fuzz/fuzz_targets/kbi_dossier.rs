@@ -44,7 +44,7 @@ fuzz_target!(|data: &[u8]| {
         codes: codes().clone(),
     };
     let outcome = kbi_advice_fuzz::timed("kbi dossier import", true, || {
-        import(&options, &kbi_core::snapshot::Silent)
+        import(&options, &kbi_core::io::Silent)
     });
     match outcome {
         Ok(report) => {

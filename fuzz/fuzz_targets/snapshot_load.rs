@@ -14,7 +14,7 @@ fn rules() -> Arc<RuleSet> {
 
 fuzz_target!(|data: &[u8]| {
     let outcome = kbi_advice_fuzz::timed("snapshot load", true, || {
-        kbi_core::snapshot::load_bytes(data.to_vec(), rules(), &kbi_core::snapshot::Silent)
+        kbi_core::snapshot::load_bytes(data.to_vec(), rules(), &kbi_core::io::Silent)
     });
     if let Err(error) = outcome {
         kbi_advice_fuzz::assert_no_insz(data, &error.to_string());

@@ -14,7 +14,7 @@ pub fn demo() -> &'static CompiledSnapshot {
         kbi_core::snapshot::load_bytes(
             DEMO_SNAPSHOT.to_vec(),
             Arc::new(RuleSet::shipped()),
-            &kbi_core::snapshot::Silent,
+            &kbi_core::io::Silent,
         )
         .expect("the demo snapshot loads")
     })

@@ -9,8 +9,8 @@ use chrono::NaiveDate;
 use clap::{Args, Subcommand, ValueEnum};
 
 use super::exit;
-use crate::audit::{self, AuditOutcome, AuditRecord};
-use crate::domain::Insz;
+use kbi_audit::{AuditOutcome, AuditRecord};
+use kbi_core::domain::Insz;
 
 #[derive(Debug, Subcommand)]
 pub enum AuditCommand {
@@ -99,7 +99,7 @@ pub fn run(command: AuditCommand) -> anyhow::Result<u8> {
 }
 
 fn run_keygen(args: KeygenArgs) -> anyhow::Result<u8> {
-    let files = crate::premium::signing::generate_key_pair(&args.out_dir, &args.name)?;
+    let files = kbi_premium::signing::generate_key_pair(&args.out_dir, &args.name)?;
     println!(
         "private key (audit.checkpoint_key; readable by the service only, mode 0600): {}",
         files.private.display()
@@ -116,10 +116,10 @@ fn run_keygen(args: KeygenArgs) -> anyhow::Result<u8> {
 }
 
 /// The checkpoints to check against: given, or the directory's own when they exist.
-fn anchors(args: &VerifyArgs) -> anyhow::Result<Option<audit::Anchors>> {
+fn anchors(args: &VerifyArgs) -> anyhow::Result<Option<kbi_audit::Anchors>> {
     let file = match (&args.checkpoints, &args.dir) {
         (Some(file), _) => file.clone(),
-        (None, Some(dir)) => dir.join(audit::CHECKPOINT_FILE),
+        (None, Some(dir)) => dir.join(kbi_audit::CHECKPOINT_FILE),
         (None, None) => return Ok(None),
     };
     if args.checkpoints.is_none() && !file.exists() {
@@ -127,9 +127,9 @@ fn anchors(args: &VerifyArgs) -> anyhow::Result<Option<audit::Anchors>> {
     }
     let key = match &args.public_key {
         Some(key) => key.clone(),
-        None => audit::checkpoint::default_public_key(file.parent().unwrap_or(Path::new("."))),
+        None => kbi_audit::checkpoint::default_public_key(file.parent().unwrap_or(Path::new("."))),
     };
-    let anchors = audit::Anchors::load(&file, &key)
+    let anchors = kbi_audit::Anchors::load(&file, &key)
         .with_context(|| format!("cannot check the checkpoints of {}", file.display()))?;
     Ok(Some(anchors))
 }
@@ -137,13 +137,13 @@ fn anchors(args: &VerifyArgs) -> anyhow::Result<Option<audit::Anchors>> {
 fn run_verify(args: VerifyArgs) -> anyhow::Result<u8> {
     let anchors = anchors(&args)?;
     let files = match &args.dir {
-        Some(dir) => audit::files_in(dir, None, None)?,
+        Some(dir) => kbi_audit::files_in(dir, None, None)?,
         None => args.files,
     };
     if files.is_empty() {
         anyhow::bail!("no audit files to verify");
     }
-    let report = audit::verify_anchored(&files, anchors.as_ref());
+    let report = kbi_audit::verify_anchored(&files, anchors.as_ref());
     let mut out = std::io::stdout().lock();
     match &report.problem {
         None => {
@@ -198,7 +198,7 @@ fn run_verify(args: VerifyArgs) -> anyhow::Result<u8> {
     }
 }
 
-fn write_checkpoints(out: &mut impl Write, report: &audit::Report) -> std::io::Result<()> {
+fn write_checkpoints(out: &mut impl Write, report: &kbi_audit::Report) -> std::io::Result<()> {
     let Some(checkpoints) = &report.checkpoints else {
         return writeln!(
             out,
@@ -242,10 +242,10 @@ fn run_search(args: SearchArgs) -> anyhow::Result<u8> {
         anyhow::ensure!(from <= to, "--from {from} is after --to {to}");
     }
     let files = match &args.dir {
-        Some(dir) => audit::files_in(dir, args.from, args.to)?,
+        Some(dir) => kbi_audit::files_in(dir, args.from, args.to)?,
         None => args.files,
     };
-    let result = audit::search(&files, insz, args.from, args.to)?;
+    let result = kbi_audit::search(&files, insz, args.from, args.to)?;
     let mut out = std::io::stdout().lock();
     match args.format {
         SearchFormat::Json => {

@@ -6,12 +6,14 @@ use std::path::PathBuf;
 use clap::Args;
 
 use super::exit;
-use crate::api::json::{AnswerJson, Problem};
-use crate::domain::decision::{DecidingRule, Decision};
-use crate::domain::{CompiledSnapshot, ErrorCode, History, Question, RuleSet};
 use crate::service::settings::load_rules;
 use crate::snapshot::source::Pinned;
-use crate::snapshot::{Console, SnapshotSource};
+use crate::snapshot::SnapshotSource;
+use kbi_core::domain::decision::{DecidingRule, Decision};
+use kbi_core::domain::{CompiledSnapshot, ErrorCode, History, Question, RuleSet};
+use kbi_core::io::Console;
+use kbi_core::snapshot::reader::ReadLimits;
+use kbi_wire::json::{AnswerJson, Problem};
 
 #[derive(Debug, Args)]
 pub struct CheckArgs {
@@ -48,7 +50,9 @@ pub fn run(args: CheckArgs) -> anyhow::Result<u8> {
         Ok(question) => question,
         Err(code) => return Ok(refuse(code)),
     };
-    let (snapshot, pinned) = args.snapshot.load_pinned(rules.clone(), &Console::new())?;
+    let (snapshot, pinned) =
+        args.snapshot
+            .load_pinned(rules.clone(), ReadLimits::default(), &Console::new())?;
     let outcome = snapshot.advise(&question);
     if args.explain {
         eprint!("{}", explain(&pinned, &snapshot, &question, &rules)?);
@@ -189,8 +193,8 @@ fn explain(
     Ok(out)
 }
 
-fn describe_kind(kind: &crate::domain::EventKind) -> String {
-    use crate::domain::EventKind as K;
+fn describe_kind(kind: &kbi_core::domain::EventKind) -> String {
+    use kbi_core::domain::EventKind as K;
     match kind {
         K::ObligationStart { region } => format!("OBLIGATION_START region={}", region.code()),
         K::DeadlineExtension { obligation, until } => {

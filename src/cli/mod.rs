@@ -4,7 +4,7 @@ use std::process::ExitCode;
 
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 
-use crate::domain::RuleSet;
+use kbi_core::domain::RuleSet;
 
 pub mod audit;
 pub mod check;

@@ -1,6 +1,6 @@
 //! `kbi-advice premium-list`: export the yearly reduced-premium list (encrypted, signed, recorded,
 //! once a premium year), `premium-list verify` a delivered list, `premium-list keygen` the signing
-//! key pair. The work is in [`crate::premium`]; this file reads arguments and prints.
+//! key pair. The work is in [`kbi_premium`]; this file reads arguments and prints.
 
 use std::path::PathBuf;
 use std::time::Instant;
@@ -9,11 +9,13 @@ use anyhow::Context;
 use clap::{ArgGroup, Args, Subcommand};
 
 use super::exit;
-use crate::domain::advice::{parse_premium_year, premium_year_of};
-use crate::domain::day::parse_date;
-use crate::premium::{self, recipients, signing, verify, ExportRequest, Force};
 use crate::service::settings::load_rules;
-use crate::snapshot::{Console, SnapshotSource};
+use crate::snapshot::SnapshotSource;
+use kbi_core::domain::advice::{parse_premium_year, premium_year_of};
+use kbi_core::domain::day::parse_date;
+use kbi_core::io::Console;
+use kbi_core::snapshot::reader::ReadLimits;
+use kbi_premium::{recipients, signing, verify, ExportRequest, Force};
 
 #[derive(Debug, Args)]
 #[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
@@ -156,7 +158,7 @@ fn run_export(args: ExportArgs) -> anyhow::Result<u8> {
         register: args
             .register
             .clone()
-            .unwrap_or_else(|| out.join(premium::DEFAULT_REGISTER)),
+            .unwrap_or_else(|| out.join(kbi_premium::DEFAULT_REGISTER)),
         operator: args.operator.clone().unwrap_or_default(),
         force,
         fail_point: None,
@@ -187,7 +189,7 @@ fn run_export(args: ExportArgs) -> anyhow::Result<u8> {
 
     let loading = Instant::now();
     let snapshot = source
-        .load(rules, &Console::new())
+        .load(rules, ReadLimits::default(), &Console::new())
         .with_context(|| format!("loading snapshot {source}"))?;
     let load_time = loading.elapsed();
     let exporting = Instant::now();
@@ -206,7 +208,7 @@ fn run_export(args: ExportArgs) -> anyhow::Result<u8> {
         "  recorded in {} (operator {}{})",
         args.register
             .clone()
-            .unwrap_or_else(|| out.join(premium::DEFAULT_REGISTER))
+            .unwrap_or_else(|| out.join(kbi_premium::DEFAULT_REGISTER))
             .display(),
         exported.register_entry.operator,
         if exported.register_entry.forced {

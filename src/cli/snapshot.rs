@@ -9,10 +9,12 @@ use clap::{Args, Subcommand};
 
 use super::exit;
 use crate::service::settings::load_rules;
-use crate::snapshot::generate::{default_extracted_at, generate, GenerateOptions};
 use crate::snapshot::redis::{self as redis_store, PublishOptions, RedisTarget};
 use crate::snapshot::source::Pinned;
-use crate::snapshot::{Console, SnapshotSource};
+use crate::snapshot::SnapshotSource;
+use kbi_core::io::Console;
+use kbi_core::snapshot::generate::{default_extracted_at, generate, GenerateOptions};
+use kbi_core::snapshot::reader::ReadLimits;
 
 #[derive(Debug, Subcommand)]
 pub enum SnapshotCommand {
@@ -132,7 +134,7 @@ pub fn run(command: SnapshotCommand) -> anyhow::Result<u8> {
 }
 
 fn import(args: ImportArgs) -> anyhow::Result<u8> {
-    use crate::import::{codes::Codes, import_with_workers, ImportOptions, FORMAT_NAME};
+    use kbi_import::{codes::Codes, import_with_workers, ImportOptions, FORMAT_NAME};
     if args.from != FORMAT_NAME {
         anyhow::bail!("--from must be {FORMAT_NAME} (the only source format this program imports)");
     }
@@ -157,7 +159,7 @@ fn import(args: ImportArgs) -> anyhow::Result<u8> {
     };
     let workers = match args.workers {
         Some(n) => usize::from(n),
-        None => crate::import::default_workers(),
+        None => kbi_import::default_workers(),
     };
     let report = import_with_workers(&options, &Console::counting("bytes"), workers)?;
     eprint!("{}", report.render());
@@ -172,7 +174,9 @@ fn import(args: ImportArgs) -> anyhow::Result<u8> {
 fn validate(args: ValidateArgs) -> anyhow::Result<u8> {
     let rules = load_rules(args.rules.as_ref())?;
     let started = Instant::now();
-    let (snapshot, pinned) = args.source.load_pinned(rules, &Console::new())?;
+    let (snapshot, pinned) =
+        args.source
+            .load_pinned(rules, ReadLimits::default(), &Console::new())?;
     let meta = &snapshot.meta;
     let elapsed = started.elapsed();
     let persons = snapshot.index.len().max(1);
@@ -258,18 +262,18 @@ fn generate_file(args: GenerateArgs) -> anyhow::Result<u8> {
             .with_timezone(&chrono::Utc),
         None => default_extracted_at(),
     };
-    if args.format == crate::import::FORMAT_NAME {
+    if args.format == kbi_import::FORMAT_NAME {
         if args.with_examples {
             anyhow::bail!("--with-examples cannot be written as dossiers (the showcase persons hold facts the register does not: employment service, Brussels)");
         }
-        let options = crate::import::generate::DossierOptions {
+        let options = kbi_import::generate::DossierOptions {
             persons: args.persons,
             seed: args.seed,
             extracted_at,
             snapshot_id: args.snapshot_id,
             per_file: args.per_file,
         };
-        let files = crate::import::generate::write_dossiers(&options, &args.out)
+        let files = kbi_import::generate::write_dossiers(&options, &args.out)
             .with_context(|| format!("cannot write dossiers into {}", args.out.display()))?;
         eprintln!(
             "wrote {files} batch files and expected.jsonl into {}",
@@ -278,7 +282,7 @@ fn generate_file(args: GenerateArgs) -> anyhow::Result<u8> {
         return Ok(exit::OK);
     }
     if args.format != "jsonl" {
-        anyhow::bail!("--format must be jsonl or {}", crate::import::FORMAT_NAME);
+        anyhow::bail!("--format must be jsonl or {}", kbi_import::FORMAT_NAME);
     }
     let options = GenerateOptions {
         persons: args.persons,

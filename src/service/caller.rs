@@ -9,8 +9,8 @@ use actix_web::dev::Extensions;
 use actix_web::HttpRequest;
 
 use super::state::AppState;
-use crate::domain::ErrorCode;
-use crate::trust::{Client, ClientRegistry, Operation};
+use kbi_core::domain::ErrorCode;
+use kbi_trust::{Client, ClientRegistry, Operation};
 
 /// The registered client of a TLS connection, resolved once per connection from its certificate
 /// (`None`: a valid certificate that is not in the registry).

@@ -26,12 +26,12 @@ use actix_web::{web, App, HttpResponse, HttpServer};
 use anyhow::Context;
 use serde_json::json;
 
-use crate::api::soap::XmlLimits;
-use crate::audit::{AuditLog, AuditOptions};
-use crate::snapshot::redis::{watch_redis, RedisWatchStatus, WatchOptions};
+use crate::snapshot::redis::{watch_redis, WatchOptions};
 use crate::snapshot::SnapshotSource;
 use crate::telemetry::metrics::Metrics;
-use crate::trust::{ClientRegistry, RateLimiter};
+use kbi_audit::{AuditLog, AuditOptions};
+use kbi_trust::{ClientRegistry, RateLimiter};
+use kbi_wire::soap::XmlLimits;
 use reload::Reloader;
 use settings::{Checked, SnapshotOrigin};
 use state::{AppState, Limits, References, SnapshotStore};
@@ -190,12 +190,13 @@ async fn build(checked: Checked) -> anyhow::Result<Application> {
             .filter(|url| !url.is_empty()),
         trusted_proxies: checked.trusted_proxies.clone(),
     });
-    crate::snapshot::reader::set_limits(checked.settings.snapshot.read_limits());
+    let read_limits = checked.settings.snapshot.read_limits();
     let reloader = Arc::new(Reloader::new(
         checked.origin.clone(),
         rules.clone(),
         state.clone(),
         Duration::from_secs(checked.settings.snapshot.reload_timeout_seconds),
+        read_limits,
     ));
 
     match &checked.origin {
@@ -210,10 +211,10 @@ async fn build(checked: Checked) -> anyhow::Result<Application> {
                     poll_interval: Duration::from_secs(
                         checked.settings.snapshot.redis_poll_seconds,
                     ),
+                    limits: read_limits,
                     ..WatchOptions::default()
                 },
-                Some(metrics.clone()),
-                Arc::new(RedisWatchStatus::default()),
+                metrics.clone(),
                 move |loaded| {
                     let loaded = reload::install(&install_state, loaded.snapshot);
                     tracing::info!(snapshot_id = %loaded.snapshot_id, persons = loaded.persons,

@@ -15,13 +15,14 @@ use serde::Serialize;
 
 use super::settings::SnapshotOrigin;
 use super::state::AppState;
-use crate::domain::{CompiledSnapshot, RuleSet};
-use crate::snapshot::reader::{self, SnapshotError};
-use crate::snapshot::{Silent, SnapshotSource, SourceError};
+use crate::snapshot::{SnapshotSource, SourceError};
 use crate::telemetry::metrics::{ReloadOutcome, ReloadSource};
+use kbi_core::domain::{CompiledSnapshot, RuleSet};
+use kbi_core::io::Silent;
+use kbi_core::snapshot::reader::{self, ReadLimits, SnapshotError};
 
-/// The synthetic demonstration snapshot, served when no source is configured.
-pub use kbi_core::snapshot::generate::DEMO_SNAPSHOT;
+// The synthetic demonstration snapshot, served when no source is configured.
+use kbi_core::snapshot::generate::DEMO_SNAPSHOT;
 
 /// What a successful load put in use.
 #[derive(Debug, Clone, Serialize)]
@@ -61,6 +62,8 @@ pub struct Reloader {
     /// Held (try-locked, never waited for) by the reload in progress.
     one_at_a_time: tokio::sync::Mutex<()>,
     timeout: Duration,
+    /// Bounds on reading a snapshot (`[snapshot]` settings).
+    limits: ReadLimits,
 }
 
 /// Where a load stands, decided under one lock so that "abandon" and "swap in" exclude each other.
@@ -77,6 +80,7 @@ impl Reloader {
         rules: Arc<RuleSet>,
         state: Arc<AppState>,
         timeout: Duration,
+        limits: ReadLimits,
     ) -> Self {
         Reloader {
             origin,
@@ -84,6 +88,7 @@ impl Reloader {
             state,
             one_at_a_time: tokio::sync::Mutex::new(()),
             timeout,
+            limits,
         }
     }
 
@@ -102,6 +107,7 @@ impl Reloader {
         };
         let origin = self.origin.clone();
         let rules = self.rules.clone();
+        let limits = self.limits;
         let state = self.state.clone();
         let started = Instant::now();
         let abandoned = Arc::new(AtomicBool::new(false));
@@ -110,7 +116,7 @@ impl Reloader {
             let abandoned = abandoned.clone();
             let stage = stage.clone();
             move || {
-                let snapshot = load_abandonable(&origin, rules, abandoned)?;
+                let snapshot = load_abandonable(&origin, rules, limits, abandoned)?;
                 let mut stage = stage.lock().unwrap_or_else(|p| p.into_inner());
                 if *stage == Stage::Abandoned {
                     drop(stage);
@@ -170,22 +176,19 @@ impl Reloader {
     }
 }
 
-/// Reads, validates and compiles the origin's snapshot (blocking).
-pub fn load(origin: &SnapshotOrigin, rules: Arc<RuleSet>) -> Result<CompiledSnapshot, ReloadError> {
-    load_abandonable(origin, rules, Arc::new(AtomicBool::new(false)))
-}
-
-/// [`load`] that stops reading once `abandoned` is set.
+/// Reads, validates and compiles the origin's snapshot (blocking), stopping once `abandoned` is
+/// set.
 fn load_abandonable(
     origin: &SnapshotOrigin,
     rules: Arc<RuleSet>,
+    limits: ReadLimits,
     abandoned: Arc<AtomicBool>,
 ) -> Result<CompiledSnapshot, ReloadError> {
     match origin {
         SnapshotOrigin::Embedded => reader::load_bytes(DEMO_SNAPSHOT.to_vec(), rules, &Silent)
             .map_err(|e| ReloadError::Refused(format!("embedded demo snapshot: {e}"))),
         SnapshotOrigin::Source(source) => source
-            .load_abandonable(rules, &Silent, abandoned)
+            .load_abandonable(rules, limits, &Silent, abandoned)
             .map_err(classify),
     }
 }

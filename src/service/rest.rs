@@ -19,12 +19,12 @@ use super::caller::{admit_rest, Denied};
 use super::door::{self, Answer};
 use super::guard::OverBudget;
 use super::state::AppState;
-use crate::api::json::Problem;
-use crate::api::rest::{self as wire, RestQuestion};
-use crate::audit::RequestCtx;
-use crate::domain::{CompiledSnapshot, ErrorCode, Verdict};
 use crate::telemetry::metrics::{Door, Outcome};
-use crate::trust::{Client, Operation};
+use kbi_audit::RequestCtx;
+use kbi_core::domain::{CompiledSnapshot, ErrorCode, Verdict};
+use kbi_trust::{Client, Operation};
+use kbi_wire::json::Problem;
+use kbi_wire::rest::{self as wire, RestQuestion};
 
 const JSON: &str = "application/json";
 const PROBLEM_JSON: &str = "application/problem+json";

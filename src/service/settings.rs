@@ -10,8 +10,8 @@ use std::time::Duration;
 use anyhow::{bail, Context};
 use serde::Deserialize;
 
-use crate::domain::RuleSet;
 use crate::snapshot::SnapshotSource;
+use kbi_core::domain::RuleSet;
 
 /// The defaults, as shipped (and documented) in `config/default.toml`.
 pub const DEFAULT_TOML: &str = include_str!("../../config/default.toml");
@@ -22,7 +22,7 @@ pub const DEFAULT_TOML: &str = include_str!("../../config/default.toml");
 pub fn load_rules(path: Option<&PathBuf>) -> anyhow::Result<Arc<RuleSet>> {
     let rules = match path {
         Some(path) => {
-            let text = crate::snapshot::reader::read_config_text(path)
+            let text = kbi_core::io::read_config_text(path)
                 .with_context(|| format!("cannot read rules file {}", path.display()))?;
             RuleSet::from_toml(&text).with_context(|| format!("in {}", path.display()))?
         }
@@ -118,8 +118,8 @@ pub struct SnapshotSettings {
 
 impl SnapshotSettings {
     /// The reading limits of every snapshot load of the service.
-    pub fn read_limits(&self) -> crate::snapshot::reader::ReadLimits {
-        crate::snapshot::reader::ReadLimits {
+    pub fn read_limits(&self) -> kbi_core::snapshot::reader::ReadLimits {
+        kbi_core::snapshot::reader::ReadLimits {
             max_line_bytes: self.max_line_bytes,
             max_text_bytes: self.max_decompressed_bytes,
             stall_timeout: Duration::from_secs(self.read_stall_timeout_seconds),
@@ -184,16 +184,16 @@ fn describe(error: &config::ConfigError) -> String {
     use config::ConfigError;
     let at = |key: &Option<String>| {
         key.as_deref()
-            .map(|k| format!("{}: ", crate::redact::setting_name(k)))
+            .map(|k| format!("{}: ", kbi_core::redact::setting_name(k)))
             .unwrap_or_default()
     };
     match error {
         ConfigError::Type { key, expected, .. } => format!("{}expected {expected}", at(key)),
         ConfigError::At { error, key, .. } => format!("{}{}", at(key), describe(error)),
         ConfigError::NotFound(key) => {
-            format!("{} is missing", crate::redact::setting_name(key))
+            format!("{} is missing", kbi_core::redact::setting_name(key))
         }
-        ConfigError::Message(message) => crate::redact::describe_data(message),
+        ConfigError::Message(message) => kbi_core::redact::describe_data(message),
         ConfigError::FileParse { .. } => "a configuration file is not valid TOML".into(),
         _ => "the configuration cannot be read".into(),
     }
@@ -224,9 +224,9 @@ impl Settings {
             }
             // The config crate's syntax errors quote the file; checked here first, they name
             // the line and column only.
-            let text = crate::snapshot::reader::read_config_text(path)
+            let text = kbi_core::io::read_config_text(path)
                 .with_context(|| format!("cannot read configuration file {}", path.display()))?;
-            if let Err(error) = crate::redact::toml::<toml::Table>(&text) {
+            if let Err(error) = kbi_core::redact::toml::<toml::Table>(&text) {
                 bail!("configuration file {}: {error}", path.display());
             }
             builder = builder.add_source(
@@ -385,7 +385,7 @@ impl Settings {
             }
         }
         let id = &self.server.service_identificatie;
-        if id.is_empty() || id.len() > crate::api::soap::MAX_IDENTIFICATIE {
+        if id.is_empty() || id.len() > kbi_wire::soap::MAX_IDENTIFICATIE {
             bail!("server.service_identificatie must be 1 to 128 characters");
         }
         let origin = if self.snapshot.source.trim().is_empty() {
@@ -428,10 +428,10 @@ impl Settings {
                  (server.plain_http = true): no answer leaves the service unaudited"
             );
         }
-        if self.audit.segment_bytes < crate::audit::log::MIN_SEGMENT_BYTES {
+        if self.audit.segment_bytes < kbi_audit::log::MIN_SEGMENT_BYTES {
             bail!(
                 "audit.segment_bytes must be at least {}",
-                crate::audit::log::MIN_SEGMENT_BYTES
+                kbi_audit::log::MIN_SEGMENT_BYTES
             );
         }
         if self.audit.checkpoint_interval_seconds == 0 {

@@ -18,11 +18,11 @@ use super::caller::{admit_soap, rate_limit, Denied, PeerClient};
 use super::door::{self, Answer};
 use super::guard::OverBudget;
 use super::state::AppState;
-use crate::api::soap::{self, Envelope, Reply, Responder, Source};
-use crate::audit::{AuditSender, RequestCtx};
-use crate::domain::{CompiledSnapshot, ErrorCode, Verdict};
 use crate::telemetry::metrics::{Door, Metrics, Outcome};
-use crate::trust::{Client, Operation};
+use kbi_audit::{AuditSender, RequestCtx};
+use kbi_core::domain::{CompiledSnapshot, ErrorCode, Verdict};
+use kbi_trust::{Client, Operation};
+use kbi_wire::soap::{self, Envelope, Reply, Responder, Source};
 
 /// The operation's path.
 pub const PATH: &str = "/soap/GeefAdviesInburgeringsplicht-01.00";

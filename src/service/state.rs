@@ -6,11 +6,11 @@ use std::sync::Arc;
 
 use arc_swap::ArcSwapOption;
 
-use crate::api::soap::XmlLimits;
-use crate::audit::AuditLog;
-use crate::domain::CompiledSnapshot;
 use crate::telemetry::metrics::Metrics;
-use crate::trust::{ClientRegistry, RateLimiter};
+use kbi_audit::AuditLog;
+use kbi_core::domain::CompiledSnapshot;
+use kbi_trust::{ClientRegistry, RateLimiter};
+use kbi_wire::soap::XmlLimits;
 
 /// The snapshot in use. A request takes its own reference (`current`) and answers every one of
 /// its questions from it, so a swap never changes the snapshot under a request in flight; the
@@ -100,7 +100,7 @@ mod tests {
         let a = references.next();
         let b = references.next();
         assert_ne!(a, b);
-        assert!(a.len() <= crate::domain::magda::MAX_REFERTE, "{a}");
+        assert!(a.len() <= kbi_core::domain::magda::MAX_REFERTE, "{a}");
         assert_ne!(References::default().next(), a, "instances differ");
     }
 }

@@ -1,8 +1,6 @@
-//! Snapshots of the integration register. Reading, validating and compiling live in
-//! [`kbi_core::snapshot`] (re-exported here, so `kbi_advice::snapshot::reader` still names them);
-//! this module adds the sources that need the network: Redis, and `--snapshot` parsing.
-
-pub use kbi_core::snapshot::*;
+//! The snapshot sources that need the network: Redis, and `--snapshot` parsing (a file or a
+//! `redis://` target). Reading, validating and compiling a snapshot is the floor's
+//! ([`kbi_core::snapshot`]), shared by every source.
 
 pub mod redis;
 pub mod source;

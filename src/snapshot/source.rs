@@ -8,11 +8,11 @@ use std::str::FromStr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-use super::progress::Progress;
-use super::reader::{self, SnapshotError};
 use super::redis::{self as redis_source, RedisSnapshotError, RedisTarget};
-use crate::domain::{CompiledSnapshot, Insz, RuleSet};
-use crate::snapshot::person::Person;
+use kbi_core::domain::{CompiledSnapshot, Insz, RuleSet};
+use kbi_core::io::Progress;
+use kbi_core::snapshot::person::Person;
+use kbi_core::snapshot::reader::{self, ReadLimits, SnapshotError};
 
 /// A snapshot source, parsed from a `--snapshot` argument: `redis://…` (with an
 /// optional `?prefix=P`, default `kbi`) names the current version in Redis, anything else a file.
@@ -100,13 +100,15 @@ fn file(path: &Path, error: SnapshotError) -> SourceError {
 }
 
 impl SnapshotSource {
-    /// Loads, validates and compiles the snapshot with `rules`; all or nothing.
+    /// Loads, validates and compiles the snapshot with `rules`, read under `limits`; all or
+    /// nothing.
     pub fn load(
         &self,
         rules: Arc<RuleSet>,
+        limits: ReadLimits,
         progress: &dyn Progress,
     ) -> Result<CompiledSnapshot, SourceError> {
-        Ok(self.load_pinned(rules, progress)?.0)
+        Ok(self.load_pinned(rules, limits, progress)?.0)
     }
 
     /// [`SnapshotSource::load`] that stops reading (with an error) once `abandoned` is set: a
@@ -114,6 +116,7 @@ impl SnapshotSource {
     pub fn load_abandonable(
         &self,
         rules: Arc<RuleSet>,
+        limits: ReadLimits,
         progress: &dyn Progress,
         abandoned: Arc<AtomicBool>,
     ) -> Result<CompiledSnapshot, SourceError> {
@@ -124,10 +127,10 @@ impl SnapshotSource {
                     inner: text,
                     abandoned,
                 });
-                reader::load(text, rules, progress).map_err(|error| file(path, error))
+                reader::load(text, rules, progress, limits).map_err(|error| file(path, error))
             }
             // The Redis client has its own timeouts.
-            SnapshotSource::Redis(_) => self.load(rules, progress),
+            SnapshotSource::Redis(_) => self.load(rules, limits, progress),
         }
     }
 
@@ -135,16 +138,18 @@ impl SnapshotSource {
     pub fn load_pinned(
         &self,
         rules: Arc<RuleSet>,
+        limits: ReadLimits,
         progress: &dyn Progress,
     ) -> Result<(CompiledSnapshot, Pinned), SourceError> {
         match self {
             SnapshotSource::File(path) => {
-                let snapshot =
-                    reader::load_path(path, rules, progress).map_err(|error| file(path, error))?;
+                let text = reader::open(path).map_err(|error| file(path, error))?;
+                let snapshot = reader::load(text, rules, progress, limits)
+                    .map_err(|error| file(path, error))?;
                 Ok((snapshot, Pinned::File(path.clone())))
             }
             SnapshotSource::Redis(target) => {
-                let loaded = redis_source::load_current(target, rules, progress)?;
+                let loaded = redis_source::load_current(target, rules, limits, progress)?;
                 Ok((
                     loaded.snapshot,
                     Pinned::Redis {

@@ -32,7 +32,7 @@ use prometheus::{
     IntGaugeVec, Opts, Registry, TextEncoder,
 };
 
-use crate::domain::{Advice, ErrorCode, ReasonCode, SnapshotMeta, Verdict};
+use kbi_core::domain::{Advice, ErrorCode, ReasonCode, SnapshotMeta, Verdict};
 
 /// Content type of [`Metrics::render`] (Prometheus text exposition format 0.0.4).
 pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
@@ -125,7 +125,7 @@ impl Outcome {
     /// The outcome of a request refused as a whole with catalogue error `code`: that of the HTTP
     /// status the catalogue gives the code, whatever the door (one classification, not two).
     pub fn for_error(code: ErrorCode) -> Outcome {
-        Outcome::from_status(crate::api::json::http_status(code))
+        Outcome::from_status(kbi_wire::json::http_status(code))
     }
 }
 
@@ -674,8 +674,8 @@ impl Collector for ClockCollector {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::Insz;
     use chrono::{NaiveDate, TimeZone};
+    use kbi_core::domain::Insz;
 
     fn metrics() -> Metrics {
         Metrics::new(&["zorgkas-a", "zorgkas-b"]).expect("metrics register")

@@ -4,7 +4,9 @@ pub mod metrics;
 
 use std::time::Duration;
 
-use crate::audit::AuditObserver;
+use crate::snapshot::redis::{WatchObserver, WatchOutcome};
+use kbi_audit::AuditObserver;
+use metrics::{ReloadOutcome, ReloadSource};
 
 /// The audit log reports its writes through [`AuditObserver`] (it knows no metrics); these are
 /// the `kbi_audit_*` metrics it feeds.
@@ -19,5 +21,19 @@ impl AuditObserver for metrics::Metrics {
 
     fn audit_failed(&self) {
         metrics::Metrics::audit_failed(self)
+    }
+}
+
+/// The Redis watcher reports each look at `current` through [`WatchObserver`] (it knows no
+/// metrics); a loaded, refused or failed look is a `kbi_snapshot_reloads_total{source="redis"}`.
+impl WatchObserver for metrics::Metrics {
+    fn observed(&self, outcome: WatchOutcome<'_>) {
+        let counted = match outcome {
+            WatchOutcome::Unchanged => return,
+            WatchOutcome::Loaded { .. } => ReloadOutcome::Ok,
+            WatchOutcome::Refused => ReloadOutcome::Refused,
+            WatchOutcome::Unavailable { .. } => ReloadOutcome::Unavailable,
+        };
+        self.reload(ReloadSource::Redis, counted);
     }
 }

@@ -118,12 +118,13 @@ fn build(
 }
 
 fn read(path: &Path, role: &'static str) -> Result<Vec<u8>, TlsError> {
-    crate::snapshot::reader::read_regular_file(path, crate::snapshot::reader::MAX_CONFIG_FILE_BYTES)
-        .map_err(|cause| TlsError::Read {
+    kbi_core::io::read_regular_file(path, kbi_core::io::MAX_CONFIG_FILE_BYTES).map_err(|cause| {
+        TlsError::Read {
             role,
             path: path.to_path_buf(),
             cause,
-        })
+        }
+    })
 }
 
 /// Every `CERTIFICATE` block of a PEM file (at least one).
@@ -177,7 +178,7 @@ pub fn peer_certificate(connection: &ServerConnection) -> Option<&CertificateDer
 /// SHA-256 fingerprint of the verified client certificate of a finished handshake: what
 /// [`super::ClientRegistry::identify_by_certificate`] looks up.
 pub fn peer_fingerprint(connection: &ServerConnection) -> Option<[u8; 32]> {
-    peer_certificate(connection).map(|cert| super::cert::fingerprint(cert.as_ref()))
+    peer_certificate(connection).map(|cert| kbi_trust::cert::fingerprint(cert.as_ref()))
 }
 
 /// The WebPKI verifier, reporting refusals.

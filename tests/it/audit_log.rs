@@ -2,18 +2,17 @@
 //! verified and searched — including the failure paths, injected in ways that also fail when
 //! the tests run as root (root ignores directory permissions).
 
-
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use crate::support::audit::{at, cli, files, lines, INSZ};
 use chrono::{DateTime, NaiveDate, Utc};
-use kbi_advice::audit::{
-    self, AuditError, AuditLog, AuditOptions, AuditOutcome, AuditRecord, AuditSender, ProblemKind,
+use kbi_advice::telemetry::metrics::Metrics;
+use kbi_audit::{
+    AuditError, AuditLog, AuditOptions, AuditOutcome, AuditRecord, AuditSender, ProblemKind,
     GENESIS_PREV,
 };
-use kbi_advice::domain::{ErrorCode, Insz, ReasonCode};
-use kbi_advice::telemetry::metrics::Metrics;
+use kbi_core::domain::{ErrorCode, Insz, ReasonCode};
 
 fn record(time: DateTime<Utc>, insz: &str, n: usize) -> AuditRecord {
     AuditRecord {
@@ -146,7 +145,7 @@ async fn concurrent_appends_are_all_written_once_and_share_syncs() {
     let files = files(dir.path());
     assert_eq!(files.len(), 1);
     assert_eq!(lines(&files[0]).len(), 1200);
-    let report = audit::verify(&files);
+    let report = kbi_audit::verify(&files);
     assert!(report.is_ok(), "{:?}", report.problem);
     assert_eq!(report.records, 1200);
     assert!(report.starts_at_genesis());
@@ -198,7 +197,7 @@ async fn rotation_across_two_days_keeps_one_chain() {
     let first_of_day_two: AuditRecord = serde_json::from_str(&lines(&files[1])[0]).unwrap();
     assert_eq!(first_of_day_two.seq, 4);
     assert_ne!(first_of_day_two.prev, GENESIS_PREV);
-    let report = audit::verify(&files);
+    let report = kbi_audit::verify(&files);
     assert!(report.is_ok(), "{:?}", report.problem);
     assert_eq!(report.records, 7);
 
@@ -210,14 +209,14 @@ async fn rotation_across_two_days_keeps_one_chain() {
         .unwrap();
     assert_eq!(receipt.first_seq, 8);
     drop(log);
-    let report = audit::verify(&self::files(dir.path()));
+    let report = kbi_audit::verify(&self::files(dir.path()));
     assert!(report.is_ok(), "{:?}", report.problem);
     assert_eq!(report.records, 8);
 
     // Files given out of order are checked in date order; a missing day is a sequence gap.
     let reversed = vec![files[1].clone(), files[0].clone()];
-    assert!(audit::verify(&reversed).is_ok());
-    let report = audit::verify(&files[1..]);
+    assert!(kbi_audit::verify(&reversed).is_ok());
+    let report = kbi_audit::verify(&files[1..]);
     assert!(report.is_ok());
     assert!(!report.starts_at_genesis(), "day one not given");
 }
@@ -229,7 +228,7 @@ fn verify_detects_an_altered_record() {
     let mut lines = lines(&path);
     lines[2] = lines[2].replace("\"client_id\":\"demo\"", "\"client_id\":\"other\"");
     write_lines(&path, &lines);
-    let report = audit::verify(std::slice::from_ref(&path));
+    let report = kbi_audit::verify(std::slice::from_ref(&path));
     let problem = report.problem.unwrap();
     assert_eq!(problem.line, 4, "seen at the record after the altered one");
     assert_eq!(problem.kind, ProblemKind::Chain { seq: 4 });
@@ -243,7 +242,7 @@ fn verify_detects_a_deleted_record() {
     let mut lines = lines(&path);
     lines.remove(3);
     write_lines(&path, &lines);
-    let problem = audit::verify(&[path]).problem.unwrap();
+    let problem = kbi_audit::verify(&[path]).problem.unwrap();
     assert_eq!(problem.line, 4);
     assert_eq!(
         problem.kind,
@@ -261,7 +260,7 @@ fn verify_detects_swapped_records() {
     let mut lines = lines(&path);
     lines.swap(1, 2);
     write_lines(&path, &lines);
-    let problem = audit::verify(&[path]).problem.unwrap();
+    let problem = kbi_audit::verify(&[path]).problem.unwrap();
     assert_eq!(problem.line, 2);
     assert_eq!(
         problem.kind,
@@ -280,7 +279,7 @@ fn verify_detects_a_malformed_line_without_echoing_numbers() {
     // The INSZ written as a number: serde would quote it in its message.
     lines[1] = lines[1].replace("\"insz\":\"00012556777\"", "\"insz\":12556777000");
     write_lines(&path, &lines);
-    let problem = audit::verify(&[path]).problem.unwrap();
+    let problem = kbi_audit::verify(&[path]).problem.unwrap();
     assert_eq!(problem.line, 2);
     assert!(matches!(problem.kind, ProblemKind::Malformed(_)));
     assert!(!problem.to_string().contains("12556777000"), "{problem}");
@@ -293,7 +292,7 @@ fn verify_detects_a_forged_first_record() {
     let mut lines = lines(&path);
     lines[0] = lines[0].replace(GENESIS_PREV, &"1".repeat(64));
     write_lines(&path, &lines);
-    let problem = audit::verify(&[path]).problem.unwrap();
+    let problem = kbi_audit::verify(&[path]).problem.unwrap();
     assert_eq!((problem.line, problem.kind), (1, ProblemKind::Genesis));
 }
 
@@ -356,11 +355,11 @@ fn search_answers_who_consulted_whom_and_when() {
     });
     drop(log);
     let insz = Insz::parse(INSZ[1]).unwrap();
-    let all = audit::search(&files(dir.path()), insz, None, None).unwrap();
+    let all = kbi_audit::search(&files(dir.path()), insz, None, None).unwrap();
     assert_eq!(all.records.len(), 3);
     assert!(all.records.iter().all(|r| r.insz == Some(insz)));
     let day = |d| NaiveDate::from_ymd_opt(2026, 3, d);
-    let some = audit::search(&files(dir.path()), insz, day(2), day(2)).unwrap();
+    let some = kbi_audit::search(&files(dir.path()), insz, day(2), day(2)).unwrap();
     assert_eq!(some.records.len(), 1);
     assert_eq!(some.records[0].date(), day(2).unwrap());
 
@@ -423,7 +422,7 @@ async fn torn_last_line_is_cut_kept_aside_and_the_chain_goes_on() {
     bytes[end..end + torn.len()].copy_from_slice(torn);
     std::fs::write(&path, &bytes).unwrap();
     assert_eq!(
-        audit::verify(std::slice::from_ref(&path))
+        kbi_audit::verify(std::slice::from_ref(&path))
             .problem
             .unwrap()
             .kind,
@@ -451,7 +450,7 @@ async fn torn_last_line_is_cut_kept_aside_and_the_chain_goes_on() {
     // The torn line was record 4: its number is never given to another record.
     assert!(receipt.first_seq > 4, "{receipt:?}");
     drop(log);
-    let report = audit::verify(&files(dir.path()));
+    let report = kbi_audit::verify(&files(dir.path()));
     assert!(report.is_ok(), "{:?}", report.problem);
     assert_eq!(report.records, 4);
     assert_eq!(report.skipped, vec![(4, receipt.first_seq - 1)]);
@@ -516,7 +515,7 @@ async fn unopenable_day_file_fails_the_append_then_recovers() {
     // The failed record is not in the chain, and its number is not given again.
     assert_eq!(receipt.first_seq, 3);
     drop(log);
-    let report = audit::verify(&files(&dir));
+    let report = kbi_audit::verify(&files(&dir));
     assert!(report.is_ok(), "{:?}", report.problem);
     assert_eq!(report.records, 2);
     assert_eq!(report.skipped, vec![(2, 2)]);
@@ -545,7 +544,7 @@ async fn read_only_directory_fails_the_append_unless_root() {
         .await
         .unwrap();
     drop(log);
-    assert!(audit::verify(&files(dir.path())).is_ok());
+    assert!(kbi_audit::verify(&files(dir.path())).is_ok());
 }
 
 const FSIZE_CHILD: &str = "KBI_AUDIT_FSIZE_CHILD_DIR";
@@ -577,7 +576,7 @@ fn write_failure_midway_is_undone_and_later_appends_succeed() {
         String::from_utf8_lossy(&status.stderr)
     );
     let files = files(dir.path());
-    let report = audit::verify(&files);
+    let report = kbi_audit::verify(&files);
     assert!(report.is_ok(), "{:?}", report.problem);
     assert_eq!(
         report.records, 6,

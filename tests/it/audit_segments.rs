@@ -2,19 +2,17 @@
 //! segments written in place, what a crash leaves in them, rotation by size, stale spares, and
 //! the checkpoints that anchor the end of the chain.
 
-
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
 use crate::support::audit::{at, cli, files, lines, INSZ};
 use chrono::{DateTime, NaiveDate, Utc};
-use kbi_advice::audit::{
-    self, AuditLog, AuditOptions, AuditOutcome, AuditRecord, Checkpoint, ProblemKind,
-    CHECKPOINT_FILE,
-};
-use kbi_advice::domain::Insz;
 use kbi_advice::telemetry::metrics::Metrics;
+use kbi_audit::{
+    AuditLog, AuditOptions, AuditOutcome, AuditRecord, Checkpoint, ProblemKind, CHECKPOINT_FILE,
+};
+use kbi_core::domain::Insz;
 
 fn record(time: DateTime<Utc>, n: usize) -> AuditRecord {
     AuditRecord {
@@ -47,10 +45,10 @@ fn data_end(path: &Path) -> usize {
     bytes.iter().position(|&b| b == 0).unwrap_or(bytes.len())
 }
 
-fn anchors(dir: &Path) -> audit::Anchors {
-    audit::Anchors::load(
+fn anchors(dir: &Path) -> kbi_audit::Anchors {
+    kbi_audit::Anchors::load(
         &dir.join(CHECKPOINT_FILE),
-        &audit::checkpoint::default_public_key(dir),
+        &kbi_audit::checkpoint::default_public_key(dir),
     )
     .unwrap()
 }
@@ -61,7 +59,9 @@ fn anchors(dir: &Path) -> audit::Anchors {
 fn open(dir: &Path, options: AuditOptions) -> AuditLog {
     for _ in 0..100 {
         match AuditLog::open(dir, options.clone()) {
-            Err(audit::AuditError::Locked { .. }) => std::thread::sleep(Duration::from_millis(50)),
+            Err(kbi_audit::AuditError::Locked { .. }) => {
+                std::thread::sleep(Duration::from_millis(50))
+            }
             other => return other.unwrap(),
         }
     }
@@ -138,7 +138,7 @@ async fn a_directory_of_preallocated_segments_verifies_with_the_count_written() 
         total += lines(file).len();
     }
     assert_eq!(total, 1100);
-    let report = audit::verify_anchored(&files, Some(&anchors(dir.path())));
+    let report = kbi_audit::verify_anchored(&files, Some(&anchors(dir.path())));
     assert!(report.is_ok(), "{:?}", report.problem);
     assert_eq!(report.records, 1100);
     assert!(
@@ -178,7 +178,7 @@ fn a_segment_torn_inside_its_preallocated_space_is_intact_up_to_the_last_whole_r
     assert!(end < clean.len(), "the segment is preallocated");
 
     // Verify says so when the zeros follow whole records.
-    let report = audit::verify(std::slice::from_ref(&path));
+    let report = kbi_audit::verify(std::slice::from_ref(&path));
     assert!(report.is_ok());
     assert_eq!(report.preallocated_bytes, (clean.len() - end) as u64);
 
@@ -187,7 +187,7 @@ fn a_segment_torn_inside_its_preallocated_space_is_intact_up_to_the_last_whole_r
     let half = br#"{"time":"2026-03-01T10:00:00.000Z","server_reference":"srv-5","client_id":"de"#;
     torn[end..end + half.len()].copy_from_slice(half);
     std::fs::write(&path, &torn).unwrap();
-    let report = audit::verify(std::slice::from_ref(&path));
+    let report = kbi_audit::verify(std::slice::from_ref(&path));
     assert_eq!(report.records, 5, "intact up to the last whole record");
     let problem = report.problem.unwrap();
     assert_eq!(problem.kind, ProblemKind::Unterminated);
@@ -199,7 +199,7 @@ fn a_segment_torn_inside_its_preallocated_space_is_intact_up_to_the_last_whole_r
     let later = end + 4096;
     holed[later..later + half.len()].copy_from_slice(half);
     std::fs::write(&path, &holed).unwrap();
-    let report = audit::verify(std::slice::from_ref(&path));
+    let report = kbi_audit::verify(std::slice::from_ref(&path));
     assert_eq!(report.records, 5);
     let problem = report.problem.unwrap();
     assert_eq!(problem.kind, ProblemKind::AfterPreallocated);
@@ -217,7 +217,7 @@ fn a_segment_torn_inside_its_preallocated_space_is_intact_up_to_the_last_whole_r
         receipt.first_seq >= 6 + (4096 / 128) as u64,
         "the numbers the torn region could hold are set aside: {receipt:?}"
     );
-    let report = audit::verify_anchored(&files(dir.path()), Some(&anchors(dir.path())));
+    let report = kbi_audit::verify_anchored(&files(dir.path()), Some(&anchors(dir.path())));
     assert!(report.is_ok(), "{:?}", report.problem);
     assert_eq!(report.records, 6);
     assert_eq!(report.skipped, vec![(6, receipt.first_seq - 1)]);
@@ -261,7 +261,7 @@ fn sequence_numbers_are_not_reused_after_repeated_torn_tails() {
         );
         assert!(seen.insert(receipt.first_seq));
     }
-    let report = audit::verify_anchored(&files(dir.path()), Some(&anchors(dir.path())));
+    let report = kbi_audit::verify_anchored(&files(dir.path()), Some(&anchors(dir.path())));
     assert!(report.is_ok(), "{:?}", report.problem);
     assert_eq!(report.records, 6);
     assert_eq!(report.skipped.len(), 3);
@@ -279,7 +279,7 @@ fn a_stale_or_recycled_spare_never_brings_old_records_back() {
     std::fs::copy(&old_segments[0], dir.path().join(".audit-spare.tmp")).unwrap();
     write_closed(dir.path(), options(8 * 1024), 30, 60);
     let files = files(dir.path());
-    let report = audit::verify_anchored(&files, Some(&anchors(dir.path())));
+    let report = kbi_audit::verify_anchored(&files, Some(&anchors(dir.path())));
     assert!(report.is_ok(), "{:?}", report.problem);
     assert_eq!(report.records, 90, "no old record came back");
     for file in &files[old_segments.len()..] {
@@ -304,11 +304,11 @@ fn a_stale_or_recycled_spare_never_brings_old_records_back() {
     let mut fenced = bytes.clone();
     fenced[after_zeros..].copy_from_slice(old_data);
     std::fs::write(last, &fenced).unwrap();
-    let problem = audit::verify(&files).problem.unwrap();
+    let problem = kbi_audit::verify(&files).problem.unwrap();
     assert_eq!(problem.kind, ProblemKind::AfterPreallocated);
     bytes[end..end + old_data.len()].copy_from_slice(old_data);
     std::fs::write(last, &bytes).unwrap();
-    let problem = audit::verify(&files).problem.unwrap();
+    let problem = kbi_audit::verify(&files).problem.unwrap();
     assert!(
         matches!(problem.kind, ProblemKind::Sequence { found: 1, .. }),
         "{problem}"
@@ -370,10 +370,10 @@ fn checkpoints_catch_the_last_record_edited_or_deleted_and_a_truncated_live_segm
     bytes[at..at + 7].copy_from_slice(b"\"srv-X\"");
     std::fs::write(&path, &bytes).unwrap();
     assert!(
-        audit::verify(std::slice::from_ref(&path)).is_ok(),
+        kbi_audit::verify(std::slice::from_ref(&path)).is_ok(),
         "the chain alone cannot see it"
     );
-    let report = audit::verify_anchored(&files(&dir), Some(&anchors(&dir)));
+    let report = kbi_audit::verify_anchored(&files(&dir), Some(&anchors(&dir)));
     let problem = report.problem.unwrap();
     assert_eq!(problem.kind, ProblemKind::CheckpointMismatch { seq: 6 });
     assert_eq!(problem.line, 6);
@@ -389,10 +389,10 @@ fn checkpoints_catch_the_last_record_edited_or_deleted_and_a_truncated_live_segm
     bytes[start..end].fill(0);
     std::fs::write(&path, &bytes).unwrap();
     assert!(
-        audit::verify(std::slice::from_ref(&path)).is_ok(),
+        kbi_audit::verify(std::slice::from_ref(&path)).is_ok(),
         "the chain alone cannot see it"
     );
-    let problem = audit::verify_anchored(&files(&dir), Some(&anchors(&dir)))
+    let problem = kbi_audit::verify_anchored(&files(&dir), Some(&anchors(&dir)))
         .problem
         .unwrap();
     assert!(
@@ -419,7 +419,7 @@ fn checkpoints_catch_the_last_record_edited_or_deleted_and_a_truncated_live_segm
         .unwrap()
         .set_len(keep as u64)
         .unwrap();
-    assert!(audit::verify(std::slice::from_ref(&path)).is_ok());
+    assert!(kbi_audit::verify(std::slice::from_ref(&path)).is_ok());
     let (code, out) = verify_cli(&dir);
     assert_eq!(code, 1, "{out}");
     assert!(out.contains("record(s) 4..6 missing"), "{out}");
@@ -504,8 +504,8 @@ fn a_configured_key_signs_and_checkpoints_come_at_the_interval_and_at_rotation()
         "{checkpoints} checkpoints for {rotations} rotations"
     );
     let anchors =
-        audit::Anchors::load(&cp_path, &keys.join("kbi-audit-checkpoint.pub.pem")).unwrap();
-    let report = audit::verify_anchored(&files(&dir), Some(&anchors));
+        kbi_audit::Anchors::load(&cp_path, &keys.join("kbi-audit-checkpoint.pub.pem")).unwrap();
+    let report = kbi_audit::verify_anchored(&files(&dir), Some(&anchors));
     assert!(report.is_ok(), "{:?}", report.problem);
     let checkpoints = report.checkpoints.unwrap();
     assert_eq!(checkpoints.latest.unwrap().seq, 80);
@@ -561,11 +561,11 @@ fn killed_while_appending_every_acknowledged_record_is_there() {
         missing.is_empty(),
         "acknowledged but not on disk: {missing:?}"
     );
-    let report = audit::verify_anchored(&files(dir.path()), Some(&anchors(dir.path())));
+    let report = kbi_audit::verify_anchored(&files(dir.path()), Some(&anchors(dir.path())));
     assert!(report.is_ok(), "{:?}", report.problem);
     // Reopened, the chain goes on.
     write_closed(dir.path(), options(16 * 1024), 1_000_000, 3);
-    let report = audit::verify_anchored(&files(dir.path()), Some(&anchors(dir.path())));
+    let report = kbi_audit::verify_anchored(&files(dir.path()), Some(&anchors(dir.path())));
     assert!(report.is_ok(), "{:?}", report.problem);
     assert_eq!(report.records, written.len() as u64 + 3);
 }

@@ -5,8 +5,9 @@ use std::io::Write;
 use std::path::Path;
 use std::sync::Arc;
 
-use kbi_advice::domain::RuleSet;
-use kbi_advice::snapshot::{load_path, Silent};
+use kbi_core::domain::RuleSet;
+use kbi_core::io::Silent;
+use kbi_core::snapshot::load_path;
 
 const HEADER: &str = r#"{"kbi_snapshot": {"format": 1, "snapshot_id": "t", "extracted_at": "2026-11-01T02:00:00Z", "persons": 3}}"#;
 const A: &str = r#"{"insz": "80010110005", "events": []}"#;

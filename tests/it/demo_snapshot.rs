@@ -4,11 +4,12 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use kbi_advice::domain::{Question, RuleSet};
-use kbi_advice::snapshot::generate::{
+use kbi_core::domain::{Question, RuleSet};
+use kbi_core::io::Silent;
+use kbi_core::snapshot::generate::{
     default_extracted_at, generate, GenerateOptions, SHOWCASE, SHOWCASE_ABSENT, SHOWCASE_DATE,
 };
-use kbi_advice::snapshot::{load_path, Silent};
+use kbi_core::snapshot::load_path;
 
 #[test]
 fn showcase_persons_answer_as_documented() {
@@ -38,7 +39,7 @@ fn showcase_persons_answer_as_documented() {
     assert!(!a.found && !a.subject && a.is_ok());
     assert!(readme.contains(SHOWCASE_ABSENT));
     // Every reason code has a NOK example.
-    for reason in kbi_advice::domain::ReasonCode::ALL {
+    for reason in kbi_core::domain::ReasonCode::ALL {
         assert!(
             SHOWCASE.iter().any(|c| c.reason == Some(reason.code())),
             "{reason:?}"

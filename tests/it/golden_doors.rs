@@ -16,7 +16,6 @@
 //! The audit-failure scenarios fill a small tmpfs under the audit directory: like the full-disk
 //! test of `trust_service.rs`, this needs root (the test sandbox is root).
 
-
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
@@ -407,7 +406,7 @@ impl Normaliser {
         assert_eq!(line.matches(&time).count(), 1, "one time in {line}");
         let mut line = line.replacen(&time, "\"time\":\"«time»\"", 1);
         let prev = field("prev");
-        if prev != kbi_advice::audit::GENESIS_PREV {
+        if prev != kbi_audit::GENESIS_PREV {
             let prev = format!("\"prev\":\"{prev}\"");
             assert_eq!(line.matches(&prev).count(), 1, "one prev in {line}");
             line = line.replacen(&prev, "\"prev\":\"«hash of the previous line»\"", 1);

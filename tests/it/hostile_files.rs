@@ -4,7 +4,6 @@
 //! time and memory, the old snapshot still serving; a reload running too long is abandoned and a
 //! reload asked for meanwhile is answered 409 at once instead of queueing.
 
-
 use std::ffi::CString;
 use std::io::Write;
 use std::os::unix::ffi::OsStrExt;
@@ -12,8 +11,8 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use serde_json::Value;
 use crate::support::server::{start, start_with, Server};
+use serde_json::Value;
 
 const QUESTION: &str = "/v1/integration-obligation/90011510383?date=2026-01-01";
 const TWO_GB: u64 = 2 << 30;

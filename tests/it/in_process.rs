@@ -70,7 +70,7 @@ fn the_app_built_on_port_0_answers_a_rest_question_and_audits_it() {
     );
 
     // Audited before the answer left: the record is in the log already.
-    let audited = kbi_advice::audit::files_in(audit.path(), None, None)
+    let audited = kbi_audit::files_in(audit.path(), None, None)
         .unwrap()
         .iter()
         .map(|segment| String::from_utf8_lossy(&std::fs::read(segment).unwrap()).into_owned())

@@ -4,12 +4,13 @@
 use std::sync::Arc;
 
 use chrono::{Days, NaiveDate};
-use kbi_advice::domain::event::{EndCause, ExemptionCause};
-use kbi_advice::domain::timeline::{compile_into, status_on, Transition};
-use kbi_advice::domain::{Event, EventKind, History, Insz, Obligation, Question, Region, RuleSet};
-use kbi_advice::snapshot::generate::{default_extracted_at, generate, GenerateOptions};
-use kbi_advice::snapshot::person::parse_person;
-use kbi_advice::snapshot::{load_bytes, Silent};
+use kbi_core::domain::event::{EndCause, ExemptionCause};
+use kbi_core::domain::timeline::{compile_into, status_on, Transition};
+use kbi_core::domain::{Event, EventKind, History, Insz, Obligation, Question, Region, RuleSet};
+use kbi_core::io::Silent;
+use kbi_core::snapshot::generate::{default_extracted_at, generate, GenerateOptions};
+use kbi_core::snapshot::load_bytes;
+use kbi_core::snapshot::person::parse_person;
 use proptest::prelude::*;
 
 fn base() -> NaiveDate {
@@ -141,18 +142,18 @@ proptest! {
                 let date = day(offset);
                 let question = Question {
                     insz: person.insz,
-                    reference: kbi_advice::domain::Reference::Date(date),
+                    reference: kbi_core::domain::Reference::Date(date),
                 };
                 let from_index = snapshot.advise(&question);
                 let replayed = history.status_on(&rules, date);
                 match (from_index, replayed) {
-                    (Ok(a), kbi_advice::domain::Status::NotSubject) => prop_assert!(!a.subject && a.compliant),
-                    (Ok(a), kbi_advice::domain::Status::Compliant) => prop_assert!(a.subject && a.compliant),
-                    (Ok(a), kbi_advice::domain::Status::NonCompliant(r)) => {
+                    (Ok(a), kbi_core::domain::Status::NotSubject) => prop_assert!(!a.subject && a.compliant),
+                    (Ok(a), kbi_core::domain::Status::Compliant) => prop_assert!(a.subject && a.compliant),
+                    (Ok(a), kbi_core::domain::Status::NonCompliant(r)) => {
                         prop_assert!(a.subject && !a.compliant);
                         prop_assert_eq!(a.reason, Some(r));
                     }
-                    (Err(r), kbi_advice::domain::Status::NoRegime) => prop_assert_eq!(r.code.as_str(), "30004"),
+                    (Err(r), kbi_core::domain::Status::NoRegime) => prop_assert_eq!(r.code.as_str(), "30004"),
                     (Err(r), _) if date < rules.earliest_valid_from() => prop_assert_eq!(r.code.as_str(), "30004"),
                     (other, replay) => prop_assert!(false, "index {:?} vs replay {:?}", other, replay),
                 }
@@ -161,7 +162,7 @@ proptest! {
         }
         let absent = Insz::parse("97081812768").unwrap();
         if snapshot.index.lookup(absent).is_none() {
-            let q = Question { insz: absent, reference: kbi_advice::domain::Reference::Date(day(3000)) };
+            let q = Question { insz: absent, reference: kbi_core::domain::Reference::Date(day(3000)) };
             let a = snapshot.advise(&q).unwrap();
             prop_assert!(!a.subject && !a.found);
         }

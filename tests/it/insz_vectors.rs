@@ -1,7 +1,7 @@
 //! The INSZ vectors of the spec (`scenarios/insz-vectors.csv`), plus generated properties.
 
-use kbi_advice::domain::Insz;
-use kbi_advice::snapshot::generate::make_insz;
+use kbi_core::domain::Insz;
+use kbi_core::snapshot::generate::make_insz;
 use proptest::prelude::*;
 
 #[test]

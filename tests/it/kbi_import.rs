@@ -6,11 +6,11 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::Arc;
 
-use kbi_advice::api::json::{AnswerJson, Problem};
-use kbi_advice::domain::{EventKind, Question, RuleSet};
-use kbi_advice::snapshot::generate::make_insz;
-use kbi_advice::snapshot::{load_path, Silent};
-
+use kbi_core::domain::{EventKind, Question, RuleSet};
+use kbi_core::io::Silent;
+use kbi_core::snapshot::generate::make_insz;
+use kbi_core::snapshot::load_path;
+use kbi_wire::json::{AnswerJson, Problem};
 
 const BIN: &str = env!("CARGO_BIN_EXE_kbi-advice");
 const FIXTURES: &str = "tests/fixtures/kbi-dossier";
@@ -251,7 +251,7 @@ fn valid_example_imports_and_answers_as_expected() {
     let mut failures = Vec::new();
     for (i, row) in expected_rows().iter().enumerate() {
         let json = match Question::parse(&row[0], Some(&row[1]), None)
-            .map_err(|code| kbi_advice::domain::Refusal { code, found: None })
+            .map_err(|code| kbi_core::domain::Refusal { code, found: None })
             .and_then(|q| snapshot.advise(&q))
         {
             Ok(advice) => {

@@ -9,12 +9,13 @@ use std::sync::Arc;
 use chrono::{Days, NaiveDate};
 use proptest::prelude::*;
 
-use kbi_advice::domain::{CompiledSnapshot, Question, RuleSet};
-use kbi_advice::import::codes::Codes;
-use kbi_advice::import::generate::{persons, write_dossiers, DossierOptions};
-use kbi_advice::import::{import, ImportOptions};
-use kbi_advice::snapshot::generate::default_extracted_at;
-use kbi_advice::snapshot::{load_path, Silent};
+use kbi_core::domain::{CompiledSnapshot, Question, RuleSet};
+use kbi_core::io::Silent;
+use kbi_core::snapshot::generate::default_extracted_at;
+use kbi_core::snapshot::load_path;
+use kbi_import::codes::Codes;
+use kbi_import::generate::{persons, write_dossiers, DossierOptions};
+use kbi_import::{import, ImportOptions};
 
 fn answer(snapshot: &CompiledSnapshot, insz: &str, date: NaiveDate) -> String {
     let question = Question::parse(insz, Some(&date.to_string()), None).unwrap();

@@ -185,3 +185,121 @@ fn no_floor_names_the_binary_s_library() {
         "crates/ names kbi_advice:: in {offenders:?}"
     );
 }
+
+/// The `.rs` files under `dir`, recursively.
+fn rust_files(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut files = Vec::new();
+    let mut todo = vec![dir.to_path_buf()];
+    while let Some(dir) = todo.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                todo.push(path);
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                files.push(path);
+            }
+        }
+    }
+    files.sort();
+    files
+}
+
+/// A file's code without `//` comments (docs may name what they forbid).
+fn code_of(path: &Path) -> String {
+    std::fs::read_to_string(path)
+        .unwrap()
+        .lines()
+        .map(|line| line.split_once("//").map_or(line, |(code, _)| code))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// Statics of the floors that may hold a cell, and why: each is computed once from the crate's
+/// own constants, so nothing outside the crate can set it and no two callers can see two values.
+const STATIC_CELLS_ALLOWED: &[(&str, &str)] = &[
+    // The served WSDL's template: the repository's WSDL with its XSD inlined (both
+    // include_str!), split once around the endpoint address.
+    ("crates/kbi-wire/src/soap/wsdl.rs", "TEMPLATE"),
+];
+
+/// No floor keeps process-wide mutable state: a `static` holding a lock, a cell or an atomic (or
+/// a `static mut`, a `thread_local!`) is a setting every caller of the process shares, a hazard for
+/// in-process tests and for two services in one process. Options are passed in instead (the read
+/// limits of a snapshot are an argument of the reader, not a global the service sets).
+#[test]
+fn no_floor_keeps_a_static_with_interior_mutability() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let cells = [
+        "Mutex",
+        "RwLock",
+        "Cell<",
+        "RefCell",
+        "UnsafeCell",
+        "OnceCell",
+        "OnceLock",
+        "LazyLock",
+        "Lazy<",
+        "Atomic",
+        "Condvar",
+    ];
+    let mut offenders = Vec::new();
+    for path in rust_files(&root.join("crates")) {
+        let relative = path.strip_prefix(root).unwrap().display().to_string();
+        let code = code_of(&path);
+        for (number, line) in code.lines().enumerate() {
+            let trimmed = line.trim_start();
+            let declared = trimmed
+                .strip_prefix("pub(crate) ")
+                .or_else(|| trimmed.strip_prefix("pub "))
+                .unwrap_or(trimmed);
+            let Some(rest) = declared.strip_prefix("static ") else {
+                if trimmed.contains("thread_local!") {
+                    offenders.push(format!("{relative}:{}: thread_local!", number + 1));
+                }
+                continue;
+            };
+            let name = rest
+                .trim_start_matches("mut ")
+                .split(|c: char| c == ':' || c.is_whitespace())
+                .next()
+                .unwrap_or("");
+            let mutable = rest.starts_with("mut ") || cells.iter().any(|cell| rest.contains(cell));
+            if mutable && !STATIC_CELLS_ALLOWED.contains(&(relative.as_str(), name)) {
+                offenders.push(format!("{relative}:{}: static {name}", number + 1));
+            }
+        }
+    }
+    assert!(
+        offenders.is_empty(),
+        "process-wide mutable state in a floor (pass it in instead): {offenders:?}"
+    );
+}
+
+/// The root package's library is the binary's own modules, nothing else: no floor re-exported
+/// under another name (`pub use kbi_wire as api`), no floor re-exported at all (`pub use
+/// kbi_core::domain`, `pub use kbi_core::snapshot::*`). A crate is named by its own name, so a
+/// reader (or a tool) following a path never has to resolve an alias.
+#[test]
+fn the_root_library_re_exports_no_floor_and_renames_nothing() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut offenders = Vec::new();
+    for path in rust_files(&root.join("src")) {
+        let relative = path.strip_prefix(root).unwrap().display().to_string();
+        let code = code_of(&path);
+        // Whole `pub use …;` statements (they may span lines).
+        for statement in code.split(';') {
+            let statement = statement.split_whitespace().collect::<Vec<_>>().join(" ");
+            let Some(at) = statement.find("pub use ") else {
+                continue;
+            };
+            let used = &statement[at + "pub use ".len()..];
+            if used.contains(" as ") || used.starts_with("kbi_") || used.starts_with("::kbi_") {
+                offenders.push(format!("{relative}: pub use {used}"));
+            }
+        }
+    }
+    assert!(
+        offenders.is_empty(),
+        "the root library re-exports or renames: {offenders:?}"
+    );
+}

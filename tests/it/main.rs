@@ -7,8 +7,10 @@
 //! with the tests here running in parallel (see its header).
 //!
 //! Tests that run this binary again as a child (`--exact NAME`) name the test with its module
-//! path (`audit_log::…`), as libtest lists it. Proptest's regression files sit beside the module
-//! that owns them (`tests/it/NAME.proptest-regressions`, proptest's `SourceParallel` default).
+//! path (`audit_log::…`), as libtest lists it. Proptest's regression files are where its default
+//! (`SourceParallel("proptest-regressions")`) looks once this `main.rs` exists: beside the crate
+//! root's directory, `tests/proptest-regressions/NAME.txt` for `tests/it/NAME.rs` (checked: an
+//! unparsable line added there is reported by the run).
 
 mod support;
 

@@ -4,7 +4,6 @@
 //!
 //! Needs `promtool` (installed by `scripts/setup/prometheus.sh`).
 
-
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::process::{Command, Stdio};

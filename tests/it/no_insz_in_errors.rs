@@ -5,7 +5,6 @@
 //! started here also has its whole debug-level output scraped for an INSZ when it stops
 //! (`crate::support::server::Server`'s `Drop`).
 
-
 use std::path::Path;
 use std::time::Duration;
 

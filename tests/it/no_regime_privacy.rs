@@ -4,9 +4,8 @@
 //! exactly the answer of an INSZ that is not in the snapshot. A 30004 that comes from the date
 //! alone (before the earliest regime) is the same for everyone.
 
-
-use serde_json::Value;
 use crate::support::server::start;
+use serde_json::Value;
 
 /// Brussels period from 2021-01-01 (no regime: BXL-2022 covers starts from 2022-06-01) to
 /// 2023-01-01.

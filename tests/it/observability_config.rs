@@ -10,8 +10,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use chrono::{TimeZone, Utc};
-use kbi_advice::domain::SnapshotMeta;
 use kbi_advice::telemetry::metrics::Metrics;
+use kbi_core::domain::SnapshotMeta;
 
 fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))

@@ -5,7 +5,6 @@
 //! `positive_data_acceptance` is excluded on purpose: JSON Schema cannot express INSZ check
 //! digits or calendar dates, so a schema-valid `85073003329` is rightly refused with 400/30001.
 
-
 use std::process::Command;
 
 use crate::support::manifest_dir;

@@ -2,7 +2,6 @@
 //! same truth as the per-person answer, readable by the standard `age` tool, tamper-evident,
 //! at most once a premium year, and all-or-nothing on disk.
 
-
 use std::collections::BTreeSet;
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -14,13 +13,14 @@ use chrono::{DateTime, Utc};
 use ed25519_dalek::SigningKey;
 use proptest::prelude::*;
 
-use kbi_advice::domain::{CompiledSnapshot, Question, Reference, RuleSet};
-use kbi_advice::premium::{
-    self, list_file_name, manifest_file_name, signature_file_name, ExportRequest, FailPoint, Force,
+use kbi_core::domain::{CompiledSnapshot, Question, Reference, RuleSet};
+use kbi_core::io::Silent;
+use kbi_core::snapshot::generate::{default_extracted_at, generate, GenerateOptions};
+use kbi_core::snapshot::{load_bytes, load_path};
+use kbi_premium::{
+    list_file_name, manifest_file_name, signature_file_name, ExportRequest, FailPoint, Force,
     PremiumError,
 };
-use kbi_advice::snapshot::generate::{default_extracted_at, generate, GenerateOptions};
-use kbi_advice::snapshot::{load_bytes, load_path, Silent};
 
 const FIXTURE: &str = "tests/fixtures/public-snapshot.jsonl";
 
@@ -87,7 +87,7 @@ fn request(
         recipients: recipients.to_vec(),
         signing_key: signing_key(1),
         out_dir: dir.to_path_buf(),
-        register: dir.join(premium::DEFAULT_REGISTER),
+        register: dir.join(kbi_premium::DEFAULT_REGISTER),
         operator: "tester".into(),
         force,
         fail_point: None,
@@ -252,7 +252,7 @@ fn verify_cmd(dir: &Path, year: &str, keys: &Keys, with_identity: bool) -> Comma
 }
 
 fn register_lines(dir: &Path) -> Vec<serde_json::Value> {
-    std::fs::read_to_string(dir.join(premium::DEFAULT_REGISTER))
+    std::fs::read_to_string(dir.join(kbi_premium::DEFAULT_REGISTER))
         .unwrap_or_default()
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
@@ -266,14 +266,14 @@ fn register_lines(dir: &Path) -> Vec<serde_json::Value> {
 fn export_and_decrypt(
     snapshot: &CompiledSnapshot,
     year: i32,
-) -> Result<(Vec<String>, premium::manifest::Manifest), PremiumError> {
+) -> Result<(Vec<String>, kbi_premium::manifest::Manifest), PremiumError> {
     let dir = tempfile::tempdir().unwrap();
     let identity = age::x25519::Identity::generate();
     let exported = request(dir.path(), year, &[identity.to_public()], Force::No)
         .prepare()?
         .run(snapshot, &Silent)?;
     let plaintext = decrypt(&exported.files[0], &identity);
-    let report = premium::verify::verify(
+    let report = kbi_premium::verify::verify(
         dir.path(),
         year,
         &signing_key(1).verifying_key(),
@@ -290,7 +290,7 @@ fn export_and_decrypt(
 fn assert_list_is_nok_set(snapshot: &CompiledSnapshot, year: i32) -> Result<(), TestCaseError> {
     let expected = nok_by_advise(snapshot, year);
     let refused_by_advise = snapshot
-        .refusal_on(kbi_advice::domain::advice::premium_reference_date(year))
+        .refusal_on(kbi_core::domain::advice::premium_reference_date(year))
         .is_some();
     match export_and_decrypt(snapshot, year) {
         Ok((listed, manifest)) => {
@@ -376,7 +376,7 @@ fn the_age_tool_decrypts_what_the_binary_exports_and_check_agrees() {
             list_file_name(2027),
             manifest_file_name(2027),
             signature_file_name(2027),
-            premium::DEFAULT_REGISTER.to_string(),
+            kbi_premium::DEFAULT_REGISTER.to_string(),
         ])
     );
     let decrypted = age_cli("age")
@@ -564,7 +564,7 @@ fn a_signature_by_another_key_fails_verify() {
     let other = SigningKey::from_bytes(&[42; 32]);
     std::fs::write(
         out.path().join(signature_file_name(2027)),
-        premium::signing::sign(&other, &manifest),
+        kbi_premium::signing::sign(&other, &manifest),
     )
     .unwrap();
     assert_verify_fails(out.path(), &keys, false, "signature does not match");
@@ -597,7 +597,7 @@ fn verify_with_an_identity_checks_the_list_itself() {
         std::fs::write(out.path().join(list_file_name(2027)), &ciphertext).unwrap();
         let path = out.path().join(manifest_file_name(2027));
         let mut manifest =
-            premium::manifest::Manifest::parse(&std::fs::read(&path).unwrap()).unwrap();
+            kbi_premium::manifest::Manifest::parse(&std::fs::read(&path).unwrap()).unwrap();
         use sha2::Digest;
         manifest.ciphertext_sha256 = hex::encode(sha2::Sha256::digest(&ciphertext));
         if honest_plaintext_hash {
@@ -608,7 +608,7 @@ fn verify_with_an_identity_checks_the_list_itself() {
         std::fs::write(&path, &bytes).unwrap();
         std::fs::write(
             out.path().join(signature_file_name(2027)),
-            premium::signing::sign(&signing, &bytes),
+            kbi_premium::signing::sign(&signing, &bytes),
         )
         .unwrap();
     };
@@ -725,7 +725,7 @@ fn force_needs_a_reason_and_the_reason_is_recorded() {
 fn files_left_without_a_register_entry_stop_the_export() {
     let keys = Keys::new();
     let out = exported_fixture(&keys);
-    std::fs::remove_file(out.path().join(premium::DEFAULT_REGISTER)).unwrap();
+    std::fs::remove_file(out.path().join(kbi_premium::DEFAULT_REGISTER)).unwrap();
     export_cmd(FIXTURE, "2027", &keys, out.path()).expect_exit(2, &["already exist"]);
 }
 
@@ -749,7 +749,7 @@ fn an_injected_failure_at_any_step_leaves_nothing_behind() {
             .run(&snapshot, &Silent)
             .unwrap();
         let names = names_in(dir.path());
-        let register = std::fs::read(dir.path().join(premium::DEFAULT_REGISTER)).unwrap();
+        let register = std::fs::read(dir.path().join(kbi_premium::DEFAULT_REGISTER)).unwrap();
 
         let mut failing = request(dir.path(), 2027, &recipients, Force::No);
         failing.fail_point = Some(point);
@@ -764,7 +764,7 @@ fn an_injected_failure_at_any_step_leaves_nothing_behind() {
         );
         assert_eq!(names_in(dir.path()), names, "{point:?}: files left behind");
         assert_eq!(
-            std::fs::read(dir.path().join(premium::DEFAULT_REGISTER)).unwrap(),
+            std::fs::read(dir.path().join(kbi_premium::DEFAULT_REGISTER)).unwrap(),
             register,
             "{point:?}: register changed"
         );
@@ -997,7 +997,7 @@ fn a_killed_export_leaves_a_lock_the_next_export_takes_over_with_its_temporary_f
         .unwrap();
     let lock = out
         .path()
-        .join(format!("{}.lock", premium::DEFAULT_REGISTER));
+        .join(format!("{}.lock", kbi_premium::DEFAULT_REGISTER));
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
     // Until the lock names its holder: the export creates the file, then writes into it, and a
     // kill between the two leaves an empty lock (refused for the operator to judge, another
@@ -1068,7 +1068,7 @@ fn a_lock_of_a_running_process_or_another_host_is_not_taken_over() {
     let out = tempfile::tempdir().unwrap();
     let lock = out
         .path()
-        .join(format!("{}.lock", premium::DEFAULT_REGISTER));
+        .join(format!("{}.lock", kbi_premium::DEFAULT_REGISTER));
     let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap();
     for holder in [
         format!(

@@ -5,9 +5,10 @@ use std::path::Path;
 use std::process::Command;
 use std::sync::Arc;
 
-use kbi_advice::api::json::{AnswerJson, Problem};
-use kbi_advice::domain::{Question, RuleSet};
-use kbi_advice::snapshot::{load_path, Silent};
+use kbi_core::domain::{Question, RuleSet};
+use kbi_core::io::Silent;
+use kbi_core::snapshot::load_path;
+use kbi_wire::json::{AnswerJson, Problem};
 
 struct Row {
     insz: String,
@@ -72,7 +73,7 @@ fn every_public_case_through_the_library() {
     let mut failures = Vec::new();
     for row in rows() {
         let json = match Question::parse(&row.insz, Some(&row.date), None)
-            .map_err(|code| kbi_advice::domain::Refusal { code, found: None })
+            .map_err(|code| kbi_core::domain::Refusal { code, found: None })
             .and_then(|q| snapshot.advise(&q))
         {
             Ok(advice) => {

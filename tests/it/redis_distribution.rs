@@ -2,19 +2,22 @@
 //! `snapshot-format.md`, "Same answer from every copy"). Every test starts its own redis-server
 //! (`tests/it/support/redis.rs`, installed by `scripts/setup/redis.sh`).
 
-
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
+use crate::support::redis::RedisServer;
 use assert_cmd::Command;
-use kbi_advice::domain::{CompiledSnapshot, Question, RuleSet};
-use kbi_advice::snapshot::generate::{default_extracted_at, generate, GenerateOptions};
 use kbi_advice::snapshot::redis::{
     self as store, ChunkProblem, PublishOptions, RedisSnapshotError, RedisTarget,
 };
-use kbi_advice::snapshot::{load_path, Silent, SnapshotSource};
+use kbi_advice::snapshot::SnapshotSource;
+use kbi_core::domain::{CompiledSnapshot, Question, RuleSet};
+use kbi_core::io::Silent;
+use kbi_core::snapshot::generate::{default_extracted_at, generate, GenerateOptions};
+use kbi_core::snapshot::load_path;
+use kbi_core::snapshot::reader::ReadLimits;
 use rand::{Rng, SeedableRng};
-use crate::support::redis::RedisServer;
 
 fn rules() -> Arc<RuleSet> {
     Arc::new(RuleSet::shipped())
@@ -121,7 +124,8 @@ fn publish_then_load_answers_exactly_like_the_file() {
             persons < 1000 || published.meta.chunks.len() > 2,
             "the test wants several chunks"
         );
-        let loaded = store::load_current(&target(&redis), rules(), &Silent).expect("redis loads");
+        let loaded = store::load_current(&target(&redis), rules(), ReadLimits::default(), &Silent)
+            .expect("redis loads");
         assert_eq!(loaded.version, published.version);
         assert_eq!(loaded.meta, published.meta);
         assert_same_answers(&from_file, &loaded.snapshot, seed);
@@ -148,7 +152,8 @@ fn compressed_files_publish_their_text() {
         enc.finish().unwrap();
     }
     publish(&redis, &gz, &small_chunks());
-    let loaded = store::load_current(&target(&redis), rules(), &Silent).unwrap();
+    let loaded =
+        store::load_current(&target(&redis), rules(), ReadLimits::default(), &Silent).unwrap();
     let from_file = load_path(&plain, rules(), &Silent).unwrap();
     assert_same_answers(&from_file, &loaded.snapshot, 5);
 }
@@ -223,7 +228,8 @@ fn an_interrupted_publish_never_changes_current() {
         "{error}"
     );
     assert_eq!(current(&redis).as_deref(), Some(first_version.as_str()));
-    let loaded = store::load_current(&target(&redis), rules(), &Silent).unwrap();
+    let loaded =
+        store::load_current(&target(&redis), rules(), ReadLimits::default(), &Silent).unwrap();
     assert_eq!(loaded.snapshot.meta.snapshot_id, "first");
     // The partial version's chunks are left, as after a crash, but it has no meta.
     let partial = (first_version.parse::<u64>().unwrap() + 1).to_string();
@@ -289,7 +295,8 @@ fn a_publisher_killed_midway_leaves_current_untouched() {
         "the publish finished before the kill; the test proves nothing"
     );
     assert_eq!(current(&redis).as_deref(), Some(first_version.as_str()));
-    let loaded = store::load_current(&target(&redis), rules(), &Silent).unwrap();
+    let loaded =
+        store::load_current(&target(&redis), rules(), ReadLimits::default(), &Silent).unwrap();
     assert_eq!(loaded.snapshot.meta.snapshot_id, "first");
 
     // The dead publisher's lock blocks the next publish until it expires, with a clear message.
@@ -321,7 +328,8 @@ fn a_corrupt_or_missing_chunk_refuses_the_version() {
     let chunk1 = format!("kbi:snapshot:{v}:chunk:1");
     let original: Vec<u8> = redis::cmd("GET").arg(&chunk1).query(&mut con).unwrap();
 
-    let load = || store::load_current(&target(&redis), rules(), &Silent).err();
+    let load =
+        || store::load_current(&target(&redis), rules(), ReadLimits::default(), &Silent).err();
 
     // Same length, different bytes: the checksum catches it.
     let mut flipped = original.clone();
@@ -461,7 +469,8 @@ fn keep_n_deletes_old_versions_never_the_current_one() {
     };
     let last = publish(&redis, &path, &options);
     assert_eq!(last.removed.len(), 2, "{:?}", last.removed);
-    let loaded = store::load_current(&target(&redis), rules(), &Silent).unwrap();
+    let loaded =
+        store::load_current(&target(&redis), rules(), ReadLimits::default(), &Silent).unwrap();
     assert_eq!(loaded.snapshot.meta.snapshot_id, "only");
 
     // keep = 0 is refused before anything happens.
@@ -484,12 +493,14 @@ fn prefixes_keep_deployments_apart() {
     let tb = RedisTarget::parse(&format!("{}/0?prefix=prod", redis.url()), None).unwrap();
     store::publish(&ta, &a, rules(), &small_chunks(), &Silent).unwrap();
     store::publish(&tb, &b, rules(), &small_chunks(), &Silent).unwrap();
-    let la = store::load_current(&ta, rules(), &Silent).unwrap();
-    let lb = store::load_current(&tb, rules(), &Silent).unwrap();
+    let la = store::load_current(&ta, rules(), ReadLimits::default(), &Silent).unwrap();
+    let lb = store::load_current(&tb, rules(), ReadLimits::default(), &Silent).unwrap();
     assert_eq!(la.snapshot.meta.snapshot_id, "a");
     assert_eq!(lb.snapshot.meta.snapshot_id, "b");
     let other = RedisTarget::parse(&redis.url(), Some("none")).unwrap();
-    let error = store::load_current(&other, rules(), &Silent).err().unwrap();
+    let error = store::load_current(&other, rules(), ReadLimits::default(), &Silent)
+        .err()
+        .unwrap();
     assert!(
         matches!(error, RedisSnapshotError::NothingPublished { .. }),
         "{error}"
@@ -680,24 +691,66 @@ fn installed_id(installed: &Installed) -> Option<String> {
     installed.lock().unwrap().as_ref().map(|(_, id)| id.clone())
 }
 
+/// What the watcher told its observer, counted (the service's observer is its metrics).
+#[derive(Default)]
+struct Seen {
+    reachable: AtomicBool,
+    loaded: AtomicU64,
+    refused: AtomicU64,
+    unavailable: AtomicU64,
+}
+
+impl store::WatchObserver for Seen {
+    fn observed(&self, outcome: store::WatchOutcome<'_>) {
+        let reachable = match outcome {
+            store::WatchOutcome::Unchanged => true,
+            store::WatchOutcome::Loaded { .. } => {
+                self.loaded.fetch_add(1, Ordering::Relaxed);
+                true
+            }
+            store::WatchOutcome::Refused => {
+                self.refused.fetch_add(1, Ordering::Relaxed);
+                true
+            }
+            store::WatchOutcome::Unavailable { reachable } => {
+                self.unavailable.fetch_add(1, Ordering::Relaxed);
+                reachable
+            }
+        };
+        self.reachable.store(reachable, Ordering::Relaxed);
+    }
+}
+
+impl Seen {
+    fn reachable(&self) -> bool {
+        self.reachable.load(Ordering::Relaxed)
+    }
+    fn refused(&self) -> u64 {
+        self.refused.load(Ordering::Relaxed)
+    }
+    fn unavailable(&self) -> u64 {
+        self.unavailable.load(Ordering::Relaxed)
+    }
+}
+
 fn start_watcher(
     runtime: &tokio::runtime::Runtime,
     redis: &RedisServer,
     poll_interval: std::time::Duration,
-) -> (Installed, Arc<store::RedisWatchStatus>) {
+) -> (Installed, Arc<Seen>) {
     let installed: Installed = Arc::default();
-    let status = Arc::new(store::RedisWatchStatus::default());
+    let status = Arc::new(Seen::default());
     let options = store::WatchOptions {
         poll_interval,
         retry_initial: std::time::Duration::from_millis(50),
         retry_max: std::time::Duration::from_millis(500),
+        ..store::WatchOptions::default()
     };
     let sink = installed.clone();
     runtime.spawn(store::watch_redis(
         target(redis),
         rules(),
         options,
-        None,
         status.clone(),
         move |loaded: store::LoadedVersion| {
             *sink.lock().unwrap() = Some((loaded.version, loaded.snapshot.meta.snapshot_id));
@@ -817,7 +870,8 @@ fn facts_travel_through_redis_and_are_shown_by_validate_and_explain() {
     std::fs::write(&path, KBI_STYLE).unwrap();
     let from_file = load_path(&path, rules(), &Silent).expect("file loads");
     publish(&redis, &path, &small_chunks());
-    let loaded = store::load_current(&target(&redis), rules(), &Silent).expect("redis loads");
+    let loaded = store::load_current(&target(&redis), rules(), ReadLimits::default(), &Silent)
+        .expect("redis loads");
     assert_eq!(loaded.snapshot.meta, from_file.meta, "facts and sources");
     assert!(!loaded.snapshot.meta.facts.is_all());
     let question = Question::parse("85073003328", Some("2026-01-01"), None).unwrap();

@@ -4,16 +4,15 @@
 //! version and count it, and start not ready while Redis is unreachable. Each test starts its own
 //! `redis-server` (`scripts/setup/redis.sh`).
 
-
 use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use serde_json::Value;
-use crate::support::server::{launch, Server};
 use crate::support::redis::RedisServer;
+use crate::support::server::{launch, Server};
+use serde_json::Value;
 
 const QUESTION: &str = "/v1/integration-obligation/90011510383?date=2026-01-01";
 /// Replicas poll `current` every second here, so a lost notification costs at most that.

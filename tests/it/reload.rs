@@ -2,14 +2,13 @@
 //! new snapshot, a bad new snapshot is refused while the old one keeps serving, and SIGHUP
 //! reloads too.
 
-
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use serde_json::Value;
 use crate::support::server::{start, Server};
 use crate::support::{request, Q};
+use serde_json::Value;
 
 const QUESTION: &str = "/v1/integration-obligation/90011510383?date=2026-01-01";
 const SOAP_PATH: &str = "/soap/GeefAdviesInburgeringsplicht-01.00";

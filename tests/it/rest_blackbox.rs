@@ -1,15 +1,14 @@
 //! The REST door of the real service: the public table through single questions and a batch,
 //! SOAP and REST agreeing on generated snapshots, headers, problem documents and limits.
 
-
 use std::collections::HashSet;
 use std::path::Path;
 
+use crate::support::server::{start, start_with, Server};
+use crate::support::*;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde_json::{json, Value};
-use crate::support::server::{start, start_with, Server};
-use crate::support::*;
 
 const SOAP_PATH: &str = "/soap/GeefAdviesInburgeringsplicht-01.00";
 const BATCH: &str = "/v1/integration-obligation:batch";
@@ -102,11 +101,11 @@ fn public_cases_over_rest_equal_the_table() {
 fn generated(dir: &Path, seed: u64) -> (std::path::PathBuf, Vec<String>) {
     let path = dir.join(format!("generated-{seed}.jsonl"));
     let mut file = std::io::BufWriter::new(std::fs::File::create(&path).unwrap());
-    kbi_advice::snapshot::generate::generate(
-        &kbi_advice::snapshot::generate::GenerateOptions {
+    kbi_core::snapshot::generate::generate(
+        &kbi_core::snapshot::generate::GenerateOptions {
             persons: 2_000,
             seed,
-            extracted_at: kbi_advice::snapshot::generate::default_extracted_at(),
+            extracted_at: kbi_core::snapshot::generate::default_extracted_at(),
             snapshot_id: Some(format!("generated-{seed}")),
             with_examples: false,
         },

@@ -3,8 +3,9 @@
 
 use std::sync::Arc;
 
-use kbi_advice::domain::{CompiledSnapshot, Question, RuleSet};
-use kbi_advice::snapshot::{load_bytes, Silent};
+use kbi_core::domain::{CompiledSnapshot, Question, RuleSet};
+use kbi_core::io::Silent;
+use kbi_core::snapshot::load_bytes;
 
 const PERSON: &str = "85073003328";
 

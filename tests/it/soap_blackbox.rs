@@ -1,7 +1,6 @@
 //! The SOAP door of the real service over HTTP: the public table, the WSDL, and hostile bodies
 //! (each a Fault, and the process stays live after each).
 
-
 use crate::support::server::{start, Server};
 use crate::support::*;
 

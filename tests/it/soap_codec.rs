@@ -1,19 +1,19 @@
 //! The SOAP codec through `respond` (parse, judge, render chained), without a server: the public table,
 //! hostile input, ordering, request- and question-level Uitzonderingen, and schema validity.
 
-
 use std::sync::{Arc, OnceLock};
 
+use crate::support::*;
 use chrono::{TimeZone, Utc};
-use kbi_advice::api::json::AnswerJson;
-use kbi_advice::api::soap::{
+use kbi_core::domain::{CompiledSnapshot, ErrorCode, Insz, Question, ReasonCode, RuleSet};
+use kbi_core::io::Silent;
+use kbi_core::snapshot::load_path;
+use kbi_wire::json::AnswerJson;
+use kbi_wire::soap::{
     judge, render, respond, respond_at, wsdl_document, CallerContext, Reply, SoapCall,
     SoapResponse, XmlLimits,
 };
-use kbi_advice::domain::{CompiledSnapshot, ErrorCode, Insz, Question, ReasonCode, RuleSet};
-use kbi_advice::snapshot::{load_path, Silent};
 use proptest::prelude::*;
-use crate::support::*;
 
 const SERVER_REFERTE: &str = "0b7d6c1e-3f8a-4c55-9a0e-5d2c7f9e1a42";
 const SERVICE: &str = "kbi-advice.test";
@@ -586,7 +586,7 @@ fn a_refusal_decided_between_parse_and_judge_answers_nothing() {
     // with the caller echoed and without any answer.
     let body = request(&[Q::date("q", "82030310494", "2023-01-01")]);
     let envelope =
-        kbi_advice::api::soap::parse(body.as_bytes(), limits(), None).expect("a valid envelope");
+        kbi_wire::soap::parse(body.as_bytes(), limits(), None).expect("a valid envelope");
     assert_eq!(envelope.caller.identificatie, "demo.kbi-advice");
     assert_eq!(envelope.question_count, 1);
     let refused = Reply::refused(&envelope.caller, ErrorCode::NotAuthorised);

@@ -2,14 +2,13 @@
 //! builds its client from the served `?wsdl` alone and calls the real service; every answer must
 //! equal the core's answer for the same question. Fails if node-soap cannot use the WSDL.
 
-
 use std::process::Command;
 use std::sync::Arc;
 
-use kbi_advice::domain::{Question, RuleSet};
-use serde_json::{json, Value};
 use crate::support::manifest_dir;
 use crate::support::server::start;
+use kbi_core::domain::{Question, RuleSet};
+use serde_json::{json, Value};
 
 const PATH: &str = "/soap/GeefAdviesInburgeringsplicht-01.00";
 
@@ -59,10 +58,10 @@ fn node_soap_client_built_from_the_wsdl_agrees_with_the_core() {
     let rows = reply["rows"].as_array().expect("rows");
     assert_eq!(rows.len(), questions.len());
 
-    let core = kbi_advice::snapshot::load_path(
+    let core = kbi_core::snapshot::load_path(
         &snapshot,
         Arc::new(RuleSet::shipped()),
-        &kbi_advice::snapshot::Silent,
+        &kbi_core::io::Silent,
     )
     .unwrap();
     let mut kinds = std::collections::BTreeSet::new();

@@ -7,17 +7,17 @@
 //! in-test HTTP/1.1 loop around [`respond`] and [`wsdl_document`], so it proves the WSDL and the
 //! codec without the service.
 
-
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use kbi_advice::api::soap::{respond, wsdl_document, SoapCall, XmlLimits};
-use kbi_advice::domain::{CompiledSnapshot, RuleSet};
-use kbi_advice::snapshot::{load_path, Silent};
 use crate::support::manifest_dir;
 use crate::support::zeep::{ask, assert_same, check, demo_cases};
+use kbi_core::domain::{CompiledSnapshot, RuleSet};
+use kbi_core::io::Silent;
+use kbi_core::snapshot::load_path;
+use kbi_wire::soap::{respond, wsdl_document, SoapCall, XmlLimits};
 
 const PATH: &str = "/soap/GeefAdviesInburgeringsplicht-01.00";
 

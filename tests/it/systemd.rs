@@ -3,7 +3,6 @@
 //! (`Type=notify` readiness, `WatchdogSec=` keep-alive, stopping), received on a datagram socket
 //! standing in for systemd's `NOTIFY_SOCKET`.
 
-
 use std::os::unix::net::UnixDatagram;
 use std::path::Path;
 use std::process::Command;

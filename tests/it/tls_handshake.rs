@@ -5,9 +5,8 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use kbi_advice::trust::{
-    cert, peer_fingerprint, server_config, ClientRegistry, TlsError, TlsFiles,
-};
+use kbi_advice::trust::{peer_fingerprint, server_config, TlsError, TlsFiles};
+use kbi_trust::{cert, ClientRegistry};
 use rcgen::{
     BasicConstraints, Certificate, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa,
     KeyPair, KeyUsagePurpose,

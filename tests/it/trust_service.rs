@@ -7,19 +7,18 @@
 //!
 //! TLS calls go through `curl` (Debian, on the machine), which presents client certificates.
 
-
 use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::{Arc, Mutex};
 
+use crate::support::server::{launch, start_with, Server};
+use crate::support::{manifest_dir, request, request_with, CONTEXT, Q};
 use rcgen::{
     BasicConstraints, Certificate, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa,
     KeyPair, KeyUsagePurpose, SanType,
 };
 use serde_json::Value;
-use crate::support::server::{launch, start_with, Server};
-use crate::support::{manifest_dir, request, request_with, CONTEXT, Q};
 
 const SOAP_PATH: &str = "/soap/GeefAdviesInburgeringsplicht-01.00";
 const QUESTION: &str = "/v1/integration-obligation/90011510383?date=2026-01-01";
@@ -95,10 +94,7 @@ impl Pki {
             let client = leaf(issuer, &format!("kbi.{name}"), false);
             write(&format!("{name}.pem"), client.cert.pem());
             write(&format!("{name}-key.pem"), client.key.serialize_pem());
-            fingerprints.insert(
-                name,
-                kbi_advice::trust::cert::fingerprint_hex(client.cert.der()),
-            );
+            fingerprints.insert(name, kbi_trust::cert::fingerprint_hex(client.cert.der()));
         }
         write(
             "clients.toml",

@@ -35,7 +35,7 @@ use dossier::{Reply, Uitzondering};
 use kbi_core::domain::day::parse_date;
 use kbi_core::domain::event::{Event, EventKind};
 use kbi_core::domain::Insz;
-use kbi_core::snapshot::progress::Progress;
+use kbi_core::io::Progress;
 use kbi_core::snapshot::reader::{decompress, Compression};
 use mapping::{map_dossier, show_code, Severity};
 

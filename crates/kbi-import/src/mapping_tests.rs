@@ -12,7 +12,8 @@ use crate::codes::Codes;
 use crate::dossier::Dossier;
 use crate::xml::{ReplyReader, Tally};
 use kbi_core::domain::{Question, RuleSet};
-use kbi_core::snapshot::{load_bytes, Silent};
+use kbi_core::io::Silent;
+use kbi_core::snapshot::load_bytes;
 
 const INSZ: &str = "88021412358";
 

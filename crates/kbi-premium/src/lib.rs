@@ -30,7 +30,7 @@ use tempfile::NamedTempFile;
 
 use kbi_core::domain::advice::premium_reference_date;
 use kbi_core::domain::{CompiledSnapshot, ErrorCode, Status};
-use kbi_core::snapshot::Progress;
+use kbi_core::io::Progress;
 
 pub mod list;
 pub mod manifest;

@@ -158,11 +158,9 @@ impl ClientRegistry {
 
     /// Reads and validates a registry file.
     pub fn from_file(path: &Path) -> Result<ClientRegistry, ClientsError> {
-        let text = kbi_core::snapshot::reader::read_config_text(path).map_err(|cause| {
-            ClientsError::Read {
-                path: path.display().to_string(),
-                cause,
-            }
+        let text = kbi_core::io::read_config_text(path).map_err(|cause| ClientsError::Read {
+            path: path.display().to_string(),
+            cause,
         })?;
         ClientRegistry::from_toml(&text)
     }

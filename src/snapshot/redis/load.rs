@@ -7,10 +7,11 @@ use std::sync::{Arc, Mutex};
 use sha2::{Digest, Sha256};
 
 use super::{check_version, ChunkProblem, RedisSnapshotError, RedisTarget, VersionMeta};
-use crate::domain::{CompiledSnapshot, Insz, RuleSet};
-use crate::snapshot::person::Person;
-use crate::snapshot::progress::Progress;
-use crate::snapshot::reader::{self, Compression};
+use kbi_core::domain::{CompiledSnapshot, Insz, RuleSet};
+use kbi_core::io::Progress;
+use kbi_core::snapshot::person::Person;
+use kbi_core::snapshot::reader::ReadLimits;
+use kbi_core::snapshot::reader::{self, Compression};
 
 /// A version loaded from Redis.
 pub struct LoadedVersion {
@@ -54,6 +55,7 @@ pub(super) fn read_current(
 pub fn load_current(
     target: &RedisTarget,
     rules: Arc<RuleSet>,
+    limits: ReadLimits,
     progress: &dyn Progress,
 ) -> Result<LoadedVersion, RedisSnapshotError> {
     let mut con = target.connect()?;
@@ -65,7 +67,7 @@ pub fn load_current(
                 prefix: target.prefix().to_string(),
             }
         })?;
-        match load_version(target, &version, rules.clone(), progress) {
+        match load_version(target, &version, rules.clone(), limits, progress) {
             Err(error) if error.is_transient() && attempts < 3 => {
                 attempts += 1;
                 // Only worth another try if `current` moved on meanwhile.
@@ -83,10 +85,11 @@ pub fn load_version(
     target: &RedisTarget,
     version: &str,
     rules: Arc<RuleSet>,
+    limits: ReadLimits,
     progress: &dyn Progress,
 ) -> Result<LoadedVersion, RedisSnapshotError> {
     let OpenedVersion { meta, text, state } = open_version(target, version)?;
-    let outcome = reader::load(text, rules, progress);
+    let outcome = reader::load(text, rules, progress, limits);
     // A chunk failure surfaces in the loader as a read error at some line; the chunk is the
     // better report.
     let state = take_state(&state);
@@ -166,7 +169,7 @@ fn open_version(target: &RedisTarget, version: &str) -> Result<OpenedVersion, Re
     let meta: VersionMeta = serde_json::from_slice(&raw).map_err(|e| {
         refuse(format!(
             "the meta is not readable: {}",
-            crate::redact::json::<VersionMeta>(&raw, &e)
+            kbi_core::redact::json::<VersionMeta>(&raw, &e)
         ))
     })?;
     meta.check(version).map_err(refuse)?;

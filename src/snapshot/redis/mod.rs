@@ -25,7 +25,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use super::reader::SnapshotError;
+use kbi_core::snapshot::reader::SnapshotError;
 
 mod load;
 mod publish;
@@ -33,7 +33,7 @@ mod watch;
 
 pub use load::{current_version, find_person, load_current, load_version, LoadedVersion};
 pub use publish::{publish, PublishOptions, Published};
-pub use watch::{watch_redis, RedisWatchStatus, WatchOptions};
+pub use watch::{watch_redis, WatchObserver, WatchOptions, WatchOutcome};
 
 /// The key prefix when none is given.
 pub const DEFAULT_PREFIX: &str = "kbi";

@@ -19,9 +19,10 @@ use super::{
     check_version, ChunkMeta, KeyLayout, RedisSnapshotError, RedisTarget, VersionMeta,
     DEFAULT_CHUNK_BYTES, DEFAULT_KEEP, MAX_CHUNK_BYTES, STORE_FORMAT,
 };
-use crate::domain::RuleSet;
-use crate::snapshot::progress::Progress;
-use crate::snapshot::reader;
+use kbi_core::domain::RuleSet;
+use kbi_core::io::Progress;
+use kbi_core::snapshot::reader;
+use kbi_core::snapshot::reader::ReadLimits;
 
 /// How to publish.
 #[derive(Debug, Clone)]
@@ -136,7 +137,7 @@ pub fn publish(
 
 /// What the validating pass learnt about the file.
 struct Validated {
-    meta: crate::domain::SnapshotMeta,
+    meta: kbi_core::domain::SnapshotMeta,
     text_sha256: String,
     text_bytes: u64,
 }
@@ -160,7 +161,9 @@ fn validate(
         bytes: 0,
         out: digest.clone(),
     };
-    let snapshot = reader::load(Box::new(hashing), rules, progress).map_err(invalid)?;
+    // A command line tool: the default read limits (the service passes its settings' own).
+    let snapshot =
+        reader::load(Box::new(hashing), rules, progress, ReadLimits::default()).map_err(invalid)?;
     let meta = snapshot.meta.clone();
     drop(snapshot);
     let (text_sha256, text_bytes) = digest

@@ -2,8 +2,7 @@
 //! case a notification was missed, load a new version beside the old one and hand it over to be
 //! swapped in. Redis faults never take the served snapshot away.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::StreamExt;
@@ -12,9 +11,9 @@ use sha2::{Digest, Sha256};
 
 use super::load::{load_version, read_current, LoadedVersion};
 use super::{RedisSnapshotError, RedisTarget};
-use crate::domain::RuleSet;
-use crate::snapshot::progress::Silent;
-use crate::telemetry::metrics::{Metrics, ReloadOutcome, ReloadSource};
+use kbi_core::domain::RuleSet;
+use kbi_core::io::Silent;
+use kbi_core::snapshot::reader::ReadLimits;
 
 /// How a replica follows Redis.
 #[derive(Debug, Clone)]
@@ -26,6 +25,8 @@ pub struct WatchOptions {
     pub retry_initial: Duration,
     /// Longest wait between retries.
     pub retry_max: Duration,
+    /// Bounds on reading one version (the service's `[snapshot]` settings).
+    pub limits: ReadLimits,
 }
 
 impl Default for WatchOptions {
@@ -34,44 +35,37 @@ impl Default for WatchOptions {
             poll_interval: Duration::from_secs(10),
             retry_initial: Duration::from_millis(500),
             retry_max: Duration::from_secs(30),
+            limits: ReadLimits::default(),
         }
     }
 }
 
-/// What the watcher has seen, for health endpoints and tests (counters since start).
-#[derive(Debug, Default)]
-pub struct RedisWatchStatus {
-    reachable: AtomicBool,
-    loaded: AtomicU64,
-    refused: AtomicU64,
-    unavailable: AtomicU64,
-    version: Mutex<Option<String>>,
+/// What one look at `current` came to, told to a [`WatchObserver`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WatchOutcome<'a> {
+    /// Redis answered and `current` is the version already in use (or refused last).
+    Unchanged,
+    /// A new version was loaded and handed over.
+    Loaded {
+        /// Its number.
+        version: &'a str,
+    },
+    /// A version was refused (corrupt chunk, invalid content): the previous snapshot keeps
+    /// serving.
+    Refused,
+    /// The look failed (retried with backoff); `reachable` tells whether Redis answered at all
+    /// (it may have answered that nothing is published).
+    Unavailable {
+        /// Whether the contact with Redis itself succeeded.
+        reachable: bool,
+    },
 }
 
-impl RedisWatchStatus {
-    /// Whether the last contact with Redis succeeded.
-    pub fn reachable(&self) -> bool {
-        self.reachable.load(Ordering::Relaxed)
-    }
-    /// Versions loaded and handed over.
-    pub fn loaded(&self) -> u64 {
-        self.loaded.load(Ordering::Relaxed)
-    }
-    /// Versions refused (corrupt chunk, invalid content): the previous snapshot kept serving.
-    pub fn refused(&self) -> u64 {
-        self.refused.load(Ordering::Relaxed)
-    }
-    /// Attempts that failed because Redis was unreachable (retried with backoff).
-    pub fn unavailable(&self) -> u64 {
-        self.unavailable.load(Ordering::Relaxed)
-    }
-    /// The version last handed over.
-    pub fn version(&self) -> Option<String> {
-        self.version
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
-    }
+/// Who hears what the watcher does: the service's metrics (`telemetry`), a test's counters. The
+/// watcher names no concrete recorder, as the audit log reports through `AuditObserver`. Called
+/// after every look at `current`.
+pub trait WatchObserver: Send + Sync {
+    fn observed(&self, outcome: WatchOutcome<'_>);
 }
 
 /// What one look at `current` led to.
@@ -87,14 +81,13 @@ enum WatchEvent {
 /// Follows `current` under `target` for ever (abort the task to stop): loads the current version
 /// at once (retrying with backoff while Redis is unreachable or nothing is published), then every
 /// new one, and calls `install` with each loaded version (on a blocking thread: `install` may
-/// drop the previous snapshot). A refused version is logged and counted, and the previous
-/// snapshot keeps serving.
+/// drop the previous snapshot). A refused version is logged and told to `observer`, and the
+/// previous snapshot keeps serving.
 pub async fn watch_redis<F>(
     target: RedisTarget,
     rules: Arc<RuleSet>,
     options: WatchOptions,
-    metrics: Option<Arc<Metrics>>,
-    status: Arc<RedisWatchStatus>,
+    observer: Arc<dyn WatchObserver>,
     install: F,
 ) where
     F: Fn(LoadedVersion) + Send + Sync + 'static,
@@ -115,10 +108,12 @@ pub async fn watch_redis<F>(
             let known = known.clone();
             let refused = refused.clone();
             let install = install.clone();
+            let limits = options.limits;
             tokio::task::spawn_blocking(move || {
                 look(
                     &target,
                     rules,
+                    limits,
                     known.as_deref(),
                     refused.as_deref(),
                     &*install,
@@ -144,37 +139,24 @@ pub async fn watch_redis<F>(
                 }
                 failing = false;
                 backoff = options.retry_initial;
-                status.reachable.store(true, Ordering::Relaxed);
                 match event {
-                    WatchEvent::Unchanged => {}
+                    WatchEvent::Unchanged => observer.observed(WatchOutcome::Unchanged),
                     WatchEvent::Loaded(identity) => {
-                        status.loaded.fetch_add(1, Ordering::Relaxed);
-                        let number = identity.split('/').next().unwrap_or_default().to_string();
-                        *status.version.lock().unwrap_or_else(|p| p.into_inner()) = Some(number);
-                        if let Some(m) = &metrics {
-                            m.reload(ReloadSource::Redis, ReloadOutcome::Ok);
-                        }
+                        let number = identity.split('/').next().unwrap_or_default();
+                        observer.observed(WatchOutcome::Loaded { version: number });
                         known = Some(identity);
                         refused = None;
                     }
                     WatchEvent::Refused(identity) => {
-                        status.refused.fetch_add(1, Ordering::Relaxed);
-                        if let Some(m) = &metrics {
-                            m.reload(ReloadSource::Redis, ReloadOutcome::Refused);
-                        }
+                        observer.observed(WatchOutcome::Refused);
                         refused = Some(identity);
                     }
                 }
             }
             Err(error) => {
-                status.reachable.store(
-                    !matches!(error, RedisSnapshotError::Unavailable { .. }),
-                    Ordering::Relaxed,
-                );
-                status.unavailable.fetch_add(1, Ordering::Relaxed);
-                if let Some(m) = &metrics {
-                    m.reload(ReloadSource::Redis, ReloadOutcome::Unavailable);
-                }
+                observer.observed(WatchOutcome::Unavailable {
+                    reachable: !matches!(error, RedisSnapshotError::Unavailable { .. }),
+                });
                 // Said once per outage, not at every retry; the served snapshot stays.
                 if !failing {
                     tracing::warn!(redis = %target, %error,
@@ -217,6 +199,7 @@ pub async fn watch_redis<F>(
 fn look(
     target: &RedisTarget,
     rules: Arc<RuleSet>,
+    limits: ReadLimits,
     known: Option<&str>,
     refused: Option<&str>,
     install: &(dyn Fn(LoadedVersion) + Send + Sync),
@@ -230,7 +213,7 @@ fn look(
     if Some(identity.as_str()) == known || Some(identity.as_str()) == refused {
         return Ok(WatchEvent::Unchanged);
     }
-    match load_version(target, &version, rules, &Silent) {
+    match load_version(target, &version, rules, limits, &Silent) {
         Ok(loaded) => {
             tracing::info!(
                 redis = %target,

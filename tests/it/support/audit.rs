@@ -5,7 +5,6 @@ use std::path::{Path, PathBuf};
 
 use assert_cmd::Command;
 use chrono::{DateTime, TimeZone, Utc};
-use kbi_advice::audit;
 
 /// Valid INSZ numbers for records (and for checking that no output quotes them).
 pub const INSZ: [&str; 4] = ["85073003328", "00012556777", "17073003384", "98472899765"];
@@ -17,7 +16,7 @@ pub fn at(day: u32, hour: u32) -> DateTime<Utc> {
 
 /// The segment files of an audit directory, in order.
 pub fn files(dir: &Path) -> Vec<PathBuf> {
-    audit::files_in(dir, None, None).unwrap()
+    kbi_audit::files_in(dir, None, None).unwrap()
 }
 
 /// The record lines of a segment: up to its first NUL byte (preallocated space).

@@ -120,7 +120,7 @@ pub fn find_insz(text: &str) -> Option<String> {
             .chars()
             .filter(char::is_ascii_digit)
             .collect();
-        if digits.len() == 11 && kbi_advice::domain::Insz::parse(&digits).is_ok() {
+        if digits.len() == 11 && kbi_core::domain::Insz::parse(&digits).is_ok() {
             return Some(digits);
         }
     }

@@ -14,11 +14,11 @@ use rayon::prelude::*;
 use serde::Deserialize;
 
 use super::person::{compile_person, parse_person};
-use super::progress::Progress;
 use crate::domain::advice::answer_time;
 use crate::domain::index::{DuplicateInsz, PersonIndexBuilder};
 use crate::domain::timeline::Transition;
 use crate::domain::{CompiledSnapshot, Facts, Insz, RuleSet, SnapshotMeta};
+use crate::io::{OpenError, Progress};
 
 /// The only snapshot format this program reads.
 pub const FORMAT: u64 = 1;
@@ -177,7 +177,13 @@ pub fn open(path: &Path) -> Result<Box<dyn BufRead + Send>, SnapshotError> {
         path: path.display().to_string(),
         error,
     };
-    let file = open_regular(path)?;
+    let file = crate::io::open_regular(path).map_err(|error| match error {
+        OpenError::Io(error) => open_err(error),
+        OpenError::NotRegular { kind } => SnapshotError::NotRegular {
+            path: path.display().to_string(),
+            kind,
+        },
+    })?;
     let mut reader = BufReader::with_capacity(1 << 18, file);
     let head = reader.fill_buf().map_err(open_err)?;
     let compression = if head.starts_with(&GZIP_MAGIC) {
@@ -206,88 +212,6 @@ pub fn open(path: &Path) -> Result<Box<dyn BufRead + Send>, SnapshotError> {
     decompress(reader, compression).map_err(open_err)
 }
 
-/// What kind of file `file_type` describes, for an error message.
-fn kind_of(file_type: std::fs::FileType) -> &'static str {
-    use std::os::unix::fs::FileTypeExt;
-    if file_type.is_dir() {
-        "directory"
-    } else if file_type.is_fifo() {
-        "FIFO (named pipe)"
-    } else if file_type.is_char_device() {
-        "character device"
-    } else if file_type.is_block_device() {
-        "block device"
-    } else if file_type.is_socket() {
-        "socket"
-    } else {
-        "special file"
-    }
-}
-
-/// Opens `path` for reading only if it is a regular file (a symbolic link to one is fine).
-///
-/// The type is checked before opening (opening a FIFO for reading blocks until a writer comes),
-/// and again on the opened descriptor, which is what is read: the name may have been replaced
-/// between the two. `O_NONBLOCK` makes the open itself return at once if it was replaced by a
-/// FIFO meanwhile; on a regular file the flag has no effect on reads.
-pub(crate) fn open_regular(path: &Path) -> Result<std::fs::File, SnapshotError> {
-    use std::os::unix::fs::OpenOptionsExt;
-    let open_err = |error| SnapshotError::Open {
-        path: path.display().to_string(),
-        error,
-    };
-    let not_regular = |file_type| SnapshotError::NotRegular {
-        path: path.display().to_string(),
-        kind: kind_of(file_type),
-    };
-    let before = std::fs::metadata(path).map_err(open_err)?;
-    if !before.is_file() {
-        return Err(not_regular(before.file_type()));
-    }
-    let file = std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NONBLOCK)
-        .open(path)
-        .map_err(open_err)?;
-    let opened = file.metadata().map_err(open_err)?;
-    if !opened.is_file() {
-        return Err(not_regular(opened.file_type()));
-    }
-    Ok(file)
-}
-
-/// The most a configuration file (rules, client registry, TLS files) may hold: they are a few kB.
-pub const MAX_CONFIG_FILE_BYTES: u64 = 16 << 20;
-
-/// Reads a small file whole, only if it is a regular file and at most `max_bytes` long: a FIFO
-/// or device named as a configuration file must not block start-up or fill memory.
-pub fn read_regular_file(path: &Path, max_bytes: u64) -> io::Result<Vec<u8>> {
-    let file = open_regular(path).map_err(|error| match error {
-        SnapshotError::Open { error, .. } => error,
-        SnapshotError::NotRegular { kind, .. } => io::Error::new(
-            io::ErrorKind::InvalidInput,
-            format!("it is a {kind}, not a regular file"),
-        ),
-        other => io::Error::other(other.to_string()),
-    })?;
-    let mut bytes = Vec::new();
-    file.take(max_bytes + 1).read_to_end(&mut bytes)?;
-    if bytes.len() as u64 > max_bytes {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidData,
-            format!("it is larger than {max_bytes} bytes"),
-        ));
-    }
-    Ok(bytes)
-}
-
-/// [`read_regular_file`] as UTF-8 text, capped at [`MAX_CONFIG_FILE_BYTES`].
-pub fn read_config_text(path: &Path) -> io::Result<String> {
-    let bytes = read_regular_file(path, MAX_CONFIG_FILE_BYTES)?;
-    String::from_utf8(bytes)
-        .map_err(|_| io::Error::new(io::ErrorKind::InvalidData, "it is not UTF-8 text"))
-}
-
 /// Wraps `reader` in the decoder for `compression`.
 pub fn decompress<R: BufRead + Send + 'static>(
     reader: R,
@@ -306,13 +230,13 @@ pub fn decompress<R: BufRead + Send + 'static>(
     })
 }
 
-/// Loads the snapshot at `path`.
+/// Loads the snapshot at `path` under the default [`ReadLimits`].
 pub fn load_path(
     path: &Path,
     rules: Arc<RuleSet>,
     progress: &dyn Progress,
 ) -> Result<CompiledSnapshot, SnapshotError> {
-    load(open(path)?, rules, progress)
+    load(open(path)?, rules, progress, ReadLimits::default())
 }
 
 /// A run of whole person lines.
@@ -324,8 +248,10 @@ struct Chunk {
 
 /// Bounds on what one snapshot load may read, so that a hostile or broken source (a file with no
 /// line ends, a compression bomb, a source that stops sending) is refused in bounded time and
-/// memory. The service sets them from `[snapshot]` in its settings ([`set_limits`]); the command
-/// line tools use the defaults, which are also the shipped defaults of `config/default.toml`.
+/// memory. The service passes them from `[snapshot]` in its settings to [`load`]; the command line
+/// tools, tests and [`load_path`]/[`load_bytes`] use the defaults, which are also the shipped
+/// defaults of `config/default.toml`. An argument, not a process-wide setting: two services (or
+/// two tests) in one process may read under different limits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ReadLimits {
     /// Longest line accepted, in bytes (header included).
@@ -354,21 +280,6 @@ impl Default for ReadLimits {
             stall_timeout: std::time::Duration::from_secs(DEFAULT_STALL_TIMEOUT_SECONDS),
         }
     }
-}
-
-static LIMITS: std::sync::RwLock<Option<ReadLimits>> = std::sync::RwLock::new(None);
-
-/// Sets the limits of every later load in this process (the service, from its settings).
-pub fn set_limits(limits: ReadLimits) {
-    *LIMITS.write().unwrap_or_else(|p| p.into_inner()) = Some(limits);
-}
-
-/// The limits in force: set by [`set_limits`], or the defaults.
-pub fn limits() -> ReadLimits {
-    LIMITS
-        .read()
-        .unwrap_or_else(|p| p.into_inner())
-        .unwrap_or_default()
 }
 
 /// How reading one line ended.
@@ -461,15 +372,6 @@ const CHUNK_BYTES: usize = 1 << 20;
 /// here ([`ReadLimits::stall_timeout`]) instead of blocking the load forever; that thread is
 /// then left to end by itself when its read returns.
 pub fn load(
-    reader: Box<dyn BufRead + Send>,
-    rules: Arc<RuleSet>,
-    progress: &dyn Progress,
-) -> Result<CompiledSnapshot, SnapshotError> {
-    load_with_limits(reader, rules, progress, limits())
-}
-
-/// [`load`] under explicit limits instead of the process's.
-pub(crate) fn load_with_limits(
     reader: Box<dyn BufRead + Send>,
     rules: Arc<RuleSet>,
     progress: &dyn Progress,
@@ -709,14 +611,14 @@ fn compile_chunk(chunk: &Chunk, judge: &Judge) -> Result<ChunkOutput, SnapshotEr
     Ok(output)
 }
 
-/// Reads a whole snapshot from memory (tests, Redis).
+/// Reads a whole snapshot from memory under the default [`ReadLimits`] (tests, tools).
 pub fn load_bytes(
     bytes: Vec<u8>,
     rules: Arc<RuleSet>,
     progress: &dyn Progress,
 ) -> Result<CompiledSnapshot, SnapshotError> {
     let cursor = io::Cursor::new(bytes);
-    load(Box::new(cursor), rules, progress)
+    load(Box::new(cursor), rules, progress, ReadLimits::default())
 }
 
 /// Convenience for callers holding any reader.
@@ -725,7 +627,12 @@ pub fn load_read<R: Read + Send + 'static>(
     rules: Arc<RuleSet>,
     progress: &dyn Progress,
 ) -> Result<CompiledSnapshot, SnapshotError> {
-    load(Box::new(BufReader::new(reader)), rules, progress)
+    load(
+        Box::new(BufReader::new(reader)),
+        rules,
+        progress,
+        ReadLimits::default(),
+    )
 }
 
 /// Finds one person's line in a snapshot file by a streaming scan (for `--explain`: the index
@@ -745,7 +652,8 @@ pub fn find_person_in(
     let wanted = insz.to_string();
     let mut line = Vec::new();
     let mut number = 0u64;
-    let limits = limits();
+    // `check --explain` only (a command line tool): the default limits.
+    let limits = ReadLimits::default();
     let mut total = 0u64;
     loop {
         line.clear();
@@ -787,7 +695,7 @@ pub fn find_person_in(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::snapshot::Silent;
+    use crate::io::Silent;
     use std::time::{Duration, Instant};
 
     /// A source that sends its header, then nothing for a long time (a hung network file
@@ -820,7 +728,7 @@ mod tests {
             ..ReadLimits::default()
         };
         let started = Instant::now();
-        let error = load_with_limits(
+        let error = load(
             Box::new(BufReader::new(source)),
             Arc::new(RuleSet::shipped()),
             &Silent,
@@ -871,7 +779,7 @@ mod tests {
             max_line_bytes: 1000,
             ..ReadLimits::default()
         };
-        let error = load_with_limits(
+        let error = load(
             Box::new(io::Cursor::new(text)),
             Arc::new(RuleSet::shipped()),
             &Silent,
@@ -881,7 +789,7 @@ mod tests {
         // The header is refused first only if it is read: here line 1 is short and invalid.
         assert!(error.to_string().contains("line 1"), "{error}");
         let long_header = vec![b'{'; 5000];
-        let error = load_with_limits(
+        let error = load(
             Box::new(io::Cursor::new(long_header)),
             Arc::new(RuleSet::shipped()),
             &Silent,
