@@ -361,7 +361,7 @@ impl<R: Read> Read for Counting<R> {
 }
 
 fn open_input(path: &Path, count: Arc<AtomicU64>) -> io::Result<Box<dyn BufRead + Send>> {
-    let file = File::open(path)?;
+    let file = kbi_core::io::open_regular(path)?;
     let mut reader = BufReader::with_capacity(1 << 18, Counting { inner: file, count });
     let head = reader.fill_buf()?;
     let compression = if head.starts_with(&[0x1f, 0x8b]) {
@@ -380,9 +380,9 @@ fn read_employment_service(
     report: &mut Report,
     file_number: u64,
 ) -> Result<HashMap<u64, Vec<NaiveDate>>, ImportError> {
-    let file = File::open(path).map_err(|error| ImportError::Input {
+    let file = kbi_core::io::open_regular(path).map_err(|error| ImportError::Input {
         path: display_path(path),
-        error,
+        error: error.into(),
     })?;
     let mut reader = BufReader::new(file);
     let mut map: HashMap<u64, Vec<NaiveDate>> = HashMap::new();

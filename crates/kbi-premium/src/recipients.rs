@@ -74,7 +74,7 @@ pub fn collect(args: &[String], files: &[&Path]) -> Result<Vec<Recipient>, Recip
         add(parse_recipient(text, &format!("--recipient #{}", i + 1))?);
     }
     for file in files {
-        let text = std::fs::read_to_string(file).map_err(|error| RecipientError {
+        let text = kbi_core::io::read_config_text(file).map_err(|error| RecipientError {
             origin: format!("--recipients-file {}", file.display()),
             shown: String::new(),
             why: format!("cannot be read: {error}"),
