@@ -34,7 +34,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<u8> {
         snapshot: args.snapshot,
     };
     let checked = Settings::load(args.config.as_deref(), std::env::vars(), &overrides)?;
-    init_logging(&checked.settings.log)?;
+    init_logging(&checked.log)?;
     crate::service::run(checked)?;
     Ok(exit::OK)
 }

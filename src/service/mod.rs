@@ -19,7 +19,6 @@ pub mod systemd;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
 
 use actix_web::http::header::CONTENT_TYPE;
 use actix_web::{web, App, HttpResponse, HttpServer};
@@ -31,7 +30,6 @@ use crate::snapshot::SnapshotSource;
 use crate::telemetry::metrics::Metrics;
 use kbi_audit::{AuditLog, AuditOptions};
 use kbi_trust::{ClientRegistry, RateLimiter};
-use kbi_wire::soap::XmlLimits;
 use reload::Reloader;
 use settings::{Checked, SnapshotOrigin};
 use state::{AppState, Limits, References, SnapshotStore};
@@ -99,8 +97,10 @@ impl Application {
     }
 }
 
+/// Wires the checked settings to the parts: every option was typed and resolved by
+/// [`settings`]; nothing here reads a raw setting.
 async fn build(checked: Checked) -> anyhow::Result<Application> {
-    let server = &checked.settings.server;
+    let server = &checked.server;
     // First, before any file or socket is opened: the limit decides the connection cap below.
     let open_files =
         guard::raise_open_file_limit().context("the open-file limit (RLIMIT_NOFILE)")?;
@@ -131,15 +131,7 @@ async fn build(checked: Checked) -> anyhow::Result<Application> {
                 dir,
                 AuditOptions {
                     metrics: Some(metrics.clone()),
-                    segment_bytes: checked.settings.audit.segment_bytes,
-                    preallocate: checked.settings.audit.preallocate,
-                    checkpoint_key: Some(checked.settings.audit.checkpoint_key.trim())
-                        .filter(|key| !key.is_empty())
-                        .map(std::path::PathBuf::from),
-                    checkpoint_interval: std::time::Duration::from_secs(
-                        checked.settings.audit.checkpoint_interval_seconds,
-                    ),
-                    ..AuditOptions::default()
+                    ..checked.audit.clone()
                 },
             )
             .with_context(|| {
@@ -158,45 +150,26 @@ async fn build(checked: Checked) -> anyhow::Result<Application> {
         store: SnapshotStore::default(),
         metrics: metrics.clone(),
         limits: Limits {
-            body: body::BodyLimits {
-                bytes: server.body_limit_bytes,
-                timeout: Duration::from_millis(server.body_timeout_ms),
-                min_bytes_per_second: server.body_min_bytes_per_second,
-            },
-            rest_batch_questions: server.rest_batch_max_questions,
-            xml: XmlLimits {
-                max_depth: server.soap_max_depth,
-                max_elements: server.soap_max_elements,
-                max_questions: server.soap_max_questions,
-                max_attributes: server.soap_max_attributes,
-                max_namespace_declarations: server.soap_max_namespace_declarations,
-                max_namespaces_in_scope: server.soap_max_namespaces_in_scope,
-            },
+            body: checked.body,
+            rest_batch_questions: checked.rest_batch_questions,
+            xml: checked.xml.clone(),
         },
         references: References::default(),
-        service_identificatie: server.service_identificatie.clone(),
+        service_identificatie: checked.service_identificatie.clone(),
         limiter: RateLimiter::new(&registry),
         registry: registry.clone(),
         development: checked.tls.is_none(),
         audit,
-        compute: guard::Compute::new(
-            match server.compute_threads {
-                0 => std::thread::available_parallelism().map_or(2, |n| n.get()),
-                n => n,
-            },
-            Duration::from_millis(server.request_time_budget_ms),
-        ),
-        public_url: Some(server.public_url.trim().trim_end_matches('/').to_owned())
-            .filter(|url| !url.is_empty()),
+        compute: guard::Compute::new(server.compute_threads, server.request_time_budget),
+        public_url: checked.public_url.clone(),
         trusted_proxies: checked.trusted_proxies.clone(),
     });
-    let read_limits = checked.settings.snapshot.read_limits();
     let reloader = Arc::new(Reloader::new(
         checked.origin.clone(),
         rules.clone(),
         state.clone(),
-        Duration::from_secs(checked.settings.snapshot.reload_timeout_seconds),
-        read_limits,
+        checked.reload_timeout,
+        checked.read_limits,
     ));
 
     match &checked.origin {
@@ -208,10 +181,8 @@ async fn build(checked: Checked) -> anyhow::Result<Application> {
                 target.clone(),
                 rules.clone(),
                 WatchOptions {
-                    poll_interval: Duration::from_secs(
-                        checked.settings.snapshot.redis_poll_seconds,
-                    ),
-                    limits: read_limits,
+                    poll_interval: checked.redis_poll,
+                    limits: checked.read_limits,
                     ..WatchOptions::default()
                 },
                 metrics.clone(),
@@ -247,10 +218,7 @@ async fn build(checked: Checked) -> anyhow::Result<Application> {
 
     spawn_sighup(reloader.clone());
 
-    let workers = match server.workers {
-        0 => std::thread::available_parallelism().map_or(2, |n| n.get()),
-        n => n,
-    };
+    let workers = server.workers;
     let cap = guard::connection_cap(
         server.max_connections,
         open_files.soft,
@@ -279,8 +247,8 @@ async fn build(checked: Checked) -> anyhow::Result<Application> {
     })
     .workers(workers)
     .max_connections(per_worker)
-    .keep_alive(Duration::from_secs(server.keep_alive_seconds))
-    .client_request_timeout(Duration::from_millis(server.request_head_timeout_ms))
+    .keep_alive(server.keep_alive)
+    .client_request_timeout(server.request_head_timeout)
     .on_connect({
         let registry = registry.clone();
         let metrics = metrics.clone();

@@ -10,8 +10,12 @@ use std::time::Duration;
 use anyhow::{bail, Context};
 use serde::Deserialize;
 
+use super::body::BodyLimits;
 use crate::snapshot::SnapshotSource;
+use kbi_audit::AuditOptions;
 use kbi_core::domain::RuleSet;
+use kbi_core::snapshot::reader::ReadLimits;
+use kbi_wire::soap::XmlLimits;
 
 /// The defaults, as shipped (and documented) in `config/default.toml`.
 pub const DEFAULT_TOML: &str = include_str!("../../config/default.toml");
@@ -118,8 +122,8 @@ pub struct SnapshotSettings {
 
 impl SnapshotSettings {
     /// The reading limits of every snapshot load of the service.
-    pub fn read_limits(&self) -> kbi_core::snapshot::reader::ReadLimits {
-        kbi_core::snapshot::reader::ReadLimits {
+    fn read_limits(&self) -> ReadLimits {
+        ReadLimits {
             max_line_bytes: self.max_line_bytes,
             max_text_bytes: self.max_decompressed_bytes,
             stall_timeout: Duration::from_secs(self.read_stall_timeout_seconds),
@@ -162,7 +166,6 @@ pub enum SnapshotOrigin {
 /// The settings checked and converted to what the service uses.
 #[derive(Debug, Clone)]
 pub struct Checked {
-    pub settings: Settings,
     pub listen: SocketAddr,
     pub ops_listen: SocketAddr,
     pub origin: SnapshotOrigin,
@@ -174,8 +177,57 @@ pub struct Checked {
     pub clients: Option<PathBuf>,
     /// `None` when the audit log is disabled (development profile only).
     pub audit_dir: Option<PathBuf>,
+    /// How the audit log is opened (`[audit]`); the service adds its metrics as the observer.
+    pub audit: AuditOptions,
     /// Peers whose `Forwarded` / `X-Forwarded-*` headers are believed (the WSDL address).
     pub trusted_proxies: Vec<std::net::IpAddr>,
+    /// Request bodies: size, deadline, slowest rate.
+    pub body: BodyLimits,
+    /// What a SOAP request may make the parser do.
+    pub xml: XmlLimits,
+    /// Most questions in one REST batch.
+    pub rest_batch_questions: usize,
+    /// Bounds on reading a snapshot (every load of the service: start, reload, Redis).
+    pub read_limits: ReadLimits,
+    /// A reload running longer is abandoned.
+    pub reload_timeout: Duration,
+    /// How often Redis's `current` is read without a notification.
+    pub redis_poll: Duration,
+    /// The client listener's connections, workers and threads.
+    pub server: ServerOptions,
+    /// `Identificatie` of this service in SOAP replies.
+    pub service_identificatie: String,
+    /// The WSDL's address when set (no trailing `/`); `None`: the address the caller used.
+    pub public_url: Option<String>,
+    pub log: LogSettings,
+}
+
+/// The client listener's connection handling, resolved from `[server]` (0 = one per core already
+/// replaced by the count).
+#[derive(Debug, Clone)]
+pub struct ServerOptions {
+    /// actix-web workers.
+    pub workers: usize,
+    /// Threads judging requests (the compute pool).
+    pub compute_threads: usize,
+    /// Most time one request may spend being judged.
+    pub request_time_budget: Duration,
+    /// `server.max_connections` (capped at start-up by the open-file limit).
+    pub max_connections: usize,
+    pub max_connections_per_peer: usize,
+    /// File descriptors kept free of client connections.
+    pub open_files_reserve: u64,
+    pub keep_alive: Duration,
+    /// Time allowed for a request's head.
+    pub request_head_timeout: Duration,
+}
+
+/// `0` means one per CPU core (workers, compute threads): resolved once, here.
+fn one_per_core_if_zero(configured: usize) -> usize {
+    match configured {
+        0 => std::thread::available_parallelism().map_or(2, |n| n.get()),
+        n => n,
+    }
 }
 
 /// A configuration error in fixed words: the setting's name and what was expected, never the
@@ -443,8 +495,8 @@ impl Settings {
             None
         };
         let clients = path(&self.clients.registry);
+        let server = &self.server;
         Ok(Checked {
-            settings: self,
             listen,
             ops_listen,
             origin,
@@ -453,7 +505,46 @@ impl Settings {
             tls,
             clients,
             audit_dir,
+            audit: AuditOptions {
+                metrics: None,
+                segment_bytes: self.audit.segment_bytes,
+                preallocate: self.audit.preallocate,
+                checkpoint_key: path(&self.audit.checkpoint_key),
+                checkpoint_interval: Duration::from_secs(self.audit.checkpoint_interval_seconds),
+                ..AuditOptions::default()
+            },
             trusted_proxies,
+            body: BodyLimits {
+                bytes: server.body_limit_bytes,
+                timeout: Duration::from_millis(server.body_timeout_ms),
+                min_bytes_per_second: server.body_min_bytes_per_second,
+            },
+            xml: XmlLimits {
+                max_depth: server.soap_max_depth,
+                max_elements: server.soap_max_elements,
+                max_questions: server.soap_max_questions,
+                max_attributes: server.soap_max_attributes,
+                max_namespace_declarations: server.soap_max_namespace_declarations,
+                max_namespaces_in_scope: server.soap_max_namespaces_in_scope,
+            },
+            rest_batch_questions: server.rest_batch_max_questions,
+            read_limits: self.snapshot.read_limits(),
+            reload_timeout: Duration::from_secs(self.snapshot.reload_timeout_seconds),
+            redis_poll: Duration::from_secs(self.snapshot.redis_poll_seconds),
+            server: ServerOptions {
+                workers: one_per_core_if_zero(server.workers),
+                compute_threads: one_per_core_if_zero(server.compute_threads),
+                request_time_budget: Duration::from_millis(server.request_time_budget_ms),
+                max_connections: server.max_connections,
+                max_connections_per_peer: server.max_connections_per_peer,
+                open_files_reserve: server.open_files_reserve,
+                keep_alive: Duration::from_secs(server.keep_alive_seconds),
+                request_head_timeout: Duration::from_millis(server.request_head_timeout_ms),
+            },
+            service_identificatie: server.service_identificatie.clone(),
+            public_url: Some(public_url.trim_end_matches('/').to_owned())
+                .filter(|url| !url.is_empty()),
+            log: self.log,
         })
     }
 }
@@ -473,7 +564,7 @@ mod tests {
         assert_eq!(checked.listen.to_string(), "127.0.0.1:8080");
         assert_eq!(checked.ops_listen.to_string(), "127.0.0.1:9090");
         assert!(matches!(checked.origin, SnapshotOrigin::Embedded));
-        assert_eq!(checked.settings.server.body_limit_bytes, 1 << 20);
+        assert_eq!(checked.body.bytes, 1 << 20);
         assert_eq!(checked.max_age, None);
     }
 
@@ -491,7 +582,7 @@ mod tests {
             },
         )
         .unwrap();
-        assert_eq!(checked.settings.server.body_limit_bytes, 2048);
+        assert_eq!(checked.body.bytes, 2048);
         assert_eq!(checked.listen.to_string(), "127.0.0.1:2222");
         assert_eq!(checked.max_age, Some(Duration::from_secs(60)));
     }
@@ -554,7 +645,7 @@ mod tests {
     #[test]
     fn hostile_input_limits_are_checked_with_their_names() {
         let checked = load(&[], &Overrides::default()).unwrap();
-        let server = &checked.settings.server;
+        let server = &checked.server;
         assert_eq!(
             (server.max_connections_per_peer, server.open_files_reserve),
             (256, 256)
