@@ -6,7 +6,7 @@ use std::borrow::Cow;
 
 use serde::Serialize;
 
-use kbi_core::domain::advice::answer_time;
+use kbi_core::domain::compiled::answer_time;
 use kbi_core::domain::day::iso_date_bytes;
 use kbi_core::domain::{Advice, CompiledSnapshot, ErrorCode, SnapshotMeta};
 

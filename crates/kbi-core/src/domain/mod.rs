@@ -13,6 +13,7 @@
 //! - [`magda`]: the lengths MAGDA fixes for context values.
 
 pub mod advice;
+pub mod compiled;
 pub mod day;
 pub mod decision;
 pub mod event;
@@ -25,7 +26,8 @@ pub mod rules;
 pub mod timeline;
 pub mod verdict;
 
-pub use advice::{Advice, CompiledSnapshot, Question, Reference, Refusal, SnapshotMeta};
+pub use advice::{Advice, Question, Reference, Refusal};
+pub use compiled::{CompiledSnapshot, SnapshotMeta};
 pub use decision::{History, Status};
 pub use event::{Event, EventKind, Obligation, Region};
 pub use facts::Facts;

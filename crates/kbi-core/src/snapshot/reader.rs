@@ -14,7 +14,7 @@ use rayon::prelude::*;
 use serde::Deserialize;
 
 use super::person::{compile_person, parse_person};
-use crate::domain::advice::answer_time;
+use crate::domain::compiled::answer_time;
 use crate::domain::index::{DuplicateInsz, PersonIndexBuilder};
 use crate::domain::timeline::Transition;
 use crate::domain::{CompiledSnapshot, Facts, Insz, RuleSet, SnapshotMeta};
