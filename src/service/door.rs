@@ -1,5 +1,6 @@
 //! What every door does around its own pipeline, written once: a server reference, a tracing
-//! span, a timer, the response with the headers every answer carries, and the request count.
+//! span, a timer, the response with the headers every answer carries, the request count, and
+//! the audit step ([`audit`]).
 
 use std::future::Future;
 use std::time::Instant;
@@ -11,6 +12,8 @@ use tracing::Instrument;
 
 use super::state::AppState;
 use crate::telemetry::metrics::{Door, Outcome};
+use kbi_audit::{AuditError, AuditSender, RequestCtx};
+use kbi_core::domain::{CompiledSnapshot, Verdict};
 
 /// The caller's request id, echoed (or the server reference when it sent none).
 pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -84,4 +87,39 @@ pub fn request_id(request: &HttpRequest, referte: &HeaderValue) -> HeaderValue {
         })
         .unwrap_or(referte)
         .clone()
+}
+
+/// The audit step of every door: the records of `verdicts` (one per question) written durably
+/// before any answer leaves. Nothing to write when the request judged no question, or when the
+/// audit log is off (development profile). On failure (logged here) the door refuses the whole
+/// request with 30021 in its own format.
+pub async fn audit(
+    state: &AppState,
+    referte: &str,
+    client_id: &str,
+    sender: Option<&AuditSender>,
+    snapshot: &CompiledSnapshot,
+    verdicts: &[Verdict],
+) -> Result<(), AuditError> {
+    let Some(log) = &state.audit else {
+        return Ok(());
+    };
+    if verdicts.is_empty() {
+        return Ok(());
+    }
+    let ctx = RequestCtx {
+        time: chrono::Utc::now(),
+        server_reference: referte,
+        client_id,
+        sender,
+        snapshot_id: Some(&snapshot.meta.snapshot_id),
+        rule_set: Some(&snapshot.rules.version),
+    };
+    match log.append_verdicts(&ctx, verdicts).await {
+        Ok(_) => Ok(()),
+        Err(error) => {
+            tracing::error!(%error, "audit log unavailable: answer refused with 30021");
+            Err(error)
+        }
+    }
 }

@@ -1,9 +1,9 @@
 //! The REST door: one question per `GET`, up to `rest_batch_max_questions` per batch `POST`.
-//! Same core and same JSON as `kbi-advice check` (`api::json`, `api::rest`); errors are RFC 9457
-//! problem documents with the catalogue code.
+//! Same core and same JSON as `kbi-advice check` (`kbi_wire::json`, `kbi_wire::rest`); errors are
+//! RFC 9457 problem documents with the catalogue code.
 //!
-//! Each door is one pipeline inside [`door::open`]: parse → admit → judge → audit → render →
-//! count. The batch admits its caller before it reads the body: a caller that may not call does
+//! Each door is one pipeline inside [`door::open`]: parse → admit → snapshot → judge → audit
+//! ([`door::audit`]) → render → count. The batch admits its caller before it reads the body: a caller that may not call does
 //! not get to make the server read one.
 
 use std::sync::Arc;
@@ -12,7 +12,6 @@ use std::time::Instant;
 use actix_web::http::header::{HeaderValue, ALLOW, CONTENT_TYPE};
 use actix_web::http::{Method, StatusCode};
 use actix_web::{web, HttpRequest, HttpResponse};
-use chrono::Utc;
 
 use super::body::{discard_body, read_body, BodyError};
 use super::caller::{admit_rest, Denied};
@@ -20,11 +19,10 @@ use super::door::{self, Answer};
 use super::guard::OverBudget;
 use super::state::AppState;
 use crate::telemetry::metrics::{Door, Outcome};
-use kbi_audit::RequestCtx;
 use kbi_core::domain::{CompiledSnapshot, ErrorCode, Verdict};
 use kbi_trust::{Client, Operation};
 use kbi_wire::json::Problem;
-use kbi_wire::rest::{self as wire, RestQuestion};
+use kbi_wire::rest::{self, RestQuestion};
 
 const JSON: &str = "application/json";
 const PROBLEM_JSON: &str = "application/problem+json";
@@ -65,7 +63,7 @@ async fn answer_single(
     insz: &str,
     referte: &str,
 ) -> Answer {
-    let question = wire::single_question(insz, request.query_string());
+    let question = rest::single_question(insz, request.query_string());
     let client = match admit_rest(state, request, Operation::Single) {
         Ok(client) => client,
         Err(denied) => return refused(state, denied),
@@ -73,12 +71,12 @@ async fn answer_single(
     let Some(snapshot) = state.store.current() else {
         return request_error(state, ErrorCode::NotReady, None);
     };
-    let verdicts = [wire::judge(&snapshot, &question)];
+    let verdicts = [rest::judge(&snapshot, &question)];
     if let Err(refusal) = audit(state, client, referte, &snapshot, &verdicts).await {
         return refusal;
     }
     let [verdict] = &verdicts;
-    let answer = match wire::render_single(verdict, &snapshot) {
+    let answer = match rest::render_single(verdict, &snapshot) {
         Ok(body) => json(StatusCode::OK, body),
         Err(problem) => problem_answer(problem),
     };
@@ -133,7 +131,7 @@ async fn answer_batch(
     if let Err(refusal) = audit(state, client, referte, &snapshot, &verdicts).await {
         return refusal;
     }
-    let answer = json(StatusCode::OK, wire::render_batch(&verdicts, &snapshot));
+    let answer = json(StatusCode::OK, rest::render_batch(&verdicts, &snapshot));
     state.metrics.record_questions(&verdicts);
     answer
 }
@@ -144,7 +142,7 @@ fn parse_and_judge(
     body: &[u8],
 ) -> Result<(Arc<CompiledSnapshot>, Vec<Verdict>), Answer> {
     let questions: Vec<RestQuestion> =
-        match wire::parse_batch(body, state.limits.rest_batch_questions) {
+        match rest::parse_batch(body, state.limits.rest_batch_questions) {
             Ok(questions) => questions,
             // Of the malformed bodies only "too many questions" is a counted catalogue error.
             Err(refused) if refused.code == ErrorCode::TooManyQuestions.as_str() => {
@@ -161,12 +159,13 @@ fn parse_and_judge(
     };
     let verdicts = questions
         .iter()
-        .map(|question| wire::judge(&snapshot, question))
+        .map(|question| rest::judge(&snapshot, question))
         .collect();
     Ok((snapshot, verdicts))
 }
 
-/// Writes the audit records of `verdicts` durably; a failure refuses the whole answer (30021).
+/// Writes the audit records of `verdicts` durably ([`door::audit`]); a failure refuses the whole
+/// answer (30021).
 async fn audit(
     state: &AppState,
     client: &Client,
@@ -174,24 +173,9 @@ async fn audit(
     snapshot: &CompiledSnapshot,
     verdicts: &[Verdict],
 ) -> Result<(), Answer> {
-    let Some(log) = &state.audit else {
-        return Ok(());
-    };
-    let ctx = RequestCtx {
-        time: Utc::now(),
-        server_reference: referte,
-        client_id: &client.id,
-        sender: None,
-        snapshot_id: Some(&snapshot.meta.snapshot_id),
-        rule_set: Some(&snapshot.rules.version),
-    };
-    match log.append_verdicts(&ctx, verdicts).await {
-        Ok(_) => Ok(()),
-        Err(error) => {
-            tracing::error!(%error, "audit log unavailable: answer refused with 30021");
-            Err(request_error(state, ErrorCode::AuditUnavailable, None))
-        }
-    }
+    door::audit(state, referte, &client.id, None, snapshot, verdicts)
+        .await
+        .map_err(|_| request_error(state, ErrorCode::AuditUnavailable, None))
 }
 
 /// A caller not admitted: 401 (not identified), 403 (not allowed) or 429 (rate limit).

@@ -1,8 +1,9 @@
 //! The SOAP door over HTTP: `POST` answers a `GeefAdviesInburgeringsplicht` request, `GET ?wsdl`
-//! serves the WSDL with the address the caller used. The wire format is `api::soap`.
+//! serves the WSDL with the address the caller used. The wire format is `kbi_wire::soap`.
 //!
-//! One pipeline, as the REST door's: parse → admit → judge (on a compute thread, within the
-//! request's time budget) → audit → render → count. Every refusal (caller, operation, number of
+//! One pipeline, as the REST door's: parse → admit → snapshot → judge (`soap::parse_admit_judge`
+//! on a compute thread, within the request's time budget; the admission step is [`admit`]) →
+//! audit ([`door::audit`]) → render → count. Every refusal (caller, operation, number of
 //! questions, rate, no snapshot) is decided before anything is judged.
 
 use std::sync::Arc;
@@ -19,9 +20,9 @@ use super::door::{self, Answer};
 use super::guard::OverBudget;
 use super::state::AppState;
 use crate::telemetry::metrics::{Door, Metrics, Outcome};
-use kbi_audit::{AuditSender, RequestCtx};
-use kbi_core::domain::{CompiledSnapshot, ErrorCode, Verdict};
-use kbi_trust::{Client, Operation};
+use kbi_audit::AuditSender;
+use kbi_core::domain::{CompiledSnapshot, ErrorCode};
+use kbi_trust::Operation;
 use kbi_wire::soap::{self, Envelope, Reply, Responder, Source};
 
 /// The operation's path.
@@ -71,38 +72,29 @@ async fn answer(
     }
 }
 
-/// A request admitted and judged, with what its audit records need.
-struct Judged {
-    client_id: String,
-    envelope: Envelope,
-    snapshot: Arc<CompiledSnapshot>,
-    verdicts: Vec<Verdict>,
-}
+/// A request admitted (the id of its client, for the audit records) and judged.
+type Judged = soap::Judged<String, Arc<CompiledSnapshot>>;
 
-/// Parses, admits and judges on a compute thread within the request's time budget: a
-/// pathological body can cost a compute thread at most the budget, never a network thread.
+/// [`soap::parse_admit_judge`] (the one SOAP path, shared with the codec alone) on a compute
+/// thread within the request's time budget: a pathological body can cost a compute thread at
+/// most the budget, never a network thread. The snapshot in use is read after admission.
 async fn parse_admit_judge(
     state: &web::Data<AppState>,
     request: &HttpRequest,
     body: web::Bytes,
 ) -> Result<Judged, Reply> {
     let peer = request.conn_data::<PeerClient>().cloned();
-    let snapshot = state.store.current();
     let work = {
         let state = state.clone();
         move |deadline| {
-            let envelope = soap::parse(&body, &state.limits.xml, Some(deadline))?;
-            let client = admit(&state, peer.as_ref(), &envelope)?;
-            let Some(snapshot) = snapshot else {
-                return Err(Reply::refused(&envelope.caller, ErrorCode::NotReady));
-            };
-            let verdicts = soap::judge(&envelope, &snapshot);
-            Ok(Judged {
-                client_id: client.id.clone(),
-                envelope,
-                snapshot,
-                verdicts,
-            })
+            soap::parse_admit_judge(
+                &body,
+                &state.limits.xml,
+                Some(deadline),
+                |envelope| admit(&state, peer.as_ref(), envelope),
+                || state.store.current(),
+            )
+            .map_err(|refused| refused.reply)
         }
     };
     match state.compute.run(Instant::now(), work).await {
@@ -114,14 +106,14 @@ async fn parse_admit_judge(
     }
 }
 
-/// Admission, in this order: who calls, as which sender and capacity, and whether it may ask
-/// this many questions at once ([`admit_soap`], 30010); no more questions than the limit
-/// (30011); the rate limit (30013), so that a refused request takes no token.
-fn admit<'s>(
-    state: &'s AppState,
+/// The door's admission step, in this order: who calls, as which sender and capacity, and
+/// whether it may ask this many questions at once ([`admit_soap`], 30010); no more questions
+/// than the limit (30011); the rate limit (30013), so that a refused request takes no token.
+fn admit(
+    state: &AppState,
     peer: Option<&PeerClient>,
     envelope: &Envelope,
-) -> Result<&'s Client, Reply> {
+) -> Result<String, Reply> {
     let caller = &envelope.caller;
     let refuse = |denied: Denied| Reply::refused(caller, denied.code());
     let operation = Operation::for_soap(envelope.question_count);
@@ -133,44 +125,37 @@ fn admit<'s>(
         operation,
     )
     .map_err(refuse)?;
-    let max = state.limits.xml.max_questions;
-    if envelope.question_count > max {
-        return Err(Reply::too_many_questions(caller, max));
-    }
+    soap::check_question_count(envelope, &state.limits.xml)?;
     rate_limit(state, client).map_err(refuse)?;
-    Ok(client)
+    Ok(client.id.clone())
 }
 
-/// Writes the audit records of the verdicts durably, then gives the answers; a failure
-/// refuses the whole request (30021) and nothing judged is sent.
+/// Writes the audit records of the verdicts durably ([`door::audit`]), then gives the answers;
+/// a failure refuses the whole request (30021) and nothing judged is sent.
 async fn audit(state: &AppState, referte: &str, judged: Judged) -> Reply {
-    let Judged {
-        client_id,
+    let soap::Judged {
+        admitted: client_id,
         envelope,
         snapshot,
         verdicts,
     } = judged;
-    // A request without a `Vraag` answered nothing: nothing to audit.
-    if let (Some(log), false) = (&state.audit, verdicts.is_empty()) {
-        let caller = &envelope.caller;
-        let sender = AuditSender {
-            identificatie: caller.identificatie.clone(),
-            referte: caller.referte.clone(),
-            hoedanigheid: caller.hoedanigheid.clone(),
-            gebruiker: caller.gebruiker.clone(),
-        };
-        let ctx = RequestCtx {
-            time: Utc::now(),
-            server_reference: referte,
-            client_id: &client_id,
-            sender: Some(&sender),
-            snapshot_id: Some(&snapshot.meta.snapshot_id),
-            rule_set: Some(&snapshot.rules.version),
-        };
-        if let Err(error) = log.append_verdicts(&ctx, &verdicts).await {
-            tracing::error!(%error, "audit log unavailable: answer refused with 30021");
-            return Reply::refused(caller, ErrorCode::AuditUnavailable);
-        }
+    let caller = &envelope.caller;
+    let sender = AuditSender {
+        identificatie: caller.identificatie.clone(),
+        referte: caller.referte.clone(),
+        hoedanigheid: caller.hoedanigheid.clone(),
+        gebruiker: caller.gebruiker.clone(),
+    };
+    let written = door::audit(
+        state,
+        referte,
+        &client_id,
+        Some(&sender),
+        &snapshot,
+        &verdicts,
+    );
+    if written.await.is_err() {
+        return Reply::refused(caller, ErrorCode::AuditUnavailable);
     }
     Reply::answers(&envelope, verdicts, Source::of(&snapshot))
 }

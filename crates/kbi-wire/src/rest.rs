@@ -10,9 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use super::json::{Problem, ReasonJson, SourceJson};
 use kbi_core::domain::day::iso_date_bytes;
-use kbi_core::domain::{
-    Advice, CompiledSnapshot, ErrorCode, Insz, Question, ReasonCode, Reference, Verdict,
-};
+use kbi_core::domain::{Advice, CompiledSnapshot, ErrorCode, Insz, Question, ReasonCode, Verdict};
 
 /// One question as sent: its members read loosely (see [`Loose`]).
 #[derive(Debug, Default, Deserialize)]
@@ -188,29 +186,30 @@ pub fn parse_batch(body: &[u8], max: usize) -> Result<Vec<RestQuestion<'_>>, Pro
     Ok(questions.into_iter().map(|ObjectOnly(q)| q).collect())
 }
 
-/// One question, in the order of every door: 30001, 30002, then the snapshot's own.
+/// One question, in the order of every door: 30001, 30002 ([`Question::parse`], as SOAP and
+/// `check` parse theirs), then the snapshot's own.
 pub fn judge(snapshot: &CompiledSnapshot, question: &RestQuestion<'_>) -> Verdict {
-    let parsed = match question.insz.text(false) {
-        Ok(Some(text)) => Insz::parse(&text).ok(),
-        _ => None,
+    // A member of a type that can never be valid stands in as a text no parser accepts, so the
+    // usual code follows (SOAP does the same for a value cut at its length limit).
+    const UNPARSABLE: &str = "\u{0}";
+    fn text(member: Result<Option<Cow<'_, str>>, ()>) -> Option<Cow<'_, str>> {
+        member.unwrap_or(Some(Cow::Borrowed(UNPARSABLE)))
+    }
+    let insz = text(question.insz.text(false)).unwrap_or_default();
+    let date = text(question.date.text(false));
+    let premium_year = text(question.premium_year.text(true));
+    let parsed = Question::parse(&insz, date.as_deref(), premium_year.as_deref());
+    let question = match parsed {
+        Ok(question) => question,
+        Err(code) => return Verdict::refused(None, Insz::parse(&insz).ok(), code),
     };
-    let Some(insz) = parsed else {
-        return Verdict::refused(None, None, ErrorCode::InvalidInsz);
-    };
-    let (Ok(date), Ok(year)) = (question.date.text(false), question.premium_year.text(true)) else {
-        return Verdict::refused(None, Some(insz), ErrorCode::InvalidReferenceDate);
-    };
-    let reference = match Reference::parse(date.as_deref(), year.as_deref()) {
-        Ok(reference) => reference,
-        Err(code) => return Verdict::refused(None, Some(insz), code),
-    };
-    match snapshot.advise(&Question { insz, reference }) {
+    match snapshot.advise(&question) {
         Ok(advice) => Verdict::advised(None, advice),
         // The REST audit record keeps the reference date of a question the snapshot refused.
         Err(refusal) => Verdict {
-            reference_date: Some(reference.date()),
+            reference_date: Some(question.reference.date()),
             found: refusal.found,
-            ..Verdict::refused(None, Some(insz), refusal.code)
+            ..Verdict::refused(None, Some(question.insz), refusal.code)
         },
     }
 }

@@ -9,9 +9,11 @@
 //!   (question-level Uitzonderingen 30012 for its Referte, 30001, 30002, 30003, 30004);
 //! - [`render`] writes a [`Reply`] into one buffer.
 //!
-//! Between them the server admits the caller (30010, 30011, 30013) and writes the audit log
-//! (30021): refusals are decided before anything is judged. [`respond`] chains the three steps
-//! without a server (tests, benches, fuzzing). `docs/soap.md` documents the choices.
+//! [`parse_admit_judge`] is the one path through the first two for the server and for the codec
+//! alone: parse, the door's admission (the server: 30010, 30011, 30013), the snapshot (30020),
+//! judge; the server then writes the audit log (30021): refusals are decided before anything
+//! is judged. [`respond`] chains it with [`render`] without a server (tests, benches, fuzzing).
+//! `docs/soap.md` documents the choices.
 
 pub mod parse;
 pub mod render;
@@ -252,7 +254,9 @@ pub fn parse(
     if let Err(detail) = check_context(context) {
         let code = ErrorCode::InvalidContext;
         return Err(Reply::Refused {
-            recipient: recipient(context),
+            // The same echo rule as every other reply's (a value cut at MAX_VALUE_BYTES has more
+            // characters than any MAGDA maximum, so it is never echoed).
+            recipient: Recipient::of(&caller_context(context)),
             code,
             diagnose: format!("{}: {detail}", code.diagnose_nl()),
         });
@@ -328,6 +332,82 @@ pub fn render(reply: &Reply, responder: &Responder<'_>, now: DateTime<Utc>) -> V
     }
 }
 
+/// A request parsed, admitted and judged ([`parse_admit_judge`]).
+#[derive(Debug)]
+pub struct Judged<A, S> {
+    pub envelope: Envelope,
+    /// What the door's admission gave (the server: the admitted client).
+    pub admitted: A,
+    /// The snapshot the verdicts rest on.
+    pub snapshot: S,
+    /// One per question, in order.
+    pub verdicts: Vec<Verdict>,
+}
+
+/// A request that ended before it was judged: the reply, and the caller's context when the
+/// request got as far as a valid context.
+#[derive(Debug)]
+pub struct Refused {
+    pub reply: Reply,
+    pub caller: Option<CallerContext>,
+}
+
+/// The one path of a SOAP request, for the server's door and for the codec without a server
+/// ([`respond_at`]): [`parse`] (until `deadline`), then the door's admission step `admit` (the
+/// server: caller, operation, number of questions, rate; the codec: the number of questions),
+/// then the snapshot in use, read only after admission (none: 30020), then [`judge`]. The audit
+/// log and [`render`] follow in the door. Every refusal is decided before anything is judged.
+pub fn parse_admit_judge<A, S>(
+    body: &[u8],
+    limits: &XmlLimits,
+    deadline: Option<Instant>,
+    admit: impl FnOnce(&Envelope) -> Result<A, Reply>,
+    snapshot: impl FnOnce() -> Option<S>,
+) -> Result<Judged<A, S>, Box<Refused>>
+where
+    S: std::ops::Deref<Target = CompiledSnapshot>,
+{
+    // Boxed: the refusal carries a reply and a context, and is the rare path.
+    let envelope = parse(body, limits, deadline).map_err(|reply| {
+        Box::new(Refused {
+            reply,
+            caller: None,
+        })
+    })?;
+    let refused = |reply: Reply, envelope: Envelope| {
+        Box::new(Refused {
+            reply,
+            caller: Some(envelope.caller),
+        })
+    };
+    let admitted = match admit(&envelope) {
+        Ok(admitted) => admitted,
+        Err(reply) => return Err(refused(reply, envelope)),
+    };
+    let Some(snapshot) = snapshot() else {
+        let reply = Reply::refused(&envelope.caller, ErrorCode::NotReady);
+        return Err(refused(reply, envelope));
+    };
+    let verdicts = judge(&envelope, &snapshot);
+    Ok(Judged {
+        envelope,
+        admitted,
+        snapshot,
+        verdicts,
+    })
+}
+
+/// 30011: more `Vraag` than [`XmlLimits::max_questions`]; part of every door's admission.
+pub fn check_question_count(envelope: &Envelope, limits: &XmlLimits) -> Result<(), Reply> {
+    if envelope.question_count > limits.max_questions {
+        return Err(Reply::too_many_questions(
+            &envelope.caller,
+            limits.max_questions,
+        ));
+    }
+    Ok(())
+}
+
 /// What [`respond`] gives: the rendered reply, and what the server would audit and count.
 #[derive(Debug, Clone)]
 pub struct SoapResponse {
@@ -341,14 +421,24 @@ pub struct SoapResponse {
     pub questions: Vec<Verdict>,
 }
 
-/// The codec on its own, without a server: [`parse`], the number of questions (30011), the
-/// snapshot (30020), [`judge`] and [`render`] of one request, with `now` as the reply's
-/// `Tijdstip`. The server's door puts the caller's admission and the audit log between these
-/// steps; tests, benches and the fuzzer use this.
+/// The codec on its own, without a server: [`parse_admit_judge`] (admission = the number of
+/// questions, 30011) and [`render`] of one request, with `now` as the reply's `Tijdstip`. The
+/// server's door goes through the same [`parse_admit_judge`] with its own admission, then the
+/// audit log; tests, benches and the fuzzer use this.
 pub fn respond_at(body: &[u8], call: &SoapCall<'_>, now: DateTime<Utc>) -> SoapResponse {
-    let (reply, caller) = match parse(body, call.limits, None) {
-        Ok(envelope) => (codec_reply(&envelope, call), Some(envelope.caller)),
-        Err(reply) => (reply, None),
+    // Without a server there is no caller to admit: only the number of questions is checked.
+    let admit = |envelope: &Envelope| check_question_count(envelope, call.limits);
+    let (reply, caller) = match parse_admit_judge(body, call.limits, None, admit, || call.snapshot)
+    {
+        Ok(judged) => {
+            let source = Source::of(judged.snapshot);
+            let reply = Reply::answers(&judged.envelope, judged.verdicts, source);
+            (reply, Some(judged.envelope.caller))
+        }
+        Err(refused) => {
+            let Refused { reply, caller } = *refused;
+            (reply, caller)
+        }
     };
     SoapResponse {
         http_status: reply.http_status(),
@@ -364,17 +454,6 @@ pub fn respond_at(body: &[u8], call: &SoapCall<'_>, now: DateTime<Utc>) -> SoapR
 /// [`respond_at`] now.
 pub fn respond(body: &[u8], call: &SoapCall<'_>) -> SoapResponse {
     respond_at(body, call, Utc::now())
-}
-
-fn codec_reply(envelope: &Envelope, call: &SoapCall<'_>) -> Reply {
-    if envelope.question_count > call.limits.max_questions {
-        return Reply::too_many_questions(&envelope.caller, call.limits.max_questions);
-    }
-    let Some(snapshot) = call.snapshot else {
-        return Reply::refused(&envelope.caller, ErrorCode::NotReady);
-    };
-    let verdicts = judge(envelope, snapshot);
-    Reply::answers(envelope, verdicts, Source::of(snapshot))
 }
 
 /// The WSDL with its `soap:address` set to `endpoint` (the URL the caller used).
@@ -466,21 +545,6 @@ fn caller_context(context: &RawContext) -> CallerContext {
         referte: text(&context.referte),
         hoedanigheid: text(&context.hoedanigheid),
         gebruiker: context.gebruiker.as_ref().map(|v| v.text.clone()),
-    }
-}
-
-/// The valid values of a context that was refused (30012), echoed in `Ontvanger`.
-fn recipient(context: &RawContext) -> Recipient {
-    fn valid(value: &Option<Value>, max: usize) -> Option<String> {
-        value
-            .as_ref()
-            .and_then(|v| v.within(max))
-            .map(str::to_owned)
-    }
-    Recipient {
-        identificatie: valid(&context.identificatie, MAX_IDENTIFICATIE),
-        referte: valid(&context.referte, MAX_REFERTE),
-        hoedanigheid: valid(&context.hoedanigheid, MAX_HOEDANIGHEID),
     }
 }
 
