@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Installs xmllint (Debian libxml2-utils), used by tests/soap_codec.rs to validate rendered SOAP
+# Installs xmllint (Debian libxml2-utils), used by tests/it/soap_codec.rs to validate rendered SOAP
 # requests and replies against wsdl/GeefAdviesInburgeringsplicht-01.00.xsd. Idempotent.
 set -euo pipefail
 

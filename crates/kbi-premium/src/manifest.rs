@@ -94,3 +94,68 @@ impl Manifest {
         Ok(manifest)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The exact bytes a manifest is written (and signed) as: field order, pretty JSON, final
+    /// newline. A change here breaks every signature already given out.
+    const PINNED: &str = r#"{
+  "format": "kbi-reduced-premium-list",
+  "format_version": 1,
+  "premium_year": 2027,
+  "reference_date": "2026-01-01",
+  "snapshot_id": "snap-1",
+  "extracted_at": "2026-01-14T02:00:00Z",
+  "rule_set": "rules-1",
+  "count": 3,
+  "persons_in_snapshot": 10,
+  "persons_without_rule_set": 1,
+  "list_file": "kbi-reduced-premium-2027.csv.age",
+  "plaintext_sha256": "aa",
+  "ciphertext_sha256": "bb",
+  "recipients": [
+    "age1x"
+  ],
+  "signing_key_sha256": "cc",
+  "generated_at": "2026-01-15T09:00:00Z",
+  "program": {
+    "name": "kbi-premium",
+    "version": "0.1.0"
+  }
+}
+"#;
+
+    pub(crate) fn sample() -> Manifest {
+        Manifest {
+            format: FORMAT.into(),
+            format_version: FORMAT_VERSION,
+            premium_year: 2027,
+            reference_date: "2026-01-01".into(),
+            snapshot_id: "snap-1".into(),
+            extracted_at: "2026-01-14T02:00:00Z".into(),
+            rule_set: "rules-1".into(),
+            count: 3,
+            persons_in_snapshot: 10,
+            persons_without_rule_set: 1,
+            list_file: "kbi-reduced-premium-2027.csv.age".into(),
+            plaintext_sha256: "aa".into(),
+            ciphertext_sha256: "bb".into(),
+            recipients: vec!["age1x".into()],
+            signing_key_sha256: "cc".into(),
+            generated_at: "2026-01-15T09:00:00Z".into(),
+            program: Program {
+                name: "kbi-premium".into(),
+                version: "0.1.0".into(),
+            },
+        }
+    }
+
+    #[test]
+    fn a_manifest_is_written_as_the_pinned_bytes_and_read_back() {
+        let bytes = sample().to_bytes();
+        assert_eq!(String::from_utf8(bytes.clone()).unwrap(), PINNED);
+        assert_eq!(Manifest::parse(&bytes).unwrap(), sample());
+    }
+}

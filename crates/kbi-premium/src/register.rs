@@ -323,6 +323,19 @@ mod tests {
         }
     }
 
+    /// A register line's exact bytes: the register is append-only and read back by every later
+    /// export, so its format must not move.
+    #[test]
+    fn a_register_entry_is_written_as_the_pinned_line_and_read_back() {
+        let line = serde_json::to_string(&entry(2027, "op")).unwrap();
+        assert_eq!(
+            line,
+            r#"{"time":"2026-01-15T09:00:00Z","premium_year":2027,"reference_date":"2026-01-01","snapshot_id":"s","extracted_at":"2026-01-14T02:00:00Z","rule_set":"r","count":3,"plaintext_sha256":"p","ciphertext_sha256":"c","manifest_sha256":"m","out_dir":"/out","operator":"op","forced":false,"reason":null,"program_version":"0"}"#
+        );
+        let back: RegisterEntry = serde_json::from_str(&line).unwrap();
+        assert_eq!(back, entry(2027, "op"));
+    }
+
     #[test]
     fn appends_accumulate_and_are_found_by_year() {
         let dir = tempfile::tempdir().unwrap();
