@@ -199,7 +199,11 @@ fn run_export(args: ExportArgs) -> anyhow::Result<u8> {
     let m = &exported.manifest;
     println!(
         "premium list {year} (reference date {}): {} INSZ of {} persons, snapshot {}, rules {}",
-        m.reference_date, m.count, m.persons_in_snapshot, m.snapshot_id, m.rule_set
+        m.basis.reference_date,
+        m.basis.count,
+        m.persons_in_snapshot,
+        m.basis.snapshot_id,
+        m.basis.rule_set
     );
     for file in &exported.files {
         println!("  wrote {}", file.display());
@@ -221,7 +225,7 @@ fn run_export(args: ExportArgs) -> anyhow::Result<u8> {
         eprintln!(
             "warning: {} person(s) answer 30004 (no regime covers their period) on {}: they are \
              neither OK nor NOK and are not in the list",
-            m.persons_without_rule_set, m.reference_date
+            m.persons_without_rule_set, m.basis.reference_date
         );
     }
     eprintln!(
@@ -254,13 +258,13 @@ fn run_verify(args: VerifyArgs) -> anyhow::Result<u8> {
             println!(
                 "OK: premium list {year} (reference date {}, snapshot {}, rules {}): signature \
                  valid, encrypted file matches the manifest{}",
-                m.reference_date,
-                m.snapshot_id,
-                m.rule_set,
+                m.basis.reference_date,
+                m.basis.snapshot_id,
+                m.basis.rule_set,
                 if report.plaintext_checked {
                     format!(
                         ", decrypted list checked ({} INSZ, ascending, unique, valid, hash matches)",
-                        m.count
+                        m.basis.count
                     )
                 } else {
                     " (list not decrypted: give --identity to check it too)".to_string()

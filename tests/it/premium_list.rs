@@ -299,8 +299,8 @@ fn assert_list_is_nok_set(snapshot: &CompiledSnapshot, year: i32) -> Result<(), 
                 "premium year {year}: advise refuses the date"
             );
             prop_assert_eq!(&listed, &expected, "premium year {}", year);
-            prop_assert_eq!(manifest.count, expected.len() as u64);
-            prop_assert_eq!(manifest.premium_year, year);
+            prop_assert_eq!(manifest.basis.count, expected.len() as u64);
+            prop_assert_eq!(manifest.basis.premium_year, year);
         }
         Err(PremiumError::CannotAnswer { .. }) => {
             prop_assert!(refused_by_advise, "premium year {year}: export refused");
@@ -355,7 +355,7 @@ fn an_empty_list_is_a_valid_list() {
     let snapshot = generated(0, 7, default_extracted_at(), false);
     let (listed, manifest) = export_and_decrypt(&snapshot, 2027).unwrap();
     assert!(listed.is_empty());
-    assert_eq!(manifest.count, 0);
+    assert_eq!(manifest.basis.count, 0);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -599,11 +599,11 @@ fn verify_with_an_identity_checks_the_list_itself() {
         let mut manifest =
             kbi_premium::manifest::Manifest::parse(&std::fs::read(&path).unwrap()).unwrap();
         use sha2::Digest;
-        manifest.ciphertext_sha256 = hex::encode(sha2::Sha256::digest(&ciphertext));
+        manifest.hashes.ciphertext_sha256 = hex::encode(sha2::Sha256::digest(&ciphertext));
         if honest_plaintext_hash {
-            manifest.plaintext_sha256 = hex::encode(sha2::Sha256::digest(plaintext));
+            manifest.hashes.plaintext_sha256 = hex::encode(sha2::Sha256::digest(plaintext));
         }
-        manifest.count = 2;
+        manifest.basis.count = 2;
         let bytes = manifest.to_bytes();
         std::fs::write(&path, &bytes).unwrap();
         std::fs::write(

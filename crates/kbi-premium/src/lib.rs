@@ -43,7 +43,7 @@ pub mod verify;
 pub use kbi_signing as signing;
 
 use list::{ListSummary, ListWriter};
-use manifest::{Manifest, Program};
+use manifest::{ListBasis, ListHashes, Manifest, Program};
 use register::{Earlier, Register, RegisterEntry, RegisterLock};
 
 /// `kbi-reduced-premium-P.csv.age`
@@ -481,17 +481,21 @@ impl PreparedExport {
         let manifest = Manifest {
             format: manifest::FORMAT.to_string(),
             format_version: manifest::FORMAT_VERSION,
-            premium_year: year,
-            reference_date: date.to_string(),
-            snapshot_id: meta.snapshot_id.clone(),
-            extracted_at: rfc3339(meta.extracted_at),
-            rule_set: snapshot.rules.version.clone(),
-            count: list.summary.count,
+            basis: ListBasis {
+                premium_year: year,
+                reference_date: date.to_string(),
+                snapshot_id: meta.snapshot_id.clone(),
+                extracted_at: rfc3339(meta.extracted_at),
+                rule_set: snapshot.rules.version.clone(),
+                count: list.summary.count,
+            },
             persons_in_snapshot: snapshot.index.len() as u64,
             persons_without_rule_set: list.without_rule_set,
             list_file: list_file_name(year),
-            plaintext_sha256: list.summary.sha256.clone(),
-            ciphertext_sha256: list.ciphertext_sha256.clone(),
+            hashes: ListHashes {
+                plaintext_sha256: list.summary.sha256.clone(),
+                ciphertext_sha256: list.ciphertext_sha256.clone(),
+            },
             recipients: request.recipients.iter().map(|r| r.to_string()).collect(),
             signing_key_sha256: signing::key_fingerprint(&request.signing_key.verifying_key()),
             generated_at: rfc3339(Utc::now()),
@@ -517,14 +521,11 @@ impl PreparedExport {
         let dir = &request.out_dir;
         RegisterEntry {
             time: manifest.generated_at.clone(),
-            premium_year: request.premium_year,
-            reference_date: manifest.reference_date.clone(),
-            snapshot_id: manifest.snapshot_id.clone(),
-            extracted_at: manifest.extracted_at.clone(),
-            rule_set: manifest.rule_set.clone(),
-            count: manifest.count,
-            plaintext_sha256: manifest.plaintext_sha256.clone(),
-            ciphertext_sha256: manifest.ciphertext_sha256.clone(),
+            basis: ListBasis {
+                premium_year: request.premium_year,
+                ..manifest.basis.clone()
+            },
+            hashes: manifest.hashes.clone(),
             manifest_sha256: hex::encode(Sha256::digest(manifest_bytes)),
             out_dir: std::fs::canonicalize(dir)
                 .unwrap_or_else(|_| dir.clone())

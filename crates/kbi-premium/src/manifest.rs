@@ -25,13 +25,11 @@ impl Program {
     }
 }
 
-/// `kbi-reduced-premium-P.manifest.json`. Field order is the order written.
+/// What a list is and what it rests on: the fields the manifest and the export register's line
+/// share, flattened into both (`#[serde(flatten)]`), so their JSON is what it was field by field
+/// (pinned by the tests here and in `register.rs`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Manifest {
-    /// Always [`FORMAT`].
-    pub format: String,
-    /// [`FORMAT_VERSION`]; a reader refuses a version it does not know.
-    pub format_version: u32,
+pub struct ListBasis {
     pub premium_year: i32,
     /// 1 January of `premium_year − 1`, `YYYY-MM-DD`.
     pub reference_date: String,
@@ -42,6 +40,27 @@ pub struct Manifest {
     pub rule_set: String,
     /// Number of INSZ in the list.
     pub count: u64,
+}
+
+/// The hashes that bind the list's two forms, shared (flattened) like [`ListBasis`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ListHashes {
+    /// SHA-256 (hex) of the plaintext CSV.
+    pub plaintext_sha256: String,
+    /// SHA-256 (hex) of the encrypted file, exactly as written.
+    pub ciphertext_sha256: String,
+}
+
+/// `kbi-reduced-premium-P.manifest.json`. Field order is the order written (the flattened
+/// groups in place).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Manifest {
+    /// Always [`FORMAT`].
+    pub format: String,
+    /// [`FORMAT_VERSION`]; a reader refuses a version it does not know.
+    pub format_version: u32,
+    #[serde(flatten)]
+    pub basis: ListBasis,
     /// Persons in the snapshot (the list is drawn from these).
     pub persons_in_snapshot: u64,
     /// Persons whose question is refused with 30004 (no regime covers their period): they answer
@@ -49,10 +68,8 @@ pub struct Manifest {
     pub persons_without_rule_set: u64,
     /// File name of the encrypted list, in the same directory.
     pub list_file: String,
-    /// SHA-256 (hex) of the plaintext CSV.
-    pub plaintext_sha256: String,
-    /// SHA-256 (hex) of the encrypted file, exactly as written.
-    pub ciphertext_sha256: String,
+    #[serde(flatten)]
+    pub hashes: ListHashes,
     /// The age recipients the list is encrypted to.
     pub recipients: Vec<String>,
     /// SHA-256 (hex) of the DER SubjectPublicKeyInfo of the key that signs this manifest.
@@ -131,17 +148,21 @@ mod tests {
         Manifest {
             format: FORMAT.into(),
             format_version: FORMAT_VERSION,
-            premium_year: 2027,
-            reference_date: "2026-01-01".into(),
-            snapshot_id: "snap-1".into(),
-            extracted_at: "2026-01-14T02:00:00Z".into(),
-            rule_set: "rules-1".into(),
-            count: 3,
+            basis: ListBasis {
+                premium_year: 2027,
+                reference_date: "2026-01-01".into(),
+                snapshot_id: "snap-1".into(),
+                extracted_at: "2026-01-14T02:00:00Z".into(),
+                rule_set: "rules-1".into(),
+                count: 3,
+            },
             persons_in_snapshot: 10,
             persons_without_rule_set: 1,
             list_file: "kbi-reduced-premium-2027.csv.age".into(),
-            plaintext_sha256: "aa".into(),
-            ciphertext_sha256: "bb".into(),
+            hashes: ListHashes {
+                plaintext_sha256: "aa".into(),
+                ciphertext_sha256: "bb".into(),
+            },
             recipients: vec!["age1x".into()],
             signing_key_sha256: "cc".into(),
             generated_at: "2026-01-15T09:00:00Z".into(),

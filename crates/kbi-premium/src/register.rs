@@ -11,19 +11,18 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use crate::manifest::{ListBasis, ListHashes};
+
 /// One export, as recorded.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RegisterEntry {
     /// When the export was made (the manifest's `generated_at`), RFC 3339 UTC.
     pub time: String,
-    pub premium_year: i32,
-    pub reference_date: String,
-    pub snapshot_id: String,
-    pub extracted_at: String,
-    pub rule_set: String,
-    pub count: u64,
-    pub plaintext_sha256: String,
-    pub ciphertext_sha256: String,
+    /// As in the manifest.
+    #[serde(flatten)]
+    pub basis: ListBasis,
+    #[serde(flatten)]
+    pub hashes: ListHashes,
     /// SHA-256 of the exact manifest bytes (which the signature covers).
     pub manifest_sha256: String,
     /// Where the files were written.
@@ -306,14 +305,18 @@ mod tests {
     fn entry(year: i32, operator: &str) -> RegisterEntry {
         RegisterEntry {
             time: "2026-01-15T09:00:00Z".into(),
-            premium_year: year,
-            reference_date: format!("{}-01-01", year - 1),
-            snapshot_id: "s".into(),
-            extracted_at: "2026-01-14T02:00:00Z".into(),
-            rule_set: "r".into(),
-            count: 3,
-            plaintext_sha256: "p".into(),
-            ciphertext_sha256: "c".into(),
+            basis: ListBasis {
+                premium_year: year,
+                reference_date: format!("{}-01-01", year - 1),
+                snapshot_id: "s".into(),
+                extracted_at: "2026-01-14T02:00:00Z".into(),
+                rule_set: "r".into(),
+                count: 3,
+            },
+            hashes: ListHashes {
+                plaintext_sha256: "p".into(),
+                ciphertext_sha256: "c".into(),
+            },
             manifest_sha256: "m".into(),
             out_dir: "/out".into(),
             operator: operator.into(),

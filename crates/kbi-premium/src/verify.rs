@@ -124,12 +124,12 @@ pub fn verify(
     };
     expect(
         "premium_year",
-        manifest.premium_year.to_string(),
+        manifest.basis.premium_year.to_string(),
         premium_year.to_string(),
     )?;
     expect(
         "reference_date",
-        manifest.reference_date.clone(),
+        manifest.basis.reference_date.clone(),
         premium_reference_date(premium_year).to_string(),
     )?;
     expect(
@@ -140,11 +140,11 @@ pub fn verify(
 
     // The encrypted file is the one the manifest describes.
     let found = sha256_of_file(&list_path)?;
-    if found != manifest.ciphertext_sha256 {
+    if found != manifest.hashes.ciphertext_sha256 {
         return Err(VerifyError::CiphertextHash {
             path: list_path,
             found,
-            expected: manifest.ciphertext_sha256.clone(),
+            expected: manifest.hashes.ciphertext_sha256.clone(),
         });
     }
 
@@ -168,16 +168,16 @@ pub fn verify(
         .decrypt(identities.iter().map(|i| i.as_ref()))
         .map_err(|e| decrypt_error(e.to_string()))?;
     let summary = list::check(BufReader::with_capacity(64 * 1024, plaintext))?;
-    if summary.sha256 != manifest.plaintext_sha256 {
+    if summary.sha256 != manifest.hashes.plaintext_sha256 {
         return Err(VerifyError::PlaintextHash {
             found: summary.sha256,
-            expected: manifest.plaintext_sha256.clone(),
+            expected: manifest.hashes.plaintext_sha256.clone(),
         });
     }
-    if summary.count != manifest.count {
+    if summary.count != manifest.basis.count {
         return Err(VerifyError::Count {
             found: summary.count,
-            expected: manifest.count,
+            expected: manifest.basis.count,
         });
     }
     Ok(VerifyReport {
