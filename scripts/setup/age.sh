@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs the age command-line tool (Debian package `age`: age, age-keygen), used by
-# tests/premium_list.rs to prove that the yearly reduced-premium list decrypts with the standard
+# tests/it/premium_list.rs to prove that the yearly reduced-premium list decrypts with the standard
 # tool the recipient uses (`age -d -i key.txt`). Idempotent.
 set -euo pipefail
 

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs the Node.js SOAP client node-soap (npm package `soap` 1.x) into target/node-soap, used
-# by tests/soap_node.rs to prove the served WSDL works unchanged in a second SOAP stack. Needs
+# by tests/it/soap_node.rs to prove the served WSDL works unchanged in a second SOAP stack. Needs
 # node and npm (on the machine; Debian packages nodejs and npm otherwise). Idempotent.
 set -euo pipefail
 

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Installs promtool, used by tests/observability_config.rs (`promtool check rules`, `promtool test
-# rules` on config/prometheus/) and tests/metrics.rs (`promtool check metrics` on a live scrape).
+# Installs promtool, used by tests/it/observability_config.rs (`promtool check rules`, `promtool test
+# rules` on config/prometheus/) and tests/it/metrics.rs (`promtool check metrics` on a live scrape).
 # Idempotent.
 #
 # Only the promtool binary is taken from Debian's `prometheus` package: installing the package

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs the Python SOAP client zeep into the shared test virtualenv target/test-venv, used by
-# tests/soap_zeep.rs to prove the served WSDL works unchanged in a standard client. Idempotent.
+# tests/it/soap_zeep.rs to prove the served WSDL works unchanged in a standard client. Idempotent.
 set -euo pipefail
 
 cd "$(dirname "$0")/../.."

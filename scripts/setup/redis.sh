@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs redis-server and redis-cli (Debian redis-server, redis-tools), used by
-# tests/redis_distribution.rs: every test starts its own throw-away redis-server on a free
-# loopback port (tests/support_redis/mod.rs). Idempotent.
+# tests/it/redis_distribution.rs: every test starts its own throw-away redis-server on a free
+# loopback port (tests/it/support/redis.rs). Idempotent.
 set -euo pipefail
 
 if command -v redis-server >/dev/null 2>&1 && command -v redis-cli >/dev/null 2>&1; then

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs schemathesis into its own virtualenv target/schemathesis-venv (its dependencies are
-# many and should not disturb the zeep venv), used by tests/openapi_schemathesis.rs. Idempotent.
+# many and should not disturb the zeep venv), used by tests/it/openapi_schemathesis.rs. Idempotent.
 set -euo pipefail
 
 cd "$(dirname "$0")/../.."

@@ -6,7 +6,7 @@
 //! It pins what the doors do today, so that a refactor of them can show it changed nothing.
 //!
 //! Re-recording (after a change that is meant to change what the doors send):
-//! `GOLDEN_RECORD=1 cargo test --test golden_doors`, then review `git diff tests/fixtures/golden`.
+//! `GOLDEN_RECORD=1 cargo test --test it golden_doors`, then review `git diff tests/fixtures/golden`.
 //!
 //! Only what truly differs between two runs is normalised, each by one rule of [`Normaliser`]:
 //! the server reference (random instance prefix), the reply time of a SOAP reply, the audit

@@ -1,7 +1,7 @@
 //! Round trip, property-tested: generated persons → `generate --format kbi-dossier-01.00`
 //! (batch files of replies) → `import` → the same events and the same answers as the generated
 //! snapshot (`expected.jsonl`) for every person, on random dates. Through the library (the
-//! binary's `generate` and `import` are thin wrappers; tests/kbi_import.rs runs the binary).
+//! binary's `generate` and `import` are thin wrappers; tests/it/kbi_import.rs runs the binary).
 
 use std::path::Path;
 use std::sync::Arc;

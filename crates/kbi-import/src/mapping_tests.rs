@@ -529,7 +529,7 @@ fn m21_unusable_dates() {
 }
 
 // M22 (Uitzonderingen) and the duplicate of M23 are judged by the import run over whole replies:
-// tests/kbi_import.rs (`not_found_gives_no_person_line_…`, `throttled_or_other_fout_…`,
+// tests/it/kbi_import.rs (`not_found_gives_no_person_line_…`, `throttled_or_other_fout_…`,
 // `second_dossier_for_one_insz_is_refused`). The header `facts` and `sources`: ibid.
 
 #[test]

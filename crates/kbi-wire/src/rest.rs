@@ -268,7 +268,7 @@ pub fn render_batch(verdicts: &[Verdict], snapshot: &CompiledSnapshot) -> Vec<u8
 }
 
 /// Writes [`AnswerJson`] straight into the response buffer, byte for byte what `serde_json`
-/// writes for it (a unit test compares them; `tests/golden_doors.rs` pins the bytes), without
+/// writes for it (a unit test compares them; `tests/it/golden_doors.rs` pins the bytes), without
 /// building it: no `String` for the INSZ or the date, and the parts every answer of a request
 /// shares — the `source` object and the reasons' texts — escaped once per request instead of
 /// once per answer (in a batch of 1,000 they were a quarter of the work).

@@ -14,7 +14,7 @@ use rand_chacha::ChaCha8Rng;
 use crate::domain::Insz;
 
 /// The synthetic demonstration snapshot, `data/demo-snapshot.jsonl` (made by this generator with
-/// the README's examples; `tests/demo_snapshot.rs` checks that it still is): what the service
+/// the README's examples; `tests/it/demo_snapshot.rs` checks that it still is): what the service
 /// serves when no source is configured, and what the fuzz targets judge against.
 pub const DEMO_SNAPSHOT: &[u8] = include_bytes!("../../../../data/demo-snapshot.jsonl");
 
