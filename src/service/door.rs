@@ -12,7 +12,8 @@ use tracing::Instrument;
 
 use super::state::AppState;
 use crate::telemetry::metrics::{Door, Outcome};
-use kbi_audit::{AuditError, AuditSender, RequestCtx};
+use kbi_audit::{AuditError, RequestCtx};
+use kbi_core::domain::magda::Sender;
 use kbi_core::domain::{CompiledSnapshot, Verdict};
 
 /// The caller's request id, echoed (or the server reference when it sent none).
@@ -97,7 +98,7 @@ pub async fn audit(
     state: &AppState,
     referte: &str,
     client_id: &str,
-    sender: Option<&AuditSender>,
+    sender: Option<&Sender>,
     snapshot: &CompiledSnapshot,
     verdicts: &[Verdict],
 ) -> Result<(), AuditError> {

@@ -20,7 +20,6 @@ use super::door::{self, Answer};
 use super::guard::OverBudget;
 use super::state::AppState;
 use crate::telemetry::metrics::{Door, Metrics, Outcome};
-use kbi_audit::AuditSender;
 use kbi_core::domain::{CompiledSnapshot, ErrorCode};
 use kbi_trust::Operation;
 use kbi_wire::soap::{self, Envelope, Reply, Responder, Source};
@@ -139,18 +138,13 @@ async fn audit(state: &AppState, referte: &str, judged: Judged) -> Reply {
         snapshot,
         verdicts,
     } = judged;
+    // The caller's context goes into the audit records as parsed (one type, `Sender`).
     let caller = &envelope.caller;
-    let sender = AuditSender {
-        identificatie: caller.identificatie.clone(),
-        referte: caller.referte.clone(),
-        hoedanigheid: caller.hoedanigheid.clone(),
-        gebruiker: caller.gebruiker.clone(),
-    };
     let written = door::audit(
         state,
         referte,
         &client_id,
-        Some(&sender),
+        Some(caller),
         &snapshot,
         &verdicts,
     );

@@ -9,9 +9,9 @@ use crate::support::audit::{at, cli, files, lines, INSZ};
 use chrono::{DateTime, NaiveDate, Utc};
 use kbi_advice::telemetry::metrics::Metrics;
 use kbi_audit::{
-    AuditError, AuditLog, AuditOptions, AuditOutcome, AuditRecord, AuditSender, ProblemKind,
-    GENESIS_PREV,
+    AuditError, AuditLog, AuditOptions, AuditOutcome, AuditRecord, ProblemKind, GENESIS_PREV,
 };
+use kbi_core::domain::magda::Sender;
 use kbi_core::domain::{ErrorCode, Insz, ReasonCode};
 
 fn record(time: DateTime<Utc>, insz: &str, n: usize) -> AuditRecord {
@@ -19,7 +19,7 @@ fn record(time: DateTime<Utc>, insz: &str, n: usize) -> AuditRecord {
         time,
         server_reference: format!("srv-{n}"),
         client_id: "demo".into(),
-        sender: Some(AuditSender {
+        sender: Some(Sender {
             identificatie: "demo.kbi-advice".into(),
             referte: format!("req-{n}"),
             hoedanigheid: "9999".into(),

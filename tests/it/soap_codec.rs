@@ -5,13 +5,13 @@ use std::sync::{Arc, OnceLock};
 
 use crate::support::*;
 use chrono::{TimeZone, Utc};
+use kbi_core::domain::magda::Sender;
 use kbi_core::domain::{CompiledSnapshot, ErrorCode, Insz, Question, ReasonCode, RuleSet};
 use kbi_core::io::Silent;
 use kbi_core::snapshot::load_path;
 use kbi_wire::json::AnswerJson;
 use kbi_wire::soap::{
-    judge, render, respond, respond_at, wsdl_document, CallerContext, Reply, SoapCall,
-    SoapResponse, XmlLimits,
+    judge, render, respond, respond_at, wsdl_document, Reply, SoapCall, SoapResponse, XmlLimits,
 };
 use proptest::prelude::*;
 
@@ -511,7 +511,7 @@ fn the_sender_is_echoed_in_ontvanger_and_the_service_is_the_afzender() {
     assert_eq!(bericht.text_at("Ontvanger/Hoedanigheid"), Some("9999"));
     assert_eq!(
         response.caller,
-        Some(CallerContext {
+        Some(Sender {
             identificatie: "demo.kbi-advice".into(),
             referte: "req-0001".into(),
             hoedanigheid: "9999".into(),
@@ -604,7 +604,7 @@ fn a_refusal_decided_between_parse_and_judge_answers_nothing() {
 
 #[test]
 fn a_request_level_refusal_echoes_only_the_valid_caller_values() {
-    let caller = CallerContext {
+    let caller = Sender {
         identificatie: "demo.kbi-advice".into(),
         referte: "r".repeat(40),
         hoedanigheid: "9999".into(),

@@ -21,7 +21,7 @@ use std::sync::Arc;
 
 pub use checkpoint::{Checkpoint, CHECKPOINT_FILE};
 pub use log::{AppendReceipt, AuditLog, AuditObserver, AuditOptions, AuditStats};
-pub use record::{AuditOutcome, AuditRecord, AuditSender, RequestCtx, GENESIS_PREV};
+pub use record::{AuditOutcome, AuditRecord, RequestCtx, GENESIS_PREV};
 pub use verify::{
     files_in, search, verify, verify_anchored, Anchors, CheckpointReport, Problem, ProblemKind,
     Report, SearchResult,

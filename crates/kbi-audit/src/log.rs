@@ -1470,7 +1470,8 @@ mod tests {
     /// reference date outside the years 0–9999.
     #[test]
     fn a_request_prepared_at_once_is_each_record_prepared() {
-        use crate::{AuditSender, RequestCtx};
+        use crate::RequestCtx;
+        use kbi_core::domain::magda::Sender;
         use kbi_core::domain::{Advice, ErrorCode, Insz, ReasonCode};
         let insz = Insz::parse("85073003328").unwrap();
         let advice = |subject, compliant, reason, date| Advice {
@@ -1496,7 +1497,7 @@ mod tests {
                 ..Verdict::refused(Some("q-2".into()), Some(insz), ErrorCode::SnapshotTooOld)
             },
         ];
-        let sender = AuditSender {
+        let sender = Sender {
             identificatie: "demo.<kbi>".into(),
             referte: "r\u{1}".into(),
             hoedanigheid: "9999".into(),

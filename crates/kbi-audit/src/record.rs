@@ -11,6 +11,7 @@ use chrono::{DateTime, NaiveDate, SecondsFormat, Utc};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use sha2::{Digest, Sha256};
 
+use kbi_core::domain::magda::Sender;
 use kbi_core::domain::{Advice, ErrorCode, Insz, ReasonCode, Verdict};
 
 /// `prev` of the first record of a fresh log: 64 zeros.
@@ -22,18 +23,6 @@ pub type ChainHash = [u8; 32];
 /// The chain hash of one line (`line` without its `\n`).
 pub(crate) fn line_hash(line: &[u8]) -> ChainHash {
     Sha256::digest(line).into()
-}
-
-/// The caller's `Afzender` as sent (SOAP); absent for REST callers.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct AuditSender {
-    pub identificatie: String,
-    pub referte: String,
-    pub hoedanigheid: String,
-    /// `Afzender/Gebruiker`, when sent.
-    #[serde(default)]
-    pub gebruiker: Option<String>,
 }
 
 /// What the question got: an advice (`OK`/`NOK` with its reason) or a catalogue error.
@@ -140,7 +129,7 @@ pub struct AuditRecord {
     /// The client id from the registry (certificate or, in development, the sender).
     pub client_id: String,
     /// The SOAP `Afzender`; `null` for REST callers.
-    pub sender: Option<AuditSender>,
+    pub sender: Option<Sender>,
     /// The question's `Referte` (SOAP); `null` for REST.
     pub question_referte: Option<String>,
     /// The INSZ asked about, 11 digits; `null` when the text sent was not a valid INSZ (30001),
@@ -189,7 +178,7 @@ pub struct RequestCtx<'a> {
     /// The client id from the registry.
     pub client_id: &'a str,
     /// The SOAP `Afzender` as sent; `None` for REST.
-    pub sender: Option<&'a AuditSender>,
+    pub sender: Option<&'a Sender>,
     /// The snapshot the answers rest on; `None` when none was loaded.
     pub snapshot_id: Option<&'a str>,
     /// The rule set version the answers rest on.
@@ -245,7 +234,7 @@ struct RequestHeadJson<'a> {
     time: DateTime<Utc>,
     server_reference: &'a str,
     client_id: &'a str,
-    sender: Option<&'a AuditSender>,
+    sender: Option<&'a Sender>,
 }
 
 /// The members of [`AuditRecord`] that belong to one question, in the record's order.
@@ -422,7 +411,7 @@ mod tests {
             time: Utc.with_ymd_and_hms(2026, 3, 1, 12, 0, 0).unwrap(),
             server_reference: "srv-1".into(),
             client_id: "demo".into(),
-            sender: Some(AuditSender {
+            sender: Some(Sender {
                 identificatie: "demo.kbi-advice".into(),
                 referte: "r-1".into(),
                 hoedanigheid: "9999".into(),
@@ -485,7 +474,7 @@ mod tests {
     #[test]
     fn verdicts_map_to_audit_records() {
         let insz = Insz::parse("85073003328").unwrap();
-        let sender = AuditSender {
+        let sender = Sender {
             identificatie: "demo.kbi-advice".into(),
             referte: "r-1".into(),
             hoedanigheid: "9999".into(),

@@ -24,6 +24,7 @@ use std::time::Instant;
 
 use chrono::{DateTime, NaiveDate, NaiveTime, Utc};
 
+use kbi_core::domain::magda::Sender;
 pub use kbi_core::domain::magda::{
     MAX_GEBRUIKER, MAX_HOEDANIGHEID, MAX_IDENTIFICATIE, MAX_REFERTE,
 };
@@ -74,24 +75,11 @@ pub struct SoapCall<'a> {
     pub service_identificatie: &'a str,
 }
 
-/// The caller's context as sent (echoed in `Ontvanger`; audited).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct CallerContext {
-    /// `Afzender/Identificatie` (empty when absent; at most [`parse::MAX_VALUE_BYTES`] kept).
-    pub identificatie: String,
-    /// `Afzender/Referte` (empty when absent).
-    pub referte: String,
-    /// `Afzender/Hoedanigheid` (empty when absent).
-    pub hoedanigheid: String,
-    /// `Afzender/Gebruiker`, when sent.
-    pub gebruiker: Option<String>,
-}
-
 /// A request whose envelope and context are valid: who asks, and what.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Envelope {
     /// The caller's context (every value present and within its MAGDA length).
-    pub caller: CallerContext,
+    pub caller: Sender,
     /// The first [`XmlLimits::max_questions`] questions, in document order.
     pub questions: Vec<RawQuestion>,
     /// How many `Vraag` the request held (may exceed `questions.len()`: then 30011).
@@ -128,7 +116,7 @@ pub struct Recipient {
 }
 
 impl Recipient {
-    fn of(caller: &CallerContext) -> Recipient {
+    fn of(caller: &Sender) -> Recipient {
         let valid = |text: &str, max| checked(text, max).map(str::to_owned);
         Recipient {
             identificatie: valid(&caller.identificatie, MAX_IDENTIFICATIE),
@@ -193,18 +181,18 @@ impl Reply {
 
     /// The request-level Uitzondering `code` (with its catalogue diagnosis) for `caller`, whose
     /// valid values are echoed in `Ontvanger`.
-    pub fn refused(caller: &CallerContext, code: ErrorCode) -> Reply {
+    pub fn refused(caller: &Sender, code: ErrorCode) -> Reply {
         Reply::refused_because(caller, code, code.diagnose_nl().to_owned())
     }
 
     /// 30011: more than `max` questions.
-    pub fn too_many_questions(caller: &CallerContext, max: usize) -> Reply {
+    pub fn too_many_questions(caller: &Sender, max: usize) -> Reply {
         let code = ErrorCode::TooManyQuestions;
         let diagnose = format!("{} (maximum {max})", code.diagnose_nl());
         Reply::refused_because(caller, code, diagnose)
     }
 
-    fn refused_because(caller: &CallerContext, code: ErrorCode, diagnose: String) -> Reply {
+    fn refused_because(caller: &Sender, code: ErrorCode, diagnose: String) -> Reply {
         Reply::Refused {
             recipient: Recipient::of(caller),
             code,
@@ -349,7 +337,7 @@ pub struct Judged<A, S> {
 #[derive(Debug)]
 pub struct Refused {
     pub reply: Reply,
-    pub caller: Option<CallerContext>,
+    pub caller: Option<Sender>,
 }
 
 /// The one path of a SOAP request, for the server's door and for the codec without a server
@@ -416,7 +404,7 @@ pub struct SoapResponse {
     /// The SOAP envelope (UTF-8, `text/xml`).
     pub body: Vec<u8>,
     /// The caller's context, when the request's context was valid.
-    pub caller: Option<CallerContext>,
+    pub caller: Option<Sender>,
     /// One verdict per `Vraag`, in order; empty for Faults and request-level Uitzonderingen.
     pub questions: Vec<Verdict>,
 }
@@ -538,9 +526,9 @@ fn checked(text: &str, max_chars: usize) -> Option<&str> {
     (chars >= 1 && chars <= max_chars).then_some(text)
 }
 
-fn caller_context(context: &RawContext) -> CallerContext {
+fn caller_context(context: &RawContext) -> Sender {
     let text = |value: &Option<Value>| value.as_ref().map_or_else(String::new, |v| v.text.clone());
-    CallerContext {
+    Sender {
         identificatie: text(&context.identificatie),
         referte: text(&context.referte),
         hoedanigheid: text(&context.hoedanigheid),
