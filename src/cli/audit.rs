@@ -99,7 +99,7 @@ pub fn run(command: AuditCommand) -> anyhow::Result<u8> {
 }
 
 fn run_keygen(args: KeygenArgs) -> anyhow::Result<u8> {
-    let files = kbi_premium::signing::generate_key_pair(&args.out_dir, &args.name)?;
+    let files = kbi_signing::generate_key_pair(&args.out_dir, &args.name)?;
     println!(
         "private key (audit.checkpoint_key; readable by the service only, mode 0600): {}",
         files.private.display()

@@ -15,7 +15,7 @@ use kbi_core::domain::advice::{parse_premium_year, premium_year_of};
 use kbi_core::domain::day::parse_date;
 use kbi_core::io::Console;
 use kbi_core::snapshot::reader::ReadLimits;
-use kbi_premium::{recipients, signing, verify, ExportRequest, Force};
+use kbi_premium::{recipients, verify, ExportRequest, Force};
 
 #[derive(Debug, Args)]
 #[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
@@ -149,7 +149,7 @@ fn run_export(args: ExportArgs) -> anyhow::Result<u8> {
     let rules = load_rules(args.rules.as_ref())?;
     let files: Vec<&std::path::Path> = args.recipients_files.iter().map(|p| p.as_path()).collect();
     let recipients = recipients::collect(&args.recipients, &files)?;
-    let signing_key = signing::read_signing_key(key_path)?;
+    let signing_key = kbi_signing::read_signing_key(key_path)?;
     let request = ExportRequest {
         premium_year: year,
         recipients,
@@ -247,7 +247,7 @@ fn run_verify(args: VerifyArgs) -> anyhow::Result<u8> {
             args.premium_year
         )
     })?;
-    let public_key = signing::read_public_key(&args.public_key)?;
+    let public_key = kbi_signing::read_public_key(&args.public_key)?;
     let identities = match &args.identity {
         Some(path) => Some(verify::read_identities(path).map_err(anyhow::Error::msg)?),
         None => None,
@@ -280,7 +280,7 @@ fn run_verify(args: VerifyArgs) -> anyhow::Result<u8> {
 }
 
 fn run_keygen(args: KeygenArgs) -> anyhow::Result<u8> {
-    let files = signing::generate_key_pair(&args.out_dir, &args.name)?;
+    let files = kbi_signing::generate_key_pair(&args.out_dir, &args.name)?;
     println!(
         "private key (keep it with the service, mode 0600): {}",
         files.private.display()

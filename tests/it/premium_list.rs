@@ -564,7 +564,7 @@ fn a_signature_by_another_key_fails_verify() {
     let other = SigningKey::from_bytes(&[42; 32]);
     std::fs::write(
         out.path().join(signature_file_name(2027)),
-        kbi_premium::signing::sign(&other, &manifest),
+        kbi_signing::sign(&other, &manifest),
     )
     .unwrap();
     assert_verify_fails(out.path(), &keys, false, "signature does not match");
@@ -608,7 +608,7 @@ fn verify_with_an_identity_checks_the_list_itself() {
         std::fs::write(&path, &bytes).unwrap();
         std::fs::write(
             out.path().join(signature_file_name(2027)),
-            kbi_premium::signing::sign(&signing, &bytes),
+            kbi_signing::sign(&signing, &bytes),
         )
         .unwrap();
     };

@@ -38,9 +38,8 @@ pub mod recipients;
 pub mod register;
 pub mod verify;
 
-// The signing key lives in its own crate (the audit checkpoints use it too, without depending on
-// the premium list); re-exported so `premium::signing` keeps naming it.
-pub use kbi_signing as signing;
+// The signing key lives in its own crate, `kbi_signing` (the audit checkpoints use it too,
+// without depending on the premium list), named by its own name.
 
 use list::{ListSummary, ListWriter};
 use manifest::{ListBasis, ListHashes, Manifest, Program};
@@ -497,12 +496,12 @@ impl PreparedExport {
                 ciphertext_sha256: list.ciphertext_sha256.clone(),
             },
             recipients: request.recipients.iter().map(|r| r.to_string()).collect(),
-            signing_key_sha256: signing::key_fingerprint(&request.signing_key.verifying_key()),
+            signing_key_sha256: kbi_signing::key_fingerprint(&request.signing_key.verifying_key()),
             generated_at: rfc3339(Utc::now()),
             program: Program::this(),
         };
         let manifest_bytes = manifest.to_bytes();
-        let signature = signing::sign(&request.signing_key, &manifest_bytes);
+        let signature = kbi_signing::sign(&request.signing_key, &manifest_bytes);
         let manifest_file = write_temp(dir, &manifest_file_name(year), &manifest_bytes)
             .map_err(write_error(dir, "the manifest"))?;
         let signature_file = write_temp(dir, &signature_file_name(year), &signature)

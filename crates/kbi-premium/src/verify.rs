@@ -11,9 +11,9 @@ use sha2::{Digest, Sha256};
 
 use super::list::{self, ListError};
 use super::manifest::Manifest;
-use super::signing::{self, SignatureError};
 use super::{list_file_name, manifest_file_name, signature_file_name};
 use kbi_core::domain::advice::premium_reference_date;
+use kbi_signing::SignatureError;
 
 /// What a successful verification established.
 #[derive(Debug, Clone)]
@@ -101,7 +101,7 @@ pub fn verify(
     // Origin and integrity of the manifest first: nothing in it is trusted before.
     let manifest_bytes = read(&manifest_path)?;
     let signature = read(&signature_path)?;
-    signing::verify(public_key, &manifest_bytes, &signature).map_err(|error| {
+    kbi_signing::verify(public_key, &manifest_bytes, &signature).map_err(|error| {
         VerifyError::Signature {
             path: signature_path.clone(),
             error,
