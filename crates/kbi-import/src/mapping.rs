@@ -75,15 +75,23 @@ impl Mapped {
     }
 }
 
-/// A code quoted in a message: only texts that look like a code of the lists (letters, digits,
-/// `_ - / .`, at most 32 characters) are shown; anything else could be personal text.
+/// Longest value of a code element quoted in a message when it is not on its list.
+pub(crate) const MAX_SHOWN_CODE: usize = 5;
+
+/// A code quoted in a message (issue 24, item 4: no dossier value reaches a message unmasked).
+/// The values quoted are those that failed or have no reviewed list (`Inbreuk/Type` "7",
+/// `Uitzondering/Identificatie` "99996", `Context/Naam`), so only what is shaped like a code of
+/// the register is shown: at most [`MAX_SHOWN_CODE`] upper-case letters, digits or `_ - / .`.
+/// That is too short to hold an INSZ (11 digits) or a birth date (6), and a name (mixed case)
+/// never qualifies; anything else is "(not shown)".
 pub(crate) fn show_code(text: &Text) -> String {
     match text {
         Some(t)
             if !t.is_empty()
-                && t.len() <= 32
-                && t.bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b"_-/.".contains(&b)) =>
+                && t.len() <= MAX_SHOWN_CODE
+                && t.bytes().all(|b| {
+                    b.is_ascii_uppercase() || b.is_ascii_digit() || b"_-/.".contains(&b)
+                }) =>
         {
             format!("{t:?}")
         }
@@ -647,6 +655,36 @@ fn noted(d: &Dossier, out: &mut Mapped) {
             "Dutch level reached: not modelled by the rules",
         );
     }
+}
+
+pub mod reply;
+
+/// One event of each type rows M3–M16 produce, in the order of the header's `facts` (M23): the
+/// list is derived from [`EventKind`] so that a type renamed in the domain is renamed here too.
+const PRODUCED: [EventKind; 9] = [
+    EventKind::ObligationStart {
+        region: Region::Flanders,
+    },
+    EventKind::ObligationEnd { cause: None },
+    EventKind::Exemption { cause: None },
+    EventKind::Registration,
+    EventKind::ContractSigned,
+    EventKind::DeadlineExtension {
+        obligation: Obligation::Registration,
+        until: OPEN_END,
+    },
+    EventKind::Infringement {
+        obligation: Obligation::Registration,
+    },
+    EventKind::InfringementClosed {
+        obligation: Obligation::Registration,
+    },
+    EventKind::Certificate,
+];
+
+/// The header's `facts` of a dossier import (M23), without the employment-service list's type.
+pub fn dossier_facts() -> [&'static str; 9] {
+    PRODUCED.map(|kind| kind.type_name())
 }
 
 #[cfg(test)]
