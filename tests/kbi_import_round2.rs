@@ -61,7 +61,12 @@ fn import(dir: &Path, inputs: &[&Path], extra: &[&str]) -> Output {
         .args(inputs)
         .arg("--out")
         .arg(dir.join("out.jsonl"))
-        .args(["--snapshot-id", "r2", "--extracted-at", "2024-11-30T02:00:00Z"])
+        .args([
+            "--snapshot-id",
+            "r2",
+            "--extracted-at",
+            "2024-11-30T02:00:00Z",
+        ])
         .arg("--report")
         .arg(dir.join("report.json"))
         .args(extra)
@@ -216,7 +221,14 @@ fn zstd_bomb(path: &Path, blank: usize) {
 fn a_file_decompressing_past_the_cap_is_refused_naming_it_masked() {
     let dir = tmp();
     let a = insz(21);
-    let spaced = format!("{} {} {} {} {}", &a[0..2], &a[2..4], &a[4..6], &a[6..9], &a[9..11]);
+    let spaced = format!(
+        "{} {} {} {} {}",
+        &a[0..2],
+        &a[2..4],
+        &a[4..6],
+        &a[6..9],
+        &a[9..11]
+    );
     let bomb = dir.path().join(format!("{spaced}.xml.zst"));
     zstd_bomb(&bomb, 8 << 20);
     assert!(std::fs::metadata(&bomb).unwrap().len() < 64 << 10);
@@ -314,7 +326,11 @@ fn links_and_special_files_in_a_directory_are_skipped_counted_and_warned() {
     let dir = tmp();
     let inputs = dir.path().join("in");
     std::fs::create_dir(&inputs).unwrap();
-    let elsewhere = write(dir.path(), "elsewhere.xml", reply(&obligated(&insz(31))).as_bytes());
+    let elsewhere = write(
+        dir.path(),
+        "elsewhere.xml",
+        reply(&obligated(&insz(31))).as_bytes(),
+    );
     write(&inputs, "a.xml", reply(&obligated(&insz(32))).as_bytes());
     std::os::unix::fs::symlink(&elsewhere, inputs.join("b.xml")).unwrap();
     std::os::unix::fs::symlink("/nonexistent", inputs.join("c.xml")).unwrap();
@@ -325,7 +341,10 @@ fn links_and_special_files_in_a_directory_are_skipped_counted_and_warned() {
     assert_eq!(r["files"], 1);
     assert_eq!(r["persons"], 1);
     assert_eq!(r["skipped"]["symbolic links"], 2, "{r}");
-    assert_eq!(r["skipped"]["special files (FIFO, socket, device)"], 1, "{r}");
+    assert_eq!(
+        r["skipped"]["special files (FIFO, socket, device)"], 1,
+        "{r}"
+    );
     assert_eq!(r["warnings"]["INPUT"]["total"], 3, "{r}");
     let err = stderr(&output);
     assert!(err.contains("WARN INPUT: 3"), "{err}");
@@ -374,8 +393,22 @@ fn invalid_utf8_in_an_element_name_or_attribute_value_is_refused() {
 #[test]
 fn an_insz_planted_in_an_echoed_element_is_never_shown() {
     let a = insz(50);
-    let spaced = format!("{} {} {} {} {}", &a[0..2], &a[2..4], &a[4..6], &a[6..9], &a[9..11]);
-    let dotted = format!("{}.{}.{}-{}.{}", &a[0..2], &a[2..4], &a[4..6], &a[6..9], &a[9..11]);
+    let spaced = format!(
+        "{} {} {} {} {}",
+        &a[0..2],
+        &a[2..4],
+        &a[4..6],
+        &a[6..9],
+        &a[9..11]
+    );
+    let dotted = format!(
+        "{}.{}.{}-{}.{}",
+        &a[0..2],
+        &a[2..4],
+        &a[4..6],
+        &a[6..9],
+        &a[9..11]
+    );
     let person = insz(51);
     for planted in [&a, &spaced, &dotted] {
         let cases = [
@@ -410,11 +443,29 @@ fn an_insz_planted_in_an_echoed_element_is_never_shown() {
 fn a_file_named_after_a_spaced_insz_is_masked() {
     let a = insz(52);
     for name in [
-        format!("{} {} {} {} {}.xml", &a[0..2], &a[2..4], &a[4..6], &a[6..9], &a[9..11]),
-        format!("{}.{}.{}-{}.{}.xml", &a[0..2], &a[2..4], &a[4..6], &a[6..9], &a[9..11]),
+        format!(
+            "{} {} {} {} {}.xml",
+            &a[0..2],
+            &a[2..4],
+            &a[4..6],
+            &a[6..9],
+            &a[9..11]
+        ),
+        format!(
+            "{}.{}.{}-{}.{}.xml",
+            &a[0..2],
+            &a[2..4],
+            &a[4..6],
+            &a[6..9],
+            &a[9..11]
+        ),
     ] {
         let dir = tmp();
-        let input = write(dir.path(), &name, exception_reply("99996", "FOUT").as_bytes());
+        let input = write(
+            dir.path(),
+            &name,
+            exception_reply("99996", "FOUT").as_bytes(),
+        );
         let output = import(dir.path(), &[&input], &[]);
         let digits_only: String = name.chars().filter(char::is_ascii_digit).collect();
         assert_refused_quietly(dir.path(), &output, &[&a, name.trim_end_matches(".xml")]);
@@ -429,18 +480,20 @@ fn a_file_named_after_a_spaced_insz_is_masked() {
 fn a_reply_keeping_too_many_values_or_bytes_is_refused() {
     let person = insz(60);
     let many = "<Contract><DatumRegistratie>2022-01-01</DatumRegistratie></Contract>".repeat(6000);
-    let long = format!(
-        "<Inbreuk><Type>{}</Type></Inbreuk>",
-        "7".repeat(1000)
-    )
-    .repeat(1100);
+    let long = format!("<Inbreuk><Type>{}</Type></Inbreuk>", "7".repeat(1000)).repeat(1100);
     let cases = [
         (
-            reply(&format!("{}<Contracten>{many}</Contracten>", obligated(&person))),
+            reply(&format!(
+                "{}<Contracten>{many}</Contracten>",
+                obligated(&person)
+            )),
             "values and records kept in one reply",
         ),
         (
-            reply(&format!("{}<Inbreuken>{long}</Inbreuken>", obligated(&person))),
+            reply(&format!(
+                "{}<Inbreuken>{long}</Inbreuken>",
+                obligated(&person)
+            )),
             "bytes of values kept in one reply",
         ),
     ];
@@ -458,7 +511,11 @@ fn a_reply_keeping_too_many_values_or_bytes_is_refused() {
     let input = write(
         dir.path(),
         "a.xml",
-        reply(&format!("{}<Contracten>{few}</Contracten>", obligated(&person))).as_bytes(),
+        reply(&format!(
+            "{}<Contracten>{few}</Contracten>",
+            obligated(&person)
+        ))
+        .as_bytes(),
     );
     let output = import(dir.path(), &[&input], &[]);
     assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));

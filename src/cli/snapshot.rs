@@ -174,9 +174,7 @@ fn import(args: ImportArgs) -> anyhow::Result<u8> {
             max_decompressed_bytes: args
                 .max_decompressed_bytes
                 .unwrap_or(default.max_decompressed_bytes),
-            max_ratio: args
-                .max_decompression_ratio
-                .unwrap_or(default.max_ratio),
+            max_ratio: args.max_decompression_ratio.unwrap_or(default.max_ratio),
         },
         before_open: None,
     };

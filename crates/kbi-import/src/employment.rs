@@ -106,4 +106,3 @@ pub(crate) fn read_employment_service(
     });
     Ok(map)
 }
-

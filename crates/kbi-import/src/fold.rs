@@ -169,7 +169,9 @@ pub(crate) fn run(
     for (kind, n) in &listing.skipped {
         let message = match *kind {
             SKIPPED_SYMLINK => "a symbolic link inside an input directory: not followed, skipped",
-            SKIPPED_SPECIAL => "a special file (FIFO, socket, device) inside an input directory: skipped",
+            SKIPPED_SPECIAL => {
+                "a special file (FIFO, socket, device) inside an input directory: skipped"
+            }
             _ => "an entry of an input directory that is not a regular file: skipped",
         };
         report.warn_n("INPUT", message, *n);
@@ -220,15 +222,20 @@ pub(crate) fn run(
         .map(|(f, _)| std::fs::metadata(f).map(|m| m.len()).unwrap_or(0))
         .sum();
     progress.start("import", total);
-    read(&listing.files, &read_options, Some(&lines), |index, batch| {
-        let flow = fold.batch(index, batch);
-        let now = fold.bytes.load(Ordering::Relaxed);
-        if now - fold.reported >= 1 << 20 {
-            progress.advance(now - fold.reported);
-            fold.reported = now;
-        }
-        flow
-    });
+    read(
+        &listing.files,
+        &read_options,
+        Some(&lines),
+        |index, batch| {
+            let flow = fold.batch(index, batch);
+            let now = fold.bytes.load(Ordering::Relaxed);
+            if now - fold.reported >= 1 << 20 {
+                progress.advance(now - fold.reported);
+                fold.reported = now;
+            }
+            flow
+        },
+    );
     let now = bytes.load(Ordering::Relaxed);
     progress.advance(now.saturating_sub(fold.reported));
     progress.finish();
@@ -312,8 +319,11 @@ impl Read for SegmentsReader<'_> {
                 None => return Ok(0),
             }
         }
-        let want = buf.len().min(self.current.len.min(usize::MAX as u64) as usize);
-        let n = std::os::unix::fs::FileExt::read_at(self.file, &mut buf[..want], self.current.offset)?;
+        let want = buf
+            .len()
+            .min(self.current.len.min(usize::MAX as u64) as usize);
+        let n =
+            std::os::unix::fs::FileExt::read_at(self.file, &mut buf[..want], self.current.offset)?;
         if n == 0 {
             return Err(io::Error::new(
                 io::ErrorKind::UnexpectedEof,

@@ -136,4 +136,3 @@ pub(crate) fn write_snapshot(
         w.flush()
     }
 }
-

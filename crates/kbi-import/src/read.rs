@@ -185,7 +185,10 @@ pub fn read(
     lines: Option<&Lines<'_>>,
     mut fold: impl FnMut(usize, Batch) -> ControlFlow<()>,
 ) {
-    let workers = options.workers.clamp(1, MAX_WORKERS).min(files.len().max(1));
+    let workers = options
+        .workers
+        .clamp(1, MAX_WORKERS)
+        .min(files.len().max(1));
     let ahead = 2 * workers;
     let window = Mutex::new(Window {
         next: 0,
@@ -328,14 +331,12 @@ fn read_file(
                 sink.push(Item::Reply);
                 judge_reply(reply, options.codes, &mut |step| {
                     let item = match step {
-                        Step::Error { row, path, message } => {
-                            Item::Error(Box::new(ItemError {
-                                reply: None,
-                                row,
-                                path,
-                                message,
-                            }))
-                        }
+                        Step::Error { row, path, message } => Item::Error(Box::new(ItemError {
+                            reply: None,
+                            row,
+                            path,
+                            message,
+                        })),
                         Step::Warn { row, message } => Item::Warn(Box::new((row, message))),
                         Step::NotFound => Item::NotFound,
                         Step::Dossier => Item::Dossier,
@@ -358,7 +359,9 @@ fn read_file(
                             if p.ok && sink.lines.is_some() && !refused {
                                 write_person_line(&mut sink.buf, p.insz, &events);
                             }
-                            sink.batch.kinds.extend(events.iter().map(|e| kind_index(&e.kind)));
+                            sink.batch
+                                .kinds
+                                .extend(events.iter().map(|e| kind_index(&e.kind)));
                             Item::Person {
                                 insz: p.insz.value(),
                                 ok: p.ok,

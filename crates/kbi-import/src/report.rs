@@ -236,8 +236,14 @@ mod tests {
     #[test]
     fn every_insz_shaped_run_is_masked_with_its_separators() {
         assert_eq!(mask_insz_runs("90011510185.xml"), "###########.xml");
-        assert_eq!(mask_insz_runs("dir/90 01 15 101 85.xml"), "dir/## ## ## ### ##.xml");
-        assert_eq!(mask_insz_runs("90.01.15-101.85.xml.gz"), "##.##.##-###.##.xml.gz");
+        assert_eq!(
+            mask_insz_runs("dir/90 01 15 101 85.xml"),
+            "dir/## ## ## ### ##.xml"
+        );
+        assert_eq!(
+            mask_insz_runs("90.01.15-101.85.xml.gz"),
+            "##.##.##-###.##.xml.gz"
+        );
         assert_eq!(mask_insz_runs("a 9001151018 b.xml"), "a 9001151018 b.xml");
         assert_eq!(mask_insz_runs("batch-000001.xml"), "batch-000001.xml");
         assert_eq!(mask_insz_runs("2024-11-30 12.xml"), "2024-11-30 12.xml");

@@ -83,8 +83,9 @@ pub fn judge_reply(reply: Reply, codes: &Codes, out: &mut dyn FnMut(Step)) {
             Exceptions::None => out(Step::Error {
                 row: "M22",
                 path: "Repliek".into(),
-                message: "a reply with neither a dossier nor an Uitzondering: the dossier is unknown"
-                    .into(),
+                message:
+                    "a reply with neither a dossier nor an Uitzondering: the dossier is unknown"
+                        .into(),
             }),
         }
         return;
