@@ -16,9 +16,12 @@ cd "$(dirname "$0")/.."
 PERSONS=${1:-1000000}
 ROUNDS=${2:-3}
 DIR=${KBI_BENCH_DIR:-/tmp/kbi-import-bench}/$PERSONS
-cargo build --release --quiet --bin kbi-advice --example kbi_xml_floor
-BIN=target/release/kbi-advice
-FLOOR=target/release/examples/kbi_xml_floor
+# KBI_BIN / KBI_FLOOR: binaries built elsewhere (e.g. another CARGO_TARGET_DIR); else built here.
+if [ -z "${KBI_BIN:-}" ]; then
+    cargo build --release --quiet --bin kbi-advice --example kbi_xml_floor
+fi
+BIN=${KBI_BIN:-target/release/kbi-advice}
+FLOOR=${KBI_FLOOR:-target/release/examples/kbi_xml_floor}
 if [ ! -f "$DIR/replies/expected.jsonl" ]; then
     rm -rf "$DIR"; mkdir -p "$DIR"
     "$BIN" snapshot generate --format kbi-dossier-01.00 --persons "$PERSONS" --seed 1 \

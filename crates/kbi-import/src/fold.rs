@@ -35,8 +35,6 @@ struct Fold<'a> {
     /// The file being folded (0-based) and its name as shown.
     file: usize,
     shown: String,
-    /// Replies of the file so far.
-    reply: u64,
     /// Accepted persons' events per type ([`kind_name`]).
     events: [u64; 13],
     /// Employment-service registrations taken by written persons.
@@ -67,23 +65,20 @@ impl Fold<'_> {
         if index != self.file || self.shown.is_empty() {
             self.file = index;
             self.shown = display_path(&self.files.files[index].0);
-            self.reply = 0;
         }
+        self.report.replies += batch.replies;
+        self.report.dossiers += batch.dossiers;
+        self.report.not_found += batch.not_found;
         let mut kinds = batch.kinds.iter();
         for item in batch.items {
             match item {
-                Item::Reply => {
-                    self.report.replies += 1;
-                    self.reply += 1;
-                }
-                Item::NotFound => self.report.not_found += 1,
-                Item::Dossier => self.report.dossiers += 1,
-                Item::Error(e) => self.error(Some(self.reply), e.row, e.path, e.message),
+                Item::Error(e) => self.error(e.reply, e.row, e.path, e.message),
                 Item::Warn(w) => {
                     self.report.warn_n(w.0, &w.1, 1);
                 }
                 Item::Person {
                     insz,
+                    reply,
                     ok,
                     employment,
                     events,
@@ -91,7 +86,7 @@ impl Fold<'_> {
                     let person_kinds = kinds.by_ref().take(events as usize);
                     if !self.seen.insert(insz) {
                         self.error(
-                            Some(self.reply),
+                            Some(u64::from(reply)),
                             "M23",
                             "KBIDossier/Personalia/INSZ".into(),
                             "a second dossier for the same INSZ (replies must be deduplicated before the import)".into(),
@@ -205,7 +200,6 @@ pub(crate) fn run(
         seen: HashSet::new(),
         file: 0,
         shown: String::new(),
-        reply: 0,
         events: [0; 13],
         used: 0,
         segments: Vec::new(),

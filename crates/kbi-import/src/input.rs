@@ -177,15 +177,22 @@ struct Capped {
     compressed: Option<Arc<AtomicU64>>,
     read: u64,
     limits: FileLimits,
+    /// `read` at which the bounds are checked next: every [`CHECK_EVERY`] bytes and at the cap
+    /// (quick-xml asks for the buffer several times per event; the bounds need not be).
+    next_check: u64,
+    refused: Option<Refused>,
 }
 
+/// Decompressed bytes between two checks of the ratio.
+const CHECK_EVERY: u64 = 1 << 20;
+
 impl Capped {
-    fn check(&self) -> io::Result<()> {
+    fn check(&self) -> Result<(), Refused> {
         if self.read > self.limits.max_decompressed_bytes {
-            return Err(io::Error::other(Refused(format!(
+            return Err(Refused(format!(
                 "more than {} bytes once decompressed (--max-decompressed-bytes)",
                 self.limits.max_decompressed_bytes
-            ))));
+            )));
         }
         if let Some(compressed) = &self.compressed {
             let allowed = compressed
@@ -193,10 +200,10 @@ impl Capped {
                 .saturating_mul(self.limits.max_ratio)
                 .saturating_add(RATIO_SLACK);
             if self.read > allowed {
-                return Err(io::Error::other(Refused(format!(
+                return Err(Refused(format!(
                     "decompresses to more than {} times its compressed size (a decompression bomb?)",
                     self.limits.max_ratio
-                ))));
+                )));
             }
         }
         Ok(())
@@ -215,13 +222,22 @@ impl Read for Capped {
 
 impl BufRead for Capped {
     fn fill_buf(&mut self) -> io::Result<&[u8]> {
-        self.check()?;
+        if let Some(refused) = &self.refused {
+            return Err(io::Error::other(refused.clone()));
+        }
         self.inner.fill_buf()
     }
 
     fn consume(&mut self, amount: usize) {
         self.read += amount as u64;
         self.inner.consume(amount);
+        if self.read > self.next_check {
+            self.refused = self.check().err();
+            self.next_check = self
+                .read
+                .saturating_add(CHECK_EVERY)
+                .min(self.limits.max_decompressed_bytes);
+        }
     }
 }
 
@@ -256,5 +272,7 @@ pub(crate) fn open_input(
         compressed,
         read: 0,
         limits,
+        next_check: CHECK_EVERY.min(limits.max_decompressed_bytes),
+        refused: None,
     }))
 }

@@ -78,30 +78,49 @@ pub fn kind_name(index: u8) -> &'static str {
     KINDS[usize::from(index)].type_name()
 }
 
+/// The index of `kind` in [`KINDS`] (a test checks the two agree).
 fn kind_index(kind: &EventKind) -> u8 {
-    let name = kind.type_name();
-    KINDS
-        .iter()
-        .position(|k| k.type_name() == name)
-        .unwrap_or(0) as u8
+    match kind {
+        EventKind::ObligationStart { .. } => 0,
+        EventKind::Registration => 1,
+        EventKind::ContractSigned => 2,
+        EventKind::EmploymentServiceRegistration => 3,
+        EventKind::DeadlineExtension { .. } => 4,
+        EventKind::Infringement { .. } => 5,
+        EventKind::Fine => 6,
+        EventKind::InfringementClosed { .. } => 7,
+        EventKind::Certificate => 8,
+        EventKind::EffortDeclaration => 9,
+        EventKind::BrusselsAttestation => 10,
+        EventKind::Exemption { .. } => 11,
+        EventKind::ObligationEnd { .. } => 12,
+    }
+}
+
+impl Batch {
+    fn new() -> Self {
+        Batch {
+            // About three items per reply at most in the usual case, six event types.
+            items: Vec::with_capacity(BATCH_REPLIES + BATCH_REPLIES / 8),
+            kinds: Vec::with_capacity(6 * BATCH_REPLIES),
+            ..Batch::default()
+        }
+    }
 }
 
 /// One thing a file gave, in the file's order.
 #[derive(Debug)]
 pub enum Item {
-    /// A reply begins (the n-th of these is reply n of the file).
-    Reply,
-    /// A reply or answer not in the register (FOUT 30001).
-    NotFound,
-    /// A dossier is read.
-    Dossier,
+    /// An ERROR of the mapping (§2, M1–M22).
     Error(Box<ItemError>),
     Warn(Box<(&'static str, String)>),
-    /// The person of the dossier just read: its INSZ value, whether its own mapping had no
-    /// ERROR (then its line is in the batch's segment), how many employment-service
-    /// registrations its line took, and how many event types follow in [`Batch::kinds`].
+    /// The person of a dossier just read: its INSZ value, the reply it is in, whether its own
+    /// mapping had no ERROR (then its line is in the batch's segment), how many
+    /// employment-service registrations its line took, and how many event types follow in
+    /// [`Batch::kinds`]. (24 bytes: a batch waiting for the fold is small.)
     Person {
         insz: u64,
+        reply: u32,
         ok: bool,
         employment: u32,
         events: u32,
@@ -118,10 +137,9 @@ pub enum Item {
     End(Box<Tally>),
 }
 
-/// An ERROR's row, path and message (the reply is the fold's count).
+/// An ERROR's reply number in the file, row, path and message.
 #[derive(Debug)]
 pub struct ItemError {
-    /// Only for [`Item::Xml`]: the reply being read (it may not have ended).
     pub reply: Option<u64>,
     pub row: &'static str,
     pub path: String,
@@ -135,9 +153,14 @@ pub struct Segment {
     pub len: u64,
 }
 
-/// Up to [`BATCH_REPLIES`] replies of one file.
+/// Up to [`BATCH_REPLIES`] replies of one file. The counts need no order (they are totals);
+/// what does is in `items`.
 #[derive(Debug, Default)]
 pub struct Batch {
+    pub replies: u64,
+    pub dossiers: u64,
+    /// Replies or answers not in the register (FOUT 30001).
+    pub not_found: u64,
     pub items: Vec<Item>,
     /// The event types of the persons, in order ([`kind_name`]).
     pub kinds: Vec<u8>,
@@ -282,7 +305,7 @@ impl Sink<'_, '_> {
                 self.buf.clear();
             }
         }
-        let batch = std::mem::take(&mut self.batch);
+        let batch = std::mem::replace(&mut self.batch, Batch::new());
         self.replies = 0;
         if !self.closed && self.tx.send(batch).is_err() {
             // The fold stopped: read no further.
@@ -307,7 +330,7 @@ fn read_file(
     let mut sink = Sink {
         tx,
         lines,
-        batch: Batch::default(),
+        batch: Batch::new(),
         buf: Vec::new(),
         replies: 0,
         closed: false,
@@ -328,18 +351,25 @@ fn read_file(
     loop {
         match reader.next_reply() {
             Ok(Some(reply)) => {
-                sink.push(Item::Reply);
+                sink.batch.replies += 1;
+                let number = reader.replies;
                 judge_reply(reply, options.codes, &mut |step| {
                     let item = match step {
                         Step::Error { row, path, message } => Item::Error(Box::new(ItemError {
-                            reply: None,
+                            reply: Some(number),
                             row,
                             path,
                             message,
                         })),
                         Step::Warn { row, message } => Item::Warn(Box::new((row, message))),
-                        Step::NotFound => Item::NotFound,
-                        Step::Dossier => Item::Dossier,
+                        Step::NotFound => {
+                            sink.batch.not_found += 1;
+                            return;
+                        }
+                        Step::Dossier => {
+                            sink.batch.dossiers += 1;
+                            return;
+                        }
                         Step::Person(p) => {
                             let mut events = p.events;
                             let mut employment = 0u32;
@@ -364,6 +394,7 @@ fn read_file(
                                 .extend(events.iter().map(|e| kind_index(&e.kind)));
                             Item::Person {
                                 insz: p.insz.value(),
+                                reply: u32::try_from(number).unwrap_or(u32::MAX),
                                 ok: p.ok,
                                 employment,
                                 events: events.len() as u32,
@@ -398,4 +429,22 @@ fn read_file(
     }
     sink.push(Item::End(Box::new(std::mem::take(&mut reader.tally))));
     sink.flush();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kind_indices_name_their_kinds() {
+        for (i, kind) in KINDS.iter().enumerate() {
+            assert_eq!(usize::from(kind_index(kind)), i);
+            assert_eq!(kind_name(i as u8), kind.type_name());
+        }
+    }
+
+    #[test]
+    fn a_person_item_is_small() {
+        assert!(std::mem::size_of::<Item>() <= 24);
+    }
 }
