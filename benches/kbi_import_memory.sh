@@ -12,7 +12,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 PERSONS=${1:-200000}
 DIR=${KBI_BENCH_DIR:-/tmp/kbi-import-bench}/memory
-cargo build --release --quiet --bin kbi-advice
+# KBI_BIN: a binary built elsewhere; else built here.
+if [ -z "${KBI_BIN:-}" ]; then
+    cargo build --release --quiet --bin kbi-advice
+fi
 BIN=${KBI_BIN:-target/release/kbi-advice}
 mkdir -p "$DIR"
 if [ ! -f "$DIR/attack/4.xml" ]; then

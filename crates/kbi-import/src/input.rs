@@ -170,8 +170,9 @@ impl std::fmt::Display for Refused {
 
 impl std::error::Error for Refused {}
 
-/// The decompressed stream of one file, refused past [`FileLimits`].
-struct Capped {
+/// The decompressed stream of one file, refused past [`FileLimits`]. Handed to the XML reader as
+/// this type, not boxed: one dynamic call per buffer request (the decompressor's) is enough.
+pub(crate) struct Capped {
     inner: Box<dyn BufRead + Send>,
     /// Compressed bytes read from disk (`None`: not compressed, no ratio).
     compressed: Option<Arc<AtomicU64>>,
@@ -247,7 +248,7 @@ pub(crate) fn open_input(
     follow: bool,
     total: Arc<AtomicU64>,
     limits: FileLimits,
-) -> io::Result<Box<dyn BufRead + Send>> {
+) -> io::Result<Capped> {
     let file = open_regular(path, follow)?;
     let own = Arc::new(AtomicU64::new(0));
     let mut reader = BufReader::with_capacity(
@@ -267,12 +268,12 @@ pub(crate) fn open_input(
         Compression::None
     };
     let compressed = (compression != Compression::None).then_some(own);
-    Ok(Box::new(Capped {
+    Ok(Capped {
         inner: decompress(reader, compression)?,
         compressed,
         read: 0,
         limits,
         next_check: CHECK_EVERY.min(limits.max_decompressed_bytes),
         refused: None,
-    }))
+    })
 }

@@ -11,8 +11,8 @@
 //! What stays in memory is bounded: a batch holds at most [`BATCH_REPLIES`] replies as compact
 //! [`Item`]s (a person is its INSZ, flags and event types: the mapped events themselves are
 //! written out as the person's snapshot line), a file's channel holds at most
-//! [`BATCHES_AHEAD`] batches, and a worker starts a file only while it is fewer than
-//! `2 × workers` files ahead of the fold. The person lines of the dossiers that mapped without
+//! [`BATCHES_AHEAD`] batches, and a worker starts a file only while it is at most
+//! `workers + 1` files ahead of the fold. The person lines of the dossiers that mapped without
 //! an ERROR go to one temporary file, written by the workers at offsets they reserve (one
 //! [`Segment`] per batch); the fold only keeps the segments' order.
 //!
@@ -212,7 +212,9 @@ pub fn read(
         .workers
         .clamp(1, MAX_WORKERS)
         .min(files.len().max(1));
-    let ahead = 2 * workers;
+    // A worker that finished its file may start one more while the fold is behind: enough to
+    // keep the workers busy when files are about the same size, and it bounds what waits.
+    let ahead = workers + 1;
     let window = Mutex::new(Window {
         next: 0,
         folded: 0,
