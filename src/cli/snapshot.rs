@@ -55,7 +55,7 @@ pub struct ImportArgs {
     #[arg(long, value_name = "JSON")]
     pub report: Option<PathBuf>,
     /// Input files read at once, one thread each (default: the number of cores, at most 4;
-    /// 1 reads them one after the other). The output is the same either way.
+    /// more than 8 are used as 8). The snapshot and the report are the same for any number.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=64))]
     pub workers: Option<u16>,
     /// Refuse an input file that holds or decompresses to more than this many bytes
