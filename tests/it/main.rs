@@ -24,6 +24,7 @@ mod in_process;
 mod index_vs_replay;
 mod insz_vectors;
 mod kbi_import;
+mod kbi_import_round2;
 mod kbi_roundtrip;
 mod layering;
 mod metrics;
