@@ -451,10 +451,10 @@ fn checkpoints_catch_the_last_record_edited_or_deleted_and_a_truncated_live_segm
         .output()
         .unwrap();
     let out = String::from_utf8(output.stdout).unwrap();
-    assert!(
-        out.contains("name another key and were not checked"),
-        "{out}"
-    );
+    // A checkpoint that does not verify under the pinned key is a failure, not a skip
+    // (issue 24, item 6).
+    assert_eq!(output.status.code(), Some(1), "{out}");
+    assert!(out.contains("not signed by the pinned key"), "{out}");
 }
 
 #[test]

@@ -62,6 +62,16 @@ impl PeerConnections {
     }
 }
 
+/// Why the service closed a connection (`kbi_connections_shed_total{reason}`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ShedReason {
+    /// Near the connection cap: the newest connection of the peer holding most.
+    HeaviestPeer = 0,
+    /// No request within the head timeout (shortened under pressure, or over the per-peer
+    /// limit).
+    HeadTimeout = 1,
+}
+
 /// Why every request on a connection is refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Refusal {

@@ -20,4 +20,8 @@ impl AuditObserver for metrics::Metrics {
     fn audit_failed(&self) {
         metrics::Metrics::audit_failed(self)
     }
+
+    fn audit_missing_at_open(&self, records: u64) {
+        metrics::Metrics::audit_missing_at_open(self, records)
+    }
 }

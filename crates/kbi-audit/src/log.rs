@@ -68,6 +68,9 @@ pub trait AuditObserver: std::fmt::Debug + Send + Sync {
     fn audit_waited(&self, wait: Duration);
     /// One write failed (the log stops accepting appends).
     fn audit_failed(&self);
+    /// At open, the log held `records` fewer records than its own latest checkpoint vouched
+    /// for (cut off while the service was down); the numbers are not reused.
+    fn audit_missing_at_open(&self, _records: u64) {}
 }
 
 /// How [`AuditLog::open`] sets the log up.
@@ -131,6 +134,8 @@ pub struct AuditStats {
     pub checkpoints: u64,
     /// Segments that started from a prepared (zero-filled) spare.
     pub preallocated_segments: u64,
+    /// Records the latest checkpoint vouched for that the log no longer held at open.
+    pub records_missing_at_open: u64,
 }
 
 #[derive(Default)]
@@ -141,6 +146,7 @@ struct Counters {
     failures: AtomicU64,
     checkpoints: AtomicU64,
     preallocated_segments: AtomicU64,
+    records_missing_at_open: AtomicU64,
 }
 
 type Reply = oneshot::Sender<Result<AppendReceipt, AuditError>>;
@@ -282,8 +288,32 @@ impl AuditLog {
             }
         }
         let counters = Arc::new(Counters::default());
-        let resumed = resume(&dir)?;
+        let mut resumed = resume(&dir)?;
         let checkpointer = Checkpointer::open(&dir, options.checkpoint_key.as_deref())?;
+        // A log that ends before its own latest checkpoint was cut while the service was down
+        // (`security-and-audit.md`: a sequence number is never reused). Starting after the
+        // checkpoint keeps every number given out unique, and `audit verify` still reports the
+        // records it vouched for as missing; the gap is shouted here and kept as a metric
+        // (`kbi_audit_records_missing_at_open`, alert KbiAuditRecordsMissingAtOpen).
+        let missing = checkpointer.last_seq.saturating_sub(resumed.seq);
+        if missing > 0 {
+            tracing::error!(
+                dir = %dir.display(),
+                last_seq = resumed.seq,
+                checkpoint_seq = checkpointer.last_seq,
+                missing,
+                "audit log: the log ends before its latest signed checkpoint: records were cut \
+                 off or deleted while the service was down; resuming after the checkpoint \
+                 (numbers are never reused). Run `kbi-advice audit verify` and investigate"
+            );
+            resumed.next_floor = resumed.next_floor.max(checkpointer.last_seq + 1);
+            counters
+                .records_missing_at_open
+                .store(missing, Ordering::Relaxed);
+        }
+        if let Some(metrics) = &options.metrics {
+            metrics.audit_missing_at_open(missing);
+        }
 
         let point = Point {
             seq: resumed.seq,
@@ -421,6 +451,7 @@ impl AuditLog {
             failures: c.failures.load(Ordering::Relaxed),
             checkpoints: c.checkpoints.load(Ordering::Relaxed),
             preallocated_segments: c.preallocated_segments.load(Ordering::Relaxed),
+            records_missing_at_open: c.records_missing_at_open.load(Ordering::Relaxed),
         }
     }
 }
