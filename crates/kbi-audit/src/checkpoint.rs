@@ -21,6 +21,7 @@
 
 use std::fs::{File, OpenOptions};
 use std::io::{BufRead, BufReader, Write};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use chrono::{SecondsFormat, Utc};
@@ -228,7 +229,9 @@ impl Checkpointer {
             let file = OpenOptions::new()
                 .create(true)
                 .append(true)
+                .mode(super::log::PRIVATE_FILE)
                 .open(&self.path)
+                .and_then(super::log::private_file)
                 .map_err(|e| AuditError::io(&self.path, "open", e))?;
             if created {
                 super::log::sync_dir(&self.dir)
