@@ -89,6 +89,8 @@ pub struct ServerSettings {
     pub compute_threads: usize,
     pub max_connections: usize,
     pub max_connections_per_peer: usize,
+    pub shed_at_percent: u64,
+    pub pressure_head_timeout_ms: u64,
     pub open_files_reserve: u64,
     pub keep_alive_seconds: u64,
     pub service_identificatie: String,
@@ -313,10 +315,20 @@ impl Settings {
         if self.server.workers > 512 {
             bail!("server.workers must be at most 512 (0 = one per CPU core)");
         }
+        if !(1..=100).contains(&self.server.shed_at_percent) {
+            bail!(
+                "server.shed_at_percent must be 1..=100, not {}",
+                self.server.shed_at_percent
+            );
+        }
         let positive_ms = [
             (
                 "server.request_head_timeout_ms",
                 self.server.request_head_timeout_ms,
+            ),
+            (
+                "server.pressure_head_timeout_ms",
+                self.server.pressure_head_timeout_ms,
             ),
             ("server.body_timeout_ms", self.server.body_timeout_ms),
             (
