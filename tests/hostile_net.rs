@@ -387,7 +387,10 @@ fn slow_bodies_from_one_address_under_1024_files_do_not_lock_out_other_callers()
     // per-address limit refused with a 503, or shed near the cap: closed unanswered): the
     // steady state of the attack, 256 bodies trickling in.
     let refused = wait_for(&progress.ended, 800, Duration::from_secs(5));
-    assert!(refused >= 800, "only {refused} connections were refused or shed");
+    assert!(
+        refused >= 800,
+        "only {refused} connections were refused or shed"
+    );
 
     // Meanwhile a normal client (another address) gets every answer within a second.
     let client = reqwest::blocking::Client::builder()
@@ -430,7 +433,10 @@ fn slow_bodies_from_one_address_under_1024_files_do_not_lock_out_other_callers()
     );
     assert_eq!(count(Slow::Hanging), 0, "{summary}");
     // Shed connections (issue 24, item 7) are closed without an answer.
-    assert!(refused + count(Slow::Failed) >= 1100 - 256 - 20, "{summary}");
+    assert!(
+        refused + count(Slow::Failed) >= 1100 - 256 - 20,
+        "{summary}"
+    );
     assert!(timed_out >= 200, "{summary}");
     assert!(!server.log().contains("Too many open files"));
 }
