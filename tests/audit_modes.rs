@@ -28,14 +28,14 @@ fn append_two(dir: &Path) {
     )
     .unwrap();
     runtime.block_on(async {
-        for n in 0..2 {
+        for (n, insz) in INSZ.iter().enumerate().take(2) {
             let record = AuditRecord {
                 time: at(1, 10),
                 server_reference: format!("srv-{n}"),
                 client_id: "demo".into(),
                 sender: None,
                 question_referte: None,
-                insz: Some(Insz::parse(INSZ[n]).unwrap()),
+                insz: Some(Insz::parse(insz).unwrap()),
                 reference_date: NaiveDate::from_ymd_opt(2026, 1, 1),
                 outcome: AuditOutcome::Ok,
                 found: Some(true),
