@@ -255,8 +255,12 @@ async fn build(checked: Checked) -> anyhow::Result<Application> {
         open_files.soft,
         server.open_files_reserve,
     );
-    // actix-web counts connections per worker; a worker at its share stops taking new ones
-    // (they wait in the listen backlog), so the file descriptors in reserve stay free.
+    // The guard (`guard::Connections`) keeps the open connections at `shed_at` below the cap by
+    // shedding; actix-server's own count per worker is the backstop: a worker at its share stops
+    // taking new ones (they wait in the listen backlog), so the file descriptors in reserve stay
+    // free. The backstop has the shedding margin on top, so that connections being shed (still
+    // counted by their worker until their task is dropped) do not stop the accepting: a paused
+    // accept is what made other callers wait (SYN retransmitted after a second).
     let per_worker = cap.div_ceil(workers).max(1);
     tracing::info!(
         open_files = open_files.soft,
@@ -326,7 +330,7 @@ async fn build(checked: Checked) -> anyhow::Result<Application> {
     }
     let builder = actix_server::Server::build()
         .workers(workers)
-        .max_concurrent_connections(per_worker);
+        .max_concurrent_connections(per_worker + (limits.cap - limits.shed_at));
     let builder = match tls {
         Some(config) => builder.listen("kbi-advice-client", listener, {
             let (data, registry, metrics) = (data.clone(), registry.clone(), metrics.clone());
