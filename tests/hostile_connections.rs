@@ -317,13 +317,16 @@ fn slow_bodies_from_one_address_leave_room_for_another() {
 /// the three attacks and the slow heads between them. Under a 1,024-descriptor limit
 /// and the shipped defaults: 2,000 silent connections, 2,000 slow heads, 2,000 slow bodies;
 /// then with the defaults and the open-file limit of the test: 10,500 silent connections. 200
-/// questions from 127.0.0.2 each; prints p50, p99, maximum and the unanswered.
+/// questions from 127.0.0.2 each, and the same without any attack first (x0); prints p50, p99,
+/// maximum and the unanswered.
 #[test]
 #[ignore = "a benchmark: benches/hostile_connections.sh"]
 fn measure_the_second_address_under_the_three_attacks() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     raise_own_open_files();
     let runs = [
+        // The peer in the same run: no attack (x0), the second address alone.
+        (Attack::Silent, 0, Setup::Defaults(Some(1024))),
         (Attack::Silent, 2000, Setup::Defaults(Some(1024))),
         (Attack::SlowHead, 2000, Setup::Defaults(Some(1024))),
         (Attack::SlowBody, 2000, Setup::Defaults(Some(1024))),
