@@ -282,7 +282,7 @@ async fn build(checked: Checked) -> anyhow::Result<Application> {
         ),
     };
     let connections = guard::Connections::new(limits, Some(metrics.clone()));
-    let listener = std::net::TcpListener::bind(checked.listen)
+    let listener = client_listener(checked.listen)
         .with_context(|| format!("cannot listen on {} (server.listen)", checked.listen))?;
     let local = listener
         .local_addr()
@@ -376,6 +376,25 @@ async fn build(checked: Checked) -> anyhow::Result<Application> {
         workers,
         state,
     })
+}
+
+/// Listen backlog of the client listener: connections the kernel completes while the accept
+/// loop is busy (under a connection flood, a full backlog drops SYNs and a caller waits for its
+/// retransmission, a second). Capped by the kernel at `net.core.somaxconn` (4096 by default).
+/// `std::net::TcpListener::bind` would give 128.
+const CLIENT_BACKLOG: u32 = 4096;
+
+/// The client listener's socket, bound with [`CLIENT_BACKLOG`] (address reuse as actix-server
+/// sets it, so a restart does not wait for old connections in TIME_WAIT).
+fn client_listener(address: SocketAddr) -> std::io::Result<std::net::TcpListener> {
+    let socket = if address.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(address)?;
+    socket.listen(CLIENT_BACKLOG)?.into_std()
 }
 
 /// Every new connection of the client listener, once HTTP starts on it: its slot (counted at
