@@ -15,6 +15,7 @@
 //! is judged. [`respond`] chains it with [`render`] without a server (tests, benches, fuzzing).
 //! `docs/soap.md` documents the choices.
 
+pub mod fast;
 pub mod parse;
 pub mod render;
 mod time;

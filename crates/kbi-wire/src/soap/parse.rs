@@ -397,17 +397,51 @@ pub(crate) fn parse_until(
     limits: &XmlLimits,
     deadline: Option<Instant>,
 ) -> Result<RawRequest, FaultReason> {
-    if body.iter().all(u8::is_ascii_whitespace) {
-        return Err(FaultReason::Empty);
+    check_bytes(body)?;
+    // The shape callers send is read by the fast reader, which gives what the hardened parser
+    // would; anything else, and everything hostile, goes to the hardened parser unchanged.
+    if let Some(request) = super::fast::read_until(body, limits, deadline) {
+        super::fast::count(true);
+        return Ok(request);
     }
-    // Checked once up front, so every text slice below is valid UTF-8 and no later decoding
-    // step can fail or substitute characters.
-    if std::str::from_utf8(body).is_err() {
-        return Err(FaultReason::InvalidUtf8);
-    }
+    super::fast::count(false);
+    parse_hardened(body, limits, deadline)
+}
+
+/// The hardened parser alone, without the fast reader in front (the reference the fast reader
+/// is compared with, and the road of every body it defers). Expects a body that is not empty
+/// and valid UTF-8, as [`parse_until`] checks first.
+fn parse_hardened(
+    body: &[u8],
+    limits: &XmlLimits,
+    deadline: Option<Instant>,
+) -> Result<RawRequest, FaultReason> {
     let mut parser = Parser::new(limits);
     parser.deadline = deadline;
     parser.run(body)
+}
+
+/// [`parse`] without the fast reader: what the hardened parser alone says of `body`. For the
+/// differential tests of [`super::fast::read`]; the server always goes through [`parse`].
+pub fn parse_without_fast_reader(
+    body: &[u8],
+    limits: &XmlLimits,
+) -> Result<RawRequest, FaultReason> {
+    check_bytes(body)?;
+    parse_hardened(body, limits, None)
+}
+
+/// What both readers need first: a body that is not empty, and valid UTF-8 — checked once up
+/// front, so every text slice after it is valid UTF-8 and no later decoding step can fail or
+/// substitute characters.
+fn check_bytes(body: &[u8]) -> Result<(), FaultReason> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Err(FaultReason::Empty);
+    }
+    if std::str::from_utf8(body).is_err() {
+        return Err(FaultReason::InvalidUtf8);
+    }
+    Ok(())
 }
 
 /// How many XML events pass between two looks at the clock.
