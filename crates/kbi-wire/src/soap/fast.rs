@@ -34,6 +34,14 @@ use super::XmlLimits;
 /// Criteria, INSZ.
 const DEPTH: usize = 9;
 
+/// The most namespace declarations taken on one element (callers declare two or three).
+const DECLARATIONS_TAKEN: usize = 4;
+
+/// The reserved namespace URIs (Namespaces in XML 1.0, section 3), which no prefix read here may
+/// be bound to.
+const XML_NS: &str = "http://www.w3.org/XML/1998/namespace";
+const XMLNS_NS: &str = "http://www.w3.org/2000/xmlns/";
+
 /// The XML declarations accepted as they are (what the known clients send).
 const DECLARATIONS: [&[u8]; 5] = [
     b"<?xml version=\"1.0\" encoding=\"UTF-8\"?>",
@@ -344,8 +352,11 @@ impl<'b> Scanner<'b> {
         Some(prefix)
     }
 
-    /// The rest of a start tag: ` xmlns:p="uri"` declarations of the SOAP 1.1 or the target
-    /// namespace (each prefix once), then `>`. Anything else is deferred.
+    /// The rest of a start tag: ` xmlns:p="uri"` declarations (each prefix once, at most
+    /// [`DECLARATIONS_TAKEN`]), then `>`. Other namespaces than SOAP 1.1 and the target one may
+    /// be declared (node-soap declares `xsi`) but never used: only the Envelope's and the
+    /// operation's prefixes are, and those must be bound to those two. Anything else — another
+    /// attribute, a default namespace, a reserved or empty URI, a reference — is deferred.
     fn declarations(&mut self) -> Option<Vec<(&'b str, &'b str)>> {
         let mut declared: Vec<(&'b str, &'b str)> = Vec::new();
         loop {
@@ -364,18 +375,19 @@ impl<'b> Scanner<'b> {
                 return None;
             }
             self.at += 1;
-            let uri = if self.eat(SOAP11_ENVELOPE_NS.as_bytes()) {
-                SOAP11_ENVELOPE_NS
-            } else if self.eat(TARGET_NS.as_bytes()) {
-                TARGET_NS
-            } else {
-                return None;
-            };
-            if !self.eat(&[quote]) || declared.iter().any(|(p, _)| *p == prefix) {
+            let length = memchr::memchr(quote, self.rest())?;
+            let uri = &self.body[self.at..self.at + length];
+            self.at += length + 1;
+            let plain_uri = !uri.is_empty()
+                && uri.bytes().all(|b| b > b' ' && !matches!(b, b'<' | b'&' | b'>' | 0x7f))
+                && uri.is_ascii()
+                && uri != XML_NS
+                && uri != XMLNS_NS;
+            if !plain_uri || declared.iter().any(|(p, _)| *p == prefix) {
                 return None;
             }
             declared.push((prefix, uri));
-            if declared.len() > 2 {
+            if declared.len() > DECLARATIONS_TAKEN {
                 return None;
             }
         }
