@@ -117,6 +117,8 @@ const TOKENS: &[&str] = &[
 #[derive(Debug, Clone)]
 enum Mutation {
     Insert(usize, usize),
+    /// A token right after the `n`-th `>`: at the start of a value or between two elements.
+    InsertAfterTag(usize, usize),
     Delete(usize, usize),
     Byte(usize, u8),
     Repeat(usize, usize),
@@ -125,6 +127,7 @@ enum Mutation {
 fn mutation() -> impl Strategy<Value = Mutation> {
     prop_oneof![
         (any::<usize>(), 0..TOKENS.len()).prop_map(|(at, token)| Mutation::Insert(at, token)),
+        (any::<usize>(), 0..TOKENS.len()).prop_map(|(n, token)| Mutation::InsertAfterTag(n, token)),
         (any::<usize>(), 1usize..40).prop_map(|(at, n)| Mutation::Delete(at, n)),
         (any::<usize>(), any::<u8>()).prop_map(|(at, byte)| Mutation::Byte(at, byte)),
         (any::<usize>(), 1usize..200).prop_map(|(at, n)| Mutation::Repeat(at, n)),
@@ -138,6 +141,13 @@ fn mutate(mut body: Vec<u8>, mutations: &[Mutation]) -> Vec<u8> {
             Mutation::Insert(at, token) => {
                 let at = at % len.min(body.len() + 1);
                 body.splice(at..at, TOKENS[token].bytes());
+            }
+            Mutation::InsertAfterTag(n, token) => {
+                let tags: Vec<usize> = memchr_all(b'>', &body);
+                if !tags.is_empty() {
+                    let at = tags[n % tags.len()] + 1;
+                    body.splice(at..at, TOKENS[token].bytes());
+                }
             }
             Mutation::Delete(at, n) if !body.is_empty() => {
                 let at = at % body.len();
@@ -156,6 +166,14 @@ fn mutate(mut body: Vec<u8>, mutations: &[Mutation]) -> Vec<u8> {
         }
     }
     body
+}
+
+fn memchr_all(byte: u8, body: &[u8]) -> Vec<usize> {
+    body.iter()
+        .enumerate()
+        .filter(|(_, b)| **b == byte)
+        .map(|(i, _)| i)
+        .collect()
 }
 
 /// One `Vraag` with generated values.
