@@ -375,6 +375,8 @@ impl Metrics {
         let clock = std::sync::Arc::new(SnapshotClock::new()?);
         registry.register(Box::new(ClockCollector(clock.clone())))?;
 
+        registry.register(Box::new(FastPathCollector::new()?))?;
+
         // Process metrics exist only where the crate can read /proc (Linux).
         #[cfg(target_os = "linux")]
         registry.register(Box::new(
@@ -636,6 +638,58 @@ impl SnapshotClock {
         let max = self.max_age_ms.load(Ordering::Acquire);
         self.age_ms(now)
             .is_some_and(|age| max == NO_MAX_AGE || age <= max)
+    }
+}
+
+/// `kbi_soap_fast_path_total{outcome}`: the SOAP bodies the fast reader took and those it
+/// deferred to the hardened parser, read at scrape time from `kbi_wire`'s own counters (the
+/// parse counts them where it decides, with no handle to pass down).
+struct FastPathCollector {
+    counters: IntCounterVec,
+    /// Serialises scrapes: each adds what was counted since the last one.
+    seen: std::sync::Mutex<kbi_wire::soap::fast::FastPathCounts>,
+}
+
+impl FastPathCollector {
+    fn new() -> Result<Self, prometheus::Error> {
+        let counters = IntCounterVec::new(
+            Opts::new(
+                "kbi_soap_fast_path_total",
+                "SOAP bodies read by the fast reader (taken) or handed to the hardened parser \
+                 (deferred).",
+            ),
+            &["outcome"],
+        )?;
+        // Both series exist from the start, at 0.
+        for outcome in ["taken", "deferred"] {
+            counters.with_label_values(&[outcome]);
+        }
+        Ok(FastPathCollector {
+            counters,
+            seen: std::sync::Mutex::new(kbi_wire::soap::fast::counts()),
+        })
+    }
+}
+
+impl Collector for FastPathCollector {
+    fn desc(&self) -> Vec<&Desc> {
+        self.counters.desc()
+    }
+
+    fn collect(&self) -> Vec<MetricFamily> {
+        let now = kbi_wire::soap::fast::counts();
+        let mut seen = self
+            .seen
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        self.counters
+            .with_label_values(&["taken"])
+            .inc_by(now.taken.saturating_sub(seen.taken));
+        self.counters
+            .with_label_values(&["deferred"])
+            .inc_by(now.deferred.saturating_sub(seen.deferred));
+        *seen = now;
+        self.counters.collect()
     }
 }
 

@@ -26,7 +26,11 @@ fn golden_bodies() -> Vec<Vec<u8>> {
             bodies.push(body.as_bytes().to_vec());
         }
     }
-    assert!(bodies.len() >= 10, "golden SOAP bodies found: {}", bodies.len());
+    assert!(
+        bodies.len() >= 10,
+        "golden SOAP bodies found: {}",
+        bodies.len()
+    );
     bodies
 }
 
@@ -34,7 +38,14 @@ fn golden_bodies() -> Vec<Vec<u8>> {
 fn client_bodies() -> Vec<Vec<u8>> {
     ["zeep-4.3.3.xml", "node-soap-1.13.0.xml"]
         .iter()
-        .map(|name| std::fs::read(manifest_dir().join("tests/fixtures/soap-clients").join(name)).unwrap())
+        .map(|name| {
+            std::fs::read(
+                manifest_dir()
+                    .join("tests/fixtures/soap-clients")
+                    .join(name),
+            )
+            .unwrap()
+        })
         .collect()
 }
 
@@ -55,7 +66,12 @@ fn agrees(body: &[u8], limits: &XmlLimits) -> Result<bool, TestCaseError> {
     prop_assert_eq!(&parse::parse(body, limits), &hardened);
     match fast::read(body, limits) {
         Some(fast) => {
-            prop_assert_eq!(Ok(fast), hardened, "fast reader differs on {:?}", String::from_utf8_lossy(body));
+            prop_assert_eq!(
+                Ok(fast),
+                hardened,
+                "fast reader differs on {:?}",
+                String::from_utf8_lossy(body)
+            );
             Ok(true)
         }
         None => Ok(false),
@@ -66,7 +82,11 @@ fn agrees(body: &[u8], limits: &XmlLimits) -> Result<bool, TestCaseError> {
 fn real_clients_and_golden_requests_take_the_fast_path() {
     let limits = XmlLimits::default();
     for body in client_bodies() {
-        assert!(agrees(&body, &limits).unwrap(), "{}", String::from_utf8_lossy(&body));
+        assert!(
+            agrees(&body, &limits).unwrap(),
+            "{}",
+            String::from_utf8_lossy(&body)
+        );
     }
     let golden = golden_bodies();
     let taken = golden
@@ -78,7 +98,10 @@ fn real_clients_and_golden_requests_take_the_fast_path() {
         .iter()
         .filter(|body| parse::parse_without_fast_reader(body, &limits).is_ok())
         .count();
-    assert!(taken >= accepted - 1, "{taken} of {accepted} accepted golden bodies taken");
+    assert!(
+        taken >= accepted - 1,
+        "{taken} of {accepted} accepted golden bodies taken"
+    );
 }
 
 #[test]
@@ -107,11 +130,45 @@ fn hostile_bodies_are_all_deferred() {
 
 /// Snippets that make XML unusual, inserted by the mutations.
 const TOKENS: &[&str] = &[
-    "<!-- c -->", "<![CDATA[x]]>", "&amp;", "&#49;", "&lt;", "xmlns=\"\"", " xmlns:x=\"urn:x\"",
-    " a=\"1\"", "<x/>", "</x>", "<", ">", "/", "/>", "\"", "'", ":", " ", "\n", "\r\n", "\t",
-    "\u{1}", "\u{7f}", "é", "\u{FFFE}", "\u{10000}", "]]>", "<?pi?>", "<!DOCTYPE x>", "\u{FEFF}",
-    "<Vraag>", "</Vraag>", "<Referte>r</Referte>", "<Premiejaar>2026</Premiejaar>",
-    "<Gebruiker>g</Gebruiker>", "<soapenv:Header/>", "soapenv:", "geef:", "xml",
+    "<!-- c -->",
+    "<![CDATA[x]]>",
+    "&amp;",
+    "&#49;",
+    "&lt;",
+    "xmlns=\"\"",
+    " xmlns:x=\"urn:x\"",
+    " a=\"1\"",
+    "<x/>",
+    "</x>",
+    "<",
+    ">",
+    "/",
+    "/>",
+    "\"",
+    "'",
+    ":",
+    " ",
+    "\n",
+    "\r\n",
+    "\t",
+    "\u{1}",
+    "\u{7f}",
+    "é",
+    "\u{FFFE}",
+    "\u{10000}",
+    "]]>",
+    "<?pi?>",
+    "<!DOCTYPE x>",
+    "\u{FEFF}",
+    "<Vraag>",
+    "</Vraag>",
+    "<Referte>r</Referte>",
+    "<Premiejaar>2026</Premiejaar>",
+    "<Gebruiker>g</Gebruiker>",
+    "<soapenv:Header/>",
+    "soapenv:",
+    "geef:",
+    "xml",
 ];
 
 #[derive(Debug, Clone)]
@@ -266,7 +323,12 @@ impl Canonical {
         if let Some(gebruiker) = &self.gebruiker {
             out += &leaf("Gebruiker", gebruiker, ws());
         }
-        out += &format!("{}</Afzender></Bericht>{}</Context>{}<Vragen>", ws(), ws(), ws());
+        out += &format!(
+            "{}</Afzender></Bericht>{}</Context>{}<Vragen>",
+            ws(),
+            ws(),
+            ws()
+        );
         for vraag in &self.vragen {
             out += &format!("{}<Vraag>", ws());
             out += &leaf("Referte", &vraag.referte, ws());
@@ -295,7 +357,14 @@ impl Canonical {
 fn canonical() -> impl Strategy<Value = Canonical> {
     let prefix = "[a-wyz][a-z0-9-]{0,7}";
     (
-        (0..DECLARATIONS.len(), prefix, prefix, any::<bool>(), any::<bool>(), 0usize..3),
+        (
+            0..DECLARATIONS.len(),
+            prefix,
+            prefix,
+            any::<bool>(),
+            any::<bool>(),
+            0usize..3,
+        ),
         proptest::collection::vec(0..SPACES.len(), 1..8),
         "[A-Za-z0-9 ._-]{0,40}",
         proptest::option::of("[A-Za-z0-9 .é_-]{0,20}"),
@@ -303,7 +372,13 @@ fn canonical() -> impl Strategy<Value = Canonical> {
     )
         .prop_filter("distinct prefixes", |((_, s, g, _, _, _), ..)| s != g)
         .prop_map(
-            |((declaration, soap_prefix, op_prefix, on_op, xsi, header), space, referte, gebruiker, vragen)| {
+            |(
+                (declaration, soap_prefix, op_prefix, on_op, xsi, header),
+                space,
+                referte,
+                gebruiker,
+                vragen,
+            )| {
                 Canonical {
                     declaration,
                     soap_prefix,
@@ -367,6 +442,9 @@ proptest! {
 /// The request builder of the other SOAP tests gives a canonical body too.
 #[test]
 fn the_test_harness_request_is_canonical() {
-    let body = request(&[Q::date("q-1", "83040410690", "2023-01-01"), Q::year("q-2", "83040410690", "2024")]);
+    let body = request(&[
+        Q::date("q-1", "83040410690", "2023-01-01"),
+        Q::year("q-2", "83040410690", "2024"),
+    ]);
     assert!(agrees(body.as_bytes(), &XmlLimits::default()).unwrap());
 }

@@ -379,7 +379,9 @@ impl<'b> Scanner<'b> {
             let uri = &self.body[self.at..self.at + length];
             self.at += length + 1;
             let plain_uri = !uri.is_empty()
-                && uri.bytes().all(|b| b > b' ' && !matches!(b, b'<' | b'&' | b'>' | 0x7f))
+                && uri
+                    .bytes()
+                    .all(|b| b > b' ' && !matches!(b, b'<' | b'&' | b'>' | 0x7f))
                 && uri.is_ascii()
                 && uri != XML_NS
                 && uri != XMLNS_NS;
@@ -464,9 +466,9 @@ impl<'b> Scanner<'b> {
 /// characters, and short enough not to be cut.
 fn plain(text: &str) -> bool {
     text.len() <= MAX_VALUE_BYTES
-        && text.bytes().all(|b| {
-            (b >= 0x20 && b != b'&' && b != b'>' && b != 0x7f) || b == b'\t' || b == b'\n'
-        })
+        && text
+            .bytes()
+            .all(|b| (b >= 0x20 && b != b'&' && b != b'>' && b != 0x7f) || b == b'\t' || b == b'\n')
         && (text.is_ascii() || text.chars().all(is_xml_char))
 }
 
@@ -494,12 +496,28 @@ mod tests {
             ("CDATA", "v1<", "<![CDATA[v1]]><"),
             ("entity", ">v1<", ">v&amp;1<"),
             ("attribute", "<Verzoek>", "<Verzoek a=\"1\">"),
-            ("other namespace", "<Verzoek>", "<Verzoek xmlns:x=\"urn:x\">"),
+            (
+                "other namespace",
+                "<Verzoek>",
+                "<Verzoek xmlns:x=\"urn:x\">",
+            ),
             ("default namespace", "<Verzoek>", "<Verzoek xmlns=\"\">"),
-            ("reordered", "<Naam>GeefAdviesInburgeringsplicht</Naam><Versie>01.00.0000</Versie>", "<Versie>01.00.0000</Versie><Naam>GeefAdviesInburgeringsplicht</Naam>"),
+            (
+                "reordered",
+                "<Naam>GeefAdviesInburgeringsplicht</Naam><Versie>01.00.0000</Versie>",
+                "<Versie>01.00.0000</Versie><Naam>GeefAdviesInburgeringsplicht</Naam>",
+            ),
             ("unknown element", "<Inhoud>", "<Extra/><Inhoud>"),
-            ("self-closing", "<Gebruiker>tester</Gebruiker>", "<Gebruiker/>"),
-            ("header entry", "<soapenv:Header/>", "<soapenv:Header><h:x xmlns:h=\"urn:h\"/></soapenv:Header>"),
+            (
+                "self-closing",
+                "<Gebruiker>tester</Gebruiker>",
+                "<Gebruiker/>",
+            ),
+            (
+                "header entry",
+                "<soapenv:Header/>",
+                "<soapenv:Header><h:x xmlns:h=\"urn:h\"/></soapenv:Header>",
+            ),
             ("trailing", "</soapenv:Envelope>\n", "</soapenv:Envelope>x"),
             ("carriage return", ">v1<", ">v\r1<"),
         ] {
