@@ -33,6 +33,14 @@ use kbi_core::domain::{CompiledSnapshot, ErrorCode, Insz, Question, Verdict};
 use parse::{RawContext, RawQuestion, Value};
 use render::{Ontvanger, ReplyHead, XmlOut};
 
+/// The largest body the server parses and judges on the network thread that read it; larger
+/// bodies go to the compute pool, within the request's time budget. Every limit of
+/// [`XmlLimits`] makes the parse linear, so a body this small costs little whatever it holds:
+/// the worst hostile body of this size is measured by `cargo bench --bench soap --
+/// soap_inline_bound` (`docs/soap.md`, "Inline or compute pool"), and the hand-over to another
+/// thread costs more than such a parse on a machine whose cores are all busy.
+pub const INLINE_MAX_BYTES: usize = 16 * 1024;
+
 /// Bounds on what a request may make the parser do (`security-and-audit.md`).
 #[derive(Debug, Clone)]
 pub struct XmlLimits {
