@@ -95,22 +95,22 @@ pub struct Envelope {
     pub question_count: usize,
 }
 
-/// What the snapshot an answer rests on says of itself (`Bron`).
+/// What the snapshot an answer rests on says of itself: its `Bron` element (`SnapshotId`,
+/// `Extractiedatum`, `Regelset`), encoded once per snapshot (per thread) and copied as bytes into
+/// every `Advies` of every reply that rests on it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Source {
-    pub snapshot_id: String,
-    /// `Extractiedatum`: the snapshot's extraction time as every answer gives it, formatted
-    /// once when the snapshot was compiled.
-    pub extracted_at: String,
-    pub rule_set: String,
+    bron: std::sync::Arc<[u8]>,
 }
 
 impl Source {
     pub fn of(snapshot: &CompiledSnapshot) -> Source {
         Source {
-            snapshot_id: snapshot.meta.snapshot_id.clone(),
-            extracted_at: snapshot.extracted_at_text.clone(),
-            rule_set: snapshot.rules.version.clone(),
+            bron: render::bron_of(
+                &snapshot.meta.snapshot_id,
+                &snapshot.extracted_at_text,
+                &snapshot.rules.version,
+            ),
         }
     }
 }
@@ -315,7 +315,7 @@ pub fn render(reply: &Reply, responder: &Responder<'_>, now: DateTime<Utc>) -> V
             verdicts,
             source,
         } => {
-            let bron = render::bron(&source.snapshot_id, &source.extracted_at, &source.rule_set);
+            let bron = &source.bron;
             let mut out = XmlOut::for_answers(verdicts.len());
             render::begin_reply(&mut out, &head(responder, now, recipient.as_ontvanger()));
             render::begin_answers(&mut out);

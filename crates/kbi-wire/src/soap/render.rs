@@ -4,14 +4,16 @@
 //! [`XmlOut::text`], which escapes markup and replaces characters XML cannot carry, so a reply is
 //! well-formed whatever was echoed.
 
+use std::cell::RefCell;
 use std::io::Write as _;
+use std::sync::{Arc, OnceLock};
 
 use chrono::{DateTime, Datelike, NaiveDate, Timelike, Utc};
 
 use super::parse::{is_xml_char, SOAP11_ENVELOPE_NS, TARGET_NS};
 use super::time::brussels;
 use kbi_core::domain::day::iso_date_bytes;
-use kbi_core::domain::{Advice, ErrorCode};
+use kbi_core::domain::{Advice, ErrorCode, ReasonCode};
 
 /// `Naam` of the operation in both directions.
 pub(crate) const NAAM: &str = "GeefAdviesInburgeringsplicht";
@@ -138,14 +140,21 @@ fn open_envelope(out: &mut XmlOut) {
 
 /// The envelope up to and including the reply's `Context`.
 pub(crate) fn begin_reply(out: &mut XmlOut, head: &ReplyHead<'_>) {
-    open_envelope(out);
-    out.raw("<geef:GeefAdviesInburgeringsplichtResponse xmlns:geef=\"");
-    out.raw(TARGET_NS);
-    out.raw("\"><Repliek><Context>");
-    out.element("Naam", NAAM);
-    out.element("Versie", VERSIE);
-    out.open("Bericht");
-    out.element("Type", "ANTWOORD");
+    // Everything up to the reply's own `Tijdstip` is the same in every reply: encoded once.
+    static FIXED: OnceLock<Vec<u8>> = OnceLock::new();
+    let fixed = FIXED.get_or_init(|| {
+        let mut out = XmlOut { buf: Vec::new() };
+        open_envelope(&mut out);
+        out.raw("<geef:GeefAdviesInburgeringsplichtResponse xmlns:geef=\"");
+        out.raw(TARGET_NS);
+        out.raw("\"><Repliek><Context>");
+        out.element("Naam", NAAM);
+        out.element("Versie", VERSIE);
+        out.open("Bericht");
+        out.element("Type", "ANTWOORD");
+        out.buf
+    });
+    out.buf.extend_from_slice(fixed);
     tijdstip(out, head.now);
     out.open("Afzender");
     out.element("Identificatie", head.service_identificatie);
@@ -206,7 +215,39 @@ pub(crate) fn end_answers(out: &mut XmlOut) {
     out.close("Antwoorden");
 }
 
-/// `Bron`, rendered once per reply and copied into every `Advies`.
+/// `Bron` of the snapshot with these values, encoded once per snapshot and thread: the last one
+/// encoded on this thread is kept and given again while the values are the same (a snapshot is
+/// in use for hours; a reload changes them). Equal values give equal bytes, so the cache can only
+/// ever save work, never change a reply.
+pub(crate) fn bron_of(snapshot_id: &str, extracted_at: &str, regelset: &str) -> Arc<[u8]> {
+    struct Cached {
+        snapshot_id: String,
+        extracted_at: String,
+        regelset: String,
+        bron: Arc<[u8]>,
+    }
+    thread_local! {
+        static LAST: RefCell<Option<Cached>> = const { RefCell::new(None) };
+    }
+    LAST.with(|last| {
+        let mut last = last.borrow_mut();
+        if let Some(cached) = last.as_ref().filter(|c| {
+            c.snapshot_id == snapshot_id && c.extracted_at == extracted_at && c.regelset == regelset
+        }) {
+            return cached.bron.clone();
+        }
+        let bron: Arc<[u8]> = bron(snapshot_id, extracted_at, regelset).into();
+        *last = Some(Cached {
+            snapshot_id: snapshot_id.to_owned(),
+            extracted_at: extracted_at.to_owned(),
+            regelset: regelset.to_owned(),
+            bron: bron.clone(),
+        });
+        bron
+    })
+}
+
+/// `Bron`, copied into every `Advies`.
 /// `extracted_at` is the snapshot's `extracted_at_text`, the same text as the JSON door's
 /// `source.extracted_at`.
 pub(crate) fn bron(snapshot_id: &str, extracted_at: &str, regelset: &str) -> Vec<u8> {
@@ -241,10 +282,7 @@ pub(crate) fn answer_advice(out: &mut XmlOut, referte: Option<&str>, advice: &Ad
     out.element("Resultaat", advice.result());
     // Only a NOK carries a reason (data minimisation), exactly as the JSON door.
     if let Some(reason) = advice.reason.filter(|_| !advice.is_ok()) {
-        out.open("Reden");
-        out.element("Code", reason.code());
-        out.element("Omschrijving", reason.nl());
-        out.close("Reden");
+        reden(out, reason);
     }
     out.buf.extend_from_slice(bron);
     out.raw("</Advies></Inhoud>");
@@ -252,6 +290,32 @@ pub(crate) fn answer_advice(out: &mut XmlOut, referte: Option<&str>, advice: &Ad
 }
 
 /// An `Antwoord` carrying the question's Uitzondering.
+/// `Reden` of `reason` (its code and its escaped Dutch text), each encoded once per process.
+fn reden(out: &mut XmlOut, reason: ReasonCode) {
+    fn encode(out: &mut XmlOut, reason: ReasonCode) {
+        out.open("Reden");
+        out.element("Code", reason.code());
+        out.element("Omschrijving", reason.nl());
+        out.close("Reden");
+    }
+    static REDEN: OnceLock<Vec<(ReasonCode, Vec<u8>)>> = OnceLock::new();
+    let all = REDEN.get_or_init(|| {
+        ReasonCode::ALL
+            .iter()
+            .map(|&reason| {
+                let mut out = XmlOut { buf: Vec::new() };
+                encode(&mut out, reason);
+                (reason, out.buf)
+            })
+            .collect()
+    });
+    match all.iter().find(|(r, _)| *r == reason) {
+        Some((_, bytes)) => out.buf.extend_from_slice(bytes),
+        // A reason missing from `ReasonCode::ALL` is still written, only not from the cache.
+        None => encode(out, reason),
+    }
+}
+
 pub(crate) fn answer_error(
     out: &mut XmlOut,
     referte: Option<&str>,
