@@ -77,6 +77,15 @@ fn soap(c: &mut Criterion) {
             &body,
             |b, body| b.iter(|| parse::parse(black_box(body.as_bytes()), &limits)),
         );
+        // The same body through the hardened parser alone (what every body cost before the fast
+        // reader, and what every deferred body costs).
+        group.bench_with_input(
+            BenchmarkId::new("hardened_questions", questions),
+            &body,
+            |b, body| {
+                b.iter(|| parse::parse_without_fast_reader(black_box(body.as_bytes()), &limits))
+            },
+        );
     }
     group.finish();
 
