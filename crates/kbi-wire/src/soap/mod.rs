@@ -601,14 +601,38 @@ fn shaped(text: &str, pattern: &str) -> bool {
         })
 }
 
-/// `Datum`: YYYY-MM-DD, an existing day.
-fn valid_datum(text: &str) -> bool {
-    shaped(text, "9999-99-99") && NaiveDate::parse_from_str(text, "%Y-%m-%d").is_ok()
+/// The number the ASCII digits of `text[range]` spell (the caller checked they are digits).
+fn digits(text: &str, range: std::ops::Range<usize>) -> u32 {
+    text.as_bytes()[range]
+        .iter()
+        .fold(0, |n, d| n * 10 + u32::from(d - b'0'))
 }
 
-/// `Tijd`: HH:mm:ss.SSS, an existing time of day.
+/// `Datum`: YYYY-MM-DD, an existing day. Read digit by digit (chrono's format parser cost more
+/// than the rest of the context check), with chrono's calendar: the same days as
+/// `NaiveDate::parse_from_str(text, "%Y-%m-%d")` on this shape.
+fn valid_datum(text: &str) -> bool {
+    shaped(text, "9999-99-99")
+        && NaiveDate::from_ymd_opt(
+            digits(text, 0..4) as i32,
+            digits(text, 5..7),
+            digits(text, 8..10),
+        )
+        .is_some()
+}
+
+/// `Tijd`: HH:mm:ss.SSS, an existing time of day. The common case digit by digit; a second of
+/// 60 (which chrono reads as a leap second) is left to chrono, so the answer is always
+/// `NaiveTime::parse_from_str(text, "%H:%M:%S%.3f")`'s.
 fn valid_tijd(text: &str) -> bool {
-    shaped(text, "99:99:99.999") && NaiveTime::parse_from_str(text, "%H:%M:%S%.3f").is_ok()
+    if !shaped(text, "99:99:99.999") {
+        return false;
+    }
+    let (hour, minute, second) = (digits(text, 0..2), digits(text, 3..5), digits(text, 6..8));
+    if second == 60 {
+        return NaiveTime::parse_from_str(text, "%H:%M:%S%.3f").is_ok();
+    }
+    hour < 24 && minute < 60 && second < 60
 }
 
 #[cfg(test)]
@@ -625,6 +649,30 @@ mod tests {
         assert!(!valid_tijd("24:00:00.000"));
         assert!(!valid_tijd("12:00:00"));
         assert!(!valid_tijd("12:00:00.1234"));
+    }
+
+    #[test]
+    fn datum_and_tijd_agree_with_chrono_on_every_shape() {
+        for year in [0, 1, 1900, 2000, 2024, 2026, 9999] {
+            for month in 0..=13 {
+                for day in 0..=32 {
+                    let text = format!("{year:04}-{month:02}-{day:02}");
+                    let chrono = NaiveDate::parse_from_str(&text, "%Y-%m-%d").is_ok();
+                    assert_eq!(valid_datum(&text), chrono, "{text}");
+                }
+            }
+        }
+        for hour in 0..=25 {
+            for minute in [0, 1, 59, 60, 61, 99] {
+                for second in [0, 1, 59, 60, 61, 99] {
+                    for millis in [0, 999] {
+                        let text = format!("{hour:02}:{minute:02}:{second:02}.{millis:03}");
+                        let chrono = NaiveTime::parse_from_str(&text, "%H:%M:%S%.3f").is_ok();
+                        assert_eq!(valid_tijd(&text), chrono, "{text}");
+                    }
+                }
+            }
+        }
     }
 
     #[test]

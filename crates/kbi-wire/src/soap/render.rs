@@ -183,14 +183,19 @@ fn tijdstip(out: &mut XmlOut, now: DateTime<Utc>) {
     out.date("Datum", local.date());
     out.open("Tijd");
     let millis = (local.nanosecond() / 1_000_000).min(999);
-    let _ = write!(
-        out.buf,
-        "{:02}:{:02}:{:02}.{:03}",
-        local.hour(),
-        local.minute(),
-        local.second().min(59),
-        millis
-    );
+    // Digit by digit: `write!` through `fmt` cost more than the rest of the reply's head.
+    let two = |n: u32| [b'0' + (n / 10 % 10) as u8, b'0' + (n % 10) as u8];
+    out.buf.extend_from_slice(&two(local.hour()));
+    out.buf.push(b':');
+    out.buf.extend_from_slice(&two(local.minute()));
+    out.buf.push(b':');
+    out.buf.extend_from_slice(&two(local.second().min(59)));
+    out.buf.push(b'.');
+    out.buf.extend_from_slice(&[
+        b'0' + (millis / 100) as u8,
+        b'0' + (millis / 10 % 10) as u8,
+        b'0' + (millis % 10) as u8,
+    ]);
     out.close("Tijd");
     out.close("Tijdstip");
 }
