@@ -33,13 +33,20 @@ use kbi_core::domain::{CompiledSnapshot, ErrorCode, Insz, Question, Verdict};
 use parse::{RawContext, RawQuestion, Value};
 use render::{Ontvanger, ReplyHead, XmlOut};
 
-/// The largest body the server parses and judges on the network thread that read it; larger
-/// bodies go to the compute pool, within the request's time budget. Every limit of
-/// [`XmlLimits`] makes the parse linear, so a body this small costs little whatever it holds:
-/// the worst hostile body of this size is measured by `cargo bench --bench soap --
-/// soap_inline_bound` (`docs/soap.md`, "Inline or compute pool"), and the hand-over to another
-/// thread costs more than such a parse on a machine whose cores are all busy.
+/// The largest body the server reads and judges on the network thread that received it when the
+/// fast reader takes it ([`parse_fast`]: the canonical shape, whose cost is that of its
+/// questions); a larger body, or one of more than [`HARDENED_INLINE_MAX_BYTES`] that the fast
+/// reader defers, goes to the compute pool within the request's time budget. The hop to another
+/// thread and back costs two context switches (`load-tests/ctxsw.py`), more than the whole parse
+/// of a small body on a machine whose cores are all busy. Measured: `docs/soap.md`, "Inline or
+/// compute pool", and `cargo bench --bench soap -- soap_inline_bound`.
 pub const INLINE_MAX_BYTES: usize = 16 * 1024;
+
+/// The largest body the hardened parser reads on the network thread. Every limit of
+/// [`XmlLimits`] makes its parse linear, but an unusual body costs several times a canonical one
+/// per byte (4,000 empty header elements in 16 KiB: ≈ 3.5 M instructions), so only bodies this
+/// small, whose worst case stays well under a millisecond, are read inline whatever they hold.
+pub const HARDENED_INLINE_MAX_BYTES: usize = 4 * 1024;
 
 /// Bounds on what a request may make the parser do (`security-and-audit.md`).
 #[derive(Debug, Clone)]
@@ -247,6 +254,21 @@ pub fn parse(
         faultcode: reason.faultcode(),
         faultstring: reason.to_string(),
     })?;
+    envelope(request)
+}
+
+/// [`parse`] if the fast reader takes the body (counted as taken), else `None` and nothing is
+/// counted: the caller then hands the body to [`parse`] (the server: on the compute pool), which
+/// defers it again and counts it once. For the server's choice of thread
+/// ([`INLINE_MAX_BYTES`]).
+pub fn parse_fast(body: &[u8], limits: &XmlLimits) -> Option<Result<Envelope, Reply>> {
+    let request = fast::read(body, limits)?;
+    fast::count(true);
+    Some(envelope(request))
+}
+
+/// The request's context checked (30012), and the envelope of a valid one.
+fn envelope(request: parse::RawRequest) -> Result<Envelope, Reply> {
     let context = &request.context;
     if let Err(detail) = check_context(context) {
         let code = ErrorCode::InvalidContext;
@@ -364,8 +386,20 @@ pub fn parse_admit_judge<A, S>(
 where
     S: std::ops::Deref<Target = CompiledSnapshot>,
 {
+    admit_judge(parse(body, limits, deadline), admit, snapshot)
+}
+
+/// [`parse_admit_judge`] after the parse: for a body already read ([`parse_fast`]).
+pub fn admit_judge<A, S>(
+    parsed: Result<Envelope, Reply>,
+    admit: impl FnOnce(&Envelope) -> Result<A, Reply>,
+    snapshot: impl FnOnce() -> Option<S>,
+) -> Result<Judged<A, S>, Box<Refused>>
+where
+    S: std::ops::Deref<Target = CompiledSnapshot>,
+{
     // Boxed: the refusal carries a reply and a context, and is the rare path.
-    let envelope = parse(body, limits, deadline).map_err(|reply| {
+    let envelope = parsed.map_err(|reply| {
         Box::new(Refused {
             reply,
             caller: None,
