@@ -342,7 +342,7 @@ pub fn render(reply: &Reply, responder: &Responder<'_>, now: DateTime<Utc>) -> V
             render::begin_reply(&mut out, &head(responder, now, recipient.as_ontvanger()));
             render::begin_answers(&mut out);
             for verdict in verdicts {
-                render_answer(&mut out, verdict, &bron);
+                render_answer(&mut out, verdict, bron);
             }
             render::end_answers(&mut out);
             render::end_reply(&mut out);
