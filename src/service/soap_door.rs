@@ -90,22 +90,34 @@ async fn parse_admit_judge(
     let peer = request.conn_data::<PeerClient>().cloned();
     let admit_here = |envelope: &Envelope| admit(state, peer.as_ref(), envelope);
     let snapshot_here = || state.store.current();
+    // Counts which reader read the body (kbi_soap_fast_path_total).
+    let counted = |result: Result<Judged, Box<soap::Refused>>| {
+        let road = match &result {
+            Ok(judged) => judged.road,
+            Err(refused) => refused.road,
+        };
+        state.metrics.record_soap_road(road);
+        result.map_err(|refused| refused.reply)
+    };
     if body.len() <= soap::HARDENED_INLINE_MAX_BYTES {
         // The same deadline as on the pool: the hardened parser still stops itself at the budget.
         let deadline = Instant::now() + state.compute.budget;
-        return soap::parse_admit_judge(
+        return counted(soap::parse_admit_judge(
             &body,
             &state.limits.xml,
             Some(deadline),
             admit_here,
             snapshot_here,
-        )
-        .map_err(|refused| refused.reply);
+        ));
     }
     if body.len() <= soap::INLINE_MAX_BYTES {
         if let Some(parsed) = soap::parse_fast(&body, &state.limits.xml) {
-            return soap::admit_judge(parsed, admit_here, snapshot_here)
-                .map_err(|refused| refused.reply);
+            return counted(soap::admit_judge(
+                parsed,
+                soap::Road::Fast,
+                admit_here,
+                snapshot_here,
+            ));
         }
     }
     let work = {
@@ -118,11 +130,12 @@ async fn parse_admit_judge(
                 |envelope| admit(&state, peer.as_ref(), envelope),
                 || state.store.current(),
             )
-            .map_err(|refused| refused.reply)
         }
     };
+    // A body whose parse ran past the budget is not counted: which reader would have finished
+    // it is not known.
     match state.compute.run(Instant::now(), work).await {
-        Ok(judged) => judged,
+        Ok(judged) => counted(judged),
         Err(OverBudget) => Err(Reply::server_fault(format!(
             "the request could not be processed within the time budget of {} ms",
             state.compute.budget.as_millis()
@@ -162,6 +175,7 @@ async fn audit(state: &AppState, referte: &str, judged: Judged) -> Reply {
         envelope,
         snapshot,
         verdicts,
+        ..
     } = judged;
     // The caller's context goes into the audit records as parsed (one type, `Sender`).
     let caller = &envelope.caller;

@@ -215,6 +215,9 @@ pub struct Metrics {
     rate_limited_unknown: IntCounter,
     /// Shared with the scrape-time collector of age and readiness.
     clock: std::sync::Arc<SnapshotClock>,
+    /// `kbi_soap_fast_path_total{outcome="taken"}` and `{outcome="deferred"}`.
+    soap_fast_taken: IntCounter,
+    soap_fast_deferred: IntCounter,
     /// Serialises swaps of `kbi_snapshot_info` (reset + set must not interleave).
     info_lock: Mutex<()>,
 }
@@ -375,7 +378,17 @@ impl Metrics {
         let clock = std::sync::Arc::new(SnapshotClock::new()?);
         registry.register(Box::new(ClockCollector(clock.clone())))?;
 
-        registry.register(Box::new(FastPathCollector::new()?))?;
+        let fast_path_vec = IntCounterVec::new(
+            Opts::new(
+                "kbi_soap_fast_path_total",
+                "SOAP bodies read by the fast reader (taken) or handed to the hardened parser \
+                 (deferred).",
+            ),
+            &["outcome"],
+        )?;
+        registry.register(Box::new(fast_path_vec.clone()))?;
+        let soap_fast_taken = fast_path_vec.with_label_values(&["taken"]);
+        let soap_fast_deferred = fast_path_vec.with_label_values(&["deferred"]);
 
         // Process metrics exist only where the crate can read /proc (Linux).
         #[cfg(target_os = "linux")]
@@ -385,6 +398,8 @@ impl Metrics {
 
         Ok(Metrics {
             registry,
+            soap_fast_taken,
+            soap_fast_deferred,
             requests,
             durations,
             questions_ok,
@@ -448,6 +463,14 @@ impl Metrics {
     /// Counts one request and its latency: `kbi_requests_total{door,outcome}` and
     /// `kbi_request_duration_seconds{door}`.
     #[inline]
+    /// A SOAP body was read by the fast reader (`taken`) or the hardened parser (`deferred`).
+    pub fn record_soap_road(&self, road: kbi_wire::soap::Road) {
+        match road {
+            kbi_wire::soap::Road::Fast => self.soap_fast_taken.inc(),
+            kbi_wire::soap::Road::Hardened => self.soap_fast_deferred.inc(),
+        }
+    }
+
     pub fn observe_request(&self, door: Door, outcome: Outcome, duration: Duration) {
         self.requests[door as usize][outcome as usize].inc();
         self.durations[door as usize].observe(duration.as_secs_f64());
@@ -638,58 +661,6 @@ impl SnapshotClock {
         let max = self.max_age_ms.load(Ordering::Acquire);
         self.age_ms(now)
             .is_some_and(|age| max == NO_MAX_AGE || age <= max)
-    }
-}
-
-/// `kbi_soap_fast_path_total{outcome}`: the SOAP bodies the fast reader took and those it
-/// deferred to the hardened parser, read at scrape time from `kbi_wire`'s own counters (the
-/// parse counts them where it decides, with no handle to pass down).
-struct FastPathCollector {
-    counters: IntCounterVec,
-    /// Serialises scrapes: each adds what was counted since the last one.
-    seen: std::sync::Mutex<kbi_wire::soap::fast::FastPathCounts>,
-}
-
-impl FastPathCollector {
-    fn new() -> Result<Self, prometheus::Error> {
-        let counters = IntCounterVec::new(
-            Opts::new(
-                "kbi_soap_fast_path_total",
-                "SOAP bodies read by the fast reader (taken) or handed to the hardened parser \
-                 (deferred).",
-            ),
-            &["outcome"],
-        )?;
-        // Both series exist from the start, at 0.
-        for outcome in ["taken", "deferred"] {
-            counters.with_label_values(&[outcome]);
-        }
-        Ok(FastPathCollector {
-            counters,
-            seen: std::sync::Mutex::new(kbi_wire::soap::fast::counts()),
-        })
-    }
-}
-
-impl Collector for FastPathCollector {
-    fn desc(&self) -> Vec<&Desc> {
-        self.counters.desc()
-    }
-
-    fn collect(&self) -> Vec<MetricFamily> {
-        let now = kbi_wire::soap::fast::counts();
-        let mut seen = self
-            .seen
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        self.counters
-            .with_label_values(&["taken"])
-            .inc_by(now.taken.saturating_sub(seen.taken));
-        self.counters
-            .with_label_values(&["deferred"])
-            .inc_by(now.deferred.saturating_sub(seen.deferred));
-        *seen = now;
-        self.counters.collect()
     }
 }
 

@@ -21,7 +21,6 @@
 //! [`MAX_VALUE_BYTES`] (the hardened parser cuts and marks it), more questions than
 //! [`XmlLimits::max_questions`], and limits set below what the shape needs.
 
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
 use super::parse::{
@@ -50,31 +49,6 @@ const DECLARATIONS: [&[u8]; 5] = [
     b"<?xml version='1.0' encoding='UTF-8'?>",
     b"<?xml version=\"1.0\"?>",
 ];
-
-static TAKEN: AtomicU64 = AtomicU64::new(0);
-static DEFERRED: AtomicU64 = AtomicU64::new(0);
-
-/// How many bodies the server's parse ([`super::parse`]) read with the fast reader (`taken`) and
-/// how many it handed to the hardened parser (`deferred`), since the process started
-/// (`kbi_soap_fast_path_total{outcome}`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct FastPathCounts {
-    pub taken: u64,
-    pub deferred: u64,
-}
-
-/// The counts so far (process-wide).
-pub fn counts() -> FastPathCounts {
-    FastPathCounts {
-        taken: TAKEN.load(Ordering::Relaxed),
-        deferred: DEFERRED.load(Ordering::Relaxed),
-    }
-}
-
-pub(crate) fn count(taken: bool) {
-    let counter = if taken { &TAKEN } else { &DEFERRED };
-    counter.fetch_add(1, Ordering::Relaxed);
-}
 
 /// The request in `body` if it has the canonical shape, exactly as the hardened parser would
 /// read it; `None` for anything else (then only the hardened parser can say what it is).

@@ -30,6 +30,7 @@ pub use kbi_core::domain::magda::{
     MAX_GEBRUIKER, MAX_HOEDANIGHEID, MAX_IDENTIFICATIE, MAX_REFERTE,
 };
 use kbi_core::domain::{CompiledSnapshot, ErrorCode, Insz, Question, Verdict};
+pub use parse::Road;
 use parse::{RawContext, RawQuestion, Value};
 use render::{Ontvanger, ReplyHead, XmlOut};
 
@@ -103,17 +104,17 @@ pub struct Envelope {
 }
 
 /// What the snapshot an answer rests on says of itself: its `Bron` element (`SnapshotId`,
-/// `Extractiedatum`, `Regelset`), encoded once per snapshot (per thread) and copied as bytes into
-/// every `Advies` of every reply that rests on it.
+/// `Extractiedatum`, `Regelset`), encoded once per reply and copied as bytes into every
+/// `Advies`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Source {
-    bron: std::sync::Arc<[u8]>,
+    bron: Vec<u8>,
 }
 
 impl Source {
     pub fn of(snapshot: &CompiledSnapshot) -> Source {
         Source {
-            bron: render::bron_of(
+            bron: render::bron(
                 &snapshot.meta.snapshot_id,
                 &snapshot.extracted_at_text,
                 &snapshot.rules.version,
@@ -250,21 +251,30 @@ pub fn parse(
     limits: &XmlLimits,
     deadline: Option<Instant>,
 ) -> Result<Envelope, Reply> {
-    let request = parse::parse_until(body, limits, deadline).map_err(|reason| Reply::Fault {
-        faultcode: reason.faultcode(),
-        faultstring: reason.to_string(),
-    })?;
-    envelope(request)
+    parse_on_road(body, limits, deadline).0
 }
 
-/// [`parse`] if the fast reader takes the body (counted as taken), else `None` and nothing is
-/// counted: the caller then hands the body to [`parse`] (the server: on the compute pool), which
-/// defers it again and counts it once. For the server's choice of thread
-/// ([`INLINE_MAX_BYTES`]).
+/// [`parse`], and which reader read the body (for `kbi_soap_fast_path_total`).
+pub fn parse_on_road(
+    body: &[u8],
+    limits: &XmlLimits,
+    deadline: Option<Instant>,
+) -> (Result<Envelope, Reply>, Road) {
+    let (request, road) = parse::parse_until(body, limits, deadline);
+    let parsed = request
+        .map_err(|reason| Reply::Fault {
+            faultcode: reason.faultcode(),
+            faultstring: reason.to_string(),
+        })
+        .and_then(envelope);
+    (parsed, road)
+}
+
+/// [`parse`] if the fast reader takes the body ([`Road::Fast`]), else `None`: the caller then
+/// hands the body to [`parse_admit_judge`] (the server: on the compute pool), whose parse defers
+/// it again. For the server's choice of thread ([`INLINE_MAX_BYTES`]).
 pub fn parse_fast(body: &[u8], limits: &XmlLimits) -> Option<Result<Envelope, Reply>> {
-    let request = fast::read(body, limits)?;
-    fast::count(true);
-    Some(envelope(request))
+    fast::read(body, limits).map(envelope)
 }
 
 /// The request's context checked (30012), and the envelope of a valid one.
@@ -361,6 +371,8 @@ pub struct Judged<A, S> {
     pub snapshot: S,
     /// One per question, in order.
     pub verdicts: Vec<Verdict>,
+    /// Which reader read the body.
+    pub road: Road,
 }
 
 /// A request that ended before it was judged: the reply, and the caller's context when the
@@ -369,6 +381,8 @@ pub struct Judged<A, S> {
 pub struct Refused {
     pub reply: Reply,
     pub caller: Option<Sender>,
+    /// Which reader read the body.
+    pub road: Road,
 }
 
 /// The one path of a SOAP request, for the server's door and for the codec without a server
@@ -386,12 +400,15 @@ pub fn parse_admit_judge<A, S>(
 where
     S: std::ops::Deref<Target = CompiledSnapshot>,
 {
-    admit_judge(parse(body, limits, deadline), admit, snapshot)
+    let (parsed, road) = parse_on_road(body, limits, deadline);
+    admit_judge(parsed, road, admit, snapshot)
 }
 
-/// [`parse_admit_judge`] after the parse: for a body already read ([`parse_fast`]).
+/// [`parse_admit_judge`] after the parse: for a body already read (by [`parse_fast`]: `road`
+/// is then [`Road::Fast`]).
 pub fn admit_judge<A, S>(
     parsed: Result<Envelope, Reply>,
+    road: Road,
     admit: impl FnOnce(&Envelope) -> Result<A, Reply>,
     snapshot: impl FnOnce() -> Option<S>,
 ) -> Result<Judged<A, S>, Box<Refused>>
@@ -403,12 +420,14 @@ where
         Box::new(Refused {
             reply,
             caller: None,
+            road,
         })
     })?;
     let refused = |reply: Reply, envelope: Envelope| {
         Box::new(Refused {
             reply,
             caller: Some(envelope.caller),
+            road,
         })
     };
     let admitted = match admit(&envelope) {
@@ -425,6 +444,7 @@ where
         admitted,
         snapshot,
         verdicts,
+        road,
     })
 }
 
@@ -467,7 +487,7 @@ pub fn respond_at(body: &[u8], call: &SoapCall<'_>, now: DateTime<Utc>) -> SoapR
             (reply, Some(judged.envelope.caller))
         }
         Err(refused) => {
-            let Refused { reply, caller } = *refused;
+            let Refused { reply, caller, .. } = *refused;
             (reply, caller)
         }
     };

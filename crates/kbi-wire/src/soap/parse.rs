@@ -387,25 +387,34 @@ struct Frame {
 /// Parses `body` into a [`RawRequest`], or says why it is refused. Bounded work: one pass, at
 /// most `limits.max_depth` open elements and `limits.max_elements` elements.
 pub fn parse(body: &[u8], limits: &XmlLimits) -> Result<RawRequest, FaultReason> {
-    parse_until(body, limits, None)
+    parse_until(body, limits, None).0
 }
 
 /// [`parse`], refused with [`FaultReason::TimeBudget`] once `deadline` has passed (checked every
 /// few XML events, so a parse overruns it by microseconds at most).
+/// Also says which reader read the body ([`Road`]).
 pub(crate) fn parse_until(
     body: &[u8],
     limits: &XmlLimits,
     deadline: Option<Instant>,
-) -> Result<RawRequest, FaultReason> {
-    check_bytes(body)?;
+) -> (Result<RawRequest, FaultReason>, Road) {
+    if let Err(reason) = check_bytes(body) {
+        return (Err(reason), Road::Hardened);
+    }
     // The shape callers send is read by the fast reader, which gives what the hardened parser
     // would; anything else, and everything hostile, goes to the hardened parser unchanged.
     if let Some(request) = super::fast::read_until(body, limits, deadline) {
-        super::fast::count(true);
-        return Ok(request);
+        return (Ok(request), Road::Fast);
     }
-    super::fast::count(false);
-    parse_hardened(body, limits, deadline)
+    (parse_hardened(body, limits, deadline), Road::Hardened)
+}
+
+/// Which reader read a body: the fast reader took it, or it went to the hardened parser
+/// (`kbi_soap_fast_path_total{outcome="taken"|"deferred"}`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Road {
+    Fast,
+    Hardened,
 }
 
 /// The hardened parser alone, without the fast reader in front (the reference the fast reader
@@ -1046,12 +1055,16 @@ mod tests {
         let body = envelope(&VERZOEK.replace("<Vragen>", &format!("<Vragen>{}", vraag.repeat(50))));
         let past = Instant::now();
         assert_eq!(
-            parse_until(body.as_bytes(), &XmlLimits::default(), Some(past)),
+            parse_until(body.as_bytes(), &XmlLimits::default(), Some(past)).0,
             Err(FaultReason::TimeBudget)
         );
         assert_eq!(FaultReason::TimeBudget.faultcode(), "soap:Server");
         let later = Instant::now() + std::time::Duration::from_secs(3600);
-        assert!(parse_until(body.as_bytes(), &XmlLimits::default(), Some(later)).is_ok());
+        assert!(
+            parse_until(body.as_bytes(), &XmlLimits::default(), Some(later))
+                .0
+                .is_ok()
+        );
     }
 
     #[test]

@@ -4,13 +4,11 @@
 //! [`XmlOut::text`], which escapes markup and replaces characters XML cannot carry, so a reply is
 //! well-formed whatever was echoed.
 
-use std::cell::RefCell;
 use std::io::Write as _;
-use std::sync::{Arc, OnceLock};
 
 use chrono::{DateTime, Datelike, NaiveDate, Timelike, Utc};
 
-use super::parse::{is_xml_char, SOAP11_ENVELOPE_NS, TARGET_NS};
+use super::parse::{is_xml_char, SOAP11_ENVELOPE_NS};
 use super::time::brussels;
 use kbi_core::domain::day::iso_date_bytes;
 use kbi_core::domain::{Advice, ErrorCode, ReasonCode};
@@ -139,22 +137,20 @@ fn open_envelope(out: &mut XmlOut) {
 }
 
 /// The envelope up to and including the reply's `Context`.
+/// The start of every reply, up to its `Tijdstip`.
+const FIXED_HEAD: &str = concat!(
+    "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n",
+    "<soap:Envelope xmlns:soap=\"http://schemas.xmlsoap.org/soap/envelope/\"><soap:Body>",
+    "<geef:GeefAdviesInburgeringsplichtResponse ",
+    "xmlns:geef=\"urn:kbi-advice:soap:geefadviesinburgeringsplicht:v01_00\">",
+    "<Repliek><Context><Naam>GeefAdviesInburgeringsplicht</Naam><Versie>01.00.0000</Versie>",
+    "<Bericht><Type>ANTWOORD</Type>",
+);
+
 pub(crate) fn begin_reply(out: &mut XmlOut, head: &ReplyHead<'_>) {
-    // Everything up to the reply's own `Tijdstip` is the same in every reply: encoded once.
-    static FIXED: OnceLock<Vec<u8>> = OnceLock::new();
-    let fixed = FIXED.get_or_init(|| {
-        let mut out = XmlOut { buf: Vec::new() };
-        open_envelope(&mut out);
-        out.raw("<geef:GeefAdviesInburgeringsplichtResponse xmlns:geef=\"");
-        out.raw(TARGET_NS);
-        out.raw("\"><Repliek><Context>");
-        out.element("Naam", NAAM);
-        out.element("Versie", VERSIE);
-        out.open("Bericht");
-        out.element("Type", "ANTWOORD");
-        out.buf
-    });
-    out.buf.extend_from_slice(fixed);
+    // Everything up to the reply's own `Tijdstip` is the same in every reply: one literal
+    // (checked against its parts by `the_fixed_head_is_its_parts`).
+    out.raw(FIXED_HEAD);
     tijdstip(out, head.now);
     out.open("Afzender");
     out.element("Identificatie", head.service_identificatie);
@@ -220,38 +216,6 @@ pub(crate) fn end_answers(out: &mut XmlOut) {
     out.close("Antwoorden");
 }
 
-/// `Bron` of the snapshot with these values, encoded once per snapshot and thread: the last one
-/// encoded on this thread is kept and given again while the values are the same (a snapshot is
-/// in use for hours; a reload changes them). Equal values give equal bytes, so the cache can only
-/// ever save work, never change a reply.
-pub(crate) fn bron_of(snapshot_id: &str, extracted_at: &str, regelset: &str) -> Arc<[u8]> {
-    struct Cached {
-        snapshot_id: String,
-        extracted_at: String,
-        regelset: String,
-        bron: Arc<[u8]>,
-    }
-    thread_local! {
-        static LAST: RefCell<Option<Cached>> = const { RefCell::new(None) };
-    }
-    LAST.with(|last| {
-        let mut last = last.borrow_mut();
-        if let Some(cached) = last.as_ref().filter(|c| {
-            c.snapshot_id == snapshot_id && c.extracted_at == extracted_at && c.regelset == regelset
-        }) {
-            return cached.bron.clone();
-        }
-        let bron: Arc<[u8]> = bron(snapshot_id, extracted_at, regelset).into();
-        *last = Some(Cached {
-            snapshot_id: snapshot_id.to_owned(),
-            extracted_at: extracted_at.to_owned(),
-            regelset: regelset.to_owned(),
-            bron: bron.clone(),
-        });
-        bron
-    })
-}
-
 /// `Bron`, copied into every `Advies`.
 /// `extracted_at` is the snapshot's `extracted_at_text`, the same text as the JSON door's
 /// `source.extracted_at`.
@@ -295,30 +259,15 @@ pub(crate) fn answer_advice(out: &mut XmlOut, referte: Option<&str>, advice: &Ad
 }
 
 /// An `Antwoord` carrying the question's Uitzondering.
-/// `Reden` of `reason` (its code and its escaped Dutch text), each encoded once per process.
+/// `Reden` of `reason`: its code and Dutch text are fixed texts with nothing to escape
+/// (`reason_texts_need_no_escaping`), so they are copied as they are instead of escaped
+/// character by character in every answer.
 fn reden(out: &mut XmlOut, reason: ReasonCode) {
-    fn encode(out: &mut XmlOut, reason: ReasonCode) {
-        out.open("Reden");
-        out.element("Code", reason.code());
-        out.element("Omschrijving", reason.nl());
-        out.close("Reden");
-    }
-    static REDEN: OnceLock<Vec<(ReasonCode, Vec<u8>)>> = OnceLock::new();
-    let all = REDEN.get_or_init(|| {
-        ReasonCode::ALL
-            .iter()
-            .map(|&reason| {
-                let mut out = XmlOut { buf: Vec::new() };
-                encode(&mut out, reason);
-                (reason, out.buf)
-            })
-            .collect()
-    });
-    match all.iter().find(|(r, _)| *r == reason) {
-        Some((_, bytes)) => out.buf.extend_from_slice(bytes),
-        // A reason missing from `ReasonCode::ALL` is still written, only not from the cache.
-        None => encode(out, reason),
-    }
+    out.raw("<Reden><Code>");
+    out.raw(reason.code());
+    out.raw("</Code><Omschrijving>");
+    out.raw(reason.nl());
+    out.raw("</Omschrijving></Reden>");
 }
 
 pub(crate) fn answer_error(
@@ -351,7 +300,31 @@ pub fn fault(faultcode: &str, faultstring: &str) -> Vec<u8> {
 
 #[cfg(test)]
 mod tests {
+    use super::super::parse::TARGET_NS;
     use super::*;
+
+    #[test]
+    fn the_fixed_head_is_its_parts() {
+        let mut out = XmlOut::for_answers(0);
+        open_envelope(&mut out);
+        out.raw("<geef:GeefAdviesInburgeringsplichtResponse xmlns:geef=\"");
+        out.raw(TARGET_NS);
+        out.raw("\"><Repliek><Context>");
+        out.element("Naam", NAAM);
+        out.element("Versie", VERSIE);
+        out.open("Bericht");
+        out.element("Type", "ANTWOORD");
+        assert_eq!(String::from_utf8(out.into_bytes()).unwrap(), FIXED_HEAD);
+    }
+
+    #[test]
+    fn reason_texts_need_no_escaping() {
+        for reason in ReasonCode::ALL {
+            for fixed in [reason.code(), reason.nl()] {
+                assert_eq!(text(fixed), fixed, "{reason:?}");
+            }
+        }
+    }
 
     fn text(value: &str) -> String {
         let mut out = XmlOut::for_answers(0);
