@@ -8,9 +8,10 @@ keep-alive connection, one at a time, and reads every server thread's voluntary 
 context switches from /proc/PID/task/*/status before and after. A request handled on the network
 thread alone costs that thread one wake-up (the socket); one handed to the compute pool adds a
 wake-up of a compute thread and another of the network thread when the work is done: the hop
-shows as about two more voluntary switches per request. Like instruction counts, the figure does
-not depend on the machine's load (the involuntary ones do: preemption). Prints one line per
-scenario.
+shows as about two more voluntary switches per request. For a GET the voluntary figure does not
+depend on the machine's load; for a POST a little (http.client sends headers and body in two
+writes: a server that read the headers first sleeps once more), so compare several runs. The
+involuntary ones do depend on it (preemption). Prints one line per scenario.
 """
 
 import glob
