@@ -15,8 +15,9 @@
 //! soap_fast.rs`) and the proptest (`tests/it/soap_fast.rs`) check.
 //!
 //! Deliberately deferred (hardened parser): a byte order mark, other XML declarations, a
-//! default namespace declaration, any namespace other than SOAP 1.1 and the target namespace,
-//! any attribute on an inner element, a non-empty `Header`, self-closing or reordered or missing
+//! default namespace declaration, an element in a namespace other than SOAP 1.1 and the target
+//! namespace (other namespaces may only be declared, unused, as node-soap declares `xsi`), any
+//! attribute on an inner element, a non-empty `Header`, self-closing or reordered or missing
 //! elements, `&`, `>`, `\r` or a control character in a value, a value longer than
 //! [`MAX_VALUE_BYTES`] (the hardened parser cuts and marks it), more questions than
 //! [`XmlLimits::max_questions`], and limits set below what the shape needs.
