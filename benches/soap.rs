@@ -11,7 +11,9 @@ use criterion::{black_box, criterion_group, criterion_main, BenchmarkId, Criteri
 use kbi_core::domain::RuleSet;
 use kbi_core::io::Silent;
 use kbi_core::snapshot::load_path;
-use kbi_wire::soap::{parse, respond_at, SoapCall, XmlLimits};
+use kbi_wire::soap::{
+    parse, respond_at, SoapCall, XmlLimits, HARDENED_INLINE_MAX_BYTES, INLINE_MAX_BYTES,
+};
 
 /// Demo INSZ with every kind of answer on 2026-01-01 (OK, NOK ×3, not subject, not in the
 /// snapshot) and one invalid.
@@ -77,6 +79,15 @@ fn soap(c: &mut Criterion) {
             &body,
             |b, body| b.iter(|| parse::parse(black_box(body.as_bytes()), &limits)),
         );
+        // The same body through the hardened parser alone (what every body cost before the fast
+        // reader, and what every deferred body costs).
+        group.bench_with_input(
+            BenchmarkId::new("hardened_questions", questions),
+            &body,
+            |b, body| {
+                b.iter(|| parse::parse_without_fast_reader(black_box(body.as_bytes()), &limits))
+            },
+        );
     }
     group.finish();
 
@@ -103,5 +114,82 @@ fn soap(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, soap);
+/// Hostile bodies of `size` bytes (a little less), each the worst of its kind the limits still
+/// let through as far as they go: what a body the server reads on its network thread can cost
+/// at most (any body up to [`HARDENED_INLINE_MAX_BYTES`]; up to [`INLINE_MAX_BYTES`] only the
+/// ones the fast reader takes, here `questions`).
+fn hostile_bodies(size: usize) -> Vec<(&'static str, String)> {
+    let valid = request(1);
+    // Room for the filling, less what wrapping it in a Header adds.
+    let room = size.saturating_sub(valid.len() + 40);
+    let fill = |unit: &str| unit.repeat(room / unit.len());
+    let in_header = |inner: String| {
+        valid.replace(
+            "<soapenv:Header/>",
+            &format!("<soapenv:Header>{inner}</soapenv:Header>"),
+        )
+    };
+    let attributes: String = (0..63).map(|i| format!(" a{i}=\"\"")).collect();
+    let declarations: String = (0..31).map(|i| format!(" xmlns:p{i}=\"u\"")).collect();
+    let nest = format!("{}{}", "<a>".repeat(28), "</a>".repeat(28));
+    let vraag = format!(
+        "<Vraag><Referte>q</Referte><Inhoud><Criteria><INSZ>{}</INSZ><Referentiedatum>2026-01-01</Referentiedatum></Criteria></Inhoud></Vraag>",
+        INSZ[0]
+    );
+    let questions = (room / vraag.len()).min(999);
+    vec![
+        ("empty_elements", in_header(fill("<h/>"))),
+        ("attributes", in_header(fill(&format!("<h{attributes}/>")))),
+        (
+            "namespace_declarations",
+            in_header(fill(&format!("<h{declarations}/>"))),
+        ),
+        ("nesting", in_header(fill(&nest))),
+        ("comments", in_header(fill("<!---->"))),
+        (
+            "character_references",
+            valid.replace(">vraag-0<", &format!(">{}<", fill("&#49;"))),
+        ),
+        (
+            "long_value",
+            valid.replace(">vraag-0<", &format!(">{}<", fill("7"))),
+        ),
+        (
+            "questions",
+            valid.replace("<Vragen>", &format!("<Vragen>{}", vraag.repeat(questions))),
+        ),
+    ]
+}
+
+/// The bound that lets the server read and judge small bodies on its network thread instead of
+/// handing them to the compute pool: the worst hostile body of [`HARDENED_INLINE_MAX_BYTES`] and
+/// the canonical body of [`INLINE_MAX_BYTES`] must cost well under a millisecond (`docs/soap.md`,
+/// "Inline or compute pool"); the other kinds at 16 KiB show why the hardened parser's bound is
+/// the smaller one.
+fn soap_inline_bound(c: &mut Criterion) {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("data/demo-snapshot.jsonl");
+    let snapshot = load_path(&path, Arc::new(RuleSet::shipped()), &Silent).expect("demo snapshot");
+    let limits = XmlLimits::default();
+    let call = SoapCall {
+        snapshot: Some(&snapshot),
+        limits: &limits,
+        server_referte: "0b7d6c1e-3f8a-4c55-9a0e-5d2c7f9e1a42",
+        service_identificatie: "kbi-advice",
+    };
+    let now = Utc.with_ymd_and_hms(2026, 11, 2, 9, 15, 1).unwrap();
+    let mut group = c.benchmark_group("soap_inline_bound");
+    group.sample_size(20);
+    for size in [HARDENED_INLINE_MAX_BYTES, INLINE_MAX_BYTES] {
+        for (name, body) in hostile_bodies(size) {
+            assert!(body.len() <= size, "{name}: {} bytes", body.len());
+            group.throughput(Throughput::Bytes(body.len() as u64));
+            group.bench_with_input(BenchmarkId::new(name, size), &body, |b, body| {
+                b.iter(|| respond_at(black_box(body.as_bytes()), &call, now))
+            });
+        }
+    }
+    group.finish();
+}
+
+criterion_group!(benches, soap, soap_inline_bound);
 criterion_main!(benches);

@@ -2,7 +2,7 @@
 """Request bodies for load-tests/run, from a snapshot file.
 
 Writes into OUT: inszs.txt (INSZ sampled evenly over the file, plus some absent ones),
-soap-single-N.xml, soap-batch100-N.xml, rest-batch1000-N.json. Every question uses the reference
+soap-single-N.xml, soap-batch100-N.xml, soap-batch1000-N.xml, rest-batch1000-N.json. Every question uses the reference
 date 2026-01-01, so none is refused for its date.
 usage: bodies.py SNAPSHOT OUT [SAMPLE]
 """
@@ -60,6 +60,8 @@ for n in range(8):
         f.write(soap(n, take(n * 7, 1)))
     with open(os.path.join(out, f"soap-batch100-{n}.xml"), "w") as f:
         f.write(soap(n, take(n * 100, 100)))
+    with open(os.path.join(out, f"soap-batch1000-{n}.xml"), "w") as f:
+        f.write(soap(n, take(n * 1000, 1000)))
     with open(os.path.join(out, f"rest-batch1000-{n}.json"), "w") as f:
         json.dump(
             {"questions": [{"insz": x, "date": "2026-01-01"} for x in take(n * 1000, 1000)]}, f

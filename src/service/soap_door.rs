@@ -2,7 +2,8 @@
 //! serves the WSDL with the address the caller used. The wire format is `kbi_wire::soap`.
 //!
 //! One pipeline, as the REST door's: parse → admit → snapshot → judge (`soap::parse_admit_judge`
-//! on a compute thread, within the request's time budget; the admission step is [`admit`]) →
+//! within the request's time budget, inline for small or canonical bodies and on a compute
+//! thread for the rest; the admission step is [`admit`]) →
 //! audit ([`door::audit`]) → render → count. Every refusal (caller, operation, number of
 //! questions, rate, no snapshot) is decided before anything is judged.
 
@@ -74,15 +75,51 @@ async fn answer(
 /// A request admitted (the id of its client, for the audit records) and judged.
 type Judged = soap::Judged<String, Arc<CompiledSnapshot>>;
 
-/// [`soap::parse_admit_judge`] (the one SOAP path, shared with the codec alone) on a compute
-/// thread within the request's time budget: a pathological body can cost a compute thread at
-/// most the budget, never a network thread. The snapshot in use is read after admission.
+/// [`soap::parse_admit_judge`] (the one SOAP path, shared with the codec alone) within the
+/// request's time budget. On this network thread when that is bounded by construction: a body
+/// of at most [`soap::HARDENED_INLINE_MAX_BYTES`] whatever it holds, or one of at most
+/// [`soap::INLINE_MAX_BYTES`] that the fast reader takes (the hop to another thread costs more
+/// than either; `docs/soap.md`, "Inline or compute pool"). Anything else on a compute thread,
+/// so that a large or unusual body can cost a compute thread at most the budget, never a network
+/// thread. The snapshot in use is read after admission.
 async fn parse_admit_judge(
     state: &web::Data<AppState>,
     request: &HttpRequest,
     body: web::Bytes,
 ) -> Result<Judged, Reply> {
     let peer = request.conn_data::<PeerClient>().cloned();
+    let admit_here = |envelope: &Envelope| admit(state, peer.as_ref(), envelope);
+    let snapshot_here = || state.store.current();
+    // Counts which reader read the body (kbi_soap_fast_path_total).
+    let counted = |result: Result<Judged, Box<soap::Refused>>| {
+        let road = match &result {
+            Ok(judged) => judged.road,
+            Err(refused) => refused.road,
+        };
+        state.metrics.record_soap_road(road);
+        result.map_err(|refused| refused.reply)
+    };
+    if body.len() <= soap::HARDENED_INLINE_MAX_BYTES {
+        // The same deadline as on the pool: the hardened parser still stops itself at the budget.
+        let deadline = Instant::now() + state.compute.budget;
+        return counted(soap::parse_admit_judge(
+            &body,
+            &state.limits.xml,
+            Some(deadline),
+            admit_here,
+            snapshot_here,
+        ));
+    }
+    if body.len() <= soap::INLINE_MAX_BYTES {
+        if let Some(parsed) = soap::parse_fast(&body, &state.limits.xml) {
+            return counted(soap::admit_judge(
+                parsed,
+                soap::Road::Fast,
+                admit_here,
+                snapshot_here,
+            ));
+        }
+    }
     let work = {
         let state = state.clone();
         move |deadline| {
@@ -93,11 +130,12 @@ async fn parse_admit_judge(
                 |envelope| admit(&state, peer.as_ref(), envelope),
                 || state.store.current(),
             )
-            .map_err(|refused| refused.reply)
         }
     };
+    // A body whose parse ran past the budget is not counted: which reader would have finished
+    // it is not known.
     match state.compute.run(Instant::now(), work).await {
-        Ok(judged) => judged,
+        Ok(judged) => counted(judged),
         Err(OverBudget) => Err(Reply::server_fault(format!(
             "the request could not be processed within the time budget of {} ms",
             state.compute.budget.as_millis()
@@ -137,6 +175,7 @@ async fn audit(state: &AppState, referte: &str, judged: Judged) -> Reply {
         envelope,
         snapshot,
         verdicts,
+        ..
     } = judged;
     // The caller's context goes into the audit records as parsed (one type, `Sender`).
     let caller = &envelope.caller;

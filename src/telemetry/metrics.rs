@@ -217,6 +217,9 @@ pub struct Metrics {
     rate_limited_unknown: IntCounter,
     /// Shared with the scrape-time collector of age and readiness.
     clock: std::sync::Arc<SnapshotClock>,
+    /// `kbi_soap_fast_path_total{outcome="taken"}` and `{outcome="deferred"}`.
+    soap_fast_taken: IntCounter,
+    soap_fast_deferred: IntCounter,
     /// Serialises swaps of `kbi_snapshot_info` (reset + set must not interleave).
     info_lock: Mutex<()>,
 }
@@ -397,6 +400,18 @@ impl Metrics {
         let clock = std::sync::Arc::new(SnapshotClock::new()?);
         registry.register(Box::new(ClockCollector(clock.clone())))?;
 
+        let fast_path_vec = IntCounterVec::new(
+            Opts::new(
+                "kbi_soap_fast_path_total",
+                "SOAP bodies read by the fast reader (taken) or handed to the hardened parser \
+                 (deferred).",
+            ),
+            &["outcome"],
+        )?;
+        registry.register(Box::new(fast_path_vec.clone()))?;
+        let soap_fast_taken = fast_path_vec.with_label_values(&["taken"]);
+        let soap_fast_deferred = fast_path_vec.with_label_values(&["deferred"]);
+
         // Process metrics exist only where the crate can read /proc (Linux).
         #[cfg(target_os = "linux")]
         registry.register(Box::new(
@@ -405,6 +420,8 @@ impl Metrics {
 
         Ok(Metrics {
             registry,
+            soap_fast_taken,
+            soap_fast_deferred,
             requests,
             durations,
             questions_ok,
@@ -470,6 +487,14 @@ impl Metrics {
     /// Counts one request and its latency: `kbi_requests_total{door,outcome}` and
     /// `kbi_request_duration_seconds{door}`.
     #[inline]
+    /// A SOAP body was read by the fast reader (`taken`) or the hardened parser (`deferred`).
+    pub fn record_soap_road(&self, road: kbi_wire::soap::Road) {
+        match road {
+            kbi_wire::soap::Road::Fast => self.soap_fast_taken.inc(),
+            kbi_wire::soap::Road::Hardened => self.soap_fast_deferred.inc(),
+        }
+    }
+
     pub fn observe_request(&self, door: Door, outcome: Outcome, duration: Duration) {
         self.requests[door as usize][outcome as usize].inc();
         self.durations[door as usize].observe(duration.as_secs_f64());

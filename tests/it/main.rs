@@ -45,6 +45,7 @@ mod rest_blackbox;
 mod rules;
 mod soap_blackbox;
 mod soap_codec;
+mod soap_fast;
 mod soap_node;
 mod soap_zeep;
 mod systemd;

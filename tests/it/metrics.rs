@@ -253,6 +253,22 @@ fn metrics_count_exactly_the_traffic_of_every_door() {
     }
     assert!(mismatches.is_empty(), "{}\n\n{text}", mismatches.join("\n"));
 
+    // The two canonical SOAP bodies (answered, and refused for their context) took the fast
+    // reader; the one that is not XML went to the hardened parser.
+    let moved = |series: &str| {
+        after.get(series).copied().unwrap_or(-1.0) - before.get(series).copied().unwrap_or(0.0)
+    };
+    assert_eq!(
+        moved(r#"kbi_soap_fast_path_total{outcome="taken"}"#),
+        2.0,
+        "{text}"
+    );
+    assert_eq!(
+        moved(r#"kbi_soap_fast_path_total{outcome="deferred"}"#),
+        1.0,
+        "{text}"
+    );
+
     // The snapshot in use and readiness are exported.
     assert_eq!(
         after

@@ -15,6 +15,7 @@
 //! is judged. [`respond`] chains it with [`render`] without a server (tests, benches, fuzzing).
 //! `docs/soap.md` documents the choices.
 
+pub mod fast;
 pub mod parse;
 pub mod render;
 mod time;
@@ -29,8 +30,24 @@ pub use kbi_core::domain::magda::{
     MAX_GEBRUIKER, MAX_HOEDANIGHEID, MAX_IDENTIFICATIE, MAX_REFERTE,
 };
 use kbi_core::domain::{CompiledSnapshot, ErrorCode, Insz, Question, Verdict};
+pub use parse::Road;
 use parse::{RawContext, RawQuestion, Value};
 use render::{Ontvanger, ReplyHead, XmlOut};
+
+/// The largest body the server reads and judges on the network thread that received it when the
+/// fast reader takes it ([`parse_fast`]: the canonical shape, whose cost is that of its
+/// questions); a larger body, or one of more than [`HARDENED_INLINE_MAX_BYTES`] that the fast
+/// reader defers, goes to the compute pool within the request's time budget. The hop to another
+/// thread and back costs two context switches (`load-tests/ctxsw.py`), more than the whole parse
+/// of a small body on a machine whose cores are all busy. Measured: `docs/soap.md`, "Inline or
+/// compute pool", and `cargo bench --bench soap -- soap_inline_bound`.
+pub const INLINE_MAX_BYTES: usize = 16 * 1024;
+
+/// The largest body the hardened parser reads on the network thread. Every limit of
+/// [`XmlLimits`] makes its parse linear, but an unusual body costs several times a canonical one
+/// per byte (4,000 empty header elements in 16 KiB: ≈ 3.5 M instructions), so only bodies this
+/// small, whose worst case stays well under a millisecond, are read inline whatever they hold.
+pub const HARDENED_INLINE_MAX_BYTES: usize = 4 * 1024;
 
 /// Bounds on what a request may make the parser do (`security-and-audit.md`).
 #[derive(Debug, Clone)]
@@ -86,22 +103,22 @@ pub struct Envelope {
     pub question_count: usize,
 }
 
-/// What the snapshot an answer rests on says of itself (`Bron`).
+/// What the snapshot an answer rests on says of itself: its `Bron` element (`SnapshotId`,
+/// `Extractiedatum`, `Regelset`), encoded once per reply and copied as bytes into every
+/// `Advies`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Source {
-    pub snapshot_id: String,
-    /// `Extractiedatum`: the snapshot's extraction time as every answer gives it, formatted
-    /// once when the snapshot was compiled.
-    pub extracted_at: String,
-    pub rule_set: String,
+    bron: Vec<u8>,
 }
 
 impl Source {
     pub fn of(snapshot: &CompiledSnapshot) -> Source {
         Source {
-            snapshot_id: snapshot.meta.snapshot_id.clone(),
-            extracted_at: snapshot.extracted_at_text.clone(),
-            rule_set: snapshot.rules.version.clone(),
+            bron: render::bron(
+                &snapshot.meta.snapshot_id,
+                &snapshot.extracted_at_text,
+                &snapshot.rules.version,
+            ),
         }
     }
 }
@@ -234,10 +251,34 @@ pub fn parse(
     limits: &XmlLimits,
     deadline: Option<Instant>,
 ) -> Result<Envelope, Reply> {
-    let request = parse::parse_until(body, limits, deadline).map_err(|reason| Reply::Fault {
-        faultcode: reason.faultcode(),
-        faultstring: reason.to_string(),
-    })?;
+    parse_on_road(body, limits, deadline).0
+}
+
+/// [`parse`], and which reader read the body (for `kbi_soap_fast_path_total`).
+pub fn parse_on_road(
+    body: &[u8],
+    limits: &XmlLimits,
+    deadline: Option<Instant>,
+) -> (Result<Envelope, Reply>, Road) {
+    let (request, road) = parse::parse_until(body, limits, deadline);
+    let parsed = request
+        .map_err(|reason| Reply::Fault {
+            faultcode: reason.faultcode(),
+            faultstring: reason.to_string(),
+        })
+        .and_then(envelope);
+    (parsed, road)
+}
+
+/// [`parse`] if the fast reader takes the body ([`Road::Fast`]), else `None`: the caller then
+/// hands the body to [`parse_admit_judge`] (the server: on the compute pool), whose parse defers
+/// it again. For the server's choice of thread ([`INLINE_MAX_BYTES`]).
+pub fn parse_fast(body: &[u8], limits: &XmlLimits) -> Option<Result<Envelope, Reply>> {
+    fast::read(body, limits).map(envelope)
+}
+
+/// The request's context checked (30012), and the envelope of a valid one.
+fn envelope(request: parse::RawRequest) -> Result<Envelope, Reply> {
     let context = &request.context;
     if let Err(detail) = check_context(context) {
         let code = ErrorCode::InvalidContext;
@@ -306,12 +347,12 @@ pub fn render(reply: &Reply, responder: &Responder<'_>, now: DateTime<Utc>) -> V
             verdicts,
             source,
         } => {
-            let bron = render::bron(&source.snapshot_id, &source.extracted_at, &source.rule_set);
+            let bron = &source.bron;
             let mut out = XmlOut::for_answers(verdicts.len());
             render::begin_reply(&mut out, &head(responder, now, recipient.as_ontvanger()));
             render::begin_answers(&mut out);
             for verdict in verdicts {
-                render_answer(&mut out, verdict, &bron);
+                render_answer(&mut out, verdict, bron);
             }
             render::end_answers(&mut out);
             render::end_reply(&mut out);
@@ -330,6 +371,8 @@ pub struct Judged<A, S> {
     pub snapshot: S,
     /// One per question, in order.
     pub verdicts: Vec<Verdict>,
+    /// Which reader read the body.
+    pub road: Road,
 }
 
 /// A request that ended before it was judged: the reply, and the caller's context when the
@@ -338,6 +381,8 @@ pub struct Judged<A, S> {
 pub struct Refused {
     pub reply: Reply,
     pub caller: Option<Sender>,
+    /// Which reader read the body.
+    pub road: Road,
 }
 
 /// The one path of a SOAP request, for the server's door and for the codec without a server
@@ -355,17 +400,34 @@ pub fn parse_admit_judge<A, S>(
 where
     S: std::ops::Deref<Target = CompiledSnapshot>,
 {
+    let (parsed, road) = parse_on_road(body, limits, deadline);
+    admit_judge(parsed, road, admit, snapshot)
+}
+
+/// [`parse_admit_judge`] after the parse: for a body already read (by [`parse_fast`]: `road`
+/// is then [`Road::Fast`]).
+pub fn admit_judge<A, S>(
+    parsed: Result<Envelope, Reply>,
+    road: Road,
+    admit: impl FnOnce(&Envelope) -> Result<A, Reply>,
+    snapshot: impl FnOnce() -> Option<S>,
+) -> Result<Judged<A, S>, Box<Refused>>
+where
+    S: std::ops::Deref<Target = CompiledSnapshot>,
+{
     // Boxed: the refusal carries a reply and a context, and is the rare path.
-    let envelope = parse(body, limits, deadline).map_err(|reply| {
+    let envelope = parsed.map_err(|reply| {
         Box::new(Refused {
             reply,
             caller: None,
+            road,
         })
     })?;
     let refused = |reply: Reply, envelope: Envelope| {
         Box::new(Refused {
             reply,
             caller: Some(envelope.caller),
+            road,
         })
     };
     let admitted = match admit(&envelope) {
@@ -382,6 +444,7 @@ where
         admitted,
         snapshot,
         verdicts,
+        road,
     })
 }
 
@@ -424,7 +487,7 @@ pub fn respond_at(body: &[u8], call: &SoapCall<'_>, now: DateTime<Utc>) -> SoapR
             (reply, Some(judged.envelope.caller))
         }
         Err(refused) => {
-            let Refused { reply, caller } = *refused;
+            let Refused { reply, caller, .. } = *refused;
             (reply, caller)
         }
     };
@@ -592,14 +655,38 @@ fn shaped(text: &str, pattern: &str) -> bool {
         })
 }
 
-/// `Datum`: YYYY-MM-DD, an existing day.
-fn valid_datum(text: &str) -> bool {
-    shaped(text, "9999-99-99") && NaiveDate::parse_from_str(text, "%Y-%m-%d").is_ok()
+/// The number the ASCII digits of `text[range]` spell (the caller checked they are digits).
+fn digits(text: &str, range: std::ops::Range<usize>) -> u32 {
+    text.as_bytes()[range]
+        .iter()
+        .fold(0, |n, d| n * 10 + u32::from(d - b'0'))
 }
 
-/// `Tijd`: HH:mm:ss.SSS, an existing time of day.
+/// `Datum`: YYYY-MM-DD, an existing day. Read digit by digit (chrono's format parser cost more
+/// than the rest of the context check), with chrono's calendar: the same days as
+/// `NaiveDate::parse_from_str(text, "%Y-%m-%d")` on this shape.
+fn valid_datum(text: &str) -> bool {
+    shaped(text, "9999-99-99")
+        && NaiveDate::from_ymd_opt(
+            digits(text, 0..4) as i32,
+            digits(text, 5..7),
+            digits(text, 8..10),
+        )
+        .is_some()
+}
+
+/// `Tijd`: HH:mm:ss.SSS, an existing time of day. The common case digit by digit; a second of
+/// 60 (which chrono reads as a leap second) is left to chrono, so the answer is always
+/// `NaiveTime::parse_from_str(text, "%H:%M:%S%.3f")`'s.
 fn valid_tijd(text: &str) -> bool {
-    shaped(text, "99:99:99.999") && NaiveTime::parse_from_str(text, "%H:%M:%S%.3f").is_ok()
+    if !shaped(text, "99:99:99.999") {
+        return false;
+    }
+    let (hour, minute, second) = (digits(text, 0..2), digits(text, 3..5), digits(text, 6..8));
+    if second == 60 {
+        return NaiveTime::parse_from_str(text, "%H:%M:%S%.3f").is_ok();
+    }
+    hour < 24 && minute < 60 && second < 60
 }
 
 #[cfg(test)]
@@ -616,6 +703,30 @@ mod tests {
         assert!(!valid_tijd("24:00:00.000"));
         assert!(!valid_tijd("12:00:00"));
         assert!(!valid_tijd("12:00:00.1234"));
+    }
+
+    #[test]
+    fn datum_and_tijd_agree_with_chrono_on_every_shape() {
+        for year in [0, 1, 1900, 2000, 2024, 2026, 9999] {
+            for month in 0..=13 {
+                for day in 0..=32 {
+                    let text = format!("{year:04}-{month:02}-{day:02}");
+                    let chrono = NaiveDate::parse_from_str(&text, "%Y-%m-%d").is_ok();
+                    assert_eq!(valid_datum(&text), chrono, "{text}");
+                }
+            }
+        }
+        for hour in 0..=25 {
+            for minute in [0, 1, 59, 60, 61, 99] {
+                for second in [0, 1, 59, 60, 61, 99] {
+                    for millis in [0, 999] {
+                        let text = format!("{hour:02}:{minute:02}:{second:02}.{millis:03}");
+                        let chrono = NaiveTime::parse_from_str(&text, "%H:%M:%S%.3f").is_ok();
+                        assert_eq!(valid_tijd(&text), chrono, "{text}");
+                    }
+                }
+            }
+        }
     }
 
     #[test]

@@ -387,27 +387,70 @@ struct Frame {
 /// Parses `body` into a [`RawRequest`], or says why it is refused. Bounded work: one pass, at
 /// most `limits.max_depth` open elements and `limits.max_elements` elements.
 pub fn parse(body: &[u8], limits: &XmlLimits) -> Result<RawRequest, FaultReason> {
-    parse_until(body, limits, None)
+    parse_until(body, limits, None).0
 }
 
 /// [`parse`], refused with [`FaultReason::TimeBudget`] once `deadline` has passed (checked every
 /// few XML events, so a parse overruns it by microseconds at most).
+/// Also says which reader read the body ([`Road`]).
 pub(crate) fn parse_until(
     body: &[u8],
     limits: &XmlLimits,
     deadline: Option<Instant>,
+) -> (Result<RawRequest, FaultReason>, Road) {
+    if let Err(reason) = check_bytes(body) {
+        return (Err(reason), Road::Hardened);
+    }
+    // The shape callers send is read by the fast reader, which gives what the hardened parser
+    // would; anything else, and everything hostile, goes to the hardened parser unchanged.
+    if let Some(request) = super::fast::read_until(body, limits, deadline) {
+        return (Ok(request), Road::Fast);
+    }
+    (parse_hardened(body, limits, deadline), Road::Hardened)
+}
+
+/// Which reader read a body: the fast reader took it, or it went to the hardened parser
+/// (`kbi_soap_fast_path_total{outcome="taken"|"deferred"}`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Road {
+    Fast,
+    Hardened,
+}
+
+/// The hardened parser alone, without the fast reader in front (the reference the fast reader
+/// is compared with, and the road of every body it defers). Expects a body that is not empty
+/// and valid UTF-8, as [`parse_until`] checks first.
+fn parse_hardened(
+    body: &[u8],
+    limits: &XmlLimits,
+    deadline: Option<Instant>,
 ) -> Result<RawRequest, FaultReason> {
-    if body.iter().all(u8::is_ascii_whitespace) {
-        return Err(FaultReason::Empty);
-    }
-    // Checked once up front, so every text slice below is valid UTF-8 and no later decoding
-    // step can fail or substitute characters.
-    if std::str::from_utf8(body).is_err() {
-        return Err(FaultReason::InvalidUtf8);
-    }
     let mut parser = Parser::new(limits);
     parser.deadline = deadline;
     parser.run(body)
+}
+
+/// [`parse`] without the fast reader: what the hardened parser alone says of `body`. For the
+/// differential tests of [`super::fast::read`]; the server always goes through [`parse`].
+pub fn parse_without_fast_reader(
+    body: &[u8],
+    limits: &XmlLimits,
+) -> Result<RawRequest, FaultReason> {
+    check_bytes(body)?;
+    parse_hardened(body, limits, None)
+}
+
+/// What both readers need first: a body that is not empty, and valid UTF-8 — checked once up
+/// front, so every text slice after it is valid UTF-8 and no later decoding step can fail or
+/// substitute characters.
+fn check_bytes(body: &[u8]) -> Result<(), FaultReason> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Err(FaultReason::Empty);
+    }
+    if std::str::from_utf8(body).is_err() {
+        return Err(FaultReason::InvalidUtf8);
+    }
+    Ok(())
 }
 
 /// How many XML events pass between two looks at the clock.
@@ -1012,12 +1055,16 @@ mod tests {
         let body = envelope(&VERZOEK.replace("<Vragen>", &format!("<Vragen>{}", vraag.repeat(50))));
         let past = Instant::now();
         assert_eq!(
-            parse_until(body.as_bytes(), &XmlLimits::default(), Some(past)),
+            parse_until(body.as_bytes(), &XmlLimits::default(), Some(past)).0,
             Err(FaultReason::TimeBudget)
         );
         assert_eq!(FaultReason::TimeBudget.faultcode(), "soap:Server");
         let later = Instant::now() + std::time::Duration::from_secs(3600);
-        assert!(parse_until(body.as_bytes(), &XmlLimits::default(), Some(later)).is_ok());
+        assert!(
+            parse_until(body.as_bytes(), &XmlLimits::default(), Some(later))
+                .0
+                .is_ok()
+        );
     }
 
     #[test]

@@ -8,10 +8,10 @@ use std::io::Write as _;
 
 use chrono::{DateTime, Datelike, NaiveDate, Timelike, Utc};
 
-use super::parse::{is_xml_char, SOAP11_ENVELOPE_NS, TARGET_NS};
+use super::parse::{is_xml_char, SOAP11_ENVELOPE_NS};
 use super::time::brussels;
 use kbi_core::domain::day::iso_date_bytes;
-use kbi_core::domain::{Advice, ErrorCode};
+use kbi_core::domain::{Advice, ErrorCode, ReasonCode};
 
 /// `Naam` of the operation in both directions.
 pub(crate) const NAAM: &str = "GeefAdviesInburgeringsplicht";
@@ -137,15 +137,20 @@ fn open_envelope(out: &mut XmlOut) {
 }
 
 /// The envelope up to and including the reply's `Context`.
+/// The start of every reply, up to its `Tijdstip`.
+const FIXED_HEAD: &str = concat!(
+    "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n",
+    "<soap:Envelope xmlns:soap=\"http://schemas.xmlsoap.org/soap/envelope/\"><soap:Body>",
+    "<geef:GeefAdviesInburgeringsplichtResponse ",
+    "xmlns:geef=\"urn:kbi-advice:soap:geefadviesinburgeringsplicht:v01_00\">",
+    "<Repliek><Context><Naam>GeefAdviesInburgeringsplicht</Naam><Versie>01.00.0000</Versie>",
+    "<Bericht><Type>ANTWOORD</Type>",
+);
+
 pub(crate) fn begin_reply(out: &mut XmlOut, head: &ReplyHead<'_>) {
-    open_envelope(out);
-    out.raw("<geef:GeefAdviesInburgeringsplichtResponse xmlns:geef=\"");
-    out.raw(TARGET_NS);
-    out.raw("\"><Repliek><Context>");
-    out.element("Naam", NAAM);
-    out.element("Versie", VERSIE);
-    out.open("Bericht");
-    out.element("Type", "ANTWOORD");
+    // Everything up to the reply's own `Tijdstip` is the same in every reply: one literal
+    // (checked against its parts by `the_fixed_head_is_its_parts`).
+    out.raw(FIXED_HEAD);
     tijdstip(out, head.now);
     out.open("Afzender");
     out.element("Identificatie", head.service_identificatie);
@@ -174,14 +179,19 @@ fn tijdstip(out: &mut XmlOut, now: DateTime<Utc>) {
     out.date("Datum", local.date());
     out.open("Tijd");
     let millis = (local.nanosecond() / 1_000_000).min(999);
-    let _ = write!(
-        out.buf,
-        "{:02}:{:02}:{:02}.{:03}",
-        local.hour(),
-        local.minute(),
-        local.second().min(59),
-        millis
-    );
+    // Digit by digit: `write!` through `fmt` cost more than the rest of the reply's head.
+    let two = |n: u32| [b'0' + (n / 10 % 10) as u8, b'0' + (n % 10) as u8];
+    out.buf.extend_from_slice(&two(local.hour()));
+    out.buf.push(b':');
+    out.buf.extend_from_slice(&two(local.minute()));
+    out.buf.push(b':');
+    out.buf.extend_from_slice(&two(local.second().min(59)));
+    out.buf.push(b'.');
+    out.buf.extend_from_slice(&[
+        b'0' + (millis / 100) as u8,
+        b'0' + (millis / 10 % 10) as u8,
+        b'0' + (millis % 10) as u8,
+    ]);
     out.close("Tijd");
     out.close("Tijdstip");
 }
@@ -206,7 +216,7 @@ pub(crate) fn end_answers(out: &mut XmlOut) {
     out.close("Antwoorden");
 }
 
-/// `Bron`, rendered once per reply and copied into every `Advies`.
+/// `Bron`, copied into every `Advies`.
 /// `extracted_at` is the snapshot's `extracted_at_text`, the same text as the JSON door's
 /// `source.extracted_at`.
 pub(crate) fn bron(snapshot_id: &str, extracted_at: &str, regelset: &str) -> Vec<u8> {
@@ -241,10 +251,7 @@ pub(crate) fn answer_advice(out: &mut XmlOut, referte: Option<&str>, advice: &Ad
     out.element("Resultaat", advice.result());
     // Only a NOK carries a reason (data minimisation), exactly as the JSON door.
     if let Some(reason) = advice.reason.filter(|_| !advice.is_ok()) {
-        out.open("Reden");
-        out.element("Code", reason.code());
-        out.element("Omschrijving", reason.nl());
-        out.close("Reden");
+        reden(out, reason);
     }
     out.buf.extend_from_slice(bron);
     out.raw("</Advies></Inhoud>");
@@ -252,6 +259,17 @@ pub(crate) fn answer_advice(out: &mut XmlOut, referte: Option<&str>, advice: &Ad
 }
 
 /// An `Antwoord` carrying the question's Uitzondering.
+/// `Reden` of `reason`: its code and Dutch text are fixed texts with nothing to escape
+/// (`reason_texts_need_no_escaping`), so they are copied as they are instead of escaped
+/// character by character in every answer.
+fn reden(out: &mut XmlOut, reason: ReasonCode) {
+    out.raw("<Reden><Code>");
+    out.raw(reason.code());
+    out.raw("</Code><Omschrijving>");
+    out.raw(reason.nl());
+    out.raw("</Omschrijving></Reden>");
+}
+
 pub(crate) fn answer_error(
     out: &mut XmlOut,
     referte: Option<&str>,
@@ -282,7 +300,31 @@ pub fn fault(faultcode: &str, faultstring: &str) -> Vec<u8> {
 
 #[cfg(test)]
 mod tests {
+    use super::super::parse::TARGET_NS;
     use super::*;
+
+    #[test]
+    fn the_fixed_head_is_its_parts() {
+        let mut out = XmlOut::for_answers(0);
+        open_envelope(&mut out);
+        out.raw("<geef:GeefAdviesInburgeringsplichtResponse xmlns:geef=\"");
+        out.raw(TARGET_NS);
+        out.raw("\"><Repliek><Context>");
+        out.element("Naam", NAAM);
+        out.element("Versie", VERSIE);
+        out.open("Bericht");
+        out.element("Type", "ANTWOORD");
+        assert_eq!(String::from_utf8(out.into_bytes()).unwrap(), FIXED_HEAD);
+    }
+
+    #[test]
+    fn reason_texts_need_no_escaping() {
+        for reason in ReasonCode::ALL {
+            for fixed in [reason.code(), reason.nl()] {
+                assert_eq!(text(fixed), fixed, "{reason:?}");
+            }
+        }
+    }
 
     fn text(value: &str) -> String {
         let mut out = XmlOut::for_answers(0);
