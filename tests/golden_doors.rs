@@ -54,18 +54,21 @@ id = "demo"
 afzenders = ["demo.kbi-advice"]
 hoedanigheden = ["9999"]
 operations = ["single", "batch"]
+protocol = "demo"
 
 [[client]]
 id = "single"
 afzenders = ["single.kbi-advice"]
 hoedanigheden = ["9999"]
 operations = ["single"]
+protocol = "demo"
 
 [[client]]
 id = "slow"
 afzenders = ["slow.kbi-advice"]
 hoedanigheden = ["9999"]
 operations = ["single", "batch"]
+protocol = "demo"
 rate_limit = { requests_per_second = 0.0001, burst = 1 }
 
 [[client]]
@@ -73,6 +76,7 @@ id = "slow-soap"
 afzenders = ["slow-soap.kbi-advice"]
 hoedanigheden = ["9999"]
 operations = ["single", "batch"]
+protocol = "demo"
 rate_limit = { requests_per_second = 0.0001, burst = 1 }
 "#;
 

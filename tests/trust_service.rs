@@ -111,6 +111,7 @@ certificate_fingerprints = ["{full}"]
 afzenders = ["kbi.ovo000123"]
 hoedanigheden = ["1234"]
 operations = ["single", "batch"]
+protocol = "demo"
 
 [[client]]
 id = "ovo000456"
@@ -118,6 +119,7 @@ certificate_fingerprints = ["{single}"]
 afzenders = ["kbi.ovo000456"]
 hoedanigheden = ["1234"]
 operations = ["single"]
+protocol = "demo"
 
 [[client]]
 id = "ovo000789"
@@ -125,6 +127,7 @@ certificate_fingerprints = ["{limited}"]
 afzenders = ["kbi.ovo000789"]
 hoedanigheden = ["1234"]
 operations = ["single", "batch"]
+protocol = "demo"
 rate_limit = {{ requests_per_second = 0.5, burst = 3 }}
 "#,
                 full = fingerprints["full"],

@@ -15,16 +15,17 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use chrono::Utc;
 
 use super::body::{discard_body, read_body, BodyError};
-use super::caller::{admit_rest, Denied};
+use super::caller::{admit_rest, Admitted, Denied};
 use super::door::{self, Answer};
 use super::guard::OverBudget;
+use super::policy::Admit;
 use super::state::AppState;
 use crate::api::json::Problem;
 use crate::api::rest::{self as wire, RestQuestion};
 use crate::audit::RequestCtx;
 use crate::domain::{CompiledSnapshot, ErrorCode, Verdict};
 use crate::telemetry::metrics::{Door, Outcome};
-use crate::trust::{Client, Operation};
+use crate::trust::Operation;
 
 const JSON: &str = "application/json";
 const PROBLEM_JSON: &str = "application/problem+json";
@@ -73,8 +74,12 @@ async fn answer_single(
     let Some(snapshot) = state.store.current() else {
         return request_error(state, ErrorCode::NotReady, None);
     };
-    let verdicts = [wire::judge(&snapshot, &question)];
-    if let Err(refusal) = audit(state, client, referte, &snapshot, &verdicts).await {
+    let verdicts = [wire::judge_under(
+        &snapshot,
+        &question,
+        &Admit::today(client.binding()),
+    )];
+    if let Err(refusal) = audit(state, &client, referte, &snapshot, &verdicts).await {
         return refusal;
     }
     let [verdict] = &verdicts;
@@ -123,14 +128,15 @@ async fn answer_batch(
     // Parsing and judging run on a compute thread within the request's time budget.
     let work = {
         let state = state.clone();
-        move |_deadline| parse_and_judge(&state, &body)
+        let client = client.clone();
+        move |_deadline| parse_and_judge(&state, &client, &body)
     };
     let (snapshot, verdicts) = match state.compute.run(Instant::now(), work).await {
         Ok(Ok(judged)) => judged,
         Ok(Err(refusal)) => return refusal,
         Err(OverBudget) => return over_budget(state),
     };
-    if let Err(refusal) = audit(state, client, referte, &snapshot, &verdicts).await {
+    if let Err(refusal) = audit(state, &client, referte, &snapshot, &verdicts).await {
         return refusal;
     }
     let answer = json(StatusCode::OK, wire::render_batch(&verdicts, &snapshot));
@@ -141,6 +147,7 @@ async fn answer_batch(
 /// The batch's questions judged against the snapshot in use, or the answer refusing the batch.
 fn parse_and_judge(
     state: &AppState,
+    client: &Admitted,
     body: &[u8],
 ) -> Result<(Arc<CompiledSnapshot>, Vec<Verdict>), Answer> {
     let questions: Vec<RestQuestion> =
@@ -159,9 +166,11 @@ fn parse_and_judge(
     let Some(snapshot) = state.store.current() else {
         return Err(request_error(state, ErrorCode::NotReady, None));
     };
+    // Each question on its own under the caller's protocol, like 30001 (protocols.md §2).
+    let admit = Admit::today(client.binding());
     let verdicts = questions
         .iter()
-        .map(|question| wire::judge(&snapshot, question))
+        .map(|question| wire::judge_under(&snapshot, question, &admit))
         .collect();
     Ok((snapshot, verdicts))
 }
@@ -169,7 +178,7 @@ fn parse_and_judge(
 /// Writes the audit records of `verdicts` durably; a failure refuses the whole answer (30021).
 async fn audit(
     state: &AppState,
-    client: &Client,
+    client: &Admitted,
     referte: &str,
     snapshot: &CompiledSnapshot,
     verdicts: &[Verdict],
@@ -180,7 +189,8 @@ async fn audit(
     let ctx = RequestCtx {
         time: Utc::now(),
         server_reference: referte,
-        client_id: &client.id,
+        client_id: &client.client().id,
+        protocol: Some(&client.binding().protocol.id),
         sender: None,
         snapshot_id: Some(&snapshot.meta.snapshot_id),
         rule_set: Some(&snapshot.rules.version),

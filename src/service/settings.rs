@@ -41,6 +41,7 @@ pub struct Settings {
     pub log: LogSettings,
     pub tls: TlsSettings,
     pub clients: ClientsSettings,
+    pub protocols: ProtocolsSettings,
     pub audit: AuditSettings,
 }
 
@@ -56,6 +57,12 @@ pub struct TlsSettings {
 #[serde(deny_unknown_fields)]
 pub struct ClientsSettings {
     pub registry: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProtocolsSettings {
+    pub dir: String,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -172,6 +179,8 @@ pub struct Checked {
     pub tls: Option<crate::trust::TlsFiles>,
     /// `None`: the shipped development registry.
     pub clients: Option<PathBuf>,
+    /// `None`: the shipped protocols (`config/protocols/`).
+    pub protocols: Option<PathBuf>,
     /// `None` when the audit log is disabled (development profile only).
     pub audit_dir: Option<PathBuf>,
     /// Peers whose `Forwarded` / `X-Forwarded-*` headers are believed (the WSDL address).
@@ -443,6 +452,7 @@ impl Settings {
             None
         };
         let clients = path(&self.clients.registry);
+        let protocols = path(&self.protocols.dir);
         Ok(Checked {
             settings: self,
             listen,
@@ -452,6 +462,7 @@ impl Settings {
             max_age,
             tls,
             clients,
+            protocols,
             audit_dir,
             trusted_proxies,
         })

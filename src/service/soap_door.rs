@@ -14,15 +14,16 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use chrono::Utc;
 
 use super::body::{read_body, BodyError};
-use super::caller::{admit_soap, rate_limit, Denied, PeerClient};
+use super::caller::{admit_soap, rate_limit, Admitted, Denied, PeerClient};
 use super::door::{self, Answer};
 use super::guard::OverBudget;
+use super::policy::Admit;
 use super::state::AppState;
 use crate::api::soap::{self, Envelope, Reply, Responder, Source};
 use crate::audit::{AuditSender, RequestCtx};
 use crate::domain::{CompiledSnapshot, ErrorCode, Verdict};
 use crate::telemetry::metrics::{Door, Metrics, Outcome};
-use crate::trust::{Client, Operation};
+use crate::trust::Operation;
 
 /// The operation's path.
 pub const PATH: &str = "/soap/GeefAdviesInburgeringsplicht-01.00";
@@ -73,7 +74,7 @@ async fn answer(
 
 /// A request admitted and judged, with what its audit records need.
 struct Judged {
-    client_id: String,
+    client: Admitted,
     envelope: Envelope,
     snapshot: Arc<CompiledSnapshot>,
     verdicts: Vec<Verdict>,
@@ -96,9 +97,11 @@ async fn parse_admit_judge(
             let Some(snapshot) = snapshot else {
                 return Err(Reply::refused(&envelope.caller, ErrorCode::NotReady));
             };
-            let verdicts = soap::judge(&envelope, &snapshot);
+            // Each question under the caller's protocol, between its reference and the
+            // snapshot's own checks (protocols.md §2).
+            let verdicts = soap::judge_under(&envelope, &snapshot, &Admit::today(client.binding()));
             Ok(Judged {
-                client_id: client.id.clone(),
+                client,
                 envelope,
                 snapshot,
                 verdicts,
@@ -117,11 +120,11 @@ async fn parse_admit_judge(
 /// Admission, in this order: who calls, as which sender and capacity, and whether it may ask
 /// this many questions at once ([`admit_soap`], 30010); no more questions than the limit
 /// (30011); the rate limit (30013), so that a refused request takes no token.
-fn admit<'s>(
-    state: &'s AppState,
+fn admit(
+    state: &AppState,
     peer: Option<&PeerClient>,
     envelope: &Envelope,
-) -> Result<&'s Client, Reply> {
+) -> Result<Admitted, Reply> {
     let caller = &envelope.caller;
     let refuse = |denied: Denied| Reply::refused(caller, denied.code());
     let operation = Operation::for_soap(envelope.question_count);
@@ -137,7 +140,7 @@ fn admit<'s>(
     if envelope.question_count > max {
         return Err(Reply::too_many_questions(caller, max));
     }
-    rate_limit(state, client).map_err(refuse)?;
+    rate_limit(state, &client).map_err(refuse)?;
     Ok(client)
 }
 
@@ -145,7 +148,7 @@ fn admit<'s>(
 /// refuses the whole request (30021) and nothing judged is sent.
 async fn audit(state: &AppState, referte: &str, judged: Judged) -> Reply {
     let Judged {
-        client_id,
+        client,
         envelope,
         snapshot,
         verdicts,
@@ -162,7 +165,8 @@ async fn audit(state: &AppState, referte: &str, judged: Judged) -> Reply {
         let ctx = RequestCtx {
             time: Utc::now(),
             server_reference: referte,
-            client_id: &client_id,
+            client_id: &client.client().id,
+            protocol: Some(&client.binding().protocol.id),
             sender: Some(&sender),
             snapshot_id: Some(&snapshot.meta.snapshot_id),
             rule_set: Some(&snapshot.rules.version),

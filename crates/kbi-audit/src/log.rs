@@ -1484,7 +1484,8 @@ mod tests {
         let day = NaiveDate::from_ymd_opt(2026, 1, 1).unwrap();
         let far = NaiveDate::from_ymd_opt(10_000, 1, 1).unwrap();
         let verdicts = vec![
-            Verdict::advised(Some("q-\"1\"".into()), advice(true, true, None, day)),
+            Verdict::advised(Some("q-\"1\"".into()), advice(true, true, None, day))
+                .under(Some("care-budget".into())),
             Verdict::advised(
                 None,
                 advice(true, false, Some(ReasonCode::GeenContract), far),
@@ -1509,6 +1510,7 @@ mod tests {
                 time,
                 server_reference: "srv-1",
                 client_id: "demo",
+                protocol: Some("demo"),
                 sender: Some(&sender),
                 snapshot_id: Some("snap-\"1\""),
                 rule_set: Some("2026.1"),
@@ -1517,6 +1519,7 @@ mod tests {
                 time,
                 server_reference: "srv-2",
                 client_id: "c\\d",
+                protocol: Some("demo"),
                 sender: None,
                 snapshot_id: None,
                 rule_set: None,

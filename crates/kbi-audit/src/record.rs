@@ -139,6 +139,10 @@ pub struct AuditRecord {
     pub server_reference: String,
     /// The client id from the registry (certificate or, in development, the sender).
     pub client_id: String,
+    /// The id of the protocol the client asked under (`protocols.md` §2); absent from records
+    /// written before protocols existed (they still verify: the chain hashes the line as written).
+    #[serde(default)]
+    pub protocol: Option<String>,
     /// The SOAP `Afzender`; `null` for REST callers.
     pub sender: Option<AuditSender>,
     /// The question's `Referte` (SOAP); `null` for REST.
@@ -154,6 +158,10 @@ pub struct AuditRecord {
     /// Whether the INSZ was in the snapshot (internal only: the answer never tells); `null` when
     /// the question never reached the snapshot.
     pub found: Option<bool>,
+    /// The purpose of the protocol the question was answered (or refused, 30005) under; `null`
+    /// when its form was never read (30001, 30002); absent from records written before protocols.
+    #[serde(default)]
+    pub purpose: Option<String>,
     /// The snapshot the answer rests on; `null` when none was loaded.
     pub snapshot_id: Option<String>,
     /// The rule set version the answer rests on.
@@ -188,6 +196,8 @@ pub struct RequestCtx<'a> {
     pub server_reference: &'a str,
     /// The client id from the registry.
     pub client_id: &'a str,
+    /// The protocol the client is bound to; `None` outside the service (tests, tools).
+    pub protocol: Option<&'a str>,
     /// The SOAP `Afzender` as sent; `None` for REST.
     pub sender: Option<&'a AuditSender>,
     /// The snapshot the answers rest on; `None` when none was loaded.
@@ -204,12 +214,14 @@ impl AuditRecord {
             time: ctx.time,
             server_reference: ctx.server_reference.to_owned(),
             client_id: ctx.client_id.to_owned(),
+            protocol: ctx.protocol.map(str::to_owned),
             sender: ctx.sender.cloned(),
             question_referte: verdict.referte.clone(),
             insz: verdict.insz,
             reference_date: verdict.reference_date,
             outcome: AuditOutcome::of(&verdict.outcome),
             found: verdict.found,
+            purpose: verdict.purpose.as_deref().map(str::to_owned),
             snapshot_id: ctx.snapshot_id.map(str::to_owned),
             rule_set: ctx.rule_set.map(str::to_owned),
             seq: 0,
@@ -245,6 +257,7 @@ struct RequestHeadJson<'a> {
     time: DateTime<Utc>,
     server_reference: &'a str,
     client_id: &'a str,
+    protocol: Option<&'a str>,
     sender: Option<&'a AuditSender>,
 }
 
@@ -258,6 +271,7 @@ struct QuestionJson<'a> {
     reference_date: Option<NaiveDate>,
     outcome: AuditOutcome,
     found: Option<bool>,
+    purpose: Option<&'a str>,
 }
 
 /// The members of [`AuditRecord`] a request's records share, after the question's own.
@@ -289,6 +303,7 @@ impl RequestLines {
                 time: ctx.time,
                 server_reference: ctx.server_reference,
                 client_id: ctx.client_id,
+                protocol: ctx.protocol,
                 sender: ctx.sender,
             },
         )?;
@@ -326,6 +341,7 @@ impl RequestLines {
                 reference_date: verdict.reference_date,
                 outcome: AuditOutcome::of(&verdict.outcome),
                 found: verdict.found,
+                purpose: verdict.purpose.as_deref(),
             },
         )?;
         // Drop the question object's own braces: its members continue the record.
@@ -504,6 +520,7 @@ mod tests {
             time,
             server_reference: "srv-1",
             client_id: "demo",
+            protocol: Some("demo"),
             sender: Some(&sender),
             snapshot_id: Some("snap-1"),
             rule_set: Some("2026.1"),

@@ -11,7 +11,8 @@ use serde::{Deserialize, Serialize};
 use super::json::{Problem, ReasonJson, SourceJson};
 use kbi_core::domain::day::iso_date_bytes;
 use kbi_core::domain::{
-    Advice, CompiledSnapshot, ErrorCode, Insz, Question, ReasonCode, Reference, Verdict,
+    Admission, Advice, CompiledSnapshot, ErrorCode, Insz, Question, ReasonCode, Reference, Unbound,
+    Verdict,
 };
 
 /// One question as sent: its members read loosely (see [`Loose`]).
@@ -188,8 +189,19 @@ pub fn parse_batch(body: &[u8], max: usize) -> Result<Vec<RestQuestion<'_>>, Pro
     Ok(questions.into_iter().map(|ObjectOnly(q)| q).collect())
 }
 
-/// One question, in the order of every door: 30001, 30002, then the snapshot's own.
+/// One question, in the order of every door: 30001, 30002, then the snapshot's own; no
+/// protocol binding ([`judge_under`] with [`Unbound`]).
 pub fn judge(snapshot: &CompiledSnapshot, question: &RestQuestion<'_>) -> Verdict {
+    judge_under(snapshot, question, &Unbound)
+}
+
+/// One question under the caller's protocol, in the order of every door (`protocols.md` §2):
+/// 30001, 30002, the protocol (30005), then the snapshot's own (30003, 30004).
+pub fn judge_under(
+    snapshot: &CompiledSnapshot,
+    question: &RestQuestion<'_>,
+    admission: &impl Admission,
+) -> Verdict {
     let parsed = match question.insz.text(false) {
         Ok(Some(text)) => Insz::parse(&text).ok(),
         _ => None,
@@ -204,12 +216,17 @@ pub fn judge(snapshot: &CompiledSnapshot, question: &RestQuestion<'_>) -> Verdic
         Ok(reference) => reference,
         Err(code) => return Verdict::refused(None, Some(insz), code),
     };
+    let purpose = match admission.admit(reference) {
+        Ok(purpose) => purpose,
+        Err(refusal) => return Verdict::outside_protocol(None, insz, reference, refusal),
+    };
     match snapshot.advise(&Question { insz, reference }) {
-        Ok(advice) => Verdict::advised(None, advice),
+        Ok(advice) => Verdict::advised(None, advice).under(purpose),
         // The REST audit record keeps the reference date of a question the snapshot refused.
         Err(refusal) => Verdict {
             reference_date: Some(reference.date()),
             found: refusal.found,
+            purpose,
             ..Verdict::refused(None, Some(insz), refusal.code)
         },
     }
@@ -237,7 +254,16 @@ pub fn render_single(verdict: &Verdict, snapshot: &CompiledSnapshot) -> Result<V
             AnswerWriter::new(&SourceJson::of(snapshot)).write(&mut body, advice);
             Ok(body)
         }
-        Err(code) => Err(Problem::from_code(*code)),
+        Err(code) => Err(problem_of(verdict, *code)),
+    }
+}
+
+/// The problem document of a refused question: the catalogue's, or for 30005 the protocol's
+/// own reason (protocol, purpose, limit; never the person).
+pub fn problem_of(verdict: &Verdict, code: ErrorCode) -> Problem {
+    match &verdict.protocol_refusal {
+        Some(text) => Problem::new(code, text.en.as_str()),
+        None => Problem::from_code(code),
     }
 }
 
@@ -259,7 +285,7 @@ pub fn render_batch(verdicts: &[Verdict], snapshot: &CompiledSnapshot) -> Vec<u8
             Ok(advice) => writer.write(&mut body, advice),
             Err(code) => {
                 body.extend_from_slice(br#"{"error":"#);
-                write_json(&mut body, &Problem::from_code(*code));
+                write_json(&mut body, &problem_of(verdict, *code));
                 body.push(b'}');
             }
         }

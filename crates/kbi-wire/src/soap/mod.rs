@@ -25,7 +25,7 @@ use chrono::{DateTime, NaiveDate, NaiveTime, Utc};
 pub use kbi_core::domain::magda::{
     MAX_GEBRUIKER, MAX_HOEDANIGHEID, MAX_IDENTIFICATIE, MAX_REFERTE,
 };
-use kbi_core::domain::{CompiledSnapshot, ErrorCode, Insz, Question, Verdict};
+use kbi_core::domain::{Admission, CompiledSnapshot, ErrorCode, Insz, Question, Unbound, Verdict};
 use parse::{RawContext, RawQuestion, Value};
 use render::{Ontvanger, ReplyHead, XmlOut};
 
@@ -266,10 +266,21 @@ pub fn parse(
 
 /// Step 2: each question of `envelope` judged against `snapshot`, in order.
 pub fn judge(envelope: &Envelope, snapshot: &CompiledSnapshot) -> Vec<Verdict> {
+    judge_under(envelope, snapshot, &Unbound)
+}
+
+/// [`judge`] under the caller's protocol: each question checked by `admission` after its INSZ
+/// and reference were read and before the snapshot's own checks (`protocols.md` §2: 30001,
+/// 30002, 30005, 30003, 30004).
+pub fn judge_under(
+    envelope: &Envelope,
+    snapshot: &CompiledSnapshot,
+    admission: &impl Admission,
+) -> Vec<Verdict> {
     envelope
         .questions
         .iter()
-        .map(|question| judge_question(question, snapshot))
+        .map(|question| judge_question(question, snapshot, admission))
         .collect()
 }
 
@@ -383,7 +394,11 @@ pub fn wsdl_document(endpoint: &str) -> String {
 }
 
 /// One `Vraag` judged.
-fn judge_question(raw: &RawQuestion, snapshot: &CompiledSnapshot) -> Verdict {
+fn judge_question(
+    raw: &RawQuestion,
+    snapshot: &CompiledSnapshot,
+    admission: &impl Admission,
+) -> Verdict {
     // A truncated value was longer than any valid one: it stands in as a text that no parser
     // accepts, so the usual code (30001/30002) follows.
     fn arg(value: &Option<Value>) -> Option<&str> {
@@ -402,19 +417,24 @@ fn judge_question(raw: &RawQuestion, snapshot: &CompiledSnapshot) -> Verdict {
         return Verdict::refused(None, Insz::parse(insz_text).ok(), ErrorCode::InvalidContext);
     };
     let referte = Some(referte.to_owned());
-    let outcome = Question::parse(insz_text, arg(&raw.referentiedatum), arg(&raw.premiejaar))
-        .map_err(|code| (code, None))
-        .and_then(|question| {
-            snapshot
-                .advise(&question)
-                .map_err(|refusal| (refusal.code, refusal.found))
-        });
-    match outcome {
-        Ok(advice) => Verdict::advised(referte, advice),
+    let question = match Question::parse(insz_text, arg(&raw.referentiedatum), arg(&raw.premiejaar))
+    {
+        Ok(question) => question,
+        Err(code) => return Verdict::refused(referte, Insz::parse(insz_text).ok(), code),
+    };
+    let purpose = match admission.admit(question.reference) {
+        Ok(purpose) => purpose,
+        Err(refusal) => {
+            return Verdict::outside_protocol(referte, question.insz, question.reference, refusal)
+        }
+    };
+    match snapshot.advise(&question) {
+        Ok(advice) => Verdict::advised(referte, advice).under(purpose),
         // The SOAP audit record has no reference date for a refused question.
-        Err((code, found)) => Verdict {
-            found,
-            ..Verdict::refused(referte, Insz::parse(insz_text).ok(), code)
+        Err(refusal) => Verdict {
+            found: refusal.found,
+            purpose,
+            ..Verdict::refused(referte, Some(question.insz), refusal.code)
         },
     }
 }
@@ -424,7 +444,10 @@ fn render_answer(out: &mut XmlOut, verdict: &Verdict, bron: &[u8]) {
     let referte = verdict.referte.as_deref();
     match (&verdict.outcome, referte) {
         (Ok(advice), _) => render::answer_advice(out, referte, advice, bron),
-        (Err(code), Some(_)) => render::answer_error(out, referte, *code, code.diagnose_nl()),
+        (Err(code), Some(_)) => match &verdict.protocol_refusal {
+            Some(text) => render::answer_error(out, referte, *code, &text.nl),
+            None => render::answer_error(out, referte, *code, code.diagnose_nl()),
+        },
         // Only a question without a valid Referte is refused without one (see `judge_question`).
         (Err(code), None) => {
             let diagnose = format!(
