@@ -438,6 +438,7 @@ mod tests {
             time: Utc.with_ymd_and_hms(2026, 3, 1, 12, 0, 0).unwrap(),
             server_reference: "srv-1".into(),
             client_id: "demo".into(),
+            protocol: Some("demo".into()),
             sender: Some(AuditSender {
                 identificatie: "demo.kbi-advice".into(),
                 referte: "r-1".into(),
@@ -449,6 +450,7 @@ mod tests {
             reference_date: NaiveDate::from_ymd_opt(2026, 1, 1),
             outcome: AuditOutcome::Nok(ReasonCode::GeenContract),
             found: Some(true),
+            purpose: Some("care-budget".into()),
             snapshot_id: Some("snap-1".into()),
             rule_set: Some("2026.1".into()),
             seq: 0,
@@ -461,10 +463,18 @@ mod tests {
         let line = serde_json::to_string(&sample()).unwrap();
         assert_eq!(
             line,
-            r#"{"time":"2026-03-01T12:00:00.000Z","server_reference":"srv-1","client_id":"demo","sender":{"identificatie":"demo.kbi-advice","referte":"r-1","hoedanigheid":"9999","gebruiker":null},"question_referte":"q-1","insz":"85073003328","reference_date":"2026-01-01","outcome":{"result":"NOK","reason":"GEEN_CONTRACT"},"found":true,"snapshot_id":"snap-1","rule_set":"2026.1","seq":0,"prev":""}"#
+            r#"{"time":"2026-03-01T12:00:00.000Z","server_reference":"srv-1","client_id":"demo","protocol":"demo","sender":{"identificatie":"demo.kbi-advice","referte":"r-1","hoedanigheid":"9999","gebruiker":null},"question_referte":"q-1","insz":"85073003328","reference_date":"2026-01-01","outcome":{"result":"NOK","reason":"GEEN_CONTRACT"},"found":true,"purpose":"care-budget","snapshot_id":"snap-1","rule_set":"2026.1","seq":0,"prev":""}"#
         );
         let back: AuditRecord = serde_json::from_str(&line).unwrap();
         assert_eq!(back, sample());
+    }
+
+    /// A line written before protocols existed (no `protocol`, no `purpose`) is still a record.
+    #[test]
+    fn a_line_from_before_protocols_still_reads() {
+        let old = r#"{"time":"2026-03-01T12:00:00.000Z","server_reference":"srv-1","client_id":"demo","sender":{"identificatie":"demo.kbi-advice","referte":"r-1","hoedanigheid":"9999","gebruiker":null},"question_referte":"q-1","insz":"85073003328","reference_date":"2026-01-01","outcome":{"result":"NOK","reason":"GEEN_CONTRACT"},"found":true,"snapshot_id":"snap-1","rule_set":"2026.1","seq":0,"prev":""}"#;
+        let back: AuditRecord = serde_json::from_str(old).unwrap();
+        assert_eq!((back.protocol, back.purpose), (None, None));
     }
 
     #[test]

@@ -443,6 +443,50 @@ fn is_protocol_id(text: &str) -> bool {
 mod tests {
     use super::*;
 
+    /// A registry written before protocols existed is refused with a message that names the
+    /// client and points to the documentation.
+    #[test]
+    fn a_client_without_protocol_is_refused_naming_it() {
+        let error = ClientRegistry::from_toml(
+            r#"
+[[client]]
+id = "zorgkas-a"
+afzenders = ["zorgkas-a.be"]
+hoedanigheden = ["1234"]
+operations = ["single"]
+"#,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(error.contains("zorgkas-a"), "{error}");
+        assert!(error.contains("protocol"), "{error}");
+        assert!(error.contains("docs/protocols.md"), "{error}");
+    }
+
+    #[test]
+    fn purposes_narrow_a_client() {
+        let registry = ClientRegistry::from_toml(
+            r#"
+[[client]]
+id = "zorgkas-a"
+afzenders = ["zorgkas-a.be"]
+hoedanigheden = ["1234"]
+operations = ["single"]
+protocol = "agii-vsb"
+purposes = ["reduced-premium"]
+"#,
+        )
+        .unwrap();
+        let client = &registry.clients()[0];
+        assert_eq!(client.protocol, "agii-vsb");
+        assert_eq!(client.purposes.as_deref(), Some(&["reduced-premium".to_owned()][..]));
+        assert!(ClientRegistry::from_toml(
+            "[[client]]\nid = \"a\"\nafzenders = [\"a\"]\nhoedanigheden = [\"1\"]\n\
+             operations = [\"single\"]\nprotocol = \"agii-vsb\"\npurposes = []\n"
+        )
+        .is_err());
+    }
+
     const TWO: &str = r#"
 [[client]]
 id = "zorgkas-a"
