@@ -479,7 +479,10 @@ purposes = ["reduced-premium"]
         .unwrap();
         let client = &registry.clients()[0];
         assert_eq!(client.protocol, "agii-vsb");
-        assert_eq!(client.purposes.as_deref(), Some(&["reduced-premium".to_owned()][..]));
+        assert_eq!(
+            client.purposes.as_deref(),
+            Some(&["reduced-premium".to_owned()][..])
+        );
         assert!(ClientRegistry::from_toml(
             "[[client]]\nid = \"a\"\nafzenders = [\"a\"]\nhoedanigheden = [\"1\"]\n\
              operations = [\"single\"]\nprotocol = \"agii-vsb\"\npurposes = []\n"
