@@ -435,7 +435,8 @@ impl Metrics {
 
     // ---- the hot path -------------------------------------------------------------------------
 
-    /// Counts one judged question: `kbi_questions_total{result,reason}`, and for a refused
+    /// Counts one judged question without a purpose: `kbi_questions_total{result,reason,
+    /// purpose="none"}`, and for a refused
     /// question also `kbi_errors_total{code}`. Call once per question, in every door.
     #[inline]
     pub fn record_question(&self, outcome: &Result<Advice, ErrorCode>) {
@@ -822,7 +823,7 @@ mod tests {
         }
         for reason in ReasonCode::ALL {
             let series = format!(
-                "kbi_questions_total{{reason=\"{}\",result=\"NOK\"}}",
+                "kbi_questions_total{{purpose=\"none\",reason=\"{}\",result=\"NOK\"}}",
                 reason.code()
             );
             assert_eq!(sample(&text, &series), 0.0);
@@ -858,27 +859,30 @@ mod tests {
         m.record_request_error(ErrorCode::TooManyQuestions);
         let text = m.render();
         assert_eq!(
-            sample(&text, "kbi_questions_total{reason=\"none\",result=\"OK\"}"),
-            2.0
-        );
-        assert_eq!(
             sample(
                 &text,
-                "kbi_questions_total{reason=\"GEEN_CONTRACT\",result=\"NOK\"}"
+                "kbi_questions_total{purpose=\"none\",reason=\"none\",result=\"OK\"}"
             ),
             2.0
         );
         assert_eq!(
             sample(
                 &text,
-                "kbi_questions_total{reason=\"NIET_AANGEMELD\",result=\"NOK\"}"
+                "kbi_questions_total{purpose=\"none\",reason=\"GEEN_CONTRACT\",result=\"NOK\"}"
+            ),
+            2.0
+        );
+        assert_eq!(
+            sample(
+                &text,
+                "kbi_questions_total{purpose=\"none\",reason=\"NIET_AANGEMELD\",result=\"NOK\"}"
             ),
             1.0
         );
         assert_eq!(
             sample(
                 &text,
-                "kbi_questions_total{reason=\"none\",result=\"ERROR\"}"
+                "kbi_questions_total{purpose=\"none\",reason=\"none\",result=\"ERROR\"}"
             ),
             1.0
         );
@@ -961,7 +965,10 @@ mod tests {
         );
         // Every code, as the metrics have always classified them.
         let expected = |code| match code {
-            ErrorCode::NotAuthorised | ErrorCode::RateLimited => Outcome::Refused,
+            // 30005 is a 403 like 30010: refused for who asks (under which protocol).
+            ErrorCode::NotAuthorised | ErrorCode::RateLimited | ErrorCode::OutsideProtocol => {
+                Outcome::Refused
+            }
             ErrorCode::NotReady | ErrorCode::AuditUnavailable => Outcome::ServerError,
             _ => Outcome::ClientError,
         };
