@@ -300,7 +300,7 @@ impl Binding {
             });
         };
         if let Some(allowed) = &self.purposes {
-            if !allowed.iter().any(|p| *p == purpose.name) {
+            if !allowed.contains(&purpose.name) {
                 return Err(Refusal::NotForClient {
                     protocol: protocol.id.clone(),
                     purpose: purpose.name.clone(),
