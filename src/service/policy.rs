@@ -134,9 +134,35 @@ impl<'a> Admit<'a> {
     pub fn today(binding: &'a Binding) -> Self {
         Admit {
             binding,
-            asked_on: crate::cli::protocol::today(),
+            asked_on: today(),
         }
     }
+}
+
+/// The local calendar day (`cli::protocol::today`), worked out at most once a UTC minute:
+/// `chrono::Local` consults the time zone on every call, which every request would pay, and a
+/// local day always changes on a minute boundary.
+fn today() -> NaiveDate {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    // One word, so that a reader never pairs one minute with another minute's day: the UTC
+    // minute since the epoch in the high half, the day (days since 0001-01-01) in the low half;
+    // 0 = nothing cached yet.
+    static CACHED: AtomicU64 = AtomicU64::new(0);
+    let minute = u32::try_from(chrono::Utc::now().timestamp().div_euclid(60)).unwrap_or(0);
+    let cached = CACHED.load(Ordering::Relaxed);
+    if cached >> 32 == u64::from(minute) && minute != 0 {
+        if let Some(day) = i32::try_from(cached & u64::from(u32::MAX))
+            .ok()
+            .and_then(NaiveDate::from_num_days_from_ce_opt)
+        {
+            return day;
+        }
+    }
+    let day = crate::cli::protocol::today();
+    if let Ok(days) = u32::try_from(chrono::Datelike::num_days_from_ce(&day)) {
+        CACHED.store(u64::from(minute) << 32 | u64::from(days), Ordering::Relaxed);
+    }
+    day
 }
 
 impl Admission for Admit<'_> {
@@ -184,4 +210,25 @@ pub fn reload(state: &super::state::AppState) -> Result<(), String> {
 /// `path` unless empty.
 pub fn configured(path: &str) -> Option<&Path> {
     Some(Path::new(path.trim())).filter(|p| !p.as_os_str().is_empty())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_cached_day_is_the_local_day() {
+        // Twice: the first call fills the cache, the second reads it.
+        for _ in 0..2 {
+            let (before, cached, after) = (
+                crate::cli::protocol::today(),
+                today(),
+                crate::cli::protocol::today(),
+            );
+            assert!(
+                cached == before || cached == after,
+                "{cached} vs {before}/{after}"
+            );
+        }
+    }
 }
