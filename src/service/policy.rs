@@ -125,16 +125,29 @@ impl Policy {
 
 /// The doors' per-question check: `binding` on `asked_on` ([`Admission`] for the judge).
 pub struct Admit<'a> {
-    pub binding: &'a Binding,
-    pub asked_on: NaiveDate,
+    binding: &'a Binding,
+    asked_on: NaiveDate,
+    /// Per form (a reference date, a premium year): the purpose when it is open that day
+    /// ([`Binding::open_purpose`]), worked out once per request, so that a question costs only
+    /// its window's comparisons; `None`: refused, and [`Binding::admit`] says why.
+    open: [Option<&'a kbi_protocol::Purpose>; 2],
 }
 
 impl<'a> Admit<'a> {
     /// The check for `binding`'s questions asked today.
     pub fn today(binding: &'a Binding) -> Self {
+        Admit::on(binding, today())
+    }
+
+    /// The check for `binding`'s questions asked on `asked_on`.
+    pub fn on(binding: &'a Binding, asked_on: NaiveDate) -> Self {
         Admit {
             binding,
-            asked_on: today(),
+            asked_on,
+            open: [
+                binding.open_purpose(asked_on, kbi_protocol::Asks::Date),
+                binding.open_purpose(asked_on, kbi_protocol::Asks::PremiumYear),
+            ],
         }
     }
 }
@@ -168,6 +181,16 @@ fn today() -> NaiveDate {
 impl Admission for Admit<'_> {
     #[inline]
     fn admit(&self, reference: Reference) -> Result<Option<Arc<str>>, ProtocolRefusal> {
+        let form = match reference {
+            Reference::Date(_) => 0,
+            Reference::PremiumYear(_) => 1,
+        };
+        if let Some(purpose) = self.open[form] {
+            if purpose.window.admits(reference) {
+                return Ok(Some(purpose.name.clone()));
+            }
+        }
+        // Refused: the full check, for its reason (and the same answer by construction).
         match self.binding.admit(self.asked_on, reference) {
             Ok(purpose) => Ok(Some(purpose.clone())),
             Err(refusal) => Err(ProtocolRefusal {

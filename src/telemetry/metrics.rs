@@ -462,17 +462,27 @@ impl Metrics {
     #[inline]
     pub fn record_questions(&self, verdicts: &[Verdict]) {
         let purposes = self.questions_by_purpose.load();
+        // The questions of a request nearly always share their purpose (the same `Arc`): it is
+        // looked up by name once, then recognised by its address.
+        let mut last: Option<(*const u8, &QuestionCounters)> = None;
         for verdict in verdicts {
-            let counters = verdict
-                .purpose
-                .as_deref()
-                .and_then(|purpose| {
-                    purposes
-                        .iter()
-                        .find(|(name, _)| &**name == purpose)
-                        .map(|(_, counters)| counters)
-                })
-                .unwrap_or(&self.questions_none);
+            let counters = match &verdict.purpose {
+                None => &self.questions_none,
+                Some(purpose) => {
+                    let address = purpose.as_ptr();
+                    match last {
+                        Some((seen, counters)) if seen == address => counters,
+                        _ => {
+                            let counters = purposes
+                                .iter()
+                                .find(|(name, _)| **name == **purpose)
+                                .map_or(&self.questions_none, |(_, counters)| counters);
+                            last = Some((address, counters));
+                            counters
+                        }
+                    }
+                }
+            };
             self.record_in(counters, &verdict.outcome);
         }
     }

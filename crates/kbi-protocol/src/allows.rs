@@ -4,7 +4,6 @@
 use std::sync::Arc;
 
 use chrono::NaiveDate;
-use kbi_core::domain::advice::premium_year_of;
 use kbi_core::domain::Reference;
 
 use crate::model::{Asks, Ended, FileSpec, Protocol, PurposeWindow};
@@ -207,21 +206,7 @@ impl Protocol {
                 reason: ended.reason.clone(),
             });
         }
-        let inside = match (found.window, reference) {
-            (PurposeWindow::Any, _) => true,
-            (PurposeWindow::Dates(window), Reference::Date(day)) => window.contains(day),
-            (PurposeWindow::PremiumYears(window), Reference::PremiumYear(year)) => {
-                window.contains(year)
-            }
-            // A list delivered by reference date (premium-list --date 2023-01-01).
-            (PurposeWindow::PremiumYears(window), Reference::Date(day)) => {
-                premium_year_of(day).is_some_and(|year| window.contains(year))
-            }
-            (PurposeWindow::Dates(window), Reference::PremiumYear(_)) => {
-                window.contains(reference.date())
-            }
-        };
-        if inside {
+        if found.window.admits(reference) {
             Ok(())
         } else {
             Err(Refusal::OutsideWindow {
@@ -309,6 +294,26 @@ impl Binding {
         }
         protocol.allows(&purpose.name, asked_on, reference)?;
         Ok(&purpose.name)
+    }
+
+    /// The purpose that questions of form `asks` serve for this client when it is open on
+    /// `asked_on` (protocol in force, purpose in it, allowed to the client, not ended): then a
+    /// question is allowed exactly when its reference lies in the purpose's window
+    /// ([`PurposeWindow::admits`]), which the doors check per question after asking this once
+    /// per request. `None`: every question of that form is refused ([`Binding::admit`] says why).
+    pub fn open_purpose(&self, asked_on: NaiveDate, asks: Asks) -> Option<&crate::Purpose> {
+        let protocol = &*self.protocol;
+        protocol.in_force(asked_on).ok()?;
+        let purpose = protocol.purpose_for(asks)?;
+        if let Some(allowed) = &self.purposes {
+            if !allowed.contains(&purpose.name) {
+                return None;
+            }
+        }
+        if purpose.ended.as_ref().is_some_and(|e| e.applies(asked_on)) {
+            return None;
+        }
+        Some(purpose)
     }
 
     /// The purpose a question of this form would serve (for the audit record of a question

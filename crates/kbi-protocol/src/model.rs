@@ -90,6 +90,30 @@ pub enum PurposeWindow {
     PremiumYears(YearWindow),
 }
 
+impl PurposeWindow {
+    /// Whether `reference` lies inside the window: a reference date for a date window, a
+    /// premium year for a premium-year window (a date that is a 1 January stands for the premium
+    /// year after it, as `premium-list --date` gives it; a premium year for a date window is
+    /// judged by its reference date).
+    #[inline]
+    pub fn admits(&self, reference: kbi_core::domain::Reference) -> bool {
+        use kbi_core::domain::Reference;
+        match (self, reference) {
+            (PurposeWindow::Any, _) => true,
+            (PurposeWindow::Dates(window), Reference::Date(day)) => window.contains(day),
+            (PurposeWindow::PremiumYears(window), Reference::PremiumYear(year)) => {
+                window.contains(year)
+            }
+            (PurposeWindow::PremiumYears(window), Reference::Date(day)) => {
+                kbi_core::domain::advice::premium_year_of(day).is_some_and(|y| window.contains(y))
+            }
+            (PurposeWindow::Dates(window), Reference::PremiumYear(_)) => {
+                window.contains(reference.date())
+            }
+        }
+    }
+}
+
 /// A `[[questions]]` entry: a purpose served by the doors.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Purpose {

@@ -589,6 +589,38 @@ proptest! {
         prop_assert_eq!(allowed, inside);
     }
 
+    /// The doors' fast path (the purpose open that day, then its window) answers exactly as
+    /// the full check, for every day, reference and client narrowing.
+    #[test]
+    fn the_open_purpose_and_its_window_agree_with_admit(
+        asked in arb_day(), reference in arb_day(), year in 2015i32..2030,
+        ended in proptest::option::of(arb_day()), narrow in proptest::bool::ANY,
+    ) {
+        let mut text = BASE.replace(
+            "term = { from = 2021-10-01 }",
+            "term = { from = 2021-10-01, until = 2040-01-01 }",
+        );
+        if let Some(on) = ended {
+            text = text.replace(
+                "reference_dates = { from = 2022-01-01 }",
+                &format!("reference_dates = {{ from = 2022-01-01 }}\nended = {{ on = {on}, reason = \"r\" }}"),
+            );
+        }
+        let binding = Binding {
+            protocol: std::sync::Arc::new(load(&text).unwrap()),
+            purposes: narrow.then(|| vec!["reduced-premium".into()]),
+        };
+        for (reference, asks) in [
+            (Reference::Date(reference), kbi_protocol::Asks::Date),
+            (Reference::PremiumYear(year), kbi_protocol::Asks::PremiumYear),
+        ] {
+            let fast = binding
+                .open_purpose(asked, asks)
+                .is_some_and(|p| p.window.admits(reference));
+            prop_assert_eq!(fast, binding.admit(asked, reference).is_ok());
+        }
+    }
+
     /// The same for an `ended`: allowed before its day, refused on it and every day after.
     #[test]
     fn ended_refuses_every_day_from_its_day_on(on in arb_day(), asked in arb_day()) {

@@ -90,6 +90,7 @@ enum Loose<'a> {
 
 impl Loose<'_> {
     /// The member as text for the core's parser; `Err` when its type can never be valid.
+    #[inline]
     fn text(&self, integer_allowed: bool) -> Result<Option<Cow<'_, str>>, ()> {
         match self {
             Loose::Absent => Ok(None),
