@@ -10,6 +10,7 @@ pub mod caller;
 pub mod door;
 pub mod guard;
 pub mod ops;
+pub mod policy;
 pub mod reload;
 pub mod rest;
 pub mod settings;
@@ -29,7 +30,6 @@ use crate::snapshot::redis::{watch_redis, WatchOptions};
 use crate::snapshot::SnapshotSource;
 use crate::telemetry::metrics::Metrics;
 use kbi_audit::{AuditLog, AuditOptions};
-use kbi_trust::{ClientRegistry, RateLimiter};
 use reload::Reloader;
 use settings::{Checked, SnapshotOrigin};
 use state::{AppState, Limits, References, SnapshotStore};
@@ -105,11 +105,13 @@ async fn build(checked: Checked) -> anyhow::Result<Application> {
     let open_files =
         guard::raise_open_file_limit().context("the open-file limit (RLIMIT_NOFILE)")?;
     let rules = settings::load_rules(checked.rules.as_ref())?;
-    let registry = Arc::new(match &checked.clients {
-        Some(path) => ClientRegistry::from_file(path).context("clients.registry")?,
-        None => ClientRegistry::shipped().context("the shipped client registry")?,
-    });
-    let metrics = Arc::new(Metrics::new(&registry.ids()).context("metrics registry")?);
+    let policy_sources = policy::PolicySources {
+        clients: checked.clients.clone(),
+        protocols: checked.protocols.clone(),
+    };
+    let policy = policy::Policy::load(&policy_sources)?;
+    let metrics = Arc::new(Metrics::new(&policy.registry.ids()).context("metrics registry")?);
+    metrics.register_purposes(&policy.purposes());
     metrics.set_snapshot_max_age(checked.max_age);
     let tls = match &checked.tls {
         Some(files) => {
@@ -156,8 +158,8 @@ async fn build(checked: Checked) -> anyhow::Result<Application> {
         },
         references: References::default(),
         service_identificatie: checked.service_identificatie.clone(),
-        limiter: RateLimiter::new(&registry),
-        registry: registry.clone(),
+        policy: arc_swap::ArcSwap::from_pointee(policy),
+        policy_sources,
         development: checked.tls.is_none(),
         audit,
         compute: guard::Compute::new(server.compute_threads, server.request_time_budget),
@@ -250,9 +252,8 @@ async fn build(checked: Checked) -> anyhow::Result<Application> {
     .keep_alive(server.keep_alive)
     .client_request_timeout(server.request_head_timeout)
     .on_connect({
-        let registry = registry.clone();
-        let metrics = metrics.clone();
-        move |connection, data| on_connect(&registry, &metrics, &peers, connection, data)
+        let state = state.clone();
+        move |connection, data| on_connect(&state, &peers, connection, data)
     });
     let client = match tls {
         Some(config) => client.bind_rustls_0_23(checked.listen, config),
@@ -297,8 +298,7 @@ async fn build(checked: Checked) -> anyhow::Result<Application> {
 /// is refused at its first request), and on TLS identified by its client certificate; a TLS
 /// connection without one is counted as a failed handshake and shut before any HTTP is read.
 fn on_connect(
-    registry: &ClientRegistry,
-    metrics: &Metrics,
+    state: &AppState,
     peers: &Arc<guard::PeerConnections>,
     connection: &dyn std::any::Any,
     data: &mut actix_web::dev::Extensions,
@@ -309,12 +309,12 @@ fn on_connect(
         let (tcp, session) = stream.get_ref();
         let mut slot = peers.open(tcp.peer_addr().ok().map(|a| a.ip()));
         if crate::trust::tls::peer_certificate(session).is_none() {
-            metrics.tls_handshake_failed();
+            state.metrics.tls_handshake_failed();
             slot.refusal = Some(guard::Refusal::NoCertificate);
             guard::shut_down(tcp);
         }
         data.insert(slot);
-        caller::on_connect(registry, connection, data);
+        caller::on_connect(state, connection, data);
     } else if let Some(tcp) = connection.downcast_ref::<Tcp>() {
         data.insert(peers.open(tcp.peer_addr().ok().map(|a| a.ip())));
     }
@@ -367,8 +367,9 @@ fn spawn_sighup(reloader: Arc<Reloader>) {
         Ok(mut hangups) => {
             tokio::spawn(async move {
                 while hangups.recv().await.is_some() {
-                    tracing::info!("SIGHUP: reloading the snapshot");
-                    // The outcome is logged and counted by the reloader.
+                    tracing::info!("SIGHUP: reloading clients, protocols and the snapshot");
+                    // The outcomes are logged and counted by the reloader.
+                    let _ = reloader.reload_config();
                     let _ = reloader.reload().await;
                 }
             });
