@@ -12,8 +12,8 @@
 #      unit's umask, no new privileges and no capabilities, on the installed configuration
 #      switched to the development profile and the demo snapshot in /var/cache/kbi-advice:
 #      it answers, audits under /var/lib/kbi-advice, and cannot write to /etc/kbi-advice
-#   7. upgrade to a second package version: the edited conffile stays, the service is restarted
-#      exactly once (deb-systemd-invoke recorded in a private mount namespace faking systemd)
+#   7. upgrade to a second package version: the edited conffile stays, a link the service user
+#      planted in /var/lib/kbi-advice is not followed, the service is restarted exactly once (deb-systemd-invoke recorded in a private mount namespace faking systemd)
 #   8. dpkg -r keeps the audit log; dpkg --purge keeps it too and removes the rest
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -211,6 +211,8 @@ sed -i -e "s|^listen = \"0.0.0.0:8443\"|listen = \"127.0.0.1:$PORT\"|" \
     /etc/kbi-advice/kbi-advice.toml
 sed -i '/^\[\[client\]\]/,$d' /etc/kbi-advice/clients.toml
 sed -n '/^\[\[client\]\]/,$p' config/clients.toml >> /etc/kbi-advice/clients.toml
+# The demo client asks under the development protocol `demo`, which the package does not install.
+install -m 0644 config/protocols/demo.toml /etc/kbi-advice/protocols/demo.toml
 (as_unit $EXEC) >"$WORK/service.log" 2>&1 &
 PID=$!
 for _ in $(seq 1 300); do
@@ -251,7 +253,16 @@ dpkg-deb -R "$DEB" "$WORK/v2"
 sed -i "s/^Version: .*/Version: ${UPSTREAM}-99/" "$WORK/v2/DEBIAN/control"
 DEB2="$WORK/kbi-advice_${UPSTREAM}-99_${ARCH}.deb"
 dpkg-deb --root-owner-group -Zgzip -z1 -b "$WORK/v2" "$DEB2" >/dev/null
+# The service user owns /var/lib/kbi-advice: it replaces premium/ by a link to a root directory
+# (issue 24, item 8). The upgrade's postinst must not follow it.
+mv /var/lib/kbi-advice/premium "$WORK/premium.saved"
+mkdir -m 0755 "$WORK/root-only"
+setpriv --reuid=kbi-advice --regid=kbi-advice --init-groups ln -s "$WORK/root-only" /var/lib/kbi-advice/premium
 with_fake_systemd dpkg -i "$DEB2" || fail "the upgrade failed"
+check_stat "$WORK/root-only" "root:root 755"
+rm /var/lib/kbi-advice/premium
+mv "$WORK/premium.saved" /var/lib/kbi-advice/premium
+echo "a link planted in /var/lib/kbi-advice was not followed by the postinst"
 cat "$WORK/calls"
 [ "$(invocations)" = 1 ] && [ "$(invoked try-restart)" = 1 ] \
     || fail "the upgrade did not try-restart the service exactly once (and nothing else)"

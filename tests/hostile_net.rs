@@ -16,6 +16,11 @@
 #[path = "it/support/mod.rs"]
 mod support;
 
+// Issue 24, item 7 (silent and slow connections): raises the open-file limit and holds thousands
+// of connections, so it lives in this binary for the reasons above (see its header).
+#[path = "hostile_net/hostile_connections.rs"]
+mod hostile_connections;
+
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -255,6 +260,9 @@ fn slow_clients(
                         if matches!(outcome, Slow::Answered(_)) {
                             progress.answered.fetch_add(1, Ordering::Relaxed);
                         }
+                        if outcome != Slow::Hanging {
+                            progress.ended.fetch_add(1, Ordering::Relaxed);
+                        }
                         outcome
                     }));
                 }
@@ -273,6 +281,8 @@ fn slow_clients(
 struct Progress {
     connected: AtomicUsize,
     answered: AtomicUsize,
+    /// Answered, or closed by the service without an answer (shed near the cap).
+    ended: AtomicUsize,
 }
 
 async fn slow_client(
@@ -386,9 +396,13 @@ fn slow_bodies_from_one_address_under_1024_files_do_not_lock_out_other_callers()
     let reached = wait_for(&progress.connected, 1100, Duration::from_secs(5));
     assert!(reached > 1000, "only {reached} slow connections were made");
     // Measured once the burst of 1,100 connections has been taken in (the 844 over the
-    // per-address limit refused): the steady state of the attack, 256 bodies trickling in.
-    let refused = wait_for(&progress.answered, 800, Duration::from_secs(5));
-    assert!(refused >= 800, "only {refused} connections were refused");
+    // per-address limit refused with a 503, or shed near the cap: closed unanswered): the
+    // steady state of the attack, 256 bodies trickling in.
+    let refused = wait_for(&progress.ended, 800, Duration::from_secs(5));
+    assert!(
+        refused >= 800,
+        "only {refused} connections were refused or shed"
+    );
 
     // Meanwhile a normal client (another address) gets every answer within a second.
     let client = reqwest::blocking::Client::builder()
@@ -430,7 +444,11 @@ fn slow_bodies_from_one_address_under_1024_files_do_not_lock_out_other_callers()
         "{summary}"
     );
     assert_eq!(count(Slow::Hanging), 0, "{summary}");
-    assert!(refused >= 1100 - 256 - 20, "{summary}");
+    // Shed connections (issue 24, item 7) are closed without an answer.
+    assert!(
+        refused + count(Slow::Failed) >= 1100 - 256 - 20,
+        "{summary}"
+    );
     assert!(timed_out >= 200, "{summary}");
     assert!(!server.log().contains("Too many open files"));
 }

@@ -54,10 +54,12 @@ pub struct VerifyArgs {
     /// the one in the directory.
     #[arg(long, value_name = "FILE")]
     pub checkpoints: Option<PathBuf>,
-    /// Public key (PEM) the checkpoints must be signed with; default: `checkpoint-key.pub.pem`
-    /// beside the checkpoint file. Pin it when the directory itself is in doubt.
+    /// Public key (PEM) the checkpoints must be signed with, pinned: every checkpoint must
+    /// verify under it (or another `--public-key`, across a key rotation), and at least one
+    /// must. Default: `checkpoint-key.pub.pem` beside the checkpoint file, not pinned (a
+    /// checkpoint of another key is skipped). Pin it when the directory itself is in doubt.
     #[arg(long, value_name = "FILE")]
-    pub public_key: Option<PathBuf>,
+    pub public_key: Vec<PathBuf>,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -117,20 +119,27 @@ fn run_keygen(args: KeygenArgs) -> anyhow::Result<u8> {
 
 /// The checkpoints to check against: given, or the directory's own when they exist.
 fn anchors(args: &VerifyArgs) -> anyhow::Result<Option<kbi_audit::Anchors>> {
+    let pinned = !args.public_key.is_empty();
     let file = match (&args.checkpoints, &args.dir) {
         (Some(file), _) => file.clone(),
         (None, Some(dir)) => dir.join(kbi_audit::CHECKPOINT_FILE),
+        // A pinned key with nothing to check it against must not pass as checked.
+        (None, None) if pinned => {
+            anyhow::bail!("--public-key needs the checkpoints: give --checkpoints or --dir")
+        }
         (None, None) => return Ok(None),
     };
-    if args.checkpoints.is_none() && !file.exists() {
+    if !pinned && args.checkpoints.is_none() && !file.exists() {
         return Ok(None);
     }
-    let key = match &args.public_key {
-        Some(key) => key.clone(),
-        None => kbi_audit::checkpoint::default_public_key(file.parent().unwrap_or(Path::new("."))),
-    };
-    let anchors = kbi_audit::Anchors::load(&file, &key)
-        .with_context(|| format!("cannot check the checkpoints of {}", file.display()))?;
+    let anchors = if pinned {
+        kbi_audit::Anchors::pinned(&file, &args.public_key)
+    } else {
+        let key =
+            kbi_audit::checkpoint::default_public_key(file.parent().unwrap_or(Path::new(".")));
+        kbi_audit::Anchors::load(&file, &key)
+    }
+    .with_context(|| format!("cannot check the checkpoints of {}", file.display()))?;
     Ok(Some(anchors))
 }
 
@@ -206,29 +215,39 @@ fn write_checkpoints(out: &mut impl Write, report: &kbi_audit::Report) -> std::i
              anchored, records cut off the end would not show"
         );
     };
-    match &checkpoints.latest {
-        Some(latest) => writeln!(
+    let keys = checkpoints.keys.join(", ");
+    let pinned = if checkpoints.pinned {
+        "pinned key"
+    } else {
+        "key beside the log, not pinned:"
+    };
+    writeln!(
+        out,
+        "checkpoints: {} checked in {}, {} signed by {pinned} {keys}",
+        checkpoints.checked,
+        checkpoints.file.display(),
+        checkpoints.valid,
+    )?;
+    if let Some(latest) = &checkpoints.latest {
+        writeln!(
             out,
-            "checkpoints: {} signed by key {} in {}; latest: seq {} at {}; {} record(s) after \
-             it not yet anchored",
-            checkpoints.valid,
-            checkpoints.key,
-            checkpoints.file.display(),
-            latest.seq,
-            latest.time,
-            checkpoints.unanchored
-        )?,
-        None => writeln!(
+            "latest: seq {} at {}; {} record(s) after it not yet anchored",
+            latest.seq, latest.time, checkpoints.unanchored
+        )?;
+    }
+    if checkpoints.format_1 > 0 {
+        writeln!(
             out,
-            "checkpoints: none signed by key {} in {}",
-            checkpoints.key,
-            checkpoints.file.display()
-        )?,
+            "note: {} checkpoint(s) in the old format v1: signed, but their key field was not \
+             covered by the signature",
+            checkpoints.format_1
+        )?;
     }
     if checkpoints.other_key > 0 {
         writeln!(
             out,
-            "note: {} checkpoint(s) name another key and were not checked",
+            "note: {} checkpoint(s) name another key and were not checked (pin the keys with \
+             --public-key to check them)",
             checkpoints.other_key
         )?;
     }

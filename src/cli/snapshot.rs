@@ -57,9 +57,17 @@ pub struct ImportArgs {
     #[arg(long, value_name = "JSON")]
     pub report: Option<PathBuf>,
     /// Input files read at once, one thread each (default: the number of cores, at most 4;
-    /// 1 reads them one after the other). The output is the same either way.
+    /// more than 8 are used as 8). The snapshot and the report are the same for any number.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=64))]
     pub workers: Option<u16>,
+    /// Refuse an input file that holds or decompresses to more than this many bytes
+    /// (default 4 GiB: one million dossiers are about 1.7 GB of XML).
+    #[arg(long, value_name = "BYTES", value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_decompressed_bytes: Option<u64>,
+    /// Refuse a compressed input file that decompresses to more than this many times the bytes
+    /// read from it, beyond its first 64 MiB (default 1000; real replies compress 10–30×).
+    #[arg(long, value_name = "RATIO", value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_decompression_ratio: Option<u64>,
 }
 
 #[derive(Debug, Args)]
@@ -134,7 +142,7 @@ pub fn run(command: SnapshotCommand) -> anyhow::Result<u8> {
 }
 
 fn import(args: ImportArgs) -> anyhow::Result<u8> {
-    use kbi_import::{codes::Codes, import_with_workers, ImportOptions, FORMAT_NAME};
+    use kbi_import::{codes::Codes, ImportOptions, FORMAT_NAME};
     if args.from != FORMAT_NAME {
         anyhow::bail!("--from must be {FORMAT_NAME} (the only source format this program imports)");
     }
@@ -161,7 +169,18 @@ fn import(args: ImportArgs) -> anyhow::Result<u8> {
         Some(n) => usize::from(n),
         None => kbi_import::default_workers(),
     };
-    let report = import_with_workers(&options, &Console::counting("bytes"), workers)?;
+    let default = kbi_import::FileLimits::default();
+    let run = kbi_import::RunOptions {
+        workers,
+        limits: kbi_import::FileLimits {
+            max_decompressed_bytes: args
+                .max_decompressed_bytes
+                .unwrap_or(default.max_decompressed_bytes),
+            max_ratio: args.max_decompression_ratio.unwrap_or(default.max_ratio),
+        },
+        before_open: None,
+    };
+    let report = kbi_import::import_with(&options, &Console::counting("bytes"), &run)?;
     eprint!("{}", report.render());
     if let Some(path) = &args.report {
         let json = serde_json::to_vec_pretty(&report)?;

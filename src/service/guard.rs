@@ -1,15 +1,25 @@
 //! The client listener against hostile peers: bounded connections (in total and per peer
-//! address), open-file descriptors kept in reserve, and CPU work run off the network threads
-//! within a time budget. `docs/security.md` (Hostile inputs) lists what each stops.
+//! address, counted at accept), the heaviest peer shed first near the cap, open-file descriptors
+//! kept in reserve, and CPU work run off the network threads within a time budget.
+//! `docs/security.md` (Hostile inputs) lists what each stops.
 //!
-//! Connections are counted in actix-web's `on_connect` hook: each gets a [`ConnectionSlot`] in
-//! its connection data, released when the connection is dropped. A slot over the per-peer limit
-//! (or a TLS connection without a client certificate) is marked; [`refuse_marked`] then answers
-//! every request on it with a complete response and closes the connection, as nginx's
-//! `limit_conn` does (503).
+//! Connections are counted when accepted, before the TLS handshake and before any byte is read
+//! ([`Connections::wrap`] sits in front of the TLS and HTTP services): a connection that never
+//! sends a byte holds a slot that the guard can see and take back. Each gets a [`Conn`] in the
+//! registry. Past `server.max_connections_per_peer` from one address a connection is marked: it
+//! gets the short head timeout, and a request on it is answered by [`refuse_marked`] with a
+//! complete 503 and the connection closed, as nginx's `limit_conn` does. Under pressure (open
+//! connections past `server.shed_at_percent` of the cap), every accept sheds the newest
+//! connection of the peer holding most (as nginx's `limit_conn` and Envoy's overload manager
+//! do), so one address cannot take the slots another needs, and connections still without a
+//! request are given `server.pressure_head_timeout_ms` instead of the full head timeout.
+//! Shedding drops the connection's task (its handshake or its HTTP dispatcher), which closes the
+//! socket; no descriptor number is kept or reused.
 
 use std::collections::HashMap;
-use std::net::IpAddr;
+use std::future::Future;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -20,45 +30,349 @@ use actix_web::http::StatusCode;
 use actix_web::middleware::Next;
 use actix_web::HttpResponse;
 use serde_json::json;
-use tokio::sync::Semaphore;
+use tokio::sync::{Notify, Semaphore};
 
-/// Open connections per peer address on the client listener.
-#[derive(Debug)]
-pub struct PeerConnections {
-    open: Mutex<HashMap<IpAddr, usize>>,
-    max_per_peer: usize,
+use crate::telemetry::metrics::Metrics;
+
+/// How the guard bounds the client listener's connections.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConnectionLimits {
+    /// Most connections on the listener (the sum of the workers' caps).
+    pub cap: usize,
+    /// Most connections from one peer address before they are marked.
+    pub max_per_peer: usize,
+    /// Open connections from which on the guard sheds (pressure).
+    pub shed_at: usize,
+    /// Time for the first request head (and the TLS handshake) without pressure.
+    pub head_timeout: Duration,
+    /// The same under pressure, and for a connection over the per-peer limit.
+    pub pressure_head_timeout: Duration,
 }
 
-impl PeerConnections {
-    pub fn new(max_per_peer: usize) -> Arc<Self> {
-        Arc::new(PeerConnections {
-            open: Mutex::new(HashMap::new()),
-            max_per_peer,
+impl ConnectionLimits {
+    /// `shed_at_percent` of `cap`, at least one below it when the cap allows (so the guard
+    /// acts before the workers stop accepting).
+    pub fn shed_at(cap: usize, shed_at_percent: u64) -> usize {
+        let at = cap.saturating_mul(shed_at_percent.min(100) as usize) / 100;
+        at.min(cap.saturating_sub(1)).max(1)
+    }
+}
+
+/// The client listener's open connections, by peer address.
+#[derive(Debug)]
+pub struct Connections {
+    state: Mutex<State>,
+    limits: ConnectionLimits,
+    metrics: Option<Arc<Metrics>>,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    next_id: u64,
+    /// Connections not yet shed (the ones that count).
+    live: usize,
+    peers: HashMap<IpAddr, Peer>,
+    by_addr: HashMap<SocketAddr, Arc<Conn>>,
+    /// When the last sweep for silent connections under pressure ran.
+    swept: Option<Instant>,
+}
+
+#[derive(Debug, Default)]
+struct Peer {
+    /// Oldest first.
+    conns: Vec<Arc<Conn>>,
+    live: usize,
+}
+
+/// One open connection of the client listener.
+#[derive(Debug)]
+pub struct Conn {
+    id: u64,
+    addr: Option<SocketAddr>,
+    opened: Instant,
+    /// Over the per-peer limit when accepted: its requests are refused.
+    pub over_peer_limit: bool,
+    /// A request head arrived on it (set by [`refuse_marked`]).
+    requested: AtomicBool,
+    shed: AtomicBool,
+    wake: Notify,
+}
+
+impl Conn {
+    /// Marks that a request arrived: the head timeout no longer applies.
+    pub fn requested(&self) {
+        self.requested.store(true, Ordering::Relaxed);
+    }
+}
+
+/// Why the service closed a connection (`kbi_connections_shed_total{reason}`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ShedReason {
+    /// Near the connection cap: the newest connection of the peer holding most.
+    HeaviestPeer = 0,
+    /// No request within the head timeout (shortened under pressure, or over the per-peer
+    /// limit).
+    HeadTimeout = 1,
+}
+
+/// How long a sweep for silent connections under pressure is not repeated.
+const SWEEP_EVERY: Duration = Duration::from_millis(100);
+
+impl Connections {
+    pub fn new(limits: ConnectionLimits, metrics: Option<Arc<Metrics>>) -> Arc<Self> {
+        Arc::new(Connections {
+            state: Mutex::new(State::default()),
+            limits,
+            metrics,
         })
     }
 
-    /// Counts a new connection from `peer`; the slot is marked when the peer is over its limit.
-    pub fn open(self: &Arc<Self>, peer: Option<IpAddr>) -> ConnectionSlot {
-        let mut refusal = None;
-        if let Some(ip) = peer {
-            let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
-            let count = open.entry(ip).or_insert(0);
-            *count += 1;
-            if *count > self.max_per_peer {
-                refusal = Some(Refusal::PeerLimit);
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Counts a connection accepted from `addr`, and sheds under pressure. Returns the
+    /// connection and when it must have sent its first request head.
+    pub fn open(self: &Arc<Self>, addr: Option<SocketAddr>) -> Registered {
+        let now = Instant::now();
+        let mut state = self.lock();
+        state.next_id += 1;
+        let peer_count = addr.map_or(0, |a| state.peers.get(&a.ip()).map_or(0, |p| p.live) + 1);
+        let conn = Arc::new(Conn {
+            id: state.next_id,
+            addr,
+            opened: now,
+            over_peer_limit: peer_count > self.limits.max_per_peer,
+            requested: AtomicBool::new(false),
+            shed: AtomicBool::new(false),
+            wake: Notify::new(),
+        });
+        state.live += 1;
+        if let Some(addr) = addr {
+            let peer = state.peers.entry(addr.ip()).or_default();
+            peer.conns.push(conn.clone());
+            peer.live += 1;
+            state.by_addr.insert(addr, conn.clone());
+        }
+        let pressure = state.live > self.limits.shed_at;
+        let mut shed = Vec::new();
+        if pressure {
+            while state.live > self.limits.shed_at {
+                match shed_heaviest(&mut state) {
+                    Some(victim) => shed.push((victim, ShedReason::HeaviestPeer)),
+                    None => break,
+                }
+            }
+            if state
+                .swept
+                .is_none_or(|at| now.duration_since(at) >= SWEEP_EVERY)
+            {
+                state.swept = Some(now);
+                let silent = self.limits.pressure_head_timeout;
+                let old: Vec<Arc<Conn>> = state
+                    .peers
+                    .values()
+                    .flat_map(|p| p.conns.iter())
+                    .filter(|c| {
+                        !c.shed.load(Ordering::Relaxed)
+                            && !c.requested.load(Ordering::Relaxed)
+                            && now.duration_since(c.opened) >= silent
+                    })
+                    .cloned()
+                    .collect();
+                for victim in old {
+                    mark_shed(&mut state, &victim);
+                    shed.push((victim, ShedReason::HeadTimeout));
+                }
             }
         }
-        ConnectionSlot {
-            peer,
-            refusal,
-            owner: self.clone(),
+        drop(state);
+        for (victim, reason) in &shed {
+            self.record_shed(*reason);
+            victim.wake.notify_one();
+        }
+        let timeout = if pressure || conn.over_peer_limit {
+            self.limits.pressure_head_timeout
+        } else {
+            self.limits.head_timeout
+        };
+        Registered {
+            head_deadline: now + timeout,
+            slot: Slot {
+                conn,
+                owner: self.clone(),
+            },
         }
     }
 
-    /// Open connections from `peer` (tests, metrics).
+    /// The connection accepted from `addr` (for the HTTP layer's `on_connect`).
+    pub fn find(&self, addr: SocketAddr) -> Option<Arc<Conn>> {
+        self.lock().by_addr.get(&addr).cloned()
+    }
+
+    /// Open connections from `peer`, not counting those being shed (tests, metrics).
     pub fn count(&self, peer: IpAddr) -> usize {
-        let open = self.open.lock().unwrap_or_else(|e| e.into_inner());
-        open.get(&peer).copied().unwrap_or(0)
+        self.lock().peers.get(&peer).map_or(0, |p| p.live)
+    }
+
+    /// Open connections in all, not counting those being shed.
+    pub fn total(&self) -> usize {
+        self.lock().live
+    }
+
+    fn record_shed(&self, reason: ShedReason) {
+        if let Some(metrics) = &self.metrics {
+            metrics.connection_shed(reason);
+        }
+    }
+
+    /// Sheds `conn` for a missed head deadline (unless a request arrived meanwhile).
+    fn shed_silent(&self, conn: &Arc<Conn>) -> bool {
+        let mut state = self.lock();
+        if conn.requested.load(Ordering::Relaxed) || conn.shed.load(Ordering::Relaxed) {
+            return conn.shed.load(Ordering::Relaxed);
+        }
+        mark_shed(&mut state, conn);
+        drop(state);
+        self.record_shed(ShedReason::HeadTimeout);
+        true
+    }
+
+    /// The accepted-connection service in front of `inner` (TLS then HTTP, or HTTP): counts the
+    /// connection before `inner` sees it, and ends it when shed or silent past its head
+    /// deadline.
+    pub fn wrap<S>(
+        self: &Arc<Self>,
+        inner: S,
+    ) -> impl actix_service::ServiceFactory<
+        actix_web::rt::net::TcpStream,
+        Config = (),
+        Response = (),
+        Error = S::Error,
+        InitError = S::InitError,
+    >
+    where
+        S: actix_service::ServiceFactory<actix_web::rt::net::TcpStream, Config = (), Response = ()>,
+        S::Future: 'static,
+        S::Service: 'static,
+        <S::Service as actix_service::Service<actix_web::rt::net::TcpStream>>::Future: 'static,
+    {
+        let connections = self.clone();
+        actix_service::apply_fn_factory(
+            inner,
+            move |tcp: actix_web::rt::net::TcpStream, service: &S::Service| {
+                let registered = connections.open(tcp.peer_addr().ok());
+                let call = actix_service::Service::call(service, tcp);
+                registered.run(call)
+            },
+        )
+    }
+}
+
+/// A connection just counted: its slot and its head deadline.
+#[derive(Debug)]
+pub struct Registered {
+    head_deadline: Instant,
+    slot: Slot,
+}
+
+impl Registered {
+    /// Runs the connection's task until it ends, the connection is shed, or the head deadline
+    /// passes without a request; the slot is released after the task is dropped.
+    pub async fn run<T, E>(self, task: impl Future<Output = Result<T, E>>) -> Result<(), E> {
+        let Registered {
+            head_deadline,
+            slot,
+        } = self;
+        let conn = slot.conn.clone();
+        if conn.shed.load(Ordering::Relaxed) {
+            // Shed as it came in (its peer holds most): never handshaken, never read.
+            return Ok(());
+        }
+        let mut task = std::pin::pin!(task);
+        let mut deadline = Some(tokio::time::Instant::from_std(head_deadline));
+        loop {
+            tokio::select! {
+                result = &mut task => return result.map(|_| ()),
+                () = conn.wake.notified() => {
+                    if conn.shed.load(Ordering::Relaxed) {
+                        return Ok(());
+                    }
+                }
+                () = tokio::time::sleep_until(deadline.unwrap_or_else(tokio::time::Instant::now)),
+                    if deadline.is_some() => {
+                    if slot.owner.shed_silent(&conn) {
+                        return Ok(());
+                    }
+                    deadline = None;
+                }
+            }
+        }
+    }
+}
+
+/// Marks `conn` shed and takes it out of the counts (it leaves the registry when dropped).
+fn mark_shed(state: &mut State, conn: &Arc<Conn>) {
+    if conn.shed.swap(true, Ordering::Relaxed) {
+        return;
+    }
+    state.live -= 1;
+    if let Some(peer) = conn.addr.and_then(|a| state.peers.get_mut(&a.ip())) {
+        peer.live -= 1;
+    }
+}
+
+/// Sheds the newest live connection of the peer holding most live connections.
+fn shed_heaviest(state: &mut State) -> Option<Arc<Conn>> {
+    let victim = state
+        .peers
+        .values()
+        .filter(|p| p.live > 0)
+        .max_by_key(|p| p.live)?
+        .conns
+        .iter()
+        .rev()
+        .find(|c| !c.shed.load(Ordering::Relaxed))?
+        .clone();
+    mark_shed(state, &victim);
+    Some(victim)
+}
+
+/// A counted connection; dropping it takes it out of the registry.
+#[derive(Debug)]
+struct Slot {
+    conn: Arc<Conn>,
+    owner: Arc<Connections>,
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        let mut state = self.owner.lock();
+        if !self.conn.shed.load(Ordering::Relaxed) {
+            state.live -= 1;
+        }
+        let Some(addr) = self.conn.addr else {
+            return;
+        };
+        if state
+            .by_addr
+            .get(&addr)
+            .is_some_and(|c| Arc::ptr_eq(c, &self.conn))
+        {
+            state.by_addr.remove(&addr);
+        }
+        let ip = addr.ip();
+        if let Some(peer) = state.peers.get_mut(&ip) {
+            if let Some(at) = peer.conns.iter().position(|c| c.id == self.conn.id) {
+                peer.conns.remove(at);
+            }
+            if !self.conn.shed.load(Ordering::Relaxed) {
+                peer.live -= 1;
+            }
+            if peer.conns.is_empty() {
+                state.peers.remove(&ip);
+            }
+        }
     }
 }
 
@@ -72,25 +386,22 @@ pub enum Refusal {
     NoCertificate,
 }
 
-/// One open connection of the client listener; dropping it releases the count.
+/// The connection data the HTTP layer sees: the registry's connection and any refusal.
 #[derive(Debug)]
 pub struct ConnectionSlot {
-    peer: Option<IpAddr>,
+    pub conn: Option<Arc<Conn>>,
     pub refusal: Option<Refusal>,
-    owner: Arc<PeerConnections>,
 }
 
-impl Drop for ConnectionSlot {
-    fn drop(&mut self) {
-        if let Some(ip) = self.peer {
-            let mut open = self.owner.open.lock().unwrap_or_else(|e| e.into_inner());
-            if let Some(count) = open.get_mut(&ip) {
-                *count -= 1;
-                if *count == 0 {
-                    open.remove(&ip);
-                }
-            }
-        }
+impl ConnectionSlot {
+    /// The slot of the connection accepted from `addr`.
+    pub fn of(connections: &Connections, addr: Option<SocketAddr>) -> ConnectionSlot {
+        let conn = addr.and_then(|addr| connections.find(addr));
+        let refusal = conn
+            .as_ref()
+            .filter(|c| c.over_peer_limit)
+            .map(|_| Refusal::PeerLimit);
+        ConnectionSlot { conn, refusal }
     }
 }
 
@@ -100,9 +411,11 @@ pub async fn refuse_marked(
     request: ServiceRequest,
     next: Next<impl MessageBody>,
 ) -> Result<ServiceResponse<EitherBody<impl MessageBody>>, actix_web::Error> {
-    let refusal = request
-        .conn_data::<ConnectionSlot>()
-        .and_then(|slot| slot.refusal);
+    let slot = request.conn_data::<ConnectionSlot>();
+    if let Some(conn) = slot.and_then(|slot| slot.conn.as_ref()) {
+        conn.requested();
+    }
+    let refusal = slot.and_then(|slot| slot.refusal);
     let Some(refusal) = refusal else {
         return next.call(request).await.map(|r| r.map_into_left_body());
     };
@@ -258,23 +571,87 @@ mod tests {
         assert!(cap > 0 && cap < 200, "{cap}");
     }
 
+    fn limits(cap: usize, max_per_peer: usize) -> ConnectionLimits {
+        ConnectionLimits {
+            cap,
+            max_per_peer,
+            shed_at: ConnectionLimits::shed_at(cap, 90),
+            head_timeout: Duration::from_secs(5),
+            pressure_head_timeout: Duration::from_secs(1),
+        }
+    }
+
+    fn addr(ip: &str, port: u16) -> Option<SocketAddr> {
+        Some(SocketAddr::new(ip.parse().unwrap(), port))
+    }
+
     #[test]
-    fn slots_count_per_peer_and_release_on_drop() {
-        let peers = PeerConnections::new(2);
+    fn connections_count_per_peer_at_accept_and_release_on_drop() {
+        let connections = Connections::new(limits(100, 2), None);
         let ip: IpAddr = "127.0.0.2".parse().unwrap();
-        let a = peers.open(Some(ip));
-        let b = peers.open(Some(ip));
-        let c = peers.open(Some(ip));
+        let a = connections.open(addr("127.0.0.2", 1));
+        let b = connections.open(addr("127.0.0.2", 2));
+        let c = connections.open(addr("127.0.0.2", 3));
         assert_eq!(
-            (a.refusal, b.refusal, c.refusal),
-            (None, None, Some(Refusal::PeerLimit))
+            (
+                a.slot.conn.over_peer_limit,
+                b.slot.conn.over_peer_limit,
+                c.slot.conn.over_peer_limit
+            ),
+            (false, false, true)
         );
-        assert_eq!(peers.count(ip), 3);
+        // Over the limit: the short head timeout.
+        assert!(c.head_deadline - c.slot.conn.opened == Duration::from_secs(1));
+        assert!(a.head_deadline - a.slot.conn.opened == Duration::from_secs(5));
+        let slot = ConnectionSlot::of(&connections, addr("127.0.0.2", 3));
+        assert_eq!(slot.refusal, Some(Refusal::PeerLimit));
+        assert_eq!(
+            ConnectionSlot::of(&connections, addr("127.0.0.2", 1)).refusal,
+            None
+        );
+        assert_eq!(connections.count(ip), 3);
         drop(c);
         drop(a);
-        assert_eq!(peers.count(ip), 1);
-        assert_eq!(peers.open(Some(ip)).refusal, None);
+        assert_eq!(connections.count(ip), 1);
+        assert!(
+            !connections
+                .open(addr("127.0.0.2", 4))
+                .slot
+                .conn
+                .over_peer_limit
+        );
         drop(b);
-        assert_eq!(peers.count(ip), 0);
+        assert_eq!((connections.count(ip), connections.total()), (0, 0));
+    }
+
+    #[test]
+    fn near_the_cap_the_newest_connections_of_the_heaviest_peer_are_shed() {
+        // Cap 20, shedding from 18 open connections on.
+        let connections = Connections::new(limits(20, 100), None);
+        let mut heavy = Vec::new();
+        for port in 0..18 {
+            heavy.push(connections.open(addr("127.0.0.1", port)));
+        }
+        assert!(heavy
+            .iter()
+            .all(|r| !r.slot.conn.shed.load(Ordering::Relaxed)));
+        // A newcomer from the heavy peer is the newest of the heaviest: shed itself.
+        let more = connections.open(addr("127.0.0.1", 100));
+        assert!(more.slot.conn.shed.load(Ordering::Relaxed));
+        // Another address gets in; the heavy peer's newest gives way.
+        let light = connections.open(addr("127.0.0.2", 1));
+        assert!(!light.slot.conn.shed.load(Ordering::Relaxed));
+        assert!(heavy[17].slot.conn.shed.load(Ordering::Relaxed));
+        assert!(!heavy[16].slot.conn.shed.load(Ordering::Relaxed));
+        // Under pressure, a new connection gets the short head timeout.
+        assert_eq!(
+            light.head_deadline - light.slot.conn.opened,
+            Duration::from_secs(1)
+        );
+        assert_eq!(connections.total(), 18);
+        assert_eq!(connections.count("127.0.0.2".parse().unwrap()), 1);
+        drop(heavy);
+        drop(more);
+        assert_eq!(connections.total(), 1);
     }
 }

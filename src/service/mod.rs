@@ -226,8 +226,12 @@ async fn build(checked: Checked) -> anyhow::Result<Application> {
         open_files.soft,
         server.open_files_reserve,
     );
-    // actix-web counts connections per worker; a worker at its share stops taking new ones
-    // (they wait in the listen backlog), so the file descriptors in reserve stay free.
+    // The guard (`guard::Connections`) keeps the open connections at `shed_at` below the cap by
+    // shedding; actix-server's own count per worker is the backstop: a worker at its share stops
+    // taking new ones (they wait in the listen backlog), so the file descriptors in reserve stay
+    // free. The backstop has the shedding margin on top, so that connections being shed (still
+    // counted by their worker until their task is dropped) do not stop the accepting: a paused
+    // accept is what made other callers wait (SYN retransmitted after a second).
     let per_worker = cap.div_ceil(workers).max(1);
     tracing::info!(
         open_files = open_files.soft,
@@ -236,35 +240,73 @@ async fn build(checked: Checked) -> anyhow::Result<Application> {
         max_connections_per_peer = server.max_connections_per_peer,
         "client connection limits"
     );
-    let peers = guard::PeerConnections::new(server.max_connections_per_peer);
+    let cap = per_worker * workers;
+    let limits = guard::ConnectionLimits {
+        cap,
+        max_per_peer: server.max_connections_per_peer,
+        shed_at: guard::ConnectionLimits::shed_at(cap, server.shed_at_percent),
+        head_timeout: server.request_head_timeout,
+        pressure_head_timeout: server.pressure_head_timeout,
+    };
+    let connections = guard::Connections::new(limits, Some(metrics.clone()));
+    let listener = client_listener(checked.listen)
+        .with_context(|| format!("cannot listen on {} (server.listen)", checked.listen))?;
+    let local = listener
+        .local_addr()
+        .with_context(|| format!("cannot listen on {} (server.listen)", checked.listen))?;
+    let port = local.port();
     let data = web::Data::from(state.clone());
-    let client = HttpServer::new({
-        let data = data.clone();
-        move || {
-            App::new()
-                .app_data(data.clone())
+    // The client listener, assembled as actix-web's `HttpServer` assembles it, with the guard
+    // in front: a connection is counted at accept, before its TLS handshake, and can be shed
+    // while it handshakes or sends nothing (guard.rs).
+    let keep_alive = server.keep_alive;
+    let head_timeout = limits.head_timeout;
+    let secure = tls.is_some();
+    macro_rules! client_http {
+        ($data:ident, $state:ident, $connections:ident) => {{
+            use actix_service::{IntoServiceFactory, ServiceFactoryExt};
+            let (state, guarded) = ($state.clone(), $connections.clone());
+            let app = App::new()
+                .app_data($data.clone())
                 .wrap(actix_web::middleware::from_fn(guard::refuse_marked))
                 .configure(client_routes)
-        }
-    })
-    .workers(workers)
-    .max_connections(per_worker)
-    .keep_alive(server.keep_alive)
-    .client_request_timeout(server.request_head_timeout)
-    .on_connect({
-        let state = state.clone();
-        move |connection, data| on_connect(&state, &peers, connection, data)
-    });
-    let client = match tls {
-        Some(config) => client.bind_rustls_0_23(checked.listen, config),
-        None => client.bind(checked.listen),
+                .into_factory()
+                .map_err(|error: actix_web::Error| error.error_response());
+            // The application's view of the listener, as `HttpServer` gives it (the scheme and
+            // host of `connection_info`: the WSDL's address). `__priv_test_new` is actix-web's
+            // public, hidden constructor of it.
+            let host = local.to_string();
+            actix_http::HttpService::build()
+                .keep_alive(keep_alive)
+                .client_request_timeout(head_timeout)
+                .local_addr(local)
+                .on_connect_ext(move |io: &_, extensions: &mut actix_web::dev::Extensions| {
+                    on_connect(&state, &guarded, io as &dyn std::any::Any, extensions)
+                })
+                .finish(actix_service::map_config(app, move |_| {
+                    actix_web::dev::AppConfig::__priv_test_new(secure, host.clone(), local)
+                }))
+        }};
+    }
+    let builder = actix_server::Server::build()
+        .workers(workers)
+        .max_concurrent_connections(per_worker + (limits.cap - limits.shed_at));
+    let builder = match tls {
+        Some(config) => builder.listen("kbi-advice-client", listener, {
+            let (data, state) = (data.clone(), state.clone());
+            let connections = connections.clone();
+            move || {
+                connections.wrap(client_http!(data, state, connections).rustls_0_23(config.clone()))
+            }
+        }),
+        None => builder.listen("kbi-advice-client", listener, {
+            let (data, state) = (data.clone(), state.clone());
+            let connections = connections.clone();
+            move || connections.wrap(client_http!(data, state, connections).tcp())
+        }),
     }
     .with_context(|| format!("cannot listen on {} (server.listen)", checked.listen))?;
-    let port = client
-        .addrs()
-        .first()
-        .map_or(checked.listen.port(), SocketAddr::port);
-    let client = client.run();
+    let client = builder.run();
 
     let reloader_data = web::Data::new(reloader.clone());
     let ops = HttpServer::new(move || {
@@ -294,12 +336,32 @@ async fn build(checked: Checked) -> anyhow::Result<Application> {
     })
 }
 
-/// Every new connection of the client listener: counted per peer address (a slot over the limit
-/// is refused at its first request), and on TLS identified by its client certificate; a TLS
-/// connection without one is counted as a failed handshake and shut before any HTTP is read.
+/// Listen backlog of the client listener: connections the kernel completes while the accept
+/// loop is busy (under a connection flood, a full backlog drops SYNs and a caller waits for its
+/// retransmission, a second). Capped by the kernel at `net.core.somaxconn` (4096 by default).
+/// `std::net::TcpListener::bind` would give 128.
+const CLIENT_BACKLOG: u32 = 4096;
+
+/// The client listener's socket, bound with [`CLIENT_BACKLOG`] (address reuse as actix-server
+/// sets it, so a restart does not wait for old connections in TIME_WAIT).
+fn client_listener(address: SocketAddr) -> std::io::Result<std::net::TcpListener> {
+    let socket = if address.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(address)?;
+    socket.listen(CLIENT_BACKLOG)?.into_std()
+}
+
+/// Every new connection of the client listener, once HTTP starts on it: its slot (counted at
+/// accept by `guard::Connections`; one over the per-peer limit is refused at its first request)
+/// and, on TLS, its client certificate; a TLS connection without one is counted as a failed
+/// handshake and shut before any HTTP is read.
 fn on_connect(
     state: &AppState,
-    peers: &Arc<guard::PeerConnections>,
+    connections: &guard::Connections,
     connection: &dyn std::any::Any,
     data: &mut actix_web::dev::Extensions,
 ) {
@@ -307,7 +369,7 @@ fn on_connect(
     type Tls = actix_tls::accept::rustls_0_23::TlsStream<Tcp>;
     if let Some(stream) = connection.downcast_ref::<Tls>() {
         let (tcp, session) = stream.get_ref();
-        let mut slot = peers.open(tcp.peer_addr().ok().map(|a| a.ip()));
+        let mut slot = guard::ConnectionSlot::of(connections, tcp.peer_addr().ok());
         if crate::trust::tls::peer_certificate(session).is_none() {
             state.metrics.tls_handshake_failed();
             slot.refusal = Some(guard::Refusal::NoCertificate);
@@ -316,7 +378,7 @@ fn on_connect(
         data.insert(slot);
         caller::on_connect(state, connection, data);
     } else if let Some(tcp) = connection.downcast_ref::<Tcp>() {
-        data.insert(peers.open(tcp.peer_addr().ok().map(|a| a.ip())));
+        data.insert(guard::ConnectionSlot::of(connections, tcp.peer_addr().ok()));
     }
 }
 

@@ -100,6 +100,8 @@ pub struct ServerSettings {
     pub compute_threads: usize,
     pub max_connections: usize,
     pub max_connections_per_peer: usize,
+    pub shed_at_percent: u64,
+    pub pressure_head_timeout_ms: u64,
     pub open_files_reserve: u64,
     pub keep_alive_seconds: u64,
     pub service_identificatie: String,
@@ -229,6 +231,12 @@ pub struct ServerOptions {
     pub keep_alive: Duration,
     /// Time allowed for a request's head.
     pub request_head_timeout: Duration,
+    /// `server.shed_at_percent` (1..=100): the share of the connection cap at which the guard
+    /// starts shedding.
+    pub shed_at_percent: u64,
+    /// Time allowed for a request's head while the listener is under pressure; already capped
+    /// at `request_head_timeout` (a shorter limit under pressure, never a longer one).
+    pub pressure_head_timeout: Duration,
 }
 
 /// `0` means one per CPU core (workers, compute threads): resolved once, here.
@@ -374,10 +382,18 @@ impl Settings {
         if self.server.workers > 512 {
             bail!("server.workers must be at most 512 (0 = one per CPU core)");
         }
+        if !(1..=100).contains(&self.server.shed_at_percent) {
+            // The value is not quoted: a setting's error never repeats what was given.
+            bail!("server.shed_at_percent must be 1..=100");
+        }
         let positive_ms = [
             (
                 "server.request_head_timeout_ms",
                 self.server.request_head_timeout_ms,
+            ),
+            (
+                "server.pressure_head_timeout_ms",
+                self.server.pressure_head_timeout_ms,
             ),
             ("server.body_timeout_ms", self.server.body_timeout_ms),
             (
@@ -551,6 +567,12 @@ impl Settings {
                 open_files_reserve: server.open_files_reserve,
                 keep_alive: Duration::from_secs(server.keep_alive_seconds),
                 request_head_timeout: Duration::from_millis(server.request_head_timeout_ms),
+                shed_at_percent: server.shed_at_percent,
+                pressure_head_timeout: Duration::from_millis(
+                    server
+                        .pressure_head_timeout_ms
+                        .min(server.request_head_timeout_ms),
+                ),
             },
             service_identificatie: server.service_identificatie.clone(),
             public_url: Some(public_url.trim_end_matches('/').to_owned())
@@ -623,6 +645,42 @@ mod tests {
         )
         .unwrap_err();
         assert!(format!("{error:#}").contains("no_such"), "{error:#}");
+    }
+
+    #[test]
+    fn connection_shedding_is_typed_once_and_checked() {
+        let checked = load(&[], &Overrides::default()).unwrap();
+        assert_eq!(checked.server.shed_at_percent, 90);
+        assert_eq!(
+            checked.server.pressure_head_timeout,
+            Duration::from_millis(1000)
+        );
+        // Under pressure the head timeout is shortened, never lengthened.
+        let checked = load(
+            &[
+                ("KBI_ADVICE__SERVER__REQUEST_HEAD_TIMEOUT_MS", "400"),
+                ("KBI_ADVICE__SERVER__PRESSURE_HEAD_TIMEOUT_MS", "5000"),
+            ],
+            &Overrides::default(),
+        )
+        .unwrap();
+        assert_eq!(
+            checked.server.pressure_head_timeout,
+            Duration::from_millis(400)
+        );
+        for (key, value) in [
+            ("KBI_ADVICE__SERVER__SHED_AT_PERCENT", "0"),
+            ("KBI_ADVICE__SERVER__SHED_AT_PERCENT", "85073003328"),
+            ("KBI_ADVICE__SERVER__PRESSURE_HEAD_TIMEOUT_MS", "0"),
+        ] {
+            let error = load(&[(key, value)], &Overrides::default()).unwrap_err();
+            let text = format!("{error:#}");
+            let name = key
+                .trim_start_matches("KBI_ADVICE__SERVER__")
+                .to_lowercase();
+            assert!(text.contains(&name), "{text}");
+            assert!(!text.contains("85073003328"), "{text}");
+        }
     }
 
     #[test]

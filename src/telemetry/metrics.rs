@@ -221,6 +221,8 @@ pub struct Metrics {
     audit_failures: IntCounter,
     audit_records_per_sync: Histogram,
     audit_wait: Histogram,
+    audit_missing_at_open: IntGauge,
+    connections_shed: [IntCounter; 2],
     tls_handshake_failures: IntCounter,
     rate_limited: HashMap<Box<str>, IntCounter>,
     rate_limited_unknown: IntCounter,
@@ -354,6 +356,26 @@ impl Metrics {
             ]),
         )?;
         registry.register(Box::new(audit_records_per_sync.clone()))?;
+        let audit_missing_at_open = IntGauge::new(
+            "kbi_audit_records_missing_at_open",
+            "Records the audit log's latest signed checkpoint vouched for that the log no longer \
+             held when the service started (cut off while it was down; the numbers were not \
+             reused). Anything but 0 is an incident.",
+        )?;
+        registry.register(Box::new(audit_missing_at_open.clone()))?;
+        let shed_vec = IntCounterVec::new(
+            Opts::new(
+                "kbi_connections_shed_total",
+                "Client connections closed by the service to keep room for other peers: \
+                 reason=heaviest_peer (near the connection cap, the newest connection of the \
+                 peer holding most), reason=head_timeout (no request within the head timeout \
+                 shortened under pressure, or over the per-peer limit).",
+            ),
+            &["reason"],
+        )?;
+        registry.register(Box::new(shed_vec.clone()))?;
+        let connections_shed =
+            ["heaviest_peer", "head_timeout"].map(|reason| shed_vec.with_label_values(&[reason]));
         let audit_wait = Histogram::with_opts(
             HistogramOpts::new(
                 "kbi_audit_wait_seconds",
@@ -420,6 +442,8 @@ impl Metrics {
             audit_failures,
             audit_records_per_sync,
             audit_wait,
+            audit_missing_at_open,
+            connections_shed,
             tls_handshake_failures,
             rate_limited,
             rate_limited_unknown,
@@ -581,6 +605,18 @@ impl Metrics {
     /// One audit write failed: `kbi_audit_failures_total += 1`.
     pub fn audit_failed(&self) {
         self.audit_failures.inc();
+    }
+
+    /// At open, the audit log held `records` fewer records than its latest checkpoint vouched
+    /// for (`kbi_audit_records_missing_at_open`).
+    pub fn audit_missing_at_open(&self, records: u64) {
+        self.audit_missing_at_open
+            .set(i64::try_from(records).unwrap_or(i64::MAX));
+    }
+
+    /// The service closed a client connection: `kbi_connections_shed_total{reason}`.
+    pub fn connection_shed(&self, reason: crate::service::guard::ShedReason) {
+        self.connections_shed[reason as usize].inc();
     }
 
     /// One TLS handshake failed: `kbi_tls_handshake_failures_total += 1`.

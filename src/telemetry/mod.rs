@@ -22,6 +22,10 @@ impl AuditObserver for metrics::Metrics {
     fn audit_failed(&self) {
         metrics::Metrics::audit_failed(self)
     }
+
+    fn audit_missing_at_open(&self, records: u64) {
+        metrics::Metrics::audit_missing_at_open(self, records)
+    }
 }
 
 /// The Redis watcher reports each look at `current` through [`WatchObserver`] (it knows no

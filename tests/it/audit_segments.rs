@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::support::audit::{at, cli, files, lines, INSZ};
+use crate::support::audit::{at, cli, files, lines, open, INSZ};
 use chrono::{DateTime, NaiveDate, Utc};
 use kbi_advice::telemetry::metrics::Metrics;
 use kbi_audit::{
@@ -53,21 +53,6 @@ fn anchors(dir: &Path) -> kbi_audit::Anchors {
         &kbi_audit::checkpoint::default_public_key(dir),
     )
     .unwrap()
-}
-
-/// Opens the log, waiting out a lock still held by a sibling test's child process: a `fork`
-/// copies every open descriptor, the directory lock's too, until the child's `exec` closes it
-/// (close-on-exec), so right after a log is dropped another test's spawn may hold it a moment.
-fn open(dir: &Path, options: AuditOptions) -> AuditLog {
-    for _ in 0..100 {
-        match AuditLog::open(dir, options.clone()) {
-            Err(kbi_audit::AuditError::Locked { .. }) => {
-                std::thread::sleep(Duration::from_millis(50))
-            }
-            other => return other.unwrap(),
-        }
-    }
-    panic!("the audit directory stayed locked for 5 s");
 }
 
 /// Appends `n` records one by one (`first`.. as server references) and closes the log.
@@ -452,10 +437,10 @@ fn checkpoints_catch_the_last_record_edited_or_deleted_and_a_truncated_live_segm
         .output()
         .unwrap();
     let out = String::from_utf8(output.stdout).unwrap();
-    assert!(
-        out.contains("name another key and were not checked"),
-        "{out}"
-    );
+    // A checkpoint that does not verify under the pinned key is a failure, not a skip
+    // (issue 24, item 6).
+    assert_eq!(output.status.code(), Some(1), "{out}");
+    assert!(out.contains("not signed by the pinned key"), "{out}");
 }
 
 #[test]

@@ -2,8 +2,9 @@
 //! [`support`]. Each separate file under `tests/` is a binary of its own that links the whole
 //! service, and linking was most of CI's cold time; so a new test goes into a module here.
 //!
-//! The only binary kept apart is `tests/hostile_net.rs`: it raises this process's open-file limit
-//! and opens 1,100 connections per test, which must not share the process (nor its two cores)
+//! The only binary kept apart is `tests/hostile_net.rs` (with its module
+//! `tests/hostile_net/hostile_connections.rs`): it raises this process's open-file limit and opens
+//! 1,100 to 10,500 connections per test, which must not share the process (nor its two cores)
 //! with the tests here running in parallel (see its header).
 //!
 //! Tests that run this binary again as a child (`--exact NAME`) name the test with its module
@@ -14,9 +15,12 @@
 
 mod support;
 
+mod audit_checkpoint_forgery;
 mod audit_log;
+mod audit_modes;
 mod audit_segments;
 mod corrupt_snapshots;
+mod debian_postinst;
 mod demo_snapshot;
 mod golden_doors;
 mod hostile_files;
@@ -24,6 +28,7 @@ mod in_process;
 mod index_vs_replay;
 mod insz_vectors;
 mod kbi_import;
+mod kbi_import_round2;
 mod kbi_roundtrip;
 mod layering;
 mod metrics;

@@ -9,13 +9,19 @@
 //! A checkpoint vouches for the chain up to its `seq`: `audit verify` reports any record missing,
 //! changed or added up to the latest checkpoint, and how many records follow it unanchored.
 //!
-//! Signed message (exact bytes, UTF-8, each line ending in `\n`):
-//! `kbi-advice audit checkpoint v1`, `seq N`, `hash H`, `time T`, `segment S`. The signature is
-//! the base64 of the 64-byte Ed25519 signature; `key` is the SHA-256 of the public key's DER
-//! (the fingerprint `premium-list keygen` and `audit keygen` print).
+//! Signed message (exact bytes, UTF-8, each line ending in `\n`), format 2 (`"v":2` in the
+//! line): `kbi-advice audit checkpoint v2`, `seq N`, `hash H`, `time T`, `segment S`, `key K`.
+//! The signature is the base64 of the 64-byte Ed25519 signature; `key` is the SHA-256 of the
+//! public key's DER (the fingerprint `premium-list keygen` and `audit keygen` print), covered by
+//! the signature so that an edited `key` field breaks it.
+//!
+//! Format 1 (no `v` field, written before): the same message headed `… v1` and without the `key`
+//! line, so its `key` field was not signed. Such checkpoints are still checked (their signature
+//! under the key used); `audit verify` says how many it met.
 
 use std::fs::{File, OpenOptions};
 use std::io::{BufRead, BufReader, Write};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use chrono::{SecondsFormat, Utc};
@@ -37,10 +43,20 @@ pub fn default_public_key(dir: &Path) -> PathBuf {
     dir.join(format!("{KEY_NAME}.pub.pem"))
 }
 
+/// The checkpoint format this writer writes.
+pub const FORMAT: u32 = 2;
+
+fn format_1() -> u32 {
+    1
+}
+
 /// One line of the checkpoint file.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Checkpoint {
+    /// Format: 2 (the key signed) or 1 (older lines without the field: the key not signed).
+    #[serde(default = "format_1")]
+    pub v: u32,
     /// `seq` of the last record vouched for.
     pub seq: u64,
     /// Lowercase hex SHA-256 of that record's line (what the next record carries in `prev`).
@@ -56,19 +72,51 @@ pub struct Checkpoint {
 }
 
 impl Checkpoint {
-    /// The exact bytes signed.
-    pub fn message(&self) -> Vec<u8> {
-        format!(
-            "kbi-advice audit checkpoint v1\nseq {}\nhash {}\ntime {}\nsegment {}\n",
-            self.seq, self.hash, self.time, self.segment
-        )
-        .into_bytes()
+    /// The exact bytes signed: format 2 covers the key; format 1 did not. Any other format is
+    /// signed by nobody (`None`).
+    pub fn message(&self) -> Option<Vec<u8>> {
+        let (seq, hash, time, segment) = (self.seq, &self.hash, &self.time, &self.segment);
+        match self.v {
+            1 => Some(
+                format!(
+                    "kbi-advice audit checkpoint v1\nseq {seq}\nhash {hash}\ntime {time}\n\
+                     segment {segment}\n"
+                )
+                .into_bytes(),
+            ),
+            2 => Some(
+                format!(
+                    "kbi-advice audit checkpoint v2\nseq {seq}\nhash {hash}\ntime {time}\n\
+                     segment {segment}\nkey {}\n",
+                    self.key
+                )
+                .into_bytes(),
+            ),
+            _ => None,
+        }
     }
 
     /// Whether `key` signed this checkpoint.
-    pub fn check(&self, key: &VerifyingKey) -> Result<(), signing::SignatureError> {
-        signing::verify(key, &self.message(), self.signature.as_bytes())
+    pub fn check(&self, key: &VerifyingKey) -> Result<(), CheckError> {
+        let message = self.message().ok_or(CheckError::Format(self.v))?;
+        if self.v >= 2 && self.key != signing::key_fingerprint(key) {
+            // The signed key line names another key: not this key's checkpoint, whatever the
+            // signature says.
+            return Err(CheckError::OtherKey);
+        }
+        signing::verify(key, &message, self.signature.as_bytes()).map_err(CheckError::Signature)
     }
+}
+
+/// Why a checkpoint is not one signed by a key.
+#[derive(Debug, thiserror::Error)]
+pub enum CheckError {
+    #[error("unknown checkpoint format v{0}")]
+    Format(u32),
+    #[error("the checkpoint names another signing key")]
+    OtherKey,
+    #[error(transparent)]
+    Signature(signing::SignatureError),
 }
 
 /// The writer's side: the key and the open checkpoint file.
@@ -130,12 +178,14 @@ impl Checkpointer {
                 .map_err(|e| AuditError::io(&public_path, "write", e))?;
         }
         let path = dir.join(CHECKPOINT_FILE);
+        // Only checkpoints this key really signed count: a planted line must not move the
+        // writer's sequence numbers (the log resumes after the latest checkpoint).
         let last_seq = read_checkpoints(&path)
             .ok()
             .into_iter()
             .flatten()
             .filter_map(|(_, checkpoint)| checkpoint.ok())
-            .filter(|checkpoint| checkpoint.key == fingerprint)
+            .filter(|checkpoint| checkpoint.check(&public).is_ok())
             .map(|checkpoint| checkpoint.seq)
             .max()
             .unwrap_or(0);
@@ -157,6 +207,7 @@ impl Checkpointer {
         segment: &str,
     ) -> Result<(), AuditError> {
         let mut checkpoint = Checkpoint {
+            v: FORMAT,
             seq,
             hash: hex::encode(hash),
             time: Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true),
@@ -164,7 +215,8 @@ impl Checkpointer {
             key: self.fingerprint.clone(),
             signature: String::new(),
         };
-        let signature = signing::sign(&self.key, &checkpoint.message());
+        let message = checkpoint.message().unwrap_or_default();
+        let signature = signing::sign(&self.key, &message);
         checkpoint.signature = String::from_utf8_lossy(&signature).trim_end().to_owned();
         let mut line = serde_json::to_vec(&checkpoint).map_err(|e| AuditError::Corrupt {
             path: self.path.clone(),
@@ -177,7 +229,9 @@ impl Checkpointer {
             let file = OpenOptions::new()
                 .create(true)
                 .append(true)
+                .mode(super::log::PRIVATE_FILE)
                 .open(&self.path)
+                .and_then(super::log::private_file)
                 .map_err(|e| AuditError::io(&self.path, "open", e))?;
             if created {
                 super::log::sync_dir(&self.dir)

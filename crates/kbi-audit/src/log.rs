@@ -28,7 +28,7 @@
 use std::collections::VecDeque;
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
-use std::os::unix::fs::FileExt;
+use std::os::unix::fs::{FileExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
@@ -68,6 +68,9 @@ pub trait AuditObserver: std::fmt::Debug + Send + Sync {
     fn audit_waited(&self, wait: Duration);
     /// One write failed (the log stops accepting appends).
     fn audit_failed(&self);
+    /// At open, the log held `records` fewer records than its own latest checkpoint vouched
+    /// for (cut off while the service was down); the numbers are not reused.
+    fn audit_missing_at_open(&self, _records: u64) {}
 }
 
 /// How [`AuditLog::open`] sets the log up.
@@ -131,6 +134,8 @@ pub struct AuditStats {
     pub checkpoints: u64,
     /// Segments that started from a prepared (zero-filled) spare.
     pub preallocated_segments: u64,
+    /// Records the latest checkpoint vouched for that the log no longer held at open.
+    pub records_missing_at_open: u64,
 }
 
 #[derive(Default)]
@@ -141,6 +146,7 @@ struct Counters {
     failures: AtomicU64,
     checkpoints: AtomicU64,
     preallocated_segments: AtomicU64,
+    records_missing_at_open: AtomicU64,
 }
 
 type Reply = oneshot::Sender<Result<AppendReceipt, AuditError>>;
@@ -263,6 +269,7 @@ impl AuditLog {
     pub fn open(dir: impl AsRef<Path>, options: AuditOptions) -> Result<AuditLog, AuditError> {
         let dir = dir.as_ref().to_path_buf();
         std::fs::create_dir_all(&dir).map_err(|e| AuditError::io(&dir, "create directory", e))?;
+        private_dir(&dir);
         let lock = lock_dir(&dir)?;
         let segment_bytes = options.segment_bytes.max(MIN_SEGMENT_BYTES);
         // A spare left by an earlier run is used only if it is exactly what the preparer makes
@@ -282,8 +289,32 @@ impl AuditLog {
             }
         }
         let counters = Arc::new(Counters::default());
-        let resumed = resume(&dir)?;
+        let mut resumed = resume(&dir)?;
         let checkpointer = Checkpointer::open(&dir, options.checkpoint_key.as_deref())?;
+        // A log that ends before its own latest checkpoint was cut while the service was down
+        // (`security-and-audit.md`: a sequence number is never reused). Starting after the
+        // checkpoint keeps every number given out unique, and `audit verify` still reports the
+        // records it vouched for as missing; the gap is shouted here and kept as a metric
+        // (`kbi_audit_records_missing_at_open`, alert KbiAuditRecordsMissingAtOpen).
+        let missing = checkpointer.last_seq.saturating_sub(resumed.seq);
+        if missing > 0 {
+            tracing::error!(
+                dir = %dir.display(),
+                last_seq = resumed.seq,
+                checkpoint_seq = checkpointer.last_seq,
+                missing,
+                "audit log: the log ends before its latest signed checkpoint: records were cut \
+                 off or deleted while the service was down; resuming after the checkpoint \
+                 (numbers are never reused). Run `kbi-advice audit verify` and investigate"
+            );
+            resumed.next_floor = resumed.next_floor.max(checkpointer.last_seq + 1);
+            counters
+                .records_missing_at_open
+                .store(missing, Ordering::Relaxed);
+        }
+        if let Some(metrics) = &options.metrics {
+            metrics.audit_missing_at_open(missing);
+        }
 
         let point = Point {
             seq: resumed.seq,
@@ -421,7 +452,49 @@ impl AuditLog {
             failures: c.failures.load(Ordering::Relaxed),
             checkpoints: c.checkpoints.load(Ordering::Relaxed),
             preallocated_segments: c.preallocated_segments.load(Ordering::Relaxed),
+            records_missing_at_open: c.records_missing_at_open.load(Ordering::Relaxed),
         }
+    }
+}
+
+/// Mode of every file the log creates: the records hold INSZs in clear.
+pub(crate) const PRIVATE_FILE: u32 = 0o600;
+/// Mode of the audit directory.
+pub(crate) const PRIVATE_DIR: u32 = 0o700;
+
+/// Sets `file`'s mode to [`PRIVATE_FILE`] (`fchmod`): the mode given at creation is narrowed by
+/// the umask, and a file made by an earlier version may be wider; neither may decide.
+pub(crate) fn private_file(file: File) -> std::io::Result<File> {
+    let mode = file.metadata()?.permissions().mode() & 0o7777;
+    if mode != PRIVATE_FILE {
+        file.set_permissions(std::fs::Permissions::from_mode(PRIVATE_FILE))?;
+    }
+    Ok(file)
+}
+
+/// Makes the audit directory [`PRIVATE_DIR`] when group or others may enter it, whatever the
+/// umask made of it. A directory the service cannot change (not its owner) is left as it is,
+/// with a warning: the segments in it are private anyway.
+fn private_dir(dir: &Path) {
+    let Ok(metadata) = std::fs::metadata(dir) else {
+        return;
+    };
+    let mode = metadata.permissions().mode() & 0o7777;
+    if mode & 0o077 == 0 {
+        return;
+    }
+    match std::fs::set_permissions(dir, std::fs::Permissions::from_mode(PRIVATE_DIR)) {
+        Ok(()) => tracing::info!(
+            dir = %dir.display(),
+            was = %format!("{mode:o}"),
+            "audit directory made private (0700): the records hold INSZs in clear"
+        ),
+        Err(error) => tracing::warn!(
+            dir = %dir.display(),
+            mode = %format!("{mode:o}"),
+            %error,
+            "the audit directory is open to group or others and cannot be made 0700"
+        ),
     }
 }
 
@@ -433,7 +506,9 @@ fn lock_dir(dir: &Path) -> Result<File, AuditError> {
         .create(true)
         .truncate(false)
         .write(true)
+        .mode(PRIVATE_FILE)
         .open(&path)
+        .and_then(private_file)
         .map_err(|e| AuditError::io(&path, "open the lock file", e))?;
     // SAFETY: `flock` only reads the descriptor, which `file` keeps open for the call.
     let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
@@ -560,10 +635,12 @@ fn resume(dir: &Path) -> Result<Resumed, AuditError> {
     let mut segment = None;
     let mut next_floor = 0;
     for (index, (id, path)) in files.iter().enumerate() {
+        // Segments written before modes were set explicitly may be 0644: made private here.
         let mut file = OpenOptions::new()
             .read(true)
             .write(true)
             .open(path)
+            .and_then(private_file)
             .map_err(|e| AuditError::io(path, "open", e))?;
         let scan = scan(&mut file, path)?;
         let valid = scan.valid_end;
@@ -633,7 +710,14 @@ fn set_torn_tail_aside(file: &File, path: &Path, scan: &Scan) -> Result<u64, Aud
         .map_err(|e| AuditError::io(path, "read the torn tail of", e))?;
     let stamp = chrono::Utc::now().timestamp_millis();
     let side = PathBuf::from(format!("{}.torn-{stamp}", path.display()));
-    let mut side_file = File::create(&side).map_err(|e| AuditError::io(&side, "create", e))?;
+    let mut side_file = OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(PRIVATE_FILE)
+        .open(&side)
+        .and_then(private_file)
+        .map_err(|e| AuditError::io(&side, "create", e))?;
     side_file
         .write_all(&torn)
         .and_then(|_| side_file.sync_all())
@@ -802,7 +886,9 @@ fn prepare_spare(dir: &Path, bytes: u64, stop: impl Fn() -> bool) -> std::io::Re
             .write(true)
             .create(true)
             .truncate(true)
-            .open(&tmp)?;
+            .mode(PRIVATE_FILE)
+            .open(&tmp)
+            .and_then(private_file)?;
         // Reserve the blocks first: fails fast on a full disk, and keeps the file contiguous.
         // SAFETY: plain syscall on an open descriptor.
         let rc = unsafe { libc::posix_fallocate(file.as_raw_fd(), 0, bytes as libc::off_t) };
@@ -1416,7 +1502,9 @@ impl Writer {
             .write(true)
             .create(!from_spare)
             .truncate(false)
+            .mode(PRIVATE_FILE)
             .open(&path)
+            .and_then(private_file)
             .map_err(|e| AuditError::io(&path, "open", e))?;
         if !from_spare {
             let len = file

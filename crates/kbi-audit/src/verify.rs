@@ -54,19 +54,38 @@ impl Report {
     }
 }
 
-/// The checkpoints to check the chain against: the file and the public key.
+/// The checkpoints to check the chain against: the file and the public key(s).
 #[derive(Debug, Clone)]
 pub struct Anchors {
     pub file: PathBuf,
-    pub key: VerifyingKey,
+    /// The keys a checkpoint may be signed with (more than one across a key rotation).
+    pub keys: Vec<VerifyingKey>,
+    /// The keys were given by whoever verifies (`--public-key`), not taken from beside the log:
+    /// then every checkpoint must verify under one of them, and at least one must exist.
+    /// Unpinned, the key beside the log is only as trustworthy as the directory, and a
+    /// checkpoint naming another key (an earlier one) is skipped and counted.
+    pub pinned: bool,
 }
 
 impl Anchors {
-    /// The checkpoint file and public key (PEM) given, read.
+    /// The checkpoint file and the public key (PEM) found beside it: not pinned.
     pub fn load(file: &Path, public_key: &Path) -> Result<Anchors, signing::KeyError> {
         Ok(Anchors {
             file: file.to_path_buf(),
-            key: signing::read_public_key(public_key)?,
+            keys: vec![signing::read_public_key(public_key)?],
+            pinned: false,
+        })
+    }
+
+    /// The checkpoint file and the public keys (PEM) the verifier trusts: pinned.
+    pub fn pinned(file: &Path, public_keys: &[PathBuf]) -> Result<Anchors, signing::KeyError> {
+        Ok(Anchors {
+            file: file.to_path_buf(),
+            keys: public_keys
+                .iter()
+                .map(|path| signing::read_public_key(path))
+                .collect::<Result<_, _>>()?,
+            pinned: true,
         })
     }
 }
@@ -75,11 +94,17 @@ impl Anchors {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CheckpointReport {
     pub file: PathBuf,
-    /// Fingerprint of the public key the signatures were checked with.
-    pub key: String,
-    /// Checkpoints signed by that key.
+    /// Fingerprints of the public keys the signatures were checked with.
+    pub keys: Vec<String>,
+    /// Whether the keys were pinned by the verifier ([`Anchors::pinned`]).
+    pub pinned: bool,
+    /// Lines of the checkpoint file read.
+    pub checked: usize,
+    /// Checkpoints signed by one of the keys.
     pub valid: usize,
-    /// Checkpoints naming another key (an earlier key, or not ours): not trusted, not counted.
+    /// Of those, in the old format 1 (their `key` field was not covered by the signature).
+    pub format_1: usize,
+    /// Unpinned only: checkpoints naming another key (an earlier key): skipped, not counted.
     pub other_key: usize,
     /// The latest valid checkpoint.
     pub latest: Option<Checkpoint>,
@@ -137,6 +162,11 @@ pub enum ProblemKind {
     BadCheckpoint(String),
     /// Record `seq` is not the record a checkpoint vouched for: changed after the checkpoint.
     CheckpointMismatch { seq: u64 },
+    /// A checkpoint vouched for record `seq`, inside the chain's range, but the chain has no
+    /// such record: it was cut off and the log resumed after the checkpoint (numbers set aside).
+    MissingAtCheckpoint { seq: u64, time: String },
+    /// A key was pinned but no checkpoint is signed by it: nothing anchors the chain.
+    NoPinnedCheckpoint,
     /// The chain ends before the record a checkpoint vouched for: records cut off or deleted.
     MissingAfterCheckpoint {
         last_seq: u64,
@@ -179,6 +209,15 @@ impl fmt::Display for ProblemKind {
                 f,
                 "record seq {seq} is not the record the checkpoint vouched for: changed after \
                  the checkpoint"
+            ),
+            ProblemKind::MissingAtCheckpoint { seq, time } => write!(
+                f,
+                "the checkpoint of {time} vouched for record seq {seq}, which the chain does not \
+                 hold: records cut off, and the log resumed after the checkpoint"
+            ),
+            ProblemKind::NoPinnedCheckpoint => write!(
+                f,
+                "no checkpoint is signed by the pinned key: the end of the chain is not anchored"
             ),
             ProblemKind::MissingAfterCheckpoint {
                 last_seq,
@@ -314,20 +353,25 @@ pub fn verify(files: &[PathBuf]) -> Report {
     verify_anchored(files, None)
 }
 
-/// The signed checkpoints of a file: valid ones by `seq`, and the first bad line.
+/// The signed checkpoints of a file: valid ones by `seq` (with their line), and the first bad
+/// line.
 struct Loaded {
-    by_seq: HashMap<u64, Checkpoint>,
+    by_seq: HashMap<u64, (u64, Checkpoint)>,
     report: CheckpointReport,
     bad: Option<Problem>,
 }
 
 fn load_checkpoints(anchors: &Anchors) -> Loaded {
+    let fingerprints: Vec<String> = anchors.keys.iter().map(signing::key_fingerprint).collect();
     let mut loaded = Loaded {
         by_seq: HashMap::new(),
         report: CheckpointReport {
             file: anchors.file.clone(),
-            key: signing::key_fingerprint(&anchors.key),
+            keys: fingerprints.clone(),
+            pinned: anchors.pinned,
+            checked: 0,
             valid: 0,
+            format_1: 0,
             other_key: 0,
             latest: None,
             unanchored: 0,
@@ -348,6 +392,7 @@ fn load_checkpoints(anchors: &Anchors) -> Loaded {
         }
     };
     for (line, parsed) in lines {
+        loaded.report.checked += 1;
         let checkpoint = match parsed {
             Ok(checkpoint) => checkpoint,
             Err(detail) => {
@@ -355,17 +400,39 @@ fn load_checkpoints(anchors: &Anchors) -> Loaded {
                 continue;
             }
         };
-        if checkpoint.key != loaded.report.key {
-            loaded.report.other_key += 1;
-            continue;
-        }
-        if let Err(error) = checkpoint.check(&anchors.key) {
+        let mut failure = None;
+        let signed = anchors.keys.iter().any(|key| match checkpoint.check(key) {
+            Ok(()) => true,
+            Err(error) => {
+                failure.get_or_insert(error.to_string());
+                false
+            }
+        });
+        if !signed {
+            let ours = fingerprints.contains(&checkpoint.key);
+            if !anchors.pinned && !ours && !key_field_edited(&checkpoint, &anchors.keys) {
+                // Unpinned: a checkpoint of an earlier key (rotated) is skipped and counted.
+                loaded.report.other_key += 1;
+                continue;
+            }
+            let detail = if key_field_edited(&checkpoint, &anchors.keys) {
+                "its `key` field was edited (the signature is by the key, over another key \
+                 line)"
+                    .to_owned()
+            } else if anchors.pinned && !ours {
+                "not signed by the pinned key".to_owned()
+            } else {
+                failure.unwrap_or_default()
+            };
             loaded.bad.get_or_insert_with(|| {
-                problem(line, format!("checkpoint seq {}: {error}", checkpoint.seq))
+                problem(line, format!("checkpoint seq {}: {detail}", checkpoint.seq))
             });
             continue;
         }
         loaded.report.valid += 1;
+        if checkpoint.v == 1 {
+            loaded.report.format_1 += 1;
+        }
         if loaded
             .report
             .latest
@@ -374,9 +441,22 @@ fn load_checkpoints(anchors: &Anchors) -> Loaded {
         {
             loaded.report.latest = Some(checkpoint.clone());
         }
-        loaded.by_seq.insert(checkpoint.seq, checkpoint);
+        loaded.by_seq.insert(checkpoint.seq, (line, checkpoint));
     }
     loaded
+}
+
+/// Whether `checkpoint` is signed by one of `keys` once its `key` field names that key: the
+/// field was changed after signing (format 1 did not sign it, format 2 does).
+fn key_field_edited(checkpoint: &Checkpoint, keys: &[VerifyingKey]) -> bool {
+    keys.iter().any(|key| {
+        let fingerprint = signing::key_fingerprint(key);
+        checkpoint.key != fingerprint && {
+            let mut restored = checkpoint.clone();
+            restored.key = fingerprint;
+            restored.check(key).is_ok()
+        }
+    })
 }
 
 /// [`verify`], and with `anchors` also: every checkpoint signed by the key vouches for its
@@ -398,10 +478,11 @@ pub fn verify_anchored(files: &[PathBuf], anchors: Option<&Anchors>) -> Report {
     };
     let loaded = anchors.map(load_checkpoints);
     let vouched = loaded.as_ref().map(|l| &l.by_seq);
+    let mut met = HashSet::new();
     let mut last: Option<(u64, String)> = None;
     let mut end_line = (PathBuf::new(), 0u64, 0u64);
     for path in &files {
-        match verify_file(path, &mut last, &mut report, vouched) {
+        match verify_file(path, &mut last, &mut report, vouched, &mut met) {
             Ok((lines, end)) => end_line = (path.clone(), lines + 1, end),
             Err(problem) => {
                 report.problem = Some(problem);
@@ -418,6 +499,36 @@ pub fn verify_anchored(files: &[PathBuf], anchors: Option<&Anchors>) -> Report {
         let last_seq = report.last_seq.unwrap_or(0);
         if report.problem.is_none() {
             report.problem = loaded.bad;
+        }
+        // A checkpoint inside the range of records read must have met its record: a jump in
+        // the numbers (the writer's own after a torn tail) cannot hide records it vouched for.
+        if report.problem.is_none() {
+            let first = report.first_seq.unwrap_or(1);
+            let mut missed: Vec<&(u64, Checkpoint)> = loaded
+                .by_seq
+                .values()
+                .filter(|(_, c)| c.seq >= first && c.seq <= last_seq && !met.contains(&c.seq))
+                .collect();
+            missed.sort_by_key(|(_, c)| c.seq);
+            if let Some((line, checkpoint)) = missed.first() {
+                report.problem = Some(Problem {
+                    file: anchors.map(|a| a.file.clone()).unwrap_or_default(),
+                    line: *line,
+                    offset: 0,
+                    kind: ProblemKind::MissingAtCheckpoint {
+                        seq: checkpoint.seq,
+                        time: checkpoint.time.clone(),
+                    },
+                });
+            }
+        }
+        if report.problem.is_none() && checkpoints.pinned && checkpoints.valid == 0 {
+            report.problem = Some(Problem {
+                file: checkpoints.file.clone(),
+                line: 0,
+                offset: 0,
+                kind: ProblemKind::NoPinnedCheckpoint,
+            });
         }
         if let Some(latest) = &checkpoints.latest {
             if report.problem.is_none() && latest.seq > last_seq {
@@ -452,7 +563,8 @@ fn verify_file(
     path: &Path,
     last: &mut Option<(u64, String)>,
     report: &mut Report,
-    vouched: Option<&HashMap<u64, Checkpoint>>,
+    vouched: Option<&HashMap<u64, (u64, Checkpoint)>>,
+    met: &mut HashSet<u64>,
 ) -> Result<(u64, u64), Problem> {
     let problem = |line, offset, kind| Problem {
         file: path.to_path_buf(),
@@ -508,7 +620,8 @@ fn verify_file(
                 }
             }
             let hash = hex::encode(line_hash(line));
-            if let Some(checkpoint) = vouched.and_then(|v| v.get(&record.seq)) {
+            if let Some((_, checkpoint)) = vouched.and_then(|v| v.get(&record.seq)) {
+                met.insert(record.seq);
                 if checkpoint.hash != hash {
                     return Err(problem(
                         line_no,

@@ -466,7 +466,7 @@ pub(crate) fn write_expected(
             &id,
             options.extracted_at,
             in_register,
-            &super::DOSSIER_FACTS,
+            &super::mapping::dossier_facts(),
             serde_json::json!([{"kind": "generated", "seed": options.seed}]),
         )
         .as_bytes(),

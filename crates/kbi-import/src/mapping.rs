@@ -75,21 +75,26 @@ impl Mapped {
     }
 }
 
-/// A code quoted in a message: only texts that look like a code of the lists (letters, digits,
-/// `_ - / .`, at most 32 characters) are shown; anything else could be personal text.
-pub(crate) fn show_code(text: &Text) -> String {
-    match text {
-        Some(t)
-            if !t.is_empty()
-                && t.len() <= 32
-                && t.bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b"_-/.".contains(&b)) =>
-        {
-            format!("{t:?}")
-        }
-        Some(t) if t.is_empty() => "(empty)".into(),
-        _ => "(not shown: not a code)".into(),
-    }
+/// A value that failed its code list, or has none, described without its text (issue 24, item
+/// 4: only a value that passed its reviewed list is quoted). Any element can carry an INSZ, a
+/// birth date or a name where a code was expected, and a short value is no proof that it is
+/// harmless, so a failing value is told by its length only; the operator finds it in the reply
+/// (file, reply number and element path are in the message).
+pub(crate) fn unlisted(text: &Text, list: &str) -> String {
+    let what = match text {
+        Some(t) if t.is_empty() => "empty".to_string(),
+        Some(t) => match t.chars().count() {
+            1 => "1 character".to_string(),
+            n => format!("{n} characters"),
+        },
+        None => "longer than the reader keeps".to_string(),
+    };
+    format!("(value not shown: {what}, not on the list of {list})")
+}
+
+/// A value that passed its code list: a reviewed code of the register, safe to quote.
+pub(crate) fn listed_code(code: &str) -> String {
+    format!("{code:?}")
 }
 
 /// The snapshot's name of an exemption cause.
@@ -201,7 +206,10 @@ fn doelgroep(d: &Dossier, codes: &Codes, out: &mut Mapped) {
             out.error(
                 "M2",
                 "Doelgroep/Code",
-                format!("unknown code {} (not in kbi-codes.toml)", show_code(c)),
+                format!(
+                    "unknown code {}",
+                    unlisted(c, "[doelgroep] codes in kbi-codes.toml")
+                ),
             );
             valid = false;
         }
@@ -212,7 +220,10 @@ fn doelgroep(d: &Dossier, codes: &Codes, out: &mut Mapped) {
             out.error(
                 "M2",
                 "Doelgroep/Type",
-                format!("unknown type {} (not in kbi-codes.toml)", show_code(t)),
+                format!(
+                    "unknown type {}",
+                    unlisted(t, "[doelgroep] types in kbi-codes.toml")
+                ),
             );
             valid = false;
         }
@@ -256,8 +267,8 @@ fn doelgroep(d: &Dossier, codes: &Codes, out: &mut Mapped) {
                     "M5",
                     "Doelgroep/RedenVrijstellingVanDeVerplichting",
                     format!(
-                        "exemption code {} has no code list, cause {}",
-                        show_code(&text),
+                        "exemption code {}, cause {}",
+                        unlisted(&text, "[vrijstelling.causes] in kbi-codes.toml"),
                         exemption_cause_code(codes.default_exemption)
                     ),
                 );
@@ -337,8 +348,8 @@ fn aanmelding(d: &Dossier, codes: &Codes, out: &mut Mapped) {
                 "M6",
                 "Aanmelding/Type",
                 format!(
-                    "registration type {} is not EA or HA; mapped all the same",
-                    show_code(t)
+                    "registration type {}; mapped all the same",
+                    unlisted(t, "[aanmelding] types in kbi-codes.toml")
                 ),
             );
         }
@@ -447,7 +458,10 @@ fn trajecten(d: &Dossier, codes: &Codes, out: &mut Mapped) {
                     format!("Trajecten/Traject[{}]/Type", i + 1),
                     format!(
                         "certificate decision on a programme of type {}: mapped all the same",
-                        show_code(&t.type_.clone().flatten())
+                        unlisted(
+                            &t.type_.clone().flatten(),
+                            "types starting with [traject] integration_type_prefix in kbi-codes.toml"
+                        )
                     ),
                 );
             }
@@ -467,7 +481,7 @@ fn trajecten(d: &Dossier, codes: &Codes, out: &mut Mapped) {
                 format!("{base}/Code"),
                 format!(
                     "programme ended without certificate ({}): no event",
-                    show_code(&b.code.clone().flatten())
+                    listed_code(b.code.clone().flatten().as_deref().unwrap_or_default())
                 ),
             );
         } else if let Some(c) = &b.code {
@@ -475,8 +489,8 @@ fn trajecten(d: &Dossier, codes: &Codes, out: &mut Mapped) {
                 "M12",
                 format!("{base}/Code"),
                 format!(
-                    "unknown decision code {} (not in kbi-codes.toml)",
-                    show_code(c)
+                    "unknown decision code {}",
+                    unlisted(c, "[traject] decisions in kbi-codes.toml")
                 ),
             );
         } else {
@@ -499,22 +513,25 @@ fn documenten(d: &Dossier, codes: &Codes, out: &mut Mapped) {
                     "M13",
                     format!("{base}/Soort"),
                     format!(
-                        "unknown document kind {} (not in kbi-codes.toml)",
-                        show_code(s)
+                        "unknown document kind {}",
+                        unlisted(s, "[document] soorten in kbi-codes.toml")
                     ),
                 );
                 continue;
             }
         }
         if !listed(&doc.type_, &codes.certificate_documents) {
-            let shown = show_code(&doc.type_.clone().flatten());
+            let shown = unlisted(
+                &doc.type_.clone().flatten(),
+                "[document] certificate_types in kbi-codes.toml",
+            );
             out.error(
                 "M13",
                 format!("{base}/Type"),
                 if doc.type_.is_none() {
                     "missing: cannot tell which certificate".to_string()
                 } else {
-                    format!("unknown document type {shown} (not in kbi-codes.toml)")
+                    format!("unknown document type {shown}")
                 },
             );
             continue;
@@ -553,8 +570,8 @@ fn inbreuken(d: &Dossier, codes: &Codes, out: &mut Mapped) {
                 match &inb.type_ {
                     None => "missing: an established breach of unknown kind".to_string(),
                     Some(t) => format!(
-                        "Inbreuk type {} has no known meaning (not in kbi-codes.toml): refused so that an established breach does not vanish",
-                        show_code(t)
+                        "Inbreuk type {} has no known meaning: refused so that an established breach does not vanish",
+                        unlisted(t, "[inbreuk.types] in kbi-codes.toml")
                     ),
                 },
             );
@@ -647,6 +664,36 @@ fn noted(d: &Dossier, out: &mut Mapped) {
             "Dutch level reached: not modelled by the rules",
         );
     }
+}
+
+pub mod reply;
+
+/// One event of each type rows M3–M16 produce, in the order of the header's `facts` (M23): the
+/// list is derived from [`EventKind`] so that a type renamed in the domain is renamed here too.
+const PRODUCED: [EventKind; 9] = [
+    EventKind::ObligationStart {
+        region: Region::Flanders,
+    },
+    EventKind::ObligationEnd { cause: None },
+    EventKind::Exemption { cause: None },
+    EventKind::Registration,
+    EventKind::ContractSigned,
+    EventKind::DeadlineExtension {
+        obligation: Obligation::Registration,
+        until: OPEN_END,
+    },
+    EventKind::Infringement {
+        obligation: Obligation::Registration,
+    },
+    EventKind::InfringementClosed {
+        obligation: Obligation::Registration,
+    },
+    EventKind::Certificate,
+];
+
+/// The header's `facts` of a dossier import (M23), without the employment-service list's type.
+pub fn dossier_facts() -> [&'static str; 9] {
+    PRODUCED.map(|kind| kind.type_name())
 }
 
 #[cfg(test)]

@@ -94,7 +94,7 @@ fn answer(m: &Mapped, date: &str) -> String {
         "t",
         "2026-11-01T02:00:00Z".parse().unwrap(),
         1,
-        &crate::DOSSIER_FACTS,
+        &crate::mapping::dossier_facts(),
         serde_json::json!([]),
     )
     .into_bytes();
@@ -196,7 +196,12 @@ fn m5_end_of_the_period() {
         warns(&m),
         [err("M5", "Doelgroep/RedenVrijstellingVanDeVerplichting")]
     );
-    assert!(m.findings[0].message.contains("\"07\""));
+    // Issue 24, item 4: a value that failed its list is described, never quoted.
+    assert_eq!(
+        m.findings[0].message,
+        "exemption code (value not shown: 2 characters, not on the list of [vrijstelling.causes] in kbi-codes.toml), cause OTHER"
+    );
+    assert!(!m.findings[0].message.contains("07"));
     // Obligated with a reason but no Einde: WARN, no end event.
     let m = map("<Doelgroep><Code>JA</Code><Type>PLICHT</Type><Periode><Begin>2022-04-04</Begin></Periode><RedenVrijstellingVanDeVerplichting>07</RedenVrijstellingVanDeVerplichting></Doelgroep>");
     assert_eq!(events(&m).len(), 1);
@@ -450,7 +455,7 @@ fn m18_never_a_type_the_dossier_does_not_hold() {
     let m = map(FULL);
     assert!(!m.has_errors(), "{:?}", m.findings);
     assert_eq!(m.events.len(), 12);
-    let facts = kbi_core::domain::Facts::from_names(crate::DOSSIER_FACTS).unwrap();
+    let facts = kbi_core::domain::Facts::from_names(crate::mapping::dossier_facts()).unwrap();
     assert!(!facts.records(EventKind::EmploymentServiceRegistration));
     for e in &m.events {
         assert!(facts.records(e.kind), "{e:?}");
@@ -674,7 +679,7 @@ fn a12_no_employment_service_registration_from_a_dossier() {
         .events
         .iter()
         .all(|e| e.kind != EventKind::EmploymentServiceRegistration));
-    assert!(!crate::DOSSIER_FACTS.contains(&"EMPLOYMENT_SERVICE_REGISTRATION"));
+    assert!(!crate::mapping::dossier_facts().contains(&"EMPLOYMENT_SERVICE_REGISTRATION"));
     // The header's facts leave the type out: no deadline for a fact the register never holds.
     assert_eq!(answer(&m, "2023-06-01"), "OK");
 }
@@ -707,5 +712,25 @@ fn a15_certificate_before_registration() {
         answer(&m, "2022-08-01"),
         "OK",
         "fulfilment wins over the late registration"
+    );
+}
+
+/// The header's `facts` (M23) are the names of the types the mapping emits, in the order the
+/// spec lists them.
+#[test]
+fn dossier_facts_are_the_types_the_mapping_produces() {
+    assert_eq!(
+        crate::mapping::dossier_facts(),
+        [
+            "OBLIGATION_START",
+            "OBLIGATION_END",
+            "EXEMPTION",
+            "REGISTRATION",
+            "CONTRACT_SIGNED",
+            "DEADLINE_EXTENSION",
+            "INFRINGEMENT",
+            "INFRINGEMENT_CLOSED",
+            "CERTIFICATE",
+        ]
     );
 }

@@ -35,6 +35,12 @@ pub(crate) const MAX_EVENT_BYTES: usize = 1 << 20;
 pub(crate) const MAX_ELEMENTS_PER_REPLY: usize = 100_000;
 /// The most bytes kept of one value; a longer value is kept as "too long" (never valid).
 pub const MAX_VALUE_BYTES: usize = 1024;
+/// Most values and records (contracts, documents, …) one reply may keep: a real dossier keeps
+/// a few dozen. With [`MAX_KEPT_BYTES_PER_REPLY`] it bounds the memory of one reply, hence of
+/// one worker, whatever the input (issue 24, item 5).
+pub const MAX_KEPT_PER_REPLY: usize = 10_000;
+/// Most bytes of values one reply may keep.
+pub const MAX_KEPT_BYTES_PER_REPLY: usize = 1 << 20;
 
 /// Why the XML of a file was refused; the reading of that file stops there.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -53,6 +59,12 @@ pub enum XmlError {
     EventTooLong,
     #[error("more than {MAX_ELEMENTS_PER_REPLY} elements in one reply")]
     TooManyElements,
+    #[error("more than {MAX_KEPT_PER_REPLY} values and records kept in one reply")]
+    TooManyKept,
+    #[error("more than {MAX_KEPT_BYTES_PER_REPLY} bytes of values kept in one reply")]
+    TooManyKeptBytes,
+    #[error("the file is refused: {0}")]
+    Refused(String),
     #[error("not valid UTF-8")]
     InvalidUtf8,
     #[error("only UTF-8 encoded XML is accepted")]
@@ -549,6 +561,9 @@ pub struct ReplyReader<R: BufRead> {
     text_too_long: bool,
     reply: Option<Reply>,
     elements: usize,
+    /// Nodes and values kept for the current reply, and the bytes of its values.
+    kept: usize,
+    kept_bytes: usize,
     /// Replies started in this stream (the reply number of errors).
     pub replies: u64,
     pub tally: Tally,
@@ -575,6 +590,8 @@ impl<R: BufRead> ReplyReader<R> {
             text_too_long: false,
             reply: None,
             elements: 0,
+            kept: 0,
+            kept_bytes: 0,
             replies: 0,
             tally: Tally::default(),
             failed: false,
@@ -638,6 +655,11 @@ impl<R: BufRead> ReplyReader<R> {
                     quick_xml::Error::Io(io) => {
                         if io.get_ref().is_some_and(|e| e.is::<EventTooLong>()) {
                             XmlError::EventTooLong
+                        } else if let Some(refused) = io
+                            .get_ref()
+                            .and_then(|e| e.downcast_ref::<crate::input::Refused>())
+                        {
+                            XmlError::Refused(refused.0.clone())
                         } else {
                             XmlError::Read(io.kind().to_string())
                         }
@@ -717,6 +739,11 @@ impl<R: BufRead> ReplyReader<R> {
             None | Some(Node::Wrapper)
         );
         let depth = self.stack.len();
+        // Names and attribute values are input as much as texts are: not UTF-8 is refused the
+        // same way (issue 24, item 3). The end tag must equal the start tag (check_end_names).
+        if std::str::from_utf8(start.name().as_ref()).is_err() {
+            return Err(self.fail(XmlError::InvalidUtf8));
+        }
         let mut attributes = 0usize;
         for attribute in start.attributes().with_checks(false) {
             let attribute =
@@ -724,6 +751,11 @@ impl<R: BufRead> ReplyReader<R> {
             attributes += 1;
             if attributes > MAX_ATTRIBUTES {
                 return Err(self.fail(XmlError::TooManyAttributes));
+            }
+            if std::str::from_utf8(attribute.key.as_ref()).is_err()
+                || std::str::from_utf8(&attribute.value).is_err()
+            {
+                return Err(self.fail(XmlError::InvalidUtf8));
             }
             if outside {
                 let key = attribute.key.as_ref();
@@ -757,6 +789,8 @@ impl<R: BufRead> ReplyReader<R> {
                         .is_some_and(|(_, _, uri)| uri.as_slice() == RESPONSE_NS.as_bytes());
                     self.replies += 1;
                     self.elements = 0;
+                    self.kept = 0;
+                    self.kept_bytes = 0;
                     self.reply = Some(Reply {
                         namespace_ok,
                         ..Reply::default()
@@ -804,6 +838,12 @@ impl<R: BufRead> ReplyReader<R> {
                     parent.seen[parent.seen_len] = Some(node);
                     parent.seen_len += 1;
                 }
+            }
+        }
+        if !matches!(node, Node::Wrapper | Node::Skip) {
+            self.kept += 1;
+            if self.kept > MAX_KEPT_PER_REPLY {
+                return Err(self.fail(XmlError::TooManyKept));
             }
         }
         self.open(node);
@@ -947,6 +987,12 @@ impl<R: BufRead> ReplyReader<R> {
                         .to_string(),
                 )
             };
+            if let Some(v) = &value {
+                self.kept_bytes += v.len();
+                if self.kept_bytes > MAX_KEPT_BYTES_PER_REPLY {
+                    return Err(self.fail(XmlError::TooManyKeptBytes));
+                }
+            }
             self.store(node, value);
             return Ok(None);
         }

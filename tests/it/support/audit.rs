@@ -32,3 +32,18 @@ pub fn lines(path: &Path) -> Vec<String> {
 pub fn cli() -> Command {
     Command::cargo_bin("kbi-advice").unwrap()
 }
+
+/// Opens the log, waiting out a lock still held by a sibling test's child process: a `fork`
+/// copies every open descriptor, the directory lock's too, until the child's `exec` closes it
+/// (close-on-exec), so right after a log is dropped another test's spawn may hold it a moment.
+pub fn open(dir: &Path, options: kbi_audit::AuditOptions) -> kbi_audit::AuditLog {
+    for _ in 0..100 {
+        match kbi_audit::AuditLog::open(dir, options.clone()) {
+            Err(kbi_audit::AuditError::Locked { .. }) => {
+                std::thread::sleep(std::time::Duration::from_millis(50))
+            }
+            other => return other.unwrap(),
+        }
+    }
+    panic!("the audit directory stayed locked for 5 s");
+}

@@ -39,6 +39,8 @@ fn kind_of(file_type: std::fs::FileType) -> &'static str {
     use std::os::unix::fs::FileTypeExt;
     if file_type.is_dir() {
         "directory"
+    } else if file_type.is_symlink() {
+        "symbolic link"
     } else if file_type.is_fifo() {
         "FIFO (named pipe)"
     } else if file_type.is_char_device() {
@@ -59,17 +61,37 @@ fn kind_of(file_type: std::fs::FileType) -> &'static str {
 /// between the two. `O_NONBLOCK` makes the open itself return at once if it was replaced by a
 /// FIFO meanwhile; on a regular file the flag has no effect on reads.
 pub fn open_regular(path: &Path) -> Result<std::fs::File, OpenError> {
+    open_checked(path, true)
+}
+
+/// [`open_regular`], but a symbolic link is refused too (`O_NOFOLLOW`, and `lstat` before):
+/// for names found by listing a directory, where a link may point anywhere (the dossier
+/// import reads only the regular files of an input directory).
+pub fn open_regular_no_follow(path: &Path) -> Result<std::fs::File, OpenError> {
+    open_checked(path, false)
+}
+
+fn open_checked(path: &Path, follow: bool) -> Result<std::fs::File, OpenError> {
     use std::os::unix::fs::OpenOptionsExt;
     let not_regular = |file_type| OpenError::NotRegular {
         kind: kind_of(file_type),
     };
-    let before = std::fs::metadata(path).map_err(OpenError::Io)?;
+    let before = if follow {
+        std::fs::metadata(path)
+    } else {
+        std::fs::symlink_metadata(path)
+    }
+    .map_err(OpenError::Io)?;
     if !before.is_file() {
         return Err(not_regular(before.file_type()));
     }
+    let mut flags = libc::O_NONBLOCK;
+    if !follow {
+        flags |= libc::O_NOFOLLOW;
+    }
     let file = std::fs::OpenOptions::new()
         .read(true)
-        .custom_flags(libc::O_NONBLOCK)
+        .custom_flags(flags)
         .open(path)
         .map_err(OpenError::Io)?;
     let opened = file.metadata().map_err(OpenError::Io)?;
@@ -123,6 +145,26 @@ mod tests {
         assert_eq!(
             read_config_text(&file).unwrap_err().to_string(),
             "it is not UTF-8 text"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_symbolic_link_is_followed_only_when_asked() {
+        // Its own directory: the other test removes `tempfile_dir()` while this one may run.
+        let dir = std::env::temp_dir().join(format!("kbi-core-io-links-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("file");
+        std::fs::write(&file, b"x").unwrap();
+        let link = dir.join("link");
+        let _ = std::fs::remove_file(&link);
+        std::os::unix::fs::symlink(&file, &link).unwrap();
+        assert!(open_regular(&link).is_ok());
+        assert!(open_regular_no_follow(&file).is_ok());
+        let error = open_regular_no_follow(&link).unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "it is a symbolic link, not a regular file"
         );
         std::fs::remove_dir_all(&dir).unwrap();
     }

@@ -1,0 +1,452 @@
+//! The reader: input files parsed and mapped in parallel, handed over in file order.
+//!
+//! Each worker thread takes the next file, reads its replies ([`crate::xml`]), judges and maps
+//! each one ([`crate::mapping::reply::judge_reply`]) and sends what they gave as small
+//! [`Batch`]es down that file's own bounded channel. The caller's `fold` receives the batches of
+//! file 1, then of file 2, …, on the calling thread: the order of a single-threaded reading,
+//! whatever the number of workers, so whatever depends on order (which of two dossiers of one
+//! INSZ is the second, which WARN messages are listed, which ERRORs come first) is decided in
+//! one place.
+//!
+//! What stays in memory is bounded: a batch holds at most [`BATCH_REPLIES`] replies as compact
+//! [`Item`]s (a person is its INSZ, flags and event types: the mapped events themselves are
+//! written out as the person's snapshot line), a file's channel holds at most
+//! [`BATCHES_AHEAD`] batches, and a worker starts a file only while it is at most
+//! `workers + 1` files ahead of the fold. The person lines of the dossiers that mapped without
+//! an ERROR go to one temporary file, written by the workers at offsets they reserve (one
+//! [`Segment`] per batch); the fold only keeps the segments' order.
+//!
+//! The export engine (`kbi-export`, issue 22) reuses this reader: [`read`] yields the mapped
+//! results per file, in order; with `lines: None` no line is written and it can map
+//! [`Item::Person`]'s INSZ to what it needs.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::io;
+use std::ops::ControlFlow;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
+use std::sync::{Arc, Condvar, Mutex};
+
+use chrono::NaiveDate;
+use kbi_core::domain::event::{Event, EventKind};
+
+use crate::codes::Codes;
+use crate::input::{open_input, FileLimits};
+use crate::line::write_person_line;
+use crate::mapping::reply::{judge_reply, Step};
+use crate::xml::{ReplyReader, Tally};
+
+/// Replies per batch: small enough that a batch is a few tens of KiB, large enough that the
+/// channel is not the cost.
+pub const BATCH_REPLIES: usize = 512;
+/// Batches one file may have waiting for the fold (about 130,000 replies): a worker reading a
+/// file ahead of the fold keeps going until then, so files are read in parallel.
+pub const BATCHES_AHEAD: usize = 256;
+/// Most worker threads.
+pub const MAX_WORKERS: usize = 8;
+
+/// The event types, indexed as [`Item::Person`]'s `kinds` are (the snapshot's names).
+const KINDS: [EventKind; 13] = {
+    use kbi_core::domain::event::{Obligation, Region};
+    let o = Obligation::Registration;
+    [
+        EventKind::ObligationStart {
+            region: Region::Flanders,
+        },
+        EventKind::Registration,
+        EventKind::ContractSigned,
+        EventKind::EmploymentServiceRegistration,
+        EventKind::DeadlineExtension {
+            obligation: o,
+            until: NaiveDate::MIN,
+        },
+        EventKind::Infringement { obligation: o },
+        EventKind::Fine,
+        EventKind::InfringementClosed { obligation: o },
+        EventKind::Certificate,
+        EventKind::EffortDeclaration,
+        EventKind::BrusselsAttestation,
+        EventKind::Exemption { cause: None },
+        EventKind::ObligationEnd { cause: None },
+    ]
+};
+
+/// The snapshot name of the event type with this index.
+pub fn kind_name(index: u8) -> &'static str {
+    KINDS[usize::from(index)].type_name()
+}
+
+/// The index of `kind` in [`KINDS`] (a test checks the two agree).
+fn kind_index(kind: &EventKind) -> u8 {
+    match kind {
+        EventKind::ObligationStart { .. } => 0,
+        EventKind::Registration => 1,
+        EventKind::ContractSigned => 2,
+        EventKind::EmploymentServiceRegistration => 3,
+        EventKind::DeadlineExtension { .. } => 4,
+        EventKind::Infringement { .. } => 5,
+        EventKind::Fine => 6,
+        EventKind::InfringementClosed { .. } => 7,
+        EventKind::Certificate => 8,
+        EventKind::EffortDeclaration => 9,
+        EventKind::BrusselsAttestation => 10,
+        EventKind::Exemption { .. } => 11,
+        EventKind::ObligationEnd { .. } => 12,
+    }
+}
+
+impl Batch {
+    fn new() -> Self {
+        Batch {
+            // About three items per reply at most in the usual case, six event types.
+            items: Vec::with_capacity(BATCH_REPLIES + BATCH_REPLIES / 8),
+            kinds: Vec::with_capacity(6 * BATCH_REPLIES),
+            ..Batch::default()
+        }
+    }
+}
+
+/// One thing a file gave, in the file's order.
+#[derive(Debug)]
+pub enum Item {
+    /// An ERROR of the mapping (§2, M1–M22).
+    Error(Box<ItemError>),
+    Warn(Box<(&'static str, String)>),
+    /// The person of a dossier just read: its INSZ value, the reply it is in, whether its own
+    /// mapping had no ERROR (then its line is in the batch's segment), how many
+    /// employment-service registrations its line took, and how many event types follow in
+    /// [`Batch::kinds`]. (24 bytes: a batch waiting for the fold is small.)
+    Person {
+        insz: u64,
+        reply: u32,
+        ok: bool,
+        employment: u32,
+        events: u32,
+    },
+    /// The XML of the file was refused (the reading of the file stopped there).
+    Xml(Box<ItemError>),
+    /// The file holds no reply at all.
+    NoReply,
+    /// The file could not be opened (the run stops).
+    Unreadable(io::Error),
+    /// A person line could not be written to the temporary file.
+    WriteFailed(io::Error),
+    /// The file is read to its end (or to its XML error): the elements it skipped.
+    End(Box<Tally>),
+}
+
+/// An ERROR's reply number in the file, row, path and message.
+#[derive(Debug)]
+pub struct ItemError {
+    pub reply: Option<u64>,
+    pub row: &'static str,
+    pub path: String,
+    pub message: String,
+}
+
+/// Where a batch's person lines are in the temporary file.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Segment {
+    pub offset: u64,
+    pub len: u64,
+}
+
+/// Up to [`BATCH_REPLIES`] replies of one file. The counts need no order (they are totals);
+/// what does is in `items`.
+#[derive(Debug, Default)]
+pub struct Batch {
+    pub replies: u64,
+    pub dossiers: u64,
+    /// Replies or answers not in the register (FOUT 30001).
+    pub not_found: u64,
+    pub items: Vec<Item>,
+    /// The event types of the persons, in order ([`kind_name`]).
+    pub kinds: Vec<u8>,
+    pub segment: Segment,
+}
+
+/// Where the person lines go.
+pub struct Lines<'a> {
+    pub file: &'a File,
+    /// The next free offset (reserved by `fetch_add`).
+    pub end: AtomicU64,
+    /// Set by the fold once the run is refused: lines are no longer written.
+    pub refused: AtomicBool,
+}
+
+/// What the reader needs.
+pub struct ReadOptions<'a> {
+    pub codes: &'a Codes,
+    /// The employment services' registrations, merged into the lines of the persons they name.
+    pub employment: Option<&'a HashMap<u64, Vec<NaiveDate>>>,
+    pub limits: FileLimits,
+    pub workers: usize,
+    /// Bytes read from disk so far (progress, report).
+    pub bytes: Arc<AtomicU64>,
+    /// Called before a file is opened (tests: to swap it for a FIFO).
+    pub before_open: Option<fn(&Path)>,
+}
+
+fn lock(m: &Mutex<Window>) -> std::sync::MutexGuard<'_, Window> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Files handed out to workers, and how far the fold is.
+struct Window {
+    next: usize,
+    folded: usize,
+    cancelled: bool,
+}
+
+/// Reads `files` (each with whether a link is followed) and calls `fold` with every batch of
+/// file 0, then file 1, …; `fold` returns `Break` to stop the reading.
+pub fn read(
+    files: &[(PathBuf, bool)],
+    options: &ReadOptions<'_>,
+    lines: Option<&Lines<'_>>,
+    mut fold: impl FnMut(usize, Batch) -> ControlFlow<()>,
+) {
+    let workers = options
+        .workers
+        .clamp(1, MAX_WORKERS)
+        .min(files.len().max(1));
+    // A worker that finished its file may start one more while the fold is behind: enough to
+    // keep the workers busy when files are about the same size, and it bounds what waits.
+    let ahead = workers + 1;
+    let window = Mutex::new(Window {
+        next: 0,
+        folded: 0,
+        cancelled: false,
+    });
+    let moved = Condvar::new();
+    let mut receivers: Vec<Option<Receiver<Batch>>> = Vec::with_capacity(files.len());
+    let mut senders: Vec<Mutex<Option<SyncSender<Batch>>>> = Vec::with_capacity(files.len());
+    for _ in files {
+        let (tx, rx) = sync_channel(BATCHES_AHEAD);
+        senders.push(Mutex::new(Some(tx)));
+        receivers.push(Some(rx));
+    }
+    std::thread::scope(|scope| {
+        for _ in 0..workers {
+            let (window, moved, senders) = (&window, &moved, &senders);
+            scope.spawn(move || loop {
+                let index = {
+                    let mut w = lock(window);
+                    while !w.cancelled && w.next < files.len() && w.next >= w.folded + ahead {
+                        w = moved.wait(w).unwrap_or_else(|e| e.into_inner());
+                    }
+                    if w.cancelled || w.next >= files.len() {
+                        break;
+                    }
+                    w.next += 1;
+                    w.next - 1
+                };
+                let Some(tx) = senders[index]
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .take()
+                else {
+                    continue;
+                };
+                let (path, follow) = &files[index];
+                read_file(path, *follow, options, lines, &tx);
+            });
+        }
+        let mut stopped = false;
+        for (index, slot) in receivers.iter_mut().enumerate() {
+            let Some(rx) = slot.take() else { continue };
+            // Ends when the worker drops the file's sender, after its last batch.
+            while let Ok(batch) = rx.recv() {
+                if fold(index, batch).is_break() {
+                    stopped = true;
+                    break;
+                }
+            }
+            drop(rx);
+            if stopped {
+                break;
+            }
+            lock(&window).folded = index + 1;
+            moved.notify_all();
+        }
+        if stopped {
+            // Workers blocked on a full channel see it closed; idle ones see `cancelled`.
+            lock(&window).cancelled = true;
+            receivers.clear();
+            moved.notify_all();
+        }
+    });
+}
+
+/// Collects one file's batches and sends them.
+struct Sink<'a, 'b> {
+    tx: &'a SyncSender<Batch>,
+    lines: Option<&'a Lines<'b>>,
+    batch: Batch,
+    buf: Vec<u8>,
+    replies: usize,
+    closed: bool,
+}
+
+impl Sink<'_, '_> {
+    fn push(&mut self, item: Item) {
+        self.batch.items.push(item);
+    }
+
+    fn flush(&mut self) {
+        if let Some(lines) = self.lines {
+            if !self.buf.is_empty() {
+                let len = self.buf.len() as u64;
+                let offset = lines.end.fetch_add(len, Ordering::Relaxed);
+                match write_at(lines.file, &self.buf, offset) {
+                    Ok(()) => self.batch.segment = Segment { offset, len },
+                    Err(e) => self.batch.items.push(Item::WriteFailed(e)),
+                }
+                self.buf.clear();
+            }
+        }
+        let batch = std::mem::replace(&mut self.batch, Batch::new());
+        self.replies = 0;
+        if !self.closed && self.tx.send(batch).is_err() {
+            // The fold stopped: read no further.
+            self.closed = true;
+        }
+    }
+}
+
+#[cfg(unix)]
+fn write_at(file: &File, buf: &[u8], offset: u64) -> io::Result<()> {
+    std::os::unix::fs::FileExt::write_all_at(file, buf, offset)
+}
+
+/// Reads one file to its end (or its XML error) into batches.
+fn read_file(
+    path: &Path,
+    follow: bool,
+    options: &ReadOptions<'_>,
+    lines: Option<&Lines<'_>>,
+    tx: &SyncSender<Batch>,
+) {
+    let mut sink = Sink {
+        tx,
+        lines,
+        batch: Batch::new(),
+        buf: Vec::new(),
+        replies: 0,
+        closed: false,
+    };
+    if let Some(hook) = options.before_open {
+        hook(path);
+    }
+    let stream = match open_input(path, follow, options.bytes.clone(), options.limits) {
+        Ok(s) => s,
+        Err(e) => {
+            sink.push(Item::Unreadable(e));
+            sink.flush();
+            return;
+        }
+    };
+    let mut reader = ReplyReader::new(stream);
+    let mut xml_failed = false;
+    loop {
+        match reader.next_reply() {
+            Ok(Some(reply)) => {
+                sink.batch.replies += 1;
+                let number = reader.replies;
+                judge_reply(reply, options.codes, &mut |step| {
+                    let item = match step {
+                        Step::Error { row, path, message } => Item::Error(Box::new(ItemError {
+                            reply: Some(number),
+                            row,
+                            path,
+                            message,
+                        })),
+                        Step::Warn { row, message } => Item::Warn(Box::new((row, message))),
+                        Step::NotFound => {
+                            sink.batch.not_found += 1;
+                            return;
+                        }
+                        Step::Dossier => {
+                            sink.batch.dossiers += 1;
+                            return;
+                        }
+                        Step::Person(p) => {
+                            let mut events = p.events;
+                            let mut employment = 0u32;
+                            if let Some(dates) =
+                                options.employment.and_then(|m| m.get(&p.insz.value()))
+                            {
+                                employment = dates.len() as u32;
+                                events.extend(dates.iter().map(|&date| Event {
+                                    date,
+                                    kind: EventKind::EmploymentServiceRegistration,
+                                }));
+                                events.sort_by_key(|e| e.date);
+                            }
+                            let refused = sink
+                                .lines
+                                .is_some_and(|l| l.refused.load(Ordering::Relaxed));
+                            if p.ok && sink.lines.is_some() && !refused {
+                                write_person_line(&mut sink.buf, p.insz, &events);
+                            }
+                            sink.batch
+                                .kinds
+                                .extend(events.iter().map(|e| kind_index(&e.kind)));
+                            Item::Person {
+                                insz: p.insz.value(),
+                                reply: u32::try_from(number).unwrap_or(u32::MAX),
+                                ok: p.ok,
+                                employment,
+                                events: events.len() as u32,
+                            }
+                        }
+                    };
+                    sink.batch.items.push(item);
+                });
+                sink.replies += 1;
+                if sink.replies >= BATCH_REPLIES {
+                    sink.flush();
+                    if sink.closed {
+                        return;
+                    }
+                }
+            }
+            Ok(None) => break,
+            Err(located) => {
+                sink.push(Item::Xml(Box::new(ItemError {
+                    reply: (reader.replies > 0).then_some(reader.replies),
+                    row: "XML",
+                    path: located.path.clone(),
+                    message: format!("{} (near byte {})", located.error, located.offset),
+                })));
+                xml_failed = true;
+                break;
+            }
+        }
+    }
+    if reader.replies == 0 && !xml_failed {
+        sink.push(Item::NoReply);
+    }
+    sink.push(Item::End(Box::new(std::mem::take(&mut reader.tally))));
+    sink.flush();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kind_indices_name_their_kinds() {
+        for (i, kind) in KINDS.iter().enumerate() {
+            assert_eq!(usize::from(kind_index(kind)), i);
+            assert_eq!(kind_name(i as u8), kind.type_name());
+        }
+    }
+
+    #[test]
+    fn a_person_item_is_small() {
+        assert!(std::mem::size_of::<Item>() <= 24);
+    }
+}
