@@ -158,7 +158,7 @@ async fn build(checked: Checked) -> anyhow::Result<Application> {
         },
         references: References::default(),
         service_identificatie: checked.service_identificatie.clone(),
-        policy: arc_swap::ArcSwap::from_pointee(policy),
+        policy: Arc::new(arc_swap::ArcSwap::from_pointee(policy)),
         policy_sources,
         development: checked.tls.is_none(),
         audit,

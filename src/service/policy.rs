@@ -7,6 +7,7 @@
 //! the INSZ (30001) and the reference (30002) are read and before the snapshot's own checks
 //! (30003, 30004), as `protocols.md` section 2 orders them.
 
+use std::cell::{Cell, OnceCell};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -100,6 +101,11 @@ impl Policy {
         })
     }
 
+    /// The binding of the registry's `index`th client (each client has one).
+    pub fn binding_at(&self, index: usize) -> &Binding {
+        &self.bindings[index]
+    }
+
     /// The binding of `client` (a client of this policy's registry).
     pub fn binding(&self, client: &Client) -> Option<&Binding> {
         let index = self
@@ -128,9 +134,10 @@ pub struct Admit<'a> {
     binding: &'a Binding,
     asked_on: NaiveDate,
     /// Per form (a reference date, a premium year): the purpose when it is open that day
-    /// ([`Binding::open_purpose`]), worked out once per request, so that a question costs only
-    /// its window's comparisons; `None`: refused, and [`Binding::admit`] says why.
-    open: [Option<&'a kbi_protocol::Purpose>; 2],
+    /// ([`Binding::open_purpose`]), worked out at the request's first question of that form and
+    /// kept for the others, so that a question costs only its window's comparisons and a request
+    /// pays only for the forms it asks; inner `None`: refused, and [`Binding::admit`] says why.
+    open: [OnceCell<Option<&'a kbi_protocol::Purpose>>; 2],
 }
 
 impl<'a> Admit<'a> {
@@ -144,48 +151,47 @@ impl<'a> Admit<'a> {
         Admit {
             binding,
             asked_on,
-            open: [
-                binding.open_purpose(asked_on, kbi_protocol::Asks::Date),
-                binding.open_purpose(asked_on, kbi_protocol::Asks::PremiumYear),
-            ],
+            open: [OnceCell::new(), OnceCell::new()],
         }
     }
 }
 
-/// The local calendar day (`cli::protocol::today`), worked out at most once a UTC minute:
-/// `chrono::Local` consults the time zone on every call, which every request would pay, and a
-/// local day always changes on a minute boundary.
+/// The local calendar day (`cli::protocol::today`), worked out at most once a UTC minute per
+/// thread: `chrono::Local` consults the time zone on every call, which every request would pay,
+/// and a local day always changes on a minute boundary. In between, a request only reads the
+/// monotonic clock and compares it with the end of the cached minute (no calendar arithmetic,
+/// no shared word). A step of the wall clock (NTP) is seen at the next cached minute's end.
 fn today() -> NaiveDate {
-    use std::sync::atomic::{AtomicU64, Ordering};
-    // One word, so that a reader never pairs one minute with another minute's day: the UTC
-    // minute since the epoch in the high half, the day (days since 0001-01-01) in the low half;
-    // 0 = nothing cached yet.
-    static CACHED: AtomicU64 = AtomicU64::new(0);
-    let minute = u32::try_from(chrono::Utc::now().timestamp().div_euclid(60)).unwrap_or(0);
-    let cached = CACHED.load(Ordering::Relaxed);
-    if cached >> 32 == u64::from(minute) && minute != 0 {
-        if let Some(day) = i32::try_from(cached & u64::from(u32::MAX))
-            .ok()
-            .and_then(NaiveDate::from_num_days_from_ce_opt)
-        {
-            return day;
+    use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+    thread_local! {
+        static CACHED: Cell<Option<(Instant, NaiveDate)>> = const { Cell::new(None) };
+    }
+    let now = Instant::now();
+    CACHED.with(|cached| match cached.get() {
+        Some((until, day)) if now < until => day,
+        _ => {
+            // The wall clock first, then the day: a minute that ends in between gives the new
+            // day a moment early, never the old one for a whole minute.
+            let since = SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .unwrap_or_default();
+            let into_minute = Duration::new(since.as_secs() % 60, since.subsec_nanos());
+            let day = crate::cli::protocol::today();
+            cached.set(Some((now + (Duration::from_secs(60) - into_minute), day)));
+            day
         }
-    }
-    let day = crate::cli::protocol::today();
-    if let Ok(days) = u32::try_from(chrono::Datelike::num_days_from_ce(&day)) {
-        CACHED.store(u64::from(minute) << 32 | u64::from(days), Ordering::Relaxed);
-    }
-    day
+    })
 }
 
 impl Admission for Admit<'_> {
     #[inline]
     fn admit(&self, reference: Reference) -> Result<Option<Arc<str>>, ProtocolRefusal> {
-        let form = match reference {
-            Reference::Date(_) => 0,
-            Reference::PremiumYear(_) => 1,
+        let (form, asks) = match reference {
+            Reference::Date(_) => (0, kbi_protocol::Asks::Date),
+            Reference::PremiumYear(_) => (1, kbi_protocol::Asks::PremiumYear),
         };
-        if let Some(purpose) = self.open[form] {
+        let open = self.open[form].get_or_init(|| self.binding.open_purpose(self.asked_on, asks));
+        if let Some(purpose) = *open {
             if purpose.window.admits(reference) {
                 return Ok(Some(purpose.name.clone()));
             }

@@ -75,8 +75,9 @@ pub struct AppState {
     pub references: References,
     pub service_identificatie: String,
     /// Who may call, under which protocol, and the per-client token buckets; swapped as one
-    /// on reload.
-    pub policy: ArcSwap<Policy>,
+    /// on reload. In an `Arc` so that each thread can keep an `arc_swap::Cache` of it
+    /// (`caller::current_policy`).
+    pub policy: Arc<ArcSwap<Policy>>,
     /// Where the policy is read again from on reload.
     pub policy_sources: PolicySources,
     /// Development profile: plain HTTP, callers identified by Afzender / `X-Client-Id`.
