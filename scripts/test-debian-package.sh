@@ -211,6 +211,8 @@ sed -i -e "s|^listen = \"0.0.0.0:8443\"|listen = \"127.0.0.1:$PORT\"|" \
     /etc/kbi-advice/kbi-advice.toml
 sed -i '/^\[\[client\]\]/,$d' /etc/kbi-advice/clients.toml
 sed -n '/^\[\[client\]\]/,$p' config/clients.toml >> /etc/kbi-advice/clients.toml
+# The demo client asks under the development protocol `demo`, which the package does not install.
+install -m 0644 config/protocols/demo.toml /etc/kbi-advice/protocols/demo.toml
 (as_unit $EXEC) >"$WORK/service.log" 2>&1 &
 PID=$!
 for _ in $(seq 1 300); do

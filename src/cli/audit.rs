@@ -293,6 +293,8 @@ fn write_table(out: &mut impl Write, records: &[AuditRecord]) -> std::io::Result
     let header = [
         "time",
         "client",
+        "protocol",
+        "purpose",
         "sender",
         "hoedanigheid",
         "gebruiker",
@@ -301,13 +303,16 @@ fn write_table(out: &mut impl Write, records: &[AuditRecord]) -> std::io::Result
         "reference_date",
         "outcome",
     ];
-    let rows: Vec<[String; 9]> = records
+    let rows: Vec<[String; 11]> = records
         .iter()
         .map(|r| {
             let sender = r.sender.as_ref();
             [
                 r.time.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
                 r.client_id.clone(),
+                // Records written before protocols have neither.
+                r.protocol.clone().unwrap_or_else(|| "-".into()),
+                r.purpose.clone().unwrap_or_else(|| "-".into()),
                 sender.map_or("-".into(), |s| s.identificatie.clone()),
                 sender.map_or("-".into(), |s| s.hoedanigheid.clone()),
                 sender

@@ -9,6 +9,7 @@ use kbi_core::domain::RuleSet;
 pub mod audit;
 pub mod check;
 pub mod premium_list;
+pub mod protocol;
 pub mod serve;
 pub mod snapshot;
 
@@ -36,6 +37,9 @@ pub enum Command {
     /// Check the audit log's hash chain, or search it for one INSZ.
     #[command(subcommand)]
     Audit(audit::AuditCommand),
+    /// Validate protocol files, or show what one allows on a day (docs/protocols.md).
+    #[command(subcommand)]
+    Protocol(protocol::ProtocolCommand),
 }
 
 /// Exit codes shared by the subcommands.
@@ -76,6 +80,7 @@ pub fn run() -> ExitCode {
         Command::PremiumList(args) => premium_list::run(args),
         Command::Snapshot(command) => snapshot::run(command),
         Command::Audit(command) => audit::run(command),
+        Command::Protocol(command) => protocol::run(command),
     };
     match outcome {
         Ok(code) => ExitCode::from(code),

@@ -78,6 +78,15 @@ pub struct ExportArgs {
     /// Rules file (default: the shipped config/rules.toml).
     #[arg(long)]
     pub rules: Option<PathBuf>,
+    /// The protocol the list is delivered under: its `reduced-premium` file must be in force on
+    /// the day of the export, for this premium year (docs/protocols.md). --force does not
+    /// override it.
+    #[arg(long, value_name = "ID", default_value = "agii-vsb")]
+    pub protocol: String,
+    /// Directory of the protocol files (default: the shipped config/protocols/), as
+    /// `protocols.dir` of `serve`.
+    #[arg(long, value_name = "DIR", env = "KBI_ADVICE__PROTOCOLS__DIR")]
+    pub protocols_dir: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -137,10 +146,51 @@ fn premium_year(args: &ExportArgs) -> anyhow::Result<i32> {
     }
 }
 
+/// The list is the `reduced-premium` delivery of its protocol (premium-list.md, "Under its
+/// protocol"): refused outside the protocol's term, after an `ended`, or for a premium year
+/// outside the window, whatever `--force` says: without a legal basis there is nothing to force.
+fn under_protocol(args: &ExportArgs, year: i32) -> anyhow::Result<()> {
+    let dir = args
+        .protocols_dir
+        .as_deref()
+        .filter(|dir| !dir.as_os_str().is_empty());
+    let protocols = super::protocol::load_dir(dir)?;
+    let Some(protocol) = protocols.get(&args.protocol) else {
+        anyhow::bail!(
+            "--protocol {}: no such protocol (known: {}); see docs/protocols.md",
+            args.protocol,
+            protocols.ids().join(", ")
+        );
+    };
+    let today = super::protocol::today();
+    match protocol.allows_file(
+        kbi_premium::PROTOCOL_FILE,
+        today,
+        kbi_core::domain::Reference::PremiumYear(year),
+    ) {
+        Ok(file) if file.period == kbi_protocol::Period::Yearly => Ok(()),
+        Ok(file) => anyhow::bail!(
+            "protocol {}: its {} file is delivered {}, not yearly: the premium list is yearly",
+            protocol.id,
+            file.id,
+            file.period.as_str()
+        ),
+        Err(refusal) => anyhow::bail!(
+            "premium list {year} refused on {today}: {refusal}{}",
+            if args.force {
+                " (--force does not change this: without a legal basis there is nothing to force)"
+            } else {
+                ""
+            }
+        ),
+    }
+}
+
 fn run_export(args: ExportArgs) -> anyhow::Result<u8> {
     let total = Instant::now();
     // Everything that can be refused is refused before the snapshot is loaded.
     let year = premium_year(&args)?;
+    under_protocol(&args, year)?;
     let (Some(source), Some(key_path), Some(out)) = (&args.snapshot, &args.signing_key, &args.out)
     else {
         anyhow::bail!("--snapshot, --signing-key and --out are required");

@@ -10,6 +10,7 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse};
 use tracing::Instrument;
 
+use super::caller::Admitted;
 use super::state::AppState;
 use crate::telemetry::metrics::{Door, Outcome};
 use kbi_audit::{AuditError, RequestCtx};
@@ -90,14 +91,14 @@ pub fn request_id(request: &HttpRequest, referte: &HeaderValue) -> HeaderValue {
         .clone()
 }
 
-/// The audit step of every door: the records of `verdicts` (one per question) written durably
-/// before any answer leaves. Nothing to write when the request judged no question, or when the
-/// audit log is off (development profile). On failure (logged here) the door refuses the whole
+/// The audit step of every door: the records of `verdicts` (one per question), with the caller's
+/// client and protocol, written durably before any answer leaves. Nothing to write when the
+/// request judged no question, or when the audit log is off (development profile). On failure (logged here) the door refuses the whole
 /// request with 30021 in its own format.
 pub async fn audit(
     state: &AppState,
     referte: &str,
-    client_id: &str,
+    caller: &Admitted,
     sender: Option<&Sender>,
     snapshot: &CompiledSnapshot,
     verdicts: &[Verdict],
@@ -111,7 +112,8 @@ pub async fn audit(
     let ctx = RequestCtx {
         time: chrono::Utc::now(),
         server_reference: referte,
-        client_id,
+        client_id: &caller.client().id,
+        protocol: Some(&caller.binding().protocol.id),
         sender,
         snapshot_id: Some(&snapshot.meta.snapshot_id),
         rule_set: Some(&snapshot.rules.version),

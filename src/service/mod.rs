@@ -10,6 +10,7 @@ pub mod caller;
 pub mod door;
 pub mod guard;
 pub mod ops;
+pub mod policy;
 pub mod reload;
 pub mod rest;
 pub mod settings;
@@ -29,7 +30,6 @@ use crate::snapshot::redis::{watch_redis, WatchOptions};
 use crate::snapshot::SnapshotSource;
 use crate::telemetry::metrics::Metrics;
 use kbi_audit::{AuditLog, AuditOptions};
-use kbi_trust::{ClientRegistry, RateLimiter};
 use reload::Reloader;
 use settings::{Checked, SnapshotOrigin};
 use state::{AppState, Limits, References, SnapshotStore};
@@ -105,11 +105,13 @@ async fn build(checked: Checked) -> anyhow::Result<Application> {
     let open_files =
         guard::raise_open_file_limit().context("the open-file limit (RLIMIT_NOFILE)")?;
     let rules = settings::load_rules(checked.rules.as_ref())?;
-    let registry = Arc::new(match &checked.clients {
-        Some(path) => ClientRegistry::from_file(path).context("clients.registry")?,
-        None => ClientRegistry::shipped().context("the shipped client registry")?,
-    });
-    let metrics = Arc::new(Metrics::new(&registry.ids()).context("metrics registry")?);
+    let policy_sources = policy::PolicySources {
+        clients: checked.clients.clone(),
+        protocols: checked.protocols.clone(),
+    };
+    let policy = policy::Policy::load(&policy_sources)?;
+    let metrics = Arc::new(Metrics::new(&policy.registry.ids()).context("metrics registry")?);
+    metrics.register_purposes(&policy.purposes());
     metrics.set_snapshot_max_age(checked.max_age);
     let tls = match &checked.tls {
         Some(files) => {
@@ -156,8 +158,8 @@ async fn build(checked: Checked) -> anyhow::Result<Application> {
         },
         references: References::default(),
         service_identificatie: checked.service_identificatie.clone(),
-        limiter: RateLimiter::new(&registry),
-        registry: registry.clone(),
+        policy: Arc::new(arc_swap::ArcSwap::from_pointee(policy)),
+        policy_sources,
         development: checked.tls.is_none(),
         audit,
         compute: guard::Compute::new(server.compute_threads, server.request_time_budget),
@@ -261,10 +263,9 @@ async fn build(checked: Checked) -> anyhow::Result<Application> {
     let head_timeout = limits.head_timeout;
     let secure = tls.is_some();
     macro_rules! client_http {
-        ($data:ident, $registry:ident, $metrics:ident, $connections:ident) => {{
+        ($data:ident, $state:ident, $connections:ident) => {{
             use actix_service::{IntoServiceFactory, ServiceFactoryExt};
-            let (registry, metrics, guarded) =
-                ($registry.clone(), $metrics.clone(), $connections.clone());
+            let (state, guarded) = ($state.clone(), $connections.clone());
             let app = App::new()
                 .app_data($data.clone())
                 .wrap(actix_web::middleware::from_fn(guard::refuse_marked))
@@ -280,13 +281,7 @@ async fn build(checked: Checked) -> anyhow::Result<Application> {
                 .client_request_timeout(head_timeout)
                 .local_addr(local)
                 .on_connect_ext(move |io: &_, extensions: &mut actix_web::dev::Extensions| {
-                    on_connect(
-                        &registry,
-                        &metrics,
-                        &guarded,
-                        io as &dyn std::any::Any,
-                        extensions,
-                    )
+                    on_connect(&state, &guarded, io as &dyn std::any::Any, extensions)
                 })
                 .finish(actix_service::map_config(app, move |_| {
                     actix_web::dev::AppConfig::__priv_test_new(secure, host.clone(), local)
@@ -298,18 +293,16 @@ async fn build(checked: Checked) -> anyhow::Result<Application> {
         .max_concurrent_connections(per_worker + (limits.cap - limits.shed_at));
     let builder = match tls {
         Some(config) => builder.listen("kbi-advice-client", listener, {
-            let (data, registry, metrics) = (data.clone(), registry.clone(), metrics.clone());
+            let (data, state) = (data.clone(), state.clone());
             let connections = connections.clone();
             move || {
-                connections.wrap(
-                    client_http!(data, registry, metrics, connections).rustls_0_23(config.clone()),
-                )
+                connections.wrap(client_http!(data, state, connections).rustls_0_23(config.clone()))
             }
         }),
         None => builder.listen("kbi-advice-client", listener, {
-            let (data, registry, metrics) = (data.clone(), registry.clone(), metrics.clone());
+            let (data, state) = (data.clone(), state.clone());
             let connections = connections.clone();
-            move || connections.wrap(client_http!(data, registry, metrics, connections).tcp())
+            move || connections.wrap(client_http!(data, state, connections).tcp())
         }),
     }
     .with_context(|| format!("cannot listen on {} (server.listen)", checked.listen))?;
@@ -367,8 +360,7 @@ fn client_listener(address: SocketAddr) -> std::io::Result<std::net::TcpListener
 /// and, on TLS, its client certificate; a TLS connection without one is counted as a failed
 /// handshake and shut before any HTTP is read.
 fn on_connect(
-    registry: &ClientRegistry,
-    metrics: &Metrics,
+    state: &AppState,
     connections: &guard::Connections,
     connection: &dyn std::any::Any,
     data: &mut actix_web::dev::Extensions,
@@ -379,12 +371,12 @@ fn on_connect(
         let (tcp, session) = stream.get_ref();
         let mut slot = guard::ConnectionSlot::of(connections, tcp.peer_addr().ok());
         if crate::trust::tls::peer_certificate(session).is_none() {
-            metrics.tls_handshake_failed();
+            state.metrics.tls_handshake_failed();
             slot.refusal = Some(guard::Refusal::NoCertificate);
             guard::shut_down(tcp);
         }
         data.insert(slot);
-        caller::on_connect(registry, connection, data);
+        caller::on_connect(state, connection, data);
     } else if let Some(tcp) = connection.downcast_ref::<Tcp>() {
         data.insert(guard::ConnectionSlot::of(connections, tcp.peer_addr().ok()));
     }
@@ -437,8 +429,9 @@ fn spawn_sighup(reloader: Arc<Reloader>) {
         Ok(mut hangups) => {
             tokio::spawn(async move {
                 while hangups.recv().await.is_some() {
-                    tracing::info!("SIGHUP: reloading the snapshot");
-                    // The outcome is logged and counted by the reloader.
+                    tracing::info!("SIGHUP: reloading clients, protocols and the snapshot");
+                    // The outcomes are logged and counted by the reloader.
+                    let _ = reloader.reload_config();
                     let _ = reloader.reload().await;
                 }
             });

@@ -44,15 +44,22 @@ pub async fn ready(state: web::Data<AppState>) -> HttpResponse {
 /// 503 (unavailable, or abandoned after snapshot.reload_timeout_seconds), 422 (refused) or 409
 /// (another reload in progress) with the reason, the old snapshot still serving.
 pub async fn reload(reloader: web::Data<Arc<Reloader>>) -> HttpResponse {
+    // Clients and protocols first: their outcome is reported beside the snapshot's, and a
+    // refused file keeps the ones in use without failing the snapshot reload.
+    let config = match reloader.reload_config() {
+        Ok(()) => json!({"status": "loaded"}),
+        Err(error) => json!({"status": "refused", "error": error}),
+    };
     match reloader.reload().await {
-        Ok(loaded) => HttpResponse::Ok().json(json!({"status": "loaded", "snapshot": loaded})),
+        Ok(loaded) => HttpResponse::Ok()
+            .json(json!({"status": "loaded", "snapshot": loaded, "config": config})),
         Err(error @ ReloadError::Unavailable(_)) => HttpResponse::ServiceUnavailable()
-            .json(json!({"status": "unavailable", "error": error.to_string()})),
+            .json(json!({"status": "unavailable", "error": error.to_string(), "config": config})),
         Err(error @ ReloadError::TimedOut(_)) => HttpResponse::ServiceUnavailable()
-            .json(json!({"status": "abandoned", "error": error.to_string()})),
+            .json(json!({"status": "abandoned", "error": error.to_string(), "config": config})),
         Err(error @ ReloadError::InProgress) => HttpResponse::Conflict()
-            .json(json!({"status": "in progress", "error": error.to_string()})),
+            .json(json!({"status": "in progress", "error": error.to_string(), "config": config})),
         Err(error @ ReloadError::Refused(_)) => HttpResponse::UnprocessableEntity()
-            .json(json!({"status": "refused", "error": error.to_string()})),
+            .json(json!({"status": "refused", "error": error.to_string(), "config": config})),
     }
 }

@@ -99,6 +99,13 @@ impl Reloader {
         }
     }
 
+    /// Reads the client registry and the protocol files again and swaps them in together; on
+    /// failure the ones in use stay (logged, counted in `kbi_config_reloads_total`). Asked for
+    /// with every snapshot reload by `SIGHUP` and `POST /admin/snapshot/reload`.
+    pub fn reload_config(&self) -> Result<(), String> {
+        super::policy::reload(&self.state)
+    }
+
     /// Loads the origin's snapshot now and swaps it in; on failure the snapshot in use stays.
     pub async fn reload(&self) -> Result<Loaded, ReloadError> {
         let Ok(_one) = self.one_at_a_time.try_lock() else {

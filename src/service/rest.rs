@@ -2,9 +2,10 @@
 //! Same core and same JSON as `kbi-advice check` (`kbi_wire::json`, `kbi_wire::rest`); errors are
 //! RFC 9457 problem documents with the catalogue code.
 //!
-//! Each door is one pipeline inside [`door::open`]: parse → admit → snapshot → judge → audit
-//! ([`door::audit`]) → render → count. The batch admits its caller before it reads the body: a caller that may not call does
-//! not get to make the server read one.
+//! Each door is one pipeline inside [`door::open`]: parse → admit → snapshot → judge (each
+//! question under the caller's protocol, 30005) → audit ([`door::audit`]) → render → count. The
+//! batch admits its caller before it reads the body: a caller that may not call does not get to
+//! make the server read one.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -14,13 +15,13 @@ use actix_web::http::{Method, StatusCode};
 use actix_web::{web, HttpRequest, HttpResponse};
 
 use super::body::{discard_body, read_body, BodyError};
-use super::caller::{admit_rest, Denied};
+use super::caller::{admit_rest, Admitted, Denied};
 use super::door::{self, Answer};
 use super::guard::OverBudget;
 use super::state::AppState;
 use crate::telemetry::metrics::{Door, Outcome};
-use kbi_core::domain::{CompiledSnapshot, ErrorCode, Verdict};
-use kbi_trust::{Client, Operation};
+use kbi_core::domain::{AdmittedCaller, CompiledSnapshot, ErrorCode, Verdict};
+use kbi_trust::Operation;
 use kbi_wire::json::Problem;
 use kbi_wire::rest::{self, RestQuestion};
 
@@ -71,8 +72,8 @@ async fn answer_single(
     let Some(snapshot) = state.store.current() else {
         return request_error(state, ErrorCode::NotReady, None);
     };
-    let verdicts = [rest::judge(&snapshot, &question)];
-    if let Err(refusal) = audit(state, client, referte, &snapshot, &verdicts).await {
+    let verdicts = [rest::judge(&snapshot, &question, &client.admission())];
+    if let Err(refusal) = audit(state, &client, referte, &snapshot, &verdicts).await {
         return refusal;
     }
     let [verdict] = &verdicts;
@@ -121,14 +122,15 @@ async fn answer_batch(
     // Parsing and judging run on a compute thread within the request's time budget.
     let work = {
         let state = state.clone();
-        move |_deadline| parse_and_judge(&state, &body)
+        let client = client.clone();
+        move |_deadline| parse_and_judge(&state, &client, &body)
     };
     let (snapshot, verdicts) = match state.compute.run(Instant::now(), work).await {
         Ok(Ok(judged)) => judged,
         Ok(Err(refusal)) => return refusal,
         Err(OverBudget) => return over_budget(state),
     };
-    if let Err(refusal) = audit(state, client, referte, &snapshot, &verdicts).await {
+    if let Err(refusal) = audit(state, &client, referte, &snapshot, &verdicts).await {
         return refusal;
     }
     let answer = json(StatusCode::OK, rest::render_batch(&verdicts, &snapshot));
@@ -139,6 +141,7 @@ async fn answer_batch(
 /// The batch's questions judged against the snapshot in use, or the answer refusing the batch.
 fn parse_and_judge(
     state: &AppState,
+    client: &Admitted,
     body: &[u8],
 ) -> Result<(Arc<CompiledSnapshot>, Vec<Verdict>), Answer> {
     let questions: Vec<RestQuestion> =
@@ -157,9 +160,11 @@ fn parse_and_judge(
     let Some(snapshot) = state.store.current() else {
         return Err(request_error(state, ErrorCode::NotReady, None));
     };
+    // Each question on its own under the caller's protocol, like 30001 (protocols.md §2).
+    let admission = client.admission();
     let verdicts = questions
         .iter()
-        .map(|question| rest::judge(&snapshot, question))
+        .map(|question| rest::judge(&snapshot, question, &admission))
         .collect();
     Ok((snapshot, verdicts))
 }
@@ -168,12 +173,12 @@ fn parse_and_judge(
 /// answer (30021).
 async fn audit(
     state: &AppState,
-    client: &Client,
+    client: &Admitted,
     referte: &str,
     snapshot: &CompiledSnapshot,
     verdicts: &[Verdict],
 ) -> Result<(), Answer> {
-    door::audit(state, referte, &client.id, None, snapshot, verdicts)
+    door::audit(state, referte, client, None, snapshot, verdicts)
         .await
         .map_err(|_| request_error(state, ErrorCode::AuditUnavailable, None))
 }

@@ -45,6 +45,7 @@ pub struct Settings {
     pub log: LogSettings,
     pub tls: TlsSettings,
     pub clients: ClientsSettings,
+    pub protocols: ProtocolsSettings,
     pub audit: AuditSettings,
 }
 
@@ -60,6 +61,12 @@ pub struct TlsSettings {
 #[serde(deny_unknown_fields)]
 pub struct ClientsSettings {
     pub registry: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProtocolsSettings {
+    pub dir: String,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -177,6 +184,8 @@ pub struct Checked {
     pub tls: Option<crate::trust::TlsFiles>,
     /// `None`: the shipped development registry.
     pub clients: Option<PathBuf>,
+    /// `None`: the shipped protocols (`config/protocols/`).
+    pub protocols: Option<PathBuf>,
     /// `None` when the audit log is disabled (development profile only).
     pub audit_dir: Option<PathBuf>,
     /// How the audit log is opened (`[audit]`); the service adds its metrics as the observer.
@@ -512,6 +521,7 @@ impl Settings {
         };
         let clients = path(&self.clients.registry);
         let server = &self.server;
+        let protocols = path(&self.protocols.dir);
         Ok(Checked {
             listen,
             ops_listen,
@@ -520,6 +530,7 @@ impl Settings {
             max_age,
             tls,
             clients,
+            protocols,
             audit_dir,
             audit: AuditOptions {
                 metrics: None,

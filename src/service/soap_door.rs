@@ -1,11 +1,11 @@
 //! The SOAP door over HTTP: `POST` answers a `GeefAdviesInburgeringsplicht` request, `GET ?wsdl`
 //! serves the WSDL with the address the caller used. The wire format is `kbi_wire::soap`.
 //!
-//! One pipeline, as the REST door's: parse → admit → snapshot → judge (`soap::parse_admit_judge`
-//! within the request's time budget, inline for small or canonical bodies and on a compute
-//! thread for the rest; the admission step is [`admit`]) →
-//! audit ([`door::audit`]) → render → count. Every refusal (caller, operation, number of
-//! questions, rate, no snapshot) is decided before anything is judged.
+//! One pipeline, as the REST door's: parse → admit → snapshot → judge, each question under the
+//! caller's protocol (`soap::parse_admit_judge` within the request's time budget, inline for small
+//! or canonical bodies and on a compute thread for the rest; the admission step is [`admit`]) →
+//! audit ([`door::audit`]) → render → count. Every refusal of the request (caller, operation,
+//! number of questions, rate, no snapshot) is decided before anything is judged.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -16,7 +16,7 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use chrono::Utc;
 
 use super::body::{read_body, BodyError};
-use super::caller::{admit_soap, rate_limit, Denied, PeerClient};
+use super::caller::{admit_soap, rate_limit, Admitted, Denied, PeerClient};
 use super::door::{self, Answer};
 use super::guard::OverBudget;
 use super::state::AppState;
@@ -72,8 +72,8 @@ async fn answer(
     }
 }
 
-/// A request admitted (the id of its client, for the audit records) and judged.
-type Judged = soap::Judged<String, Arc<CompiledSnapshot>>;
+/// A request admitted (its client and protocol binding, for the audit records) and judged.
+type Judged = soap::Judged<Admitted, Arc<CompiledSnapshot>>;
 
 /// [`soap::parse_admit_judge`] (the one SOAP path, shared with the codec alone) within the
 /// request's time budget. On this network thread when that is bounded by construction: a body
@@ -146,11 +146,13 @@ async fn parse_admit_judge(
 /// The door's admission step, in this order: who calls, as which sender and capacity, and
 /// whether it may ask this many questions at once ([`admit_soap`], 30010); no more questions
 /// than the limit (30011); the rate limit (30013), so that a refused request takes no token.
+/// The admitted caller's protocol then binds each question as it is judged (30005, in
+/// `soap::parse_admit_judge`).
 fn admit(
     state: &AppState,
     peer: Option<&PeerClient>,
     envelope: &Envelope,
-) -> Result<String, Reply> {
+) -> Result<Admitted, Reply> {
     let caller = &envelope.caller;
     let refuse = |denied: Denied| Reply::refused(caller, denied.code());
     let operation = Operation::for_soap(envelope.question_count);
@@ -163,15 +165,15 @@ fn admit(
     )
     .map_err(refuse)?;
     soap::check_question_count(envelope, &state.limits.xml)?;
-    rate_limit(state, client).map_err(refuse)?;
-    Ok(client.id.clone())
+    rate_limit(state, &client).map_err(refuse)?;
+    Ok(client)
 }
 
 /// Writes the audit records of the verdicts durably ([`door::audit`]), then gives the answers;
 /// a failure refuses the whole request (30021) and nothing judged is sent.
 async fn audit(state: &AppState, referte: &str, judged: Judged) -> Reply {
     let soap::Judged {
-        admitted: client_id,
+        admitted: client,
         envelope,
         snapshot,
         verdicts,
@@ -179,14 +181,7 @@ async fn audit(state: &AppState, referte: &str, judged: Judged) -> Reply {
     } = judged;
     // The caller's context goes into the audit records as parsed (one type, `Sender`).
     let caller = &envelope.caller;
-    let written = door::audit(
-        state,
-        referte,
-        &client_id,
-        Some(caller),
-        &snapshot,
-        &verdicts,
-    );
+    let written = door::audit(state, referte, &client, Some(caller), &snapshot, &verdicts);
     if written.await.is_err() {
         return Reply::refused(caller, ErrorCode::AuditUnavailable);
     }

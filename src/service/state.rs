@@ -4,12 +4,12 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use arc_swap::ArcSwapOption;
+use arc_swap::{ArcSwap, ArcSwapOption};
 
+use super::policy::{Policy, PolicySources};
 use crate::telemetry::metrics::Metrics;
 use kbi_audit::AuditLog;
 use kbi_core::domain::CompiledSnapshot;
-use kbi_trust::{ClientRegistry, RateLimiter};
 use kbi_wire::soap::XmlLimits;
 
 /// The snapshot in use. A request takes its own reference (`current`) and answers every one of
@@ -74,10 +74,12 @@ pub struct AppState {
     pub limits: Limits,
     pub references: References,
     pub service_identificatie: String,
-    /// Who may call.
-    pub registry: Arc<ClientRegistry>,
-    /// Per-client token buckets.
-    pub limiter: RateLimiter,
+    /// Who may call, under which protocol, and the per-client token buckets; swapped as one
+    /// on reload. In an `Arc` so that each thread can keep an `arc_swap::Cache` of it
+    /// (`caller::current_policy`).
+    pub policy: Arc<ArcSwap<Policy>>,
+    /// Where the policy is read again from on reload.
+    pub policy_sources: PolicySources,
     /// Development profile: plain HTTP, callers identified by Afzender / `X-Client-Id`.
     pub development: bool,
     /// The audit log; `None` only when disabled in the development profile.

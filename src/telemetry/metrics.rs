@@ -17,7 +17,12 @@
 //! - `code`: the catalogue number as text (`30001` …);
 //! - `source` of a snapshot load: `file`, `redis`; `outcome` of a load: `ok`, `refused`,
 //!   `unavailable` ([`ReloadOutcome`]);
-//! - `client`: a configured client id, or `unknown`.
+//! - `client`: a configured client id, or `unknown`;
+//! - `purpose` of a question: a purpose of a loaded protocol file (`config/protocols/`, names
+//!   `[a-z0-9-]`), or `none` when the question was refused before its form was read or its
+//!   caller is bound to no purpose; a closed set fixed by configuration, registered at start and
+//!   at each reload of the protocols;
+//! - `outcome` of a configuration reload: `ok`, `refused`.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicI64, Ordering};
@@ -198,9 +203,15 @@ pub struct Metrics {
     registry: Registry,
     requests: [[IntCounter; OUTCOMES]; DOORS],
     durations: [Histogram; DOORS],
-    questions_ok: IntCounter,
-    questions_error: IntCounter,
-    questions_nok: [IntCounter; REASONS],
+    /// `kbi_questions_total{…,purpose="none"}`.
+    questions_none: QuestionCounters,
+    /// Per purpose of the loaded protocols; grows on reload, never shrinks (a counter that
+    /// vanished would read as a reset). Few entries: found by a scan, no hashing.
+    questions_by_purpose: arc_swap::ArcSwap<Vec<(Box<str>, QuestionCounters)>>,
+    questions_vec: IntCounterVec,
+    /// Serialises [`Metrics::register_purposes`].
+    purposes_lock: Mutex<()>,
+    config_reloads: [IntCounter; 2],
     errors: [IntCounter; ERRORS],
     snapshot_info: IntGaugeVec,
     snapshot_persons: IntGauge,
@@ -264,15 +275,25 @@ impl Metrics {
         let questions_vec = IntCounterVec::new(
             Opts::new(
                 "kbi_questions_total",
-                "Questions judged, by result (OK, NOK, ERROR) and reason (NOK only, else none).",
+                "Questions judged, by result (OK, NOK, ERROR), reason (NOK only, else none) and \
+                 purpose of the caller's protocol (none: not read, or no protocol).",
             ),
-            &["result", "reason"],
+            &["result", "reason", "purpose"],
         )?;
         registry.register(Box::new(questions_vec.clone()))?;
-        let questions_ok = questions_vec.with_label_values(&["OK", "none"]);
-        let questions_error = questions_vec.with_label_values(&["ERROR", "none"]);
-        let questions_nok =
-            ReasonCode::ALL.map(|reason| questions_vec.with_label_values(&["NOK", reason.code()]));
+        let questions_none = QuestionCounters::new(&questions_vec, NO_PURPOSE);
+
+        let config_reloads_vec = IntCounterVec::new(
+            Opts::new(
+                "kbi_config_reloads_total",
+                "Reloads of the client registry and the protocol files (SIGHUP, \
+                 POST /admin/snapshot/reload), by outcome: ok, or refused (the ones in use stay).",
+            ),
+            &["outcome"],
+        )?;
+        registry.register(Box::new(config_reloads_vec.clone()))?;
+        let config_reloads =
+            ["ok", "refused"].map(|outcome| config_reloads_vec.with_label_values(&[outcome]));
 
         let errors_vec = IntCounterVec::new(
             Opts::new(
@@ -424,9 +445,11 @@ impl Metrics {
             soap_fast_deferred,
             requests,
             durations,
-            questions_ok,
-            questions_error,
-            questions_nok,
+            questions_none,
+            questions_by_purpose: arc_swap::ArcSwap::from_pointee(Vec::new()),
+            questions_vec,
+            purposes_lock: Mutex::new(()),
+            config_reloads,
             errors,
             snapshot_info,
             snapshot_persons,
@@ -453,28 +476,81 @@ impl Metrics {
 
     // ---- the hot path -------------------------------------------------------------------------
 
-    /// Counts one judged question: `kbi_questions_total{result,reason}`, and for a refused
+    /// Counts one judged question without a purpose: `kbi_questions_total{result,reason,
+    /// purpose="none"}`, and for a refused
     /// question also `kbi_errors_total{code}`. Call once per question, in every door.
     #[inline]
     pub fn record_question(&self, outcome: &Result<Advice, ErrorCode>) {
+        self.record_in(&self.questions_none, outcome);
+    }
+
+    #[inline]
+    fn record_in(&self, counters: &QuestionCounters, outcome: &Result<Advice, ErrorCode>) {
         match outcome {
             Ok(advice) => match advice.reason {
-                Some(reason) if !advice.is_ok() => self.questions_nok[reason_index(reason)].inc(),
-                _ => self.questions_ok.inc(),
+                Some(reason) if !advice.is_ok() => counters.nok[reason_index(reason)].inc(),
+                _ => counters.ok.inc(),
             },
             Err(code) => {
-                self.questions_error.inc();
+                counters.error.inc();
                 self.errors[error_index(*code)].inc();
             }
         }
     }
 
-    /// Counts the judged questions of one request ([`Metrics::record_question`] for each).
+    /// Counts the judged questions of one request ([`Metrics::record_question`] for each), each
+    /// under its purpose.
     #[inline]
     pub fn record_questions(&self, verdicts: &[Verdict]) {
+        let purposes = self.questions_by_purpose.load();
+        // The questions of a request nearly always share their purpose (the same `Arc`): it is
+        // looked up by name once, then recognised by its address.
+        let mut last: Option<(*const u8, &QuestionCounters)> = None;
         for verdict in verdicts {
-            self.record_question(&verdict.outcome);
+            let counters = match &verdict.purpose {
+                None => &self.questions_none,
+                Some(purpose) => {
+                    let address = purpose.as_ptr();
+                    match last {
+                        Some((seen, counters)) if seen == address => counters,
+                        _ => {
+                            let counters = purposes
+                                .iter()
+                                .find(|(name, _)| **name == **purpose)
+                                .map_or(&self.questions_none, |(_, counters)| counters);
+                            last = Some((address, counters));
+                            counters
+                        }
+                    }
+                }
+            };
+            self.record_in(counters, &verdict.outcome);
         }
+    }
+
+    /// Registers the `purpose` label values of the loaded protocols (start-up and each reload
+    /// of the protocols); purposes already registered keep their counters.
+    pub fn register_purposes(&self, purposes: &[std::sync::Arc<str>]) {
+        let _guard = self
+            .purposes_lock
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner());
+        let current = self.questions_by_purpose.load_full();
+        let mut next: Vec<(Box<str>, QuestionCounters)> = current.as_ref().clone();
+        for purpose in purposes {
+            if &**purpose != NO_PURPOSE && !next.iter().any(|(name, _)| **name == **purpose) {
+                next.push((
+                    Box::from(&**purpose),
+                    QuestionCounters::new(&self.questions_vec, purpose),
+                ));
+            }
+        }
+        self.questions_by_purpose.store(std::sync::Arc::new(next));
+    }
+
+    /// Counts a reload of the clients and protocols: `kbi_config_reloads_total{outcome}`.
+    pub fn config_reload(&self, ok: bool) {
+        self.config_reloads[usize::from(!ok)].inc();
     }
 
     /// Counts a catalogue error that refused a whole request (no question was judged): SOAP
@@ -631,6 +707,28 @@ impl Encoder for Metrics {
 
     fn format_type(&self) -> &str {
         CONTENT_TYPE
+    }
+}
+
+/// The `purpose` label of a question without one.
+const NO_PURPOSE: &str = "none";
+
+/// The `kbi_questions_total` series of one purpose.
+#[derive(Clone)]
+struct QuestionCounters {
+    ok: IntCounter,
+    error: IntCounter,
+    nok: [IntCounter; REASONS],
+}
+
+impl QuestionCounters {
+    fn new(vec: &IntCounterVec, purpose: &str) -> QuestionCounters {
+        QuestionCounters {
+            ok: vec.with_label_values(&["OK", "none", purpose]),
+            error: vec.with_label_values(&["ERROR", "none", purpose]),
+            nok: ReasonCode::ALL
+                .map(|reason| vec.with_label_values(&["NOK", reason.code(), purpose])),
+        }
     }
 }
 
@@ -796,7 +894,7 @@ mod tests {
         }
         for reason in ReasonCode::ALL {
             let series = format!(
-                "kbi_questions_total{{reason=\"{}\",result=\"NOK\"}}",
+                "kbi_questions_total{{purpose=\"none\",reason=\"{}\",result=\"NOK\"}}",
                 reason.code()
             );
             assert_eq!(sample(&text, &series), 0.0);
@@ -832,27 +930,30 @@ mod tests {
         m.record_request_error(ErrorCode::TooManyQuestions);
         let text = m.render();
         assert_eq!(
-            sample(&text, "kbi_questions_total{reason=\"none\",result=\"OK\"}"),
-            2.0
-        );
-        assert_eq!(
             sample(
                 &text,
-                "kbi_questions_total{reason=\"GEEN_CONTRACT\",result=\"NOK\"}"
+                "kbi_questions_total{purpose=\"none\",reason=\"none\",result=\"OK\"}"
             ),
             2.0
         );
         assert_eq!(
             sample(
                 &text,
-                "kbi_questions_total{reason=\"NIET_AANGEMELD\",result=\"NOK\"}"
+                "kbi_questions_total{purpose=\"none\",reason=\"GEEN_CONTRACT\",result=\"NOK\"}"
+            ),
+            2.0
+        );
+        assert_eq!(
+            sample(
+                &text,
+                "kbi_questions_total{purpose=\"none\",reason=\"NIET_AANGEMELD\",result=\"NOK\"}"
             ),
             1.0
         );
         assert_eq!(
             sample(
                 &text,
-                "kbi_questions_total{reason=\"none\",result=\"ERROR\"}"
+                "kbi_questions_total{purpose=\"none\",reason=\"none\",result=\"ERROR\"}"
             ),
             1.0
         );
@@ -935,7 +1036,10 @@ mod tests {
         );
         // Every code, as the metrics have always classified them.
         let expected = |code| match code {
-            ErrorCode::NotAuthorised | ErrorCode::RateLimited => Outcome::Refused,
+            // 30005 is a 403 like 30010: refused for who asks (under which protocol).
+            ErrorCode::NotAuthorised | ErrorCode::RateLimited | ErrorCode::OutsideProtocol => {
+                Outcome::Refused
+            }
             ErrorCode::NotReady | ErrorCode::AuditUnavailable => Outcome::ServerError,
             _ => Outcome::ClientError,
         };

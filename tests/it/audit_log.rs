@@ -19,6 +19,7 @@ fn record(time: DateTime<Utc>, insz: &str, n: usize) -> AuditRecord {
         time,
         server_reference: format!("srv-{n}"),
         client_id: "demo".into(),
+        protocol: Some("demo".into()),
         sender: Some(Sender {
             identificatie: "demo.kbi-advice".into(),
             referte: format!("req-{n}"),
@@ -34,6 +35,7 @@ fn record(time: DateTime<Utc>, insz: &str, n: usize) -> AuditRecord {
             AuditOutcome::Ok
         },
         found: Some(n % 2 == 0),
+        purpose: Some("care-budget".into()),
         snapshot_id: Some("snap-1".into()),
         rule_set: Some("2026.1".into()),
         seq: 0,

@@ -45,25 +45,31 @@ const HEADERS: [&str; 6] = [
 
 /// The registry of the golden runs: `demo` may do everything, `single` may not batch, `slow`
 /// and `slow-soap` have one token and (practically) no refill, so their second request is
-/// rate-limited whatever the speed of the machine.
+/// rate-limited whatever the speed of the machine. `premium-only` and `vsb` ask under the shipped
+/// `agii-vsb` protocol (term from 2021-10-01, no end; windows from 2022): the first only for the
+/// reduced premium, so its date questions get 30005; the second gets 30005 for reference dates
+/// before 2022.
 const REGISTRY: &str = r#"
 [[client]]
 id = "demo"
 afzenders = ["demo.kbi-advice"]
 hoedanigheden = ["9999"]
 operations = ["single", "batch"]
+protocol = "demo"
 
 [[client]]
 id = "single"
 afzenders = ["single.kbi-advice"]
 hoedanigheden = ["9999"]
 operations = ["single"]
+protocol = "demo"
 
 [[client]]
 id = "slow"
 afzenders = ["slow.kbi-advice"]
 hoedanigheden = ["9999"]
 operations = ["single", "batch"]
+protocol = "demo"
 rate_limit = { requests_per_second = 0.0001, burst = 1 }
 
 [[client]]
@@ -71,7 +77,23 @@ id = "slow-soap"
 afzenders = ["slow-soap.kbi-advice"]
 hoedanigheden = ["9999"]
 operations = ["single", "batch"]
+protocol = "demo"
 rate_limit = { requests_per_second = 0.0001, burst = 1 }
+
+[[client]]
+id = "premium-only"
+afzenders = ["premium-only.kbi-advice"]
+hoedanigheden = ["9999"]
+operations = ["single", "batch"]
+protocol = "agii-vsb"
+purposes = ["reduced-premium"]
+
+[[client]]
+id = "vsb"
+afzenders = ["vsb.kbi-advice"]
+hoedanigheden = ["9999"]
+operations = ["single", "batch"]
+protocol = "agii-vsb"
 "#;
 
 /// Small limits so that the over-the-limit cases stay small.
@@ -343,6 +365,55 @@ fn cases() -> Vec<Case> {
         Case::soap("soap_hostile_depth", deep_xml),
         Case::soap("soap_too_large", request(&vec![three[0].clone(); 30])),
         Case::get("soap_get_without_wsdl", SOAP_PATH),
+        // Outside the caller's protocol (30005), after every case above so that their server
+        // references and audit sequence numbers stay as recorded.
+        Case::get(
+            "rest_single_purpose_not_for_client",
+            single(FOUND, "?date=2026-01-01"),
+        )
+        .rest_as("premium-only"),
+        Case::get(
+            "rest_single_premium_year_for_client",
+            single(FOUND_NOK, "?premium_year=2026"),
+        )
+        .rest_as("premium-only"),
+        Case::get(
+            "rest_single_outside_window",
+            single(FOUND, "?date=2021-06-01"),
+        )
+        .rest_as("vsb"),
+        Case::post(
+            "rest_batch_outside_protocol",
+            &format!("{REST_PATH}:batch"),
+            "application/json",
+            format!(
+                "{{\"questions\":[{{\"insz\":\"{FOUND_NOK}\",\"premium_year\":\"2026\"}},\
+                 {{\"insz\":\"{FOUND}\",\"date\":\"2026-01-01\"}},\
+                 {{\"insz\":\"{NOT_INSZ}\",\"date\":\"2026-01-01\"}}]}}"
+            ),
+        )
+        .rest_as("premium-only"),
+        Case::soap(
+            "soap_outside_protocol",
+            request_with(
+                &context("premium-only.kbi-advice", "9999"),
+                &[
+                    Q::year("v1", FOUND_NOK, "2026"),
+                    Q::date("v2", FOUND, "2026-01-01"),
+                    Q::date("v3", NOT_INSZ, "2026-01-01"),
+                ],
+            ),
+        ),
+        Case::soap(
+            "soap_outside_window",
+            request_with(
+                &context("vsb.kbi-advice", "9999"),
+                &[
+                    Q::date("v1", FOUND, "2021-06-01"),
+                    Q::year("v2", FOUND, "2021"),
+                ],
+            ),
+        ),
     ]
 }
 

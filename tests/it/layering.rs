@@ -18,6 +18,7 @@ const FLOORS: &[(&str, &[&str])] = &[
     ("kbi-wire", &["kbi-core"]),
     ("kbi-audit", &["kbi-core", "kbi-signing"]),
     ("kbi-trust", &["kbi-core"]),
+    ("kbi-protocol", &["kbi-core"]),
 ];
 
 /// Outside crates a floor may use although `forbidden` names them, and why. Not followed further:

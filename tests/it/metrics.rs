@@ -124,14 +124,26 @@ impl Tally {
         *self.series.entry(series).or_default() += 1.0;
     }
 
+    /// Every question here asks by date, so under the demo protocol's `care-budget` purpose,
+    /// unless it is refused before its form is read (30001, 30002: purpose `none`).
     fn question(&mut self, expected: Expected) {
+        const P: &str = "care-budget";
         match expected {
-            Ok(None) => self.add(r#"kbi_questions_total{reason="none",result="OK"}"#.into()),
+            Ok(None) => self.add(format!(
+                r#"kbi_questions_total{{purpose="{P}",reason="none",result="OK"}}"#
+            )),
             Ok(Some(reason)) => self.add(format!(
-                r#"kbi_questions_total{{reason="{reason}",result="NOK"}}"#
+                r#"kbi_questions_total{{purpose="{P}",reason="{reason}",result="NOK"}}"#
             )),
             Err(code) => {
-                self.add(r#"kbi_questions_total{reason="none",result="ERROR"}"#.into());
+                let purpose = if matches!(code, "30001" | "30002") {
+                    "none"
+                } else {
+                    P
+                };
+                self.add(format!(
+                    r#"kbi_questions_total{{purpose="{purpose}",reason="none",result="ERROR"}}"#
+                ));
                 self.error(code);
             }
         }

@@ -318,3 +318,84 @@ fn rest_and_soap_refusals_never_quote_an_insz() {
         assert_clean(&text, &body);
     }
 }
+
+/// Protocol files (`docs/protocols.md`): an INSZ planted in the values a loader refuses appears
+/// neither in `protocol check` nor in a refused start; the refusal names the key's path.
+#[test]
+fn protocol_file_errors_never_quote_an_insz() {
+    let dir = tempfile::tempdir().unwrap();
+    let shipped = std::fs::read_to_string("config/protocols/agii-vsb.toml").unwrap();
+    let cases = [
+        (
+            "a date of the wrong type",
+            shipped.replace(
+                "term = { from = 2021-10-01 }",
+                &format!("term = {{ from = {INSZ} }}"),
+            ),
+            "term.from",
+        ),
+        (
+            "a population filter",
+            shipped.replace(
+                "population = [\"answer-nok\"]",
+                &format!("population = [\"contract-since:{INSZ}\"]"),
+            ),
+            "files[0].population[0]",
+        ),
+        (
+            "a field",
+            shipped.replace(
+                "fields = [\"insz\"]",
+                &format!("fields = [\"insz\", \"{INSZ}\"]"),
+            ),
+            "files[0].fields[1]",
+        ),
+        (
+            "an unknown key with the value",
+            shipped.replace(
+                "retention_years = 5",
+                &format!("retention_years = 5\nnote = \"{INSZ}\""),
+            ),
+            "note",
+        ),
+        (
+            "a premium year",
+            shipped.replace(
+                "premium_years = { from = 2022 }",
+                &format!("premium_years = {{ from = {INSZ} }}"),
+            ),
+            "premium_years",
+        ),
+    ];
+    for (what, text, key) in cases {
+        let path = dir.path().join("protocols").join("bad.toml");
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, &text).unwrap();
+        let output = std::process::Command::new(env!("CARGO_BIN_EXE_kbi-advice"))
+            .args(["protocol", "check"])
+            .arg(&path)
+            .output()
+            .unwrap();
+        assert!(!output.status.success(), "{what}: accepted");
+        let mut shown = String::from_utf8_lossy(&output.stdout).into_owned();
+        shown.push_str(&String::from_utf8_lossy(&output.stderr));
+        assert_clean(&shown, what);
+        assert!(
+            shown.contains(key),
+            "{what}: the refusal names `{key}`: {shown}"
+        );
+        let started = refused_start(
+            dir.path(),
+            &[],
+            &[(
+                "KBI_ADVICE__PROTOCOLS__DIR",
+                path.parent().unwrap().to_str().unwrap(),
+            )],
+        );
+        assert_clean(&started, what);
+        assert!(
+            started.contains(key),
+            "{what}: the start names `{key}`: {started}"
+        );
+    }
+}

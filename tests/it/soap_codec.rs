@@ -6,7 +6,7 @@ use std::sync::{Arc, OnceLock};
 use crate::support::*;
 use chrono::{TimeZone, Utc};
 use kbi_core::domain::magda::Sender;
-use kbi_core::domain::{CompiledSnapshot, ErrorCode, Insz, Question, ReasonCode, RuleSet};
+use kbi_core::domain::{CompiledSnapshot, ErrorCode, Insz, Question, ReasonCode, RuleSet, Unbound};
 use kbi_core::io::Silent;
 use kbi_core::snapshot::load_path;
 use kbi_wire::json::AnswerJson;
@@ -599,7 +599,7 @@ fn a_refusal_decided_between_parse_and_judge_answers_nothing() {
     );
     assert!(repliek.child("Antwoorden").is_none());
     // Admitted, the same envelope is judged.
-    assert_eq!(judge(&envelope, snapshot()).len(), 1);
+    assert_eq!(judge(&envelope, snapshot(), &Unbound).len(), 1);
 }
 
 #[test]

@@ -251,6 +251,7 @@ certificate_fingerprints = ["{fingerprint}"]
 afzenders = ["a"]
 hoedanigheden = ["1"]
 operations = ["single"]
+protocol = "demo"
 
 [[client]]
 id = "by-subject"
@@ -258,6 +259,7 @@ certificate_subjects = ["O=Agentschap, CN=kbi.ovo000123"]
 afzenders = ["b"]
 hoedanigheden = ["1"]
 operations = ["single"]
+protocol = "demo"
 "#
     ))
     .unwrap();

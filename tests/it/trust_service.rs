@@ -106,6 +106,7 @@ certificate_fingerprints = ["{full}"]
 afzenders = ["kbi.ovo000123"]
 hoedanigheden = ["1234"]
 operations = ["single", "batch"]
+protocol = "demo"
 
 [[client]]
 id = "ovo000456"
@@ -113,6 +114,7 @@ certificate_fingerprints = ["{single}"]
 afzenders = ["kbi.ovo000456"]
 hoedanigheden = ["1234"]
 operations = ["single"]
+protocol = "demo"
 
 [[client]]
 id = "ovo000789"
@@ -120,6 +122,7 @@ certificate_fingerprints = ["{limited}"]
 afzenders = ["kbi.ovo000789"]
 hoedanigheden = ["1234"]
 operations = ["single", "batch"]
+protocol = "demo"
 rate_limit = {{ requests_per_second = 0.5, burst = 3 }}
 "#,
                 full = fingerprints["full"],

@@ -1573,7 +1573,8 @@ mod tests {
         let day = NaiveDate::from_ymd_opt(2026, 1, 1).unwrap();
         let far = NaiveDate::from_ymd_opt(10_000, 1, 1).unwrap();
         let verdicts = vec![
-            Verdict::advised(Some("q-\"1\"".into()), advice(true, true, None, day)),
+            Verdict::advised(Some("q-\"1\"".into()), advice(true, true, None, day))
+                .under(Some("care-budget".into())),
             Verdict::advised(
                 None,
                 advice(true, false, Some(ReasonCode::GeenContract), far),
@@ -1598,6 +1599,7 @@ mod tests {
                 time,
                 server_reference: "srv-1",
                 client_id: "demo",
+                protocol: Some("demo"),
                 sender: Some(&sender),
                 snapshot_id: Some("snap-\"1\""),
                 rule_set: Some("2026.1"),
@@ -1606,6 +1608,7 @@ mod tests {
                 time,
                 server_reference: "srv-2",
                 client_id: "c\\d",
+                protocol: Some("demo"),
                 sender: None,
                 snapshot_id: None,
                 rule_set: None,
@@ -1633,12 +1636,14 @@ mod tests {
             time: Utc.with_ymd_and_hms(2026, 3, 1, 12, 0, 0).unwrap(),
             server_reference: "srv-1".into(),
             client_id: "demo".into(),
+            protocol: Some("demo".into()),
             sender: None,
             question_referte: None,
             insz: Some(kbi_core::domain::Insz::parse("85073003328").unwrap()),
             reference_date: NaiveDate::from_ymd_opt(2026, 1, 1),
             outcome: AuditOutcome::Ok,
             found: Some(false),
+            purpose: Some("care-budget".into()),
             snapshot_id: Some("snap-\"1\"".into()),
             rule_set: Some("2026.1".into()),
             seq: 0,

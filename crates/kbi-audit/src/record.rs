@@ -128,6 +128,10 @@ pub struct AuditRecord {
     pub server_reference: String,
     /// The client id from the registry (certificate or, in development, the sender).
     pub client_id: String,
+    /// The id of the protocol the client asked under (`protocols.md` §2); absent from records
+    /// written before protocols existed (they still verify: the chain hashes the line as written).
+    #[serde(default)]
+    pub protocol: Option<String>,
     /// The SOAP `Afzender`; `null` for REST callers.
     pub sender: Option<Sender>,
     /// The question's `Referte` (SOAP); `null` for REST.
@@ -143,6 +147,10 @@ pub struct AuditRecord {
     /// Whether the INSZ was in the snapshot (internal only: the answer never tells); `null` when
     /// the question never reached the snapshot.
     pub found: Option<bool>,
+    /// The purpose of the protocol the question was answered (or refused, 30005) under; `null`
+    /// when its form was never read (30001, 30002); absent from records written before protocols.
+    #[serde(default)]
+    pub purpose: Option<String>,
     /// The snapshot the answer rests on; `null` when none was loaded.
     pub snapshot_id: Option<String>,
     /// The rule set version the answer rests on.
@@ -177,6 +185,8 @@ pub struct RequestCtx<'a> {
     pub server_reference: &'a str,
     /// The client id from the registry.
     pub client_id: &'a str,
+    /// The protocol the client is bound to; `None` outside the service (tests, tools).
+    pub protocol: Option<&'a str>,
     /// The SOAP `Afzender` as sent; `None` for REST.
     pub sender: Option<&'a Sender>,
     /// The snapshot the answers rest on; `None` when none was loaded.
@@ -193,12 +203,14 @@ impl AuditRecord {
             time: ctx.time,
             server_reference: ctx.server_reference.to_owned(),
             client_id: ctx.client_id.to_owned(),
+            protocol: ctx.protocol.map(str::to_owned),
             sender: ctx.sender.cloned(),
             question_referte: verdict.referte.clone(),
             insz: verdict.insz,
             reference_date: verdict.reference_date,
             outcome: AuditOutcome::of(&verdict.outcome),
             found: verdict.found,
+            purpose: verdict.purpose.as_deref().map(str::to_owned),
             snapshot_id: ctx.snapshot_id.map(str::to_owned),
             rule_set: ctx.rule_set.map(str::to_owned),
             seq: 0,
@@ -234,6 +246,7 @@ struct RequestHeadJson<'a> {
     time: DateTime<Utc>,
     server_reference: &'a str,
     client_id: &'a str,
+    protocol: Option<&'a str>,
     sender: Option<&'a Sender>,
 }
 
@@ -247,6 +260,7 @@ struct QuestionJson<'a> {
     reference_date: Option<NaiveDate>,
     outcome: AuditOutcome,
     found: Option<bool>,
+    purpose: Option<&'a str>,
 }
 
 /// The members of [`AuditRecord`] a request's records share, after the question's own.
@@ -278,6 +292,7 @@ impl RequestLines {
                 time: ctx.time,
                 server_reference: ctx.server_reference,
                 client_id: ctx.client_id,
+                protocol: ctx.protocol,
                 sender: ctx.sender,
             },
         )?;
@@ -315,6 +330,7 @@ impl RequestLines {
                 reference_date: verdict.reference_date,
                 outcome: AuditOutcome::of(&verdict.outcome),
                 found: verdict.found,
+                purpose: verdict.purpose.as_deref(),
             },
         )?;
         // Drop the question object's own braces: its members continue the record.
@@ -411,6 +427,7 @@ mod tests {
             time: Utc.with_ymd_and_hms(2026, 3, 1, 12, 0, 0).unwrap(),
             server_reference: "srv-1".into(),
             client_id: "demo".into(),
+            protocol: Some("demo".into()),
             sender: Some(Sender {
                 identificatie: "demo.kbi-advice".into(),
                 referte: "r-1".into(),
@@ -422,6 +439,7 @@ mod tests {
             reference_date: NaiveDate::from_ymd_opt(2026, 1, 1),
             outcome: AuditOutcome::Nok(ReasonCode::GeenContract),
             found: Some(true),
+            purpose: Some("care-budget".into()),
             snapshot_id: Some("snap-1".into()),
             rule_set: Some("2026.1".into()),
             seq: 0,
@@ -434,10 +452,18 @@ mod tests {
         let line = serde_json::to_string(&sample()).unwrap();
         assert_eq!(
             line,
-            r#"{"time":"2026-03-01T12:00:00.000Z","server_reference":"srv-1","client_id":"demo","sender":{"identificatie":"demo.kbi-advice","referte":"r-1","hoedanigheid":"9999","gebruiker":null},"question_referte":"q-1","insz":"85073003328","reference_date":"2026-01-01","outcome":{"result":"NOK","reason":"GEEN_CONTRACT"},"found":true,"snapshot_id":"snap-1","rule_set":"2026.1","seq":0,"prev":""}"#
+            r#"{"time":"2026-03-01T12:00:00.000Z","server_reference":"srv-1","client_id":"demo","protocol":"demo","sender":{"identificatie":"demo.kbi-advice","referte":"r-1","hoedanigheid":"9999","gebruiker":null},"question_referte":"q-1","insz":"85073003328","reference_date":"2026-01-01","outcome":{"result":"NOK","reason":"GEEN_CONTRACT"},"found":true,"purpose":"care-budget","snapshot_id":"snap-1","rule_set":"2026.1","seq":0,"prev":""}"#
         );
         let back: AuditRecord = serde_json::from_str(&line).unwrap();
         assert_eq!(back, sample());
+    }
+
+    /// A line written before protocols existed (no `protocol`, no `purpose`) is still a record.
+    #[test]
+    fn a_line_from_before_protocols_still_reads() {
+        let old = r#"{"time":"2026-03-01T12:00:00.000Z","server_reference":"srv-1","client_id":"demo","sender":{"identificatie":"demo.kbi-advice","referte":"r-1","hoedanigheid":"9999","gebruiker":null},"question_referte":"q-1","insz":"85073003328","reference_date":"2026-01-01","outcome":{"result":"NOK","reason":"GEEN_CONTRACT"},"found":true,"snapshot_id":"snap-1","rule_set":"2026.1","seq":0,"prev":""}"#;
+        let back: AuditRecord = serde_json::from_str(old).unwrap();
+        assert_eq!((back.protocol, back.purpose), (None, None));
     }
 
     #[test]
@@ -493,6 +519,7 @@ mod tests {
             time,
             server_reference: "srv-1",
             client_id: "demo",
+            protocol: Some("demo"),
             sender: Some(&sender),
             snapshot_id: Some("snap-1"),
             rule_set: Some("2026.1"),

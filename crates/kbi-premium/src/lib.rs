@@ -63,6 +63,10 @@ pub fn signature_file_name(premium_year: i32) -> String {
 /// The default register: `export-register.jsonl` in the output directory.
 pub const DEFAULT_REGISTER: &str = "export-register.jsonl";
 
+/// The id of the delivery, in a protocol file's `[[files]]`, that the yearly list is
+/// (`protocols.md`, `premium-list.md`: "Under its protocol").
+pub const PROTOCOL_FILE: &str = "reduced-premium";
+
 /// Whether a repeated export for the same premium year is allowed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Force {

@@ -74,6 +74,11 @@ pub struct Client {
     pub operations: Vec<Operation>,
     /// Its rate limit, if any.
     pub rate_limit: Option<RateLimit>,
+    /// The id of the protocol its questions are answered under (`config/protocols/`,
+    /// `protocols.md` §2); the binary checks it exists.
+    pub protocol: String,
+    /// The purposes of that protocol it may use; `None`: all of them.
+    pub purposes: Option<Vec<String>>,
 }
 
 impl Client {
@@ -134,6 +139,12 @@ struct ClientToml {
     operations: Vec<Operation>,
     #[serde(default)]
     rate_limit: Option<RateLimit>,
+    // Optional in the syntax only, so that a registry written before protocols existed gets
+    // a message that says what to do (`validate`), not serde's "missing field".
+    #[serde(default)]
+    protocol: Option<String>,
+    #[serde(default)]
+    purposes: Option<Vec<String>>,
 }
 
 /// All configured clients, indexed for the lookups of every request.
@@ -369,6 +380,38 @@ fn validate(i: usize, raw: ClientToml) -> Result<Client, ClientsError> {
             return Err(invalid(&setting("rate_limit.burst"), "must be at least 1"));
         }
     }
+    let Some(protocol) = raw.protocol else {
+        // The client id is configuration, not personal data: naming it tells the operator
+        // which entry to complete.
+        return Err(invalid(
+            &format!("client[{i}] ({id}).protocol"),
+            "missing: since protocols became configuration every client names the protocol its \
+             questions are answered under (protocol = \"ID\" of a file in config/protocols/, \
+             optionally purposes = [...]); see docs/protocols.md",
+        ));
+    };
+    if !is_protocol_id(&protocol) {
+        return Err(invalid(
+            &setting("protocol"),
+            "must be a protocol id: 1–40 characters of a–z, 0–9 and `-`",
+        ));
+    }
+    if let Some(purposes) = &raw.purposes {
+        if purposes.is_empty() {
+            return Err(invalid(
+                &setting("purposes"),
+                "list at least one purpose, or leave `purposes` out for all of the protocol's",
+            ));
+        }
+        for (j, purpose) in purposes.iter().enumerate() {
+            if !is_protocol_id(purpose) {
+                return Err(invalid(
+                    &setting(&format!("purposes[{j}]")),
+                    "must be a purpose name: 1–40 characters of a–z, 0–9 and `-`",
+                ));
+            }
+        }
+    }
     let mut operations = raw.operations;
     operations.dedup();
     Ok(Client {
@@ -379,12 +422,71 @@ fn validate(i: usize, raw: ClientToml) -> Result<Client, ClientsError> {
         hoedanigheden: raw.hoedanigheden,
         operations,
         rate_limit: raw.rate_limit,
+        protocol,
+        purposes: raw.purposes,
     })
+}
+
+/// `[a-z0-9-]{1,40}`, the form of protocol ids and purposes (`kbi_protocol::is_id`, which this
+/// floor does not depend on).
+fn is_protocol_id(text: &str) -> bool {
+    !text.is_empty()
+        && text.len() <= 40
+        && text
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A registry written before protocols existed is refused with a message that names the
+    /// client and points to the documentation.
+    #[test]
+    fn a_client_without_protocol_is_refused_naming_it() {
+        let error = ClientRegistry::from_toml(
+            r#"
+[[client]]
+id = "zorgkas-a"
+afzenders = ["zorgkas-a.be"]
+hoedanigheden = ["1234"]
+operations = ["single"]
+"#,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(error.contains("zorgkas-a"), "{error}");
+        assert!(error.contains("protocol"), "{error}");
+        assert!(error.contains("docs/protocols.md"), "{error}");
+    }
+
+    #[test]
+    fn purposes_narrow_a_client() {
+        let registry = ClientRegistry::from_toml(
+            r#"
+[[client]]
+id = "zorgkas-a"
+afzenders = ["zorgkas-a.be"]
+hoedanigheden = ["1234"]
+operations = ["single"]
+protocol = "agii-vsb"
+purposes = ["reduced-premium"]
+"#,
+        )
+        .unwrap();
+        let client = &registry.clients()[0];
+        assert_eq!(client.protocol, "agii-vsb");
+        assert_eq!(
+            client.purposes.as_deref(),
+            Some(&["reduced-premium".to_owned()][..])
+        );
+        assert!(ClientRegistry::from_toml(
+            "[[client]]\nid = \"a\"\nafzenders = [\"a\"]\nhoedanigheden = [\"1\"]\n\
+             operations = [\"single\"]\nprotocol = \"agii-vsb\"\npurposes = []\n"
+        )
+        .is_err());
+    }
 
     const TWO: &str = r#"
 [[client]]
@@ -393,6 +495,7 @@ certificate_fingerprints = ["AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:
 afzenders = ["zorgkas-a.be"]
 hoedanigheden = ["1234", "1235"]
 operations = ["single"]
+protocol = "demo"
 rate_limit = { requests_per_second = 10, burst = 20 }
 
 [[client]]
@@ -401,6 +504,7 @@ certificate_subjects = ["CN=kbi.ovo000123, O=Agentschap"]
 afzenders = ["ovo000123", "ovo000123.test"]
 hoedanigheden = ["2000"]
 operations = ["single", "batch"]
+protocol = "demo"
 "#;
 
     #[test]

@@ -164,6 +164,7 @@ id = "limited"
 afzenders = ["a"]
 hoedanigheden = ["1"]
 operations = ["single"]
+protocol = "demo"
 rate_limit = { requests_per_second = 2, burst = 3 }
 
 [[client]]
@@ -171,6 +172,7 @@ id = "free"
 afzenders = ["b"]
 hoedanigheden = ["1"]
 operations = ["single"]
+protocol = "demo"
 "#,
         )
         .unwrap()

@@ -125,7 +125,7 @@ pub fn http_status(code: ErrorCode) -> u16 {
         | ErrorCode::NoRuleSet
         | ErrorCode::TooManyQuestions
         | ErrorCode::InvalidContext => 400,
-        ErrorCode::NotAuthorised => 403,
+        ErrorCode::NotAuthorised | ErrorCode::OutsideProtocol => 403,
         ErrorCode::RateLimited => 429,
         ErrorCode::NotReady | ErrorCode::AuditUnavailable => 503,
     }

@@ -10,7 +10,9 @@ use serde::{Deserialize, Serialize};
 
 use super::json::{Problem, ReasonJson, SourceJson};
 use kbi_core::domain::day::iso_date_bytes;
-use kbi_core::domain::{Advice, CompiledSnapshot, ErrorCode, Insz, Question, ReasonCode, Verdict};
+use kbi_core::domain::{
+    Admission, Advice, CompiledSnapshot, ErrorCode, Insz, Question, ReasonCode, Unbound, Verdict,
+};
 
 /// One question as sent: its members read loosely (see [`Loose`]).
 #[derive(Debug, Default, Deserialize)]
@@ -87,6 +89,7 @@ enum Loose<'a> {
 
 impl Loose<'_> {
     /// The member as text for the core's parser; `Err` when its type can never be valid.
+    #[inline]
     fn text(&self, integer_allowed: bool) -> Result<Option<Cow<'_, str>>, ()> {
         match self {
             Loose::Absent => Ok(None),
@@ -186,9 +189,14 @@ pub fn parse_batch(body: &[u8], max: usize) -> Result<Vec<RestQuestion<'_>>, Pro
     Ok(questions.into_iter().map(|ObjectOnly(q)| q).collect())
 }
 
-/// One question, in the order of every door: 30001, 30002 ([`Question::parse`], as SOAP and
-/// `check` parse theirs), then the snapshot's own.
-pub fn judge(snapshot: &CompiledSnapshot, question: &RestQuestion<'_>) -> Verdict {
+/// One question under the caller's protocol, in the order of every door (`protocols.md` §2):
+/// 30001, 30002 ([`Question::parse`], as SOAP and `check` parse theirs), the protocol (30005,
+/// `admission`; [`Unbound`] without one), then the snapshot's own (30003, 30004).
+pub fn judge(
+    snapshot: &CompiledSnapshot,
+    question: &RestQuestion<'_>,
+    admission: &impl Admission,
+) -> Verdict {
     // A member of a type that can never be valid stands in as a text no parser accepts, so the
     // usual code follows (SOAP does the same for a value cut at its length limit).
     const UNPARSABLE: &str = "\u{0}";
@@ -203,12 +211,19 @@ pub fn judge(snapshot: &CompiledSnapshot, question: &RestQuestion<'_>) -> Verdic
         Ok(question) => question,
         Err(code) => return Verdict::refused(None, Insz::parse(&insz).ok(), code),
     };
+    let purpose = match admission.admit(question.reference) {
+        Ok(purpose) => purpose,
+        Err(refusal) => {
+            return Verdict::outside_protocol(None, question.insz, question.reference, refusal)
+        }
+    };
     match snapshot.advise(&question) {
-        Ok(advice) => Verdict::advised(None, advice),
+        Ok(advice) => Verdict::advised(None, advice).under(purpose),
         // The REST audit record keeps the reference date of a question the snapshot refused.
         Err(refusal) => Verdict {
             reference_date: Some(question.reference.date()),
             found: refusal.found,
+            purpose,
             ..Verdict::refused(None, Some(question.insz), refusal.code)
         },
     }
@@ -224,7 +239,7 @@ pub fn judge_batch_body(
     let questions = parse_batch(body, max_questions)?;
     Ok(questions
         .iter()
-        .map(|q| judge(snapshot, q).outcome)
+        .map(|q| judge(snapshot, q, &Unbound).outcome)
         .collect())
 }
 
@@ -236,7 +251,16 @@ pub fn render_single(verdict: &Verdict, snapshot: &CompiledSnapshot) -> Result<V
             AnswerWriter::new(&SourceJson::of(snapshot)).write(&mut body, advice);
             Ok(body)
         }
-        Err(code) => Err(Problem::from_code(*code)),
+        Err(code) => Err(problem_of(verdict, *code)),
+    }
+}
+
+/// The problem document of a refused question: the catalogue's, or for 30005 the protocol's
+/// own reason (protocol, purpose, limit; never the person).
+pub fn problem_of(verdict: &Verdict, code: ErrorCode) -> Problem {
+    match &verdict.protocol_refusal {
+        Some(text) => Problem::new(code, text.en.as_str()),
+        None => Problem::from_code(code),
     }
 }
 
@@ -258,7 +282,7 @@ pub fn render_batch(verdicts: &[Verdict], snapshot: &CompiledSnapshot) -> Vec<u8
             Ok(advice) => writer.write(&mut body, advice),
             Err(code) => {
                 body.extend_from_slice(br#"{"error":"#);
-                write_json(&mut body, &Problem::from_code(*code));
+                write_json(&mut body, &problem_of(verdict, *code));
                 body.push(b'}');
             }
         }

@@ -35,4 +35,4 @@ pub use index::{PersonIndex, PersonIndexBuilder};
 pub use insz::{Insz, InszError};
 pub use reason::{ErrorCode, ReasonCode};
 pub use rules::RuleSet;
-pub use verdict::Verdict;
+pub use verdict::{Admission, AdmittedCaller, ProtocolRefusal, RefusalText, Unbound, Verdict};

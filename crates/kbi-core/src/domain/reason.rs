@@ -103,6 +103,8 @@ pub enum ErrorCode {
     SnapshotTooOld,
     /// No rule set in force for the reference date (or for the period that contains it).
     NoRuleSet,
+    /// The caller's protocol does not cover this question on this day (`protocols.md` §2).
+    OutsideProtocol,
     /// Sender unknown or not authorised.
     NotAuthorised,
     /// Too many questions in one request.
@@ -118,11 +120,12 @@ pub enum ErrorCode {
 }
 
 impl ErrorCode {
-    pub const ALL: [ErrorCode; 10] = [
+    pub const ALL: [ErrorCode; 11] = [
         ErrorCode::InvalidInsz,
         ErrorCode::InvalidReferenceDate,
         ErrorCode::SnapshotTooOld,
         ErrorCode::NoRuleSet,
+        ErrorCode::OutsideProtocol,
         ErrorCode::NotAuthorised,
         ErrorCode::TooManyQuestions,
         ErrorCode::InvalidContext,
@@ -137,6 +140,7 @@ impl ErrorCode {
             ErrorCode::InvalidReferenceDate => 30002,
             ErrorCode::SnapshotTooOld => 30003,
             ErrorCode::NoRuleSet => 30004,
+            ErrorCode::OutsideProtocol => 30005,
             ErrorCode::NotAuthorised => 30010,
             ErrorCode::TooManyQuestions => 30011,
             ErrorCode::InvalidContext => 30012,
@@ -153,6 +157,7 @@ impl ErrorCode {
             ErrorCode::InvalidReferenceDate => "30002",
             ErrorCode::SnapshotTooOld => "30003",
             ErrorCode::NoRuleSet => "30004",
+            ErrorCode::OutsideProtocol => "30005",
             ErrorCode::NotAuthorised => "30010",
             ErrorCode::TooManyQuestions => "30011",
             ErrorCode::InvalidContext => "30012",
@@ -173,6 +178,9 @@ impl ErrorCode {
                 "Referentiedatum ligt te ver na de extractiedatum van de gegevens"
             }
             ErrorCode::NoRuleSet => "Geen regelset van kracht voor de referentiedatum",
+            ErrorCode::OutsideProtocol => {
+                "Het protocol van de afnemer dekt deze vraag niet op deze dag"
+            }
             ErrorCode::NotAuthorised => "Afzender onbekend of niet gemachtigd voor deze vraag",
             ErrorCode::TooManyQuestions => "Te veel vragen in een verzoek",
             ErrorCode::InvalidContext => "Context van het verzoek is ongeldig",
@@ -191,6 +199,7 @@ impl ErrorCode {
             ErrorCode::InvalidReferenceDate => "Invalid reference date or premium year",
             ErrorCode::SnapshotTooOld => "Reference date too far after the snapshot extraction",
             ErrorCode::NoRuleSet => "No rule set in force for the reference date",
+            ErrorCode::OutsideProtocol => "Question not covered by the caller's protocol",
             ErrorCode::NotAuthorised => "Caller not authorised",
             ErrorCode::TooManyQuestions => "Too many questions in one request",
             ErrorCode::InvalidContext => "Invalid request context",

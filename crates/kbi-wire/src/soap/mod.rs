@@ -29,7 +29,9 @@ use kbi_core::domain::magda::Sender;
 pub use kbi_core::domain::magda::{
     MAX_GEBRUIKER, MAX_HOEDANIGHEID, MAX_IDENTIFICATIE, MAX_REFERTE,
 };
-use kbi_core::domain::{CompiledSnapshot, ErrorCode, Insz, Question, Verdict};
+use kbi_core::domain::{
+    Admission, AdmittedCaller, CompiledSnapshot, ErrorCode, Insz, Question, Unbound, Verdict,
+};
 pub use parse::Road;
 use parse::{RawContext, RawQuestion, Value};
 use render::{Ontvanger, ReplyHead, XmlOut};
@@ -297,12 +299,18 @@ fn envelope(request: parse::RawRequest) -> Result<Envelope, Reply> {
     })
 }
 
-/// Step 2: each question of `envelope` judged against `snapshot`, in order.
-pub fn judge(envelope: &Envelope, snapshot: &CompiledSnapshot) -> Vec<Verdict> {
+/// Step 2: each question of `envelope` judged against `snapshot`, in order, under the caller's
+/// protocol: `admission` checks each question after its INSZ and reference were read and before
+/// the snapshot's own checks (`protocols.md` §2: 30001, 30002, 30005, 30003, 30004).
+pub fn judge(
+    envelope: &Envelope,
+    snapshot: &CompiledSnapshot,
+    admission: &impl Admission,
+) -> Vec<Verdict> {
     envelope
         .questions
         .iter()
-        .map(|question| judge_question(question, snapshot))
+        .map(|question| judge_question(question, snapshot, admission))
         .collect()
 }
 
@@ -388,8 +396,10 @@ pub struct Refused {
 /// The one path of a SOAP request, for the server's door and for the codec without a server
 /// ([`respond_at`]): [`parse`] (until `deadline`), then the door's admission step `admit` (the
 /// server: caller, operation, number of questions, rate; the codec: the number of questions),
-/// then the snapshot in use, read only after admission (none: 30020), then [`judge`]. The audit
-/// log and [`render`] follow in the door. Every refusal is decided before anything is judged.
+/// then the snapshot in use, read only after admission (none: 30020), then [`judge`] with the
+/// admitted caller's per-question check ([`AdmittedCaller::admission`]: its protocol, 30005).
+/// The audit log and [`render`] follow in the door. Every refusal of the request as a whole is
+/// decided before anything is judged.
 pub fn parse_admit_judge<A, S>(
     body: &[u8],
     limits: &XmlLimits,
@@ -398,6 +408,7 @@ pub fn parse_admit_judge<A, S>(
     snapshot: impl FnOnce() -> Option<S>,
 ) -> Result<Judged<A, S>, Box<Refused>>
 where
+    A: AdmittedCaller,
     S: std::ops::Deref<Target = CompiledSnapshot>,
 {
     let (parsed, road) = parse_on_road(body, limits, deadline);
@@ -413,6 +424,7 @@ pub fn admit_judge<A, S>(
     snapshot: impl FnOnce() -> Option<S>,
 ) -> Result<Judged<A, S>, Box<Refused>>
 where
+    A: AdmittedCaller,
     S: std::ops::Deref<Target = CompiledSnapshot>,
 {
     // Boxed: the refusal carries a reply and a context, and is the rare path.
@@ -438,7 +450,7 @@ where
         let reply = Reply::refused(&envelope.caller, ErrorCode::NotReady);
         return Err(refused(reply, envelope));
     };
-    let verdicts = judge(&envelope, &snapshot);
+    let verdicts = judge(&envelope, &snapshot, &admitted.admission());
     Ok(Judged {
         envelope,
         admitted,
@@ -477,8 +489,9 @@ pub struct SoapResponse {
 /// server's door goes through the same [`parse_admit_judge`] with its own admission, then the
 /// audit log; tests, benches and the fuzzer use this.
 pub fn respond_at(body: &[u8], call: &SoapCall<'_>, now: DateTime<Utc>) -> SoapResponse {
-    // Without a server there is no caller to admit: only the number of questions is checked.
-    let admit = |envelope: &Envelope| check_question_count(envelope, call.limits);
+    // Without a server there is no caller to admit: only the number of questions is checked, and
+    // no protocol binds the questions (`Unbound`).
+    let admit = |envelope: &Envelope| check_question_count(envelope, call.limits).map(|()| Unbound);
     let (reply, caller) = match parse_admit_judge(body, call.limits, None, admit, || call.snapshot)
     {
         Ok(judged) => {
@@ -513,7 +526,11 @@ pub fn wsdl_document(endpoint: &str) -> String {
 }
 
 /// One `Vraag` judged.
-fn judge_question(raw: &RawQuestion, snapshot: &CompiledSnapshot) -> Verdict {
+fn judge_question(
+    raw: &RawQuestion,
+    snapshot: &CompiledSnapshot,
+    admission: &impl Admission,
+) -> Verdict {
     // A truncated value was longer than any valid one: it stands in as a text that no parser
     // accepts, so the usual code (30001/30002) follows.
     fn arg(value: &Option<Value>) -> Option<&str> {
@@ -532,19 +549,24 @@ fn judge_question(raw: &RawQuestion, snapshot: &CompiledSnapshot) -> Verdict {
         return Verdict::refused(None, Insz::parse(insz_text).ok(), ErrorCode::InvalidContext);
     };
     let referte = Some(referte.to_owned());
-    let outcome = Question::parse(insz_text, arg(&raw.referentiedatum), arg(&raw.premiejaar))
-        .map_err(|code| (code, None))
-        .and_then(|question| {
-            snapshot
-                .advise(&question)
-                .map_err(|refusal| (refusal.code, refusal.found))
-        });
-    match outcome {
-        Ok(advice) => Verdict::advised(referte, advice),
+    let question = match Question::parse(insz_text, arg(&raw.referentiedatum), arg(&raw.premiejaar))
+    {
+        Ok(question) => question,
+        Err(code) => return Verdict::refused(referte, Insz::parse(insz_text).ok(), code),
+    };
+    let purpose = match admission.admit(question.reference) {
+        Ok(purpose) => purpose,
+        Err(refusal) => {
+            return Verdict::outside_protocol(referte, question.insz, question.reference, refusal)
+        }
+    };
+    match snapshot.advise(&question) {
+        Ok(advice) => Verdict::advised(referte, advice).under(purpose),
         // The SOAP audit record has no reference date for a refused question.
-        Err((code, found)) => Verdict {
-            found,
-            ..Verdict::refused(referte, Insz::parse(insz_text).ok(), code)
+        Err(refusal) => Verdict {
+            found: refusal.found,
+            purpose,
+            ..Verdict::refused(referte, Some(question.insz), refusal.code)
         },
     }
 }
@@ -554,7 +576,10 @@ fn render_answer(out: &mut XmlOut, verdict: &Verdict, bron: &[u8]) {
     let referte = verdict.referte.as_deref();
     match (&verdict.outcome, referte) {
         (Ok(advice), _) => render::answer_advice(out, referte, advice, bron),
-        (Err(code), Some(_)) => render::answer_error(out, referte, *code, code.diagnose_nl()),
+        (Err(code), Some(_)) => match &verdict.protocol_refusal {
+            Some(text) => render::answer_error(out, referte, *code, &text.nl),
+            None => render::answer_error(out, referte, *code, code.diagnose_nl()),
+        },
         // Only a question without a valid Referte is refused without one (see `judge_question`).
         (Err(code), None) => {
             let diagnose = format!(
