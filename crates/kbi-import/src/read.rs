@@ -30,7 +30,7 @@ use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 use std::sync::{Arc, Condvar, Mutex};
 
 use chrono::NaiveDate;
-use kbi_core::domain::event::{Event, EventKind};
+use kbi_core::domain::event::{Event, EventKind, EVENT_TYPES};
 
 use crate::codes::Codes;
 use crate::input::{open_input, FileLimits};
@@ -47,54 +47,9 @@ pub const BATCHES_AHEAD: usize = 256;
 /// Most worker threads.
 pub const MAX_WORKERS: usize = 8;
 
-/// The event types, indexed as [`Item::Person`]'s `kinds` are (the snapshot's names).
-const KINDS: [EventKind; 13] = {
-    use kbi_core::domain::event::{Obligation, Region};
-    let o = Obligation::Registration;
-    [
-        EventKind::ObligationStart {
-            region: Region::Flanders,
-        },
-        EventKind::Registration,
-        EventKind::ContractSigned,
-        EventKind::EmploymentServiceRegistration,
-        EventKind::DeadlineExtension {
-            obligation: o,
-            until: NaiveDate::MIN,
-        },
-        EventKind::Infringement { obligation: o },
-        EventKind::Fine,
-        EventKind::InfringementClosed { obligation: o },
-        EventKind::Certificate,
-        EventKind::EffortDeclaration,
-        EventKind::BrusselsAttestation,
-        EventKind::Exemption { cause: None },
-        EventKind::ObligationEnd { cause: None },
-    ]
-};
-
-/// The snapshot name of the event type with this index.
+/// The snapshot name of the event type with this index ([`EventKind::same_day_rank`]).
 pub fn kind_name(index: u8) -> &'static str {
-    KINDS[usize::from(index)].type_name()
-}
-
-/// The index of `kind` in [`KINDS`] (a test checks the two agree).
-fn kind_index(kind: &EventKind) -> u8 {
-    match kind {
-        EventKind::ObligationStart { .. } => 0,
-        EventKind::Registration => 1,
-        EventKind::ContractSigned => 2,
-        EventKind::EmploymentServiceRegistration => 3,
-        EventKind::DeadlineExtension { .. } => 4,
-        EventKind::Infringement { .. } => 5,
-        EventKind::Fine => 6,
-        EventKind::InfringementClosed { .. } => 7,
-        EventKind::Certificate => 8,
-        EventKind::EffortDeclaration => 9,
-        EventKind::BrusselsAttestation => 10,
-        EventKind::Exemption { .. } => 11,
-        EventKind::ObligationEnd { .. } => 12,
-    }
+    EVENT_TYPES[usize::from(index)]
 }
 
 impl Batch {
@@ -393,7 +348,7 @@ fn read_file(
                             }
                             sink.batch
                                 .kinds
-                                .extend(events.iter().map(|e| kind_index(&e.kind)));
+                                .extend(events.iter().map(|e| e.kind.same_day_rank()));
                             Item::Person {
                                 insz: p.insz.value(),
                                 reply: u32::try_from(number).unwrap_or(u32::MAX),
@@ -436,14 +391,6 @@ fn read_file(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn kind_indices_name_their_kinds() {
-        for (i, kind) in KINDS.iter().enumerate() {
-            assert_eq!(usize::from(kind_index(kind)), i);
-            assert_eq!(kind_name(i as u8), kind.type_name());
-        }
-    }
 
     #[test]
     fn a_person_item_is_small() {

@@ -113,7 +113,7 @@ impl ExemptionCause {
 
 /// The snapshot's event type names, in the same-day application order of `rules.md`
 /// ([`EventKind::same_day_rank`] indexes this table).
-pub(crate) const EVENT_TYPES: [&str; 13] = [
+pub const EVENT_TYPES: [&str; 13] = [
     "OBLIGATION_START",
     "REGISTRATION",
     "CONTRACT_SIGNED",
@@ -161,8 +161,9 @@ pub enum EventKind {
 }
 
 impl EventKind {
-    /// Rank in the same-day application order.
-    pub(crate) fn same_day_rank(&self) -> u8 {
+    /// Rank in the same-day application order, which is also the index of this kind's name in
+    /// [`EVENT_TYPES`] (the import counts event types by it).
+    pub fn same_day_rank(&self) -> u8 {
         match self {
             EventKind::ObligationStart { .. } => 0,
             EventKind::Registration => 1,
