@@ -3,8 +3,9 @@
 //! ([`super::mapping`]) turns it into events. Keeping the two apart lets the mapping be tested
 //! row by row without XML, and moved into its own crate later.
 //!
-//! Names, birth dates, free texts and identifiers are never stored here: the reader counts them
-//! as ignored and drops them.
+//! Names, free texts and identifiers are never stored here: the reader counts them as ignored
+//! and drops them. Birth date, sex and the other profile elements of [`Profile`] are read only
+//! when an export asks for them (`protocols.md` section 3); an import never keeps them.
 
 /// A leaf value: the trimmed text, or `None` when the text was longer than the reader keeps
 /// (such a value is never a valid code or date).
@@ -64,6 +65,62 @@ pub struct Besluit {
 pub struct Traject {
     pub type_: Option<Text>,
     pub besluit: Option<Besluit>,
+    /// `Beheerder` (profile only: `None` in an import).
+    pub beheerder: Option<Beheerder>,
+    /// `TrajectOnderdelen/TrajectOnderdeel[i]` (profile only: empty in an import, which only
+    /// counts their decisions in [`Noted`]).
+    pub onderdelen: Vec<Onderdeel>,
+}
+
+/// `Traject/Beheerder` (profile): since when and by which KBI office the trajectory is managed.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Beheerder {
+    /// `Beheerder/Periode/Begin`.
+    pub begin: Option<Text>,
+    /// `Beheerder/KBIVestiging/KbiNummer`.
+    pub kbi_nummer: Option<Text>,
+}
+
+/// `TrajectOnderdelen/TrajectOnderdeel[i]` (profile).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Onderdeel {
+    /// `Type` (`TO_OB_PLO`, …).
+    pub type_: Option<Text>,
+    pub besluit: Option<OnderdeelBesluit>,
+}
+
+/// `TrajectOnderdeel/Besluit` (profile).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct OnderdeelBesluit {
+    /// `Code` (`VO`, `NVO`, `NVT`).
+    pub code: Option<Text>,
+    /// `Reden`: the code text (its `KorteNaam`/`Naam` attributes are not kept).
+    pub reden: Option<Text>,
+    pub datum_toekenning: Option<Text>,
+}
+
+/// `ToeleidingenDiplomaGelijkschakeling/ToeleidingDiplomaGelijkschakeling[i]` (profile).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Toeleiding {
+    pub start_datum: Option<Text>,
+    /// `Status` (`BZ`, `GD`, `AN`).
+    pub status: Option<Text>,
+}
+
+/// What only an export reads (`protocols.md` section 3), besides the extra parts of
+/// [`Traject`]. An import never fills it (`None`): it keeps no birth date and no sex.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Profile {
+    /// `Personalia/Geboortedatum`.
+    pub geboortedatum: Option<Text>,
+    /// `Personalia/Geslacht/Code`.
+    pub geslacht: Option<Text>,
+    /// `Talenkennis/BehaaldNT2Niveau/HoogstBehaald`: the code text.
+    pub hoogst_behaald_nt2: Option<Text>,
+    /// `VormingsActiviteiten/NT2Cursussen/NT2Cursus[i]/Periode` (a course without `Periode`
+    /// gives `Periode::default()`).
+    pub nt2_cursussen: Vec<Periode>,
+    pub diploma_toeleidingen: Vec<Toeleiding>,
 }
 
 /// `BehaaldeAttesten/Document[i]`.
@@ -118,6 +175,8 @@ pub struct Dossier {
     pub documenten: Vec<Document>,
     pub inbreuken: Vec<Inbreuk>,
     pub noted: Noted,
+    /// Filled only when the reader is asked for the profile (an export).
+    pub profile: Option<Box<Profile>>,
 }
 
 /// `Uitzondering` (reply or answer level).

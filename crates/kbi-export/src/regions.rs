@@ -1,0 +1,1 @@
+//! KBI office → region (`config/kbi-regions.toml`, reviewed configuration).
