@@ -42,7 +42,7 @@ impl Regions {
     }
 
     /// Reads a list. Refused, naming the key: unknown keys, an office listed twice (TOML itself
-    /// refuses a duplicate key), an office number that is not digits, a region not declared in
+    /// refuses a duplicate key), an office number that is not 1 to 10 digits, a region not declared in
     /// `regions`, a region declared twice, an empty `version`.
     pub fn from_toml(text: &str) -> Result<Regions, String> {
         let file: File =
