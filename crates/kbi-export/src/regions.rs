@@ -42,8 +42,8 @@ impl Regions {
     }
 
     /// Reads a list. Refused, naming the key: unknown keys, an office listed twice (TOML itself
-    /// refuses a duplicate key), an office number that is not 1 to 10 digits, a region not declared in
-    /// `regions`, a region declared twice, an empty `version`.
+    /// refuses a duplicate key), an office number that is not 1 to 10 digits, a region not
+    /// declared in `regions`, a region declared twice, an empty `version`.
     pub fn from_toml(text: &str) -> Result<Regions, String> {
         let file: File =
             toml::from_str(text).map_err(|e| format!("not a valid region list: {e}"))?;
