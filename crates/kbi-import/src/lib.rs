@@ -26,6 +26,8 @@ pub mod generate;
 pub mod input;
 pub mod line;
 pub mod mapping;
+#[cfg(test)]
+mod profile_tests;
 pub mod read;
 pub mod report;
 pub mod xml;
