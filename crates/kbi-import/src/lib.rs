@@ -27,6 +27,8 @@ pub mod input;
 pub mod line;
 pub mod mapping;
 #[cfg(test)]
+mod golden_tests;
+#[cfg(test)]
 mod profile_tests;
 pub mod read;
 pub mod report;
