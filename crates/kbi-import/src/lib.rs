@@ -23,14 +23,16 @@ pub mod dossier;
 pub mod employment;
 mod fold;
 pub mod generate;
+#[cfg(test)]
+mod golden_tests;
 pub mod input;
 pub mod line;
 pub mod mapping;
 #[cfg(test)]
-mod golden_tests;
-#[cfg(test)]
 mod profile_tests;
 pub mod read;
+#[cfg(test)]
+mod read_dossiers_tests;
 pub mod report;
 pub mod xml;
 
@@ -42,9 +44,9 @@ use chrono::{DateTime, Utc};
 
 use codes::Codes;
 pub use input::FileLimits;
-pub use read::KeptPerson;
 use kbi_core::io::Progress;
 pub(crate) use line::{header_line, write_person_line};
+pub use read::KeptPerson;
 pub use report::{EmploymentReport, ErrorEntry, Report, RowWarnings};
 
 /// The `--from` value.
