@@ -482,8 +482,22 @@ fn m18_never_a_type_the_dossier_does_not_hold() {
 fn m19_relevant_but_not_modelled() {
     let m = map("<Doelgroep><Code>NEE</Code><RedenGeenDoelgroep Naam=\"x\">01</RedenGeenDoelgroep></Doelgroep><Trajecten><Traject><Type>TT_IBVP</Type><TrajectOnderdelen><TrajectOnderdeel><Type>TO_A1</Type><Besluit><Code>NVO</Code></Besluit></TrajectOnderdeel></TrajectOnderdelen></Traject></Trajecten><VormingsActiviteiten><PLOCursussen><PLOCursus><Besluit>GESLAAGD</Besluit></PLOCursus></PLOCursussen></VormingsActiviteiten><Talenkennis><BehaaldNT2Niveau><HoogstBehaald>B1</HoogstBehaald></BehaaldNT2Niveau></Talenkennis>");
     assert!(m.events.is_empty());
-    let rows: Vec<&str> = warns(&m).iter().map(|w| w.0).collect();
-    assert_eq!(rows, ["M19"; 4]);
+    // One WARN per noted element: the reason for not being in the target group, the part's
+    // `Besluit` (not its `Type` beside it), the course result, the NT2 level.
+    let found = warns(&m);
+    let paths: Vec<(&str, &str)> = found.iter().map(|w| (w.0, w.1.as_str())).collect();
+    assert_eq!(
+        paths,
+        [
+            ("M19", "Doelgroep/RedenGeenDoelgroep"),
+            (
+                "M19",
+                "Trajecten/Traject/TrajectOnderdelen/TrajectOnderdeel/Besluit"
+            ),
+            ("M19", "VormingsActiviteiten/PLOCursussen/PLOCursus/Besluit"),
+            ("M19", "Talenkennis/BehaaldNT2Niveau"),
+        ]
+    );
     // Empty: nothing to say.
     let m = map("<Talenkennis><BehaaldNT2Niveau/></Talenkennis>");
     assert!(m.findings.is_empty());

@@ -152,9 +152,9 @@ fn an_import_keeps_no_profile_and_both_modes_agree_on_everything_else() {
     // The same M20 tally, unknown elements and M19 counts.
     assert_eq!(import_tally.ignored, export_tally.ignored);
     assert_eq!(import_tally.unknown, export_tally.unknown);
-    // Every child of a TrajectOnderdeel is counted (Type, Periode, Status, Besluit; Type):
-    // the import's count, kept as it is in both modes.
-    assert_eq!(import.noted.onderdeel_besluiten, 5);
+    // One programme-part decision (M19): the `Besluit`, not the parts' `Type`, `Periode` or
+    // `Status` beside it.
+    assert_eq!(import.noted.onderdeel_besluiten, 1);
     assert_eq!(import.noted, export.noted);
     assert_eq!(import.noted.nt2_niveau, 1);
     // Without its profile parts, the export's dossier is the import's.

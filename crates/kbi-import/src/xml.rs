@@ -306,6 +306,10 @@ enum Node {
     ToeleidingStatus,
     /// Inside a subtree the reader skips (ignored by design, unknown, or counted as a whole).
     Skip,
+    /// An element the reader does not read but notes (M19, one WARN per occurrence): a
+    /// `Besluit` of a `TrajectOnderdeel` or a `PLOCursus`, `Doelgroep/RedenGeenDoelgroep`. Its
+    /// subtree is skipped like [`Node::Skip`]'s.
+    Noted,
 }
 
 impl Node {
@@ -393,6 +397,7 @@ impl Node {
             ToeleidingStart => "ToeleidingDiplomaGelijkschakeling/StartDatum",
             ToeleidingStatus => "ToeleidingDiplomaGelijkschakeling/Status",
             Skip => "(skipped element)",
+            Noted => "(noted element)",
         }
     }
 
@@ -560,7 +565,8 @@ fn child(parent: Node, local: &[u8], profile: bool) -> Child {
         (N::Doelgroep, b"Type") => Read(N::DgType),
         (N::Doelgroep, b"SubType") => Ignore("Doelgroep/SubType"),
         (N::Doelgroep, b"Periode") => Read(N::Periode(Owner::Doelgroep)),
-        (N::Doelgroep, b"RedenGeenDoelgroep") => Ignore("Doelgroep/RedenGeenDoelgroep"),
+        // Still counted as ignored by design (M20), and noted for its informative WARN (M19).
+        (N::Doelgroep, b"RedenGeenDoelgroep") => Counted(N::Noted, "Doelgroep/RedenGeenDoelgroep"),
         (N::Doelgroep, b"RedenVrijstellingVanDeVerplichting") => Read(N::DgRedenVrijstelling),
         (N::Periode(Owner::Beheerder), b"Einde") => Read(N::Skip),
         (N::Periode(o), b"Begin") => Read(N::Begin(o)),
@@ -597,7 +603,7 @@ fn child(parent: Node, local: &[u8], profile: bool) -> Child {
         (N::TrajectBesluit, b"DatumToekenning") => Read(N::BesluitDatum),
         (N::TrajectBesluit, b"Reden") => Ignore("Traject/Besluit/Reden"),
         (N::TrajectOnderdelen, b"TrajectOnderdeel") => Read(N::TrajectOnderdeel),
-        (N::TrajectOnderdeel, b"Besluit") => Read(N::Skip),
+        (N::TrajectOnderdeel, b"Besluit") => Read(N::Noted),
         (N::TrajectOnderdeel, _) => Ignore("TrajectOnderdeel (type, period, status)"),
         (N::BehaaldeAttesten, b"Document") => Read(N::Document),
         (N::Document, b"Soort") => Read(N::DocSoort),
@@ -621,12 +627,12 @@ fn child(parent: Node, local: &[u8], profile: bool) -> Child {
         (N::Vorming, b"PLOCursussen") => Read(N::PloCursussen),
         (N::Vorming, _) => Ignore("VormingsActiviteiten"),
         (N::PloCursussen, b"PLOCursus") => Read(N::PloCursus),
-        (N::PloCursus, b"Besluit") => Read(N::Skip),
+        (N::PloCursus, b"Besluit") => Read(N::Noted),
         (N::PloCursus, _) => Ignore("VormingsActiviteiten"),
         (N::Talenkennis, b"BehaaldNT2Niveau") => Read(N::Nt2Niveau),
         (N::Talenkennis, _) => Ignore("Talenkennis"),
         (N::Nt2Niveau, _) => Read(N::Skip),
-        (N::Skip, _) => Read(N::Skip),
+        (N::Skip | N::Noted, _) => Read(N::Skip),
         // Inside the profile's subtrees (never reached in an import): what an export reads;
         // the rest is skipped uncounted, as inside the subtree an import skips.
         (N::Geslacht, b"Code") => Read(N::GeslachtCode),
@@ -675,6 +681,7 @@ fn singular(node: Node) -> bool {
             | TrajectOnderdeel
             | PloCursus
             | Skip
+            | Noted
             | Periode(Owner::Beheerder | Owner::Nt2Cursus)
             | Begin(Owner::Beheerder | Owner::Nt2Cursus)
             | Einde(Owner::Beheerder | Owner::Nt2Cursus)
@@ -792,7 +799,7 @@ impl<R: BufRead> ReplyReader<R> {
         let mut parts: Vec<&'static str> = Vec::new();
         for f in &self.stack {
             // Profile nodes are left out: the path is the one an import gives.
-            if f.node != Node::Wrapper && f.node != Node::Skip && !f.node.is_profile() {
+            if !matches!(f.node, Node::Wrapper | Node::Skip | Node::Noted) && !f.node.is_profile() {
                 parts.push(f.node.name());
             }
         }
@@ -1037,7 +1044,7 @@ impl<R: BufRead> ReplyReader<R> {
                 }
             }
         }
-        if !matches!(node, Node::Wrapper | Node::Skip) {
+        if !matches!(node, Node::Wrapper | Node::Skip | Node::Noted) {
             self.kept += 1;
             if self.kept > MAX_KEPT_PER_REPLY {
                 return Err(self.fail(XmlError::TooManyKept));
@@ -1122,12 +1129,6 @@ impl<R: BufRead> ReplyReader<R> {
                             t.onderdelen.push(Onderdeel::default());
                         }
                     }
-                    Node::OnderdeelType => {
-                        // Counted as an import counts it: every child of a `TrajectOnderdeel`
-                        // an import skips adds to this M19 count, not only `Besluit` (a known
-                        // over-count, `docs/kbi-import.md` section 9; both modes must agree).
-                        d.noted.onderdeel_besluiten += 1;
-                    }
                     Node::OnderdeelBesluit => {
                         // Counted as an import counts the skipped `Besluit` (M19).
                         d.noted.onderdeel_besluiten += 1;
@@ -1168,8 +1169,20 @@ impl<R: BufRead> ReplyReader<R> {
                                     c.opschortingen += 1;
                                 }
                             }
+                            _ => {}
+                        }
+                    }
+                    Node::Noted => {
+                        // Only the `Besluit` itself is a decision (M19), not the part's `Type`,
+                        // `Periode` or `Status` beside it.
+                        match self.stack.last().map(|f| f.node) {
                             Some(Node::TrajectOnderdeel) => d.noted.onderdeel_besluiten += 1,
                             Some(Node::PloCursus) => d.noted.plo_besluiten += 1,
+                            Some(Node::Doelgroep) => {
+                                if let Some(g) = d.doelgroep.as_mut() {
+                                    g.reden_geen_doelgroep = true;
+                                }
+                            }
                             _ => {}
                         }
                     }
@@ -1199,7 +1212,7 @@ impl<R: BufRead> ReplyReader<R> {
             frame.content = true;
         }
         match node {
-            Node::Wrapper | Node::Skip | Node::Nt2Niveau => Ok(()),
+            Node::Wrapper | Node::Skip | Node::Noted | Node::Nt2Niveau => Ok(()),
             _ if blank => Ok(()),
             // Inside what an import skips: text is as harmless as there.
             n if n.is_profile() => Ok(()),
