@@ -458,8 +458,7 @@ fn delivery(i: usize, raw: &DeliveryToml) -> Result<FileSpec, LoadError> {
     // A join with no columns adds nothing to a row; it is only meaningful as the list an
     // `in-join:NAME` filter selects on (its file then holds the single column `insz`).
     for (j, join) in joins.iter().enumerate() {
-        if join.columns.is_empty() && !population.contains(&Population::InJoin(join.name.clone()))
-        {
+        if join.columns.is_empty() && !population.contains(&Population::InJoin(join.name.clone())) {
             return Err(invalid(
                 format!("files[{i}].joins[{j}].columns"),
                 "declare at least one column (a join of the key alone only serves an \

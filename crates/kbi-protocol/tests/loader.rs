@@ -138,7 +138,10 @@ fn the_shipped_deliveries_read_as_the_issue_describes() {
     assert_eq!(request.period, Period::SixMonthly);
     assert_eq!(
         request.population,
-        [Population::Subject, Population::ContractSince(day("2022-03-01"))]
+        [
+            Population::Subject,
+            Population::ContractSince(day("2022-03-01"))
+        ]
     );
     assert_eq!(request.fields, [Field::Catalogue(CatalogueField::Insz)]);
     assert_eq!(request.identity, Identity::Insz);
@@ -208,7 +211,9 @@ key = "insz"
 columns = []
 "#;
     let protocol = load(&format!("{BASE}{residents}")).unwrap();
-    assert!(protocol.file("residents").unwrap().joins[0].columns.is_empty());
+    assert!(protocol.file("residents").unwrap().joins[0]
+        .columns
+        .is_empty());
     // Without the filter the same join adds nothing: refused.
     let unused = residents.replace(r#"["in-join:population"]"#, r#"["all"]"#);
     refused_at(&format!("{BASE}{unused}"), "files[1].joins[0].columns");
