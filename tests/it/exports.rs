@@ -1205,7 +1205,7 @@ const WEB_NS: &str = "http://webservice.GeefDossierKBI-01.00.kbi-01.00.vip.vlaan
 
 fn reply(inner: &str) -> String {
     format!(
-        r#"<web:GeefDossierKBIResponse xmlns:web="{WEB_NS}"><Repliek><Context><Naam>GeefDossierKBI</Naam><Versie>01.00.0000</Versie><Bericht><Type>ANTWOORD</Type></Bericht></Context><Antwoorden><Antwoord><Referte>r</Referte><Inhoud><KBIDossier>{inner}</KBIDossier></Inhoud></Antwoord></Antwoorden></Repliek></web:GeefDossierKBIResponse>"#
+        r#"<web:GeefDossierKBIResponse xmlns:web="{WEB_NS}"><Repliek><Context><Naam>GeefDossierKBI</Naam><Versie>01.00.0000</Versie><Bericht><Type>ANTWOORD</Type><Tijdstip><Datum>2026-11-30</Datum><Tijd>02:00:00.000</Tijd></Tijdstip></Bericht></Context><Antwoorden><Antwoord><Referte>r</Referte><Inhoud><KBIDossier>{inner}</KBIDossier></Inhoud></Antwoord></Antwoorden></Repliek></web:GeefDossierKBIResponse>"#
     )
 }
 
@@ -1220,7 +1220,7 @@ fn hostile_dossiers_are_refused_and_nothing_is_written() {
     let keys = Keys::new();
     let good = reply(&obligated(P1));
     let throttled = format!(
-        r#"<web:GeefDossierKBIResponse xmlns:web="{WEB_NS}"><Repliek><Context><Naam>GeefDossierKBI</Naam><Versie>01.00.0000</Versie><Bericht><Type>ANTWOORD</Type></Bericht></Context><Uitzonderingen><Uitzondering><Identificatie>99996</Identificatie><Oorsprong>MAGDA</Oorsprong><Type>FOUT</Type><Diagnose>Te veel gelijktijdige bevragingen</Diagnose></Uitzondering></Uitzonderingen></Repliek></web:GeefDossierKBIResponse>"#
+        r#"<web:GeefDossierKBIResponse xmlns:web="{WEB_NS}"><Repliek><Context><Naam>GeefDossierKBI</Naam><Versie>01.00.0000</Versie><Bericht><Type>ANTWOORD</Type><Tijdstip><Datum>2026-11-30</Datum><Tijd>02:00:00.000</Tijd></Tijdstip></Bericht></Context><Uitzonderingen><Uitzondering><Identificatie>99996</Identificatie><Oorsprong>MAGDA</Oorsprong><Type>FOUT</Type><Diagnose>Te veel gelijktijdige bevragingen</Diagnose></Uitzondering></Uitzonderingen></Repliek></web:GeefDossierKBIResponse>"#
     );
     let cases: Vec<(&str, String, &str)> = vec![
         (
@@ -1330,7 +1330,7 @@ fn hostile_join_files_are_refused_naming_the_line_and_nothing_is_written() {
         ),
         (
             "a cell over 200 bytes",
-            vdab_answer_with(7, &row(P5, &["a", "b", "c", "d", &"x".repeat(201), "f"])),
+            vdab_answer_with(7, &row(P6, &["a", "b", "c", "d", &"x".repeat(201), "f"])),
             vec!["line 7"],
         ),
     ];
