@@ -1013,7 +1013,10 @@ fn municipal_list_in_join_population_passphrase_and_derived_cells() {
     let file = delivered(&out, ".csv.age");
     let identity =
         age::scrypt::Identity::new(age::secrecy::SecretString::from(passphrase.to_owned()));
-    let (header, rows) = parse_csv(&decrypt_with(&file, &identity));
+    let plaintext = decrypt_with(&file, &identity);
+    // The city opens it with the standard tool, typing the passphrase it received.
+    assert_eq!(age_cli_decrypt(&file, passphrase, work.path()), plaintext);
+    let (header, rows) = parse_csv(&plaintext);
     assert_eq!(header, ["insz", "contract_signed", "certificate_obtained"]);
     let row = |insz: &str, contract: &str, certificate: &str| {
         vec![insz.to_owned(), contract.to_owned(), certificate.to_owned()]
@@ -1039,6 +1042,44 @@ fn municipal_list_in_join_population_passphrase_and_derived_cells() {
     assert!(decryptor
         .decrypt(std::iter::once(&wrong as &dyn age::Identity))
         .is_err());
+}
+
+/// `age -d` given the passphrase on its terminal: age reads a passphrase only from a terminal,
+/// so it runs under `script` (util-linux), which gives it a pseudo-terminal fed from our stdin.
+/// A missing tool fails the test with how to get it, never skips it.
+fn age_cli_decrypt(file: &Path, passphrase: &str, work: &Path) -> String {
+    for (tool, package) in [
+        ("age", "age (scripts/setup/age.sh)"),
+        ("script", "bsdutils"),
+    ] {
+        let found = std::process::Command::new("sh")
+            .args(["-c", &format!("command -v {tool}")])
+            .output()
+            .map(|o| o.status.success())
+            .unwrap_or(false);
+        assert!(
+            found,
+            "`{tool}` is missing: this test needs the Debian package {package}"
+        );
+    }
+    let plain = work.join("age-cli-plain.csv");
+    let command = format!("age -d -o '{}' '{}'", plain.display(), file.display());
+    let mut child = std::process::Command::new("script")
+        .args(["-qec", &command, "/dev/null"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(format!("{passphrase}\n").as_bytes())
+        .unwrap();
+    let output = child.wait_with_output().unwrap();
+    assert!(output.status.success(), "age -d: {}", text(&output.stdout));
+    std::fs::read_to_string(&plain).unwrap()
 }
 
 // ---------------------------------------------------------------------------------------------
