@@ -90,7 +90,6 @@ pub fn remove_dead_temporaries(dir: &Path) -> Vec<PathBuf> {
     removed
 }
 
-
 /// The files an export has renamed into place so far. Until [`Placed::commit`] (the register
 /// entry is written) they are not a delivery: dropping the guard, on an error or a panic at any
 /// later step, removes them again, best effort (the error that caused it is the one reported).
@@ -131,7 +130,6 @@ impl Drop for Placed<'_> {
     }
 }
 
-
 /// Renames a temporary file to its final name; unless `overwrite` (a forced delivery) never
 /// over an existing file.
 pub fn persist(temp: NamedTempFile, target: &Path, overwrite: bool) -> io::Result<()> {
@@ -150,7 +148,6 @@ pub fn write_temp(dir: &Path, name: &str, bytes: &[u8]) -> io::Result<NamedTempF
     temp.as_file().sync_all()?;
     Ok(temp)
 }
-
 
 /// Passes bytes through, hashing them (SHA-256) on the way.
 pub struct HashingWriter<W: Write> {
@@ -183,7 +180,6 @@ impl<W: Write> Write for HashingWriter<W> {
         self.inner.flush()
     }
 }
-
 
 #[cfg(test)]
 mod tests {
@@ -228,10 +224,18 @@ mod tests {
         let me = std::process::id();
         // A pid that is not running: the largest possible is never in use in a test.
         let dead = 4_194_303u32;
-        assert!(dead_temporary(&format!(".agii-gemeente-residents-2026-12.csv.age.pid{dead}@{host}.ab.tmp")));
-        assert!(dead_temporary(&format!(".kbi-reduced-premium-2027.manifest.json.sig.pid{dead}@{host}.ab.tmp")));
+        assert!(dead_temporary(&format!(
+            ".agii-gemeente-residents-2026-12.csv.age.pid{dead}@{host}.ab.tmp"
+        )));
+        assert!(dead_temporary(&format!(
+            ".kbi-reduced-premium-2027.manifest.json.sig.pid{dead}@{host}.ab.tmp"
+        )));
         assert!(!dead_temporary(&format!(".notes.pid{dead}@{host}.ab.tmp")));
-        assert!(!dead_temporary(&format!(".x.csv.age.pid{me}@{host}.ab.tmp")));
-        assert!(!dead_temporary(&format!(".x.csv.age.pid{dead}@elsewhere.ab.tmp")));
+        assert!(!dead_temporary(&format!(
+            ".x.csv.age.pid{me}@{host}.ab.tmp"
+        )));
+        assert!(!dead_temporary(&format!(
+            ".x.csv.age.pid{dead}@elsewhere.ab.tmp"
+        )));
     }
 }

@@ -42,7 +42,9 @@ pub mod verify;
 // The signing key lives in its own crate, `kbi_signing` (the audit checkpoints use it too,
 // without depending on the premium list), named by its own name.
 
-use deliver::{check_out_dir, persist, remove_dead_temporaries, temp_in, write_temp, HashingWriter, Placed};
+use deliver::{
+    check_out_dir, persist, remove_dead_temporaries, temp_in, write_temp, HashingWriter, Placed,
+};
 use list::{ListSummary, ListWriter};
 use manifest::{ListBasis, ListHashes, Manifest, Program};
 use register::{Earlier, Register, RegisterEntry, RegisterLock};
