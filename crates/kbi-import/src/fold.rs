@@ -1,6 +1,11 @@
 //! The in-order fold of the import: what [`crate::read`] gives, file by file and reply by reply,
 //! becomes the report, and, when no ERROR was met, the snapshot.
 //!
+//! One fold for two consumers: the import (accepted persons are counted; their lines, written
+//! by the workers, are kept in order) and the export's [`crate::read_dossiers`] (accepted
+//! persons, read in profile mode, are handed to its `each`). What makes a person accepted, and
+//! the report, are the same code for both.
+//!
 //! Here and only here: the counts; the ERRORs in file and reply order; a second dossier for one
 //! INSZ (M23: the later one is named); nothing counted as written after the first ERROR; the
 //! employment-service registrations taken by the persons written (the rest are "without a
@@ -22,13 +27,13 @@ use crate::employment::read_employment_service;
 use crate::input::{Listing, SKIPPED_SPECIAL, SKIPPED_SYMLINK};
 use crate::line::{header_line, write_snapshot};
 use crate::mapping::dossier_facts;
-use crate::read::{kind_name, read, Batch, Item, Lines, ReadOptions, Segment};
+use crate::read::{kind_name, read, Batch, Item, Kept, KeptPerson, Lines, ReadOptions, Segment};
 use crate::report::{display_path, ErrorEntry, Report};
 use crate::xml::Tally;
-use crate::{ImportError, ImportOptions, RunOptions, FORMAT_NAME};
+use crate::{DossierRead, ImportError, ImportOptions, RunOptions, FORMAT_NAME};
 
 /// The state of the fold.
-struct Fold<'a> {
+struct Fold<'a, 'e> {
     report: Report,
     files: &'a Listing,
     seen: HashSet<u64>,
@@ -46,9 +51,11 @@ struct Fold<'a> {
     stopped: Option<ImportError>,
     bytes: &'a AtomicU64,
     reported: u64,
+    /// The export's consumer of accepted persons ([`Item::Kept`]); `None` in an import.
+    each: Option<&'e mut dyn FnMut(KeptPerson)>,
 }
 
-impl Fold<'_> {
+impl Fold<'_, '_> {
     fn error(&mut self, reply: Option<u64>, row: &str, path: String, message: String) {
         self.report.error(ErrorEntry {
             file: self.shown.clone(),
@@ -59,6 +66,26 @@ impl Fold<'_> {
             message,
         });
         self.refused.store(true, Ordering::Relaxed);
+    }
+
+    /// A person, in file and reply order: a second dossier for one INSZ is an ERROR (M23, the
+    /// later one is named); otherwise it is accepted (counted, written or handed on) when its
+    /// own mapping had no ERROR (`ok`) and the run has none so far.
+    fn accept(&mut self, insz: u64, reply: u32, ok: bool) -> bool {
+        if !self.seen.insert(insz) {
+            self.error(
+                Some(u64::from(reply)),
+                "M23",
+                "KBIDossier/Personalia/INSZ".into(),
+                "a second dossier for the same INSZ (replies must be deduplicated before the import)".into(),
+            );
+            false
+        } else if ok && self.report.errors_total == 0 {
+            self.report.persons += 1;
+            true
+        } else {
+            false
+        }
     }
 
     fn batch(&mut self, index: usize, batch: Batch) -> ControlFlow<()> {
@@ -83,16 +110,8 @@ impl Fold<'_> {
                     employment,
                     events,
                 } => {
-                    let person_kinds = kinds.by_ref().take(events as usize);
-                    if !self.seen.insert(insz) {
-                        self.error(
-                            Some(u64::from(reply)),
-                            "M23",
-                            "KBIDossier/Personalia/INSZ".into(),
-                            "a second dossier for the same INSZ (replies must be deduplicated before the import)".into(),
-                        );
-                    } else if ok && self.report.errors_total == 0 {
-                        self.report.persons += 1;
+                    let mut person_kinds = kinds.by_ref().take(events as usize);
+                    if self.accept(insz, reply, ok) {
                         if employment > 0 {
                             if let Some(es) = self.report.employment_service.as_mut() {
                                 es.persons_with_dossier += 1;
@@ -101,6 +120,20 @@ impl Fold<'_> {
                         }
                         for &k in person_kinds {
                             self.events[usize::from(k)] += 1;
+                        }
+                    } else {
+                        // Keep the types of the persons that follow in step.
+                        person_kinds.by_ref().for_each(drop);
+                    }
+                }
+                Item::Kept(kept) => {
+                    let Kept { reply, person } = *kept;
+                    if self.accept(person.insz.value(), reply, true) {
+                        for e in &person.events {
+                            self.events[usize::from(e.kind.same_day_rank())] += 1;
+                        }
+                        if let Some(each) = self.each.as_mut() {
+                            each(person);
                         }
                     }
                 }
@@ -139,23 +172,11 @@ impl Fold<'_> {
     }
 }
 
-/// Reads the listed files and folds them; writes the snapshot when no ERROR was met.
-pub(crate) fn run(
-    options: &ImportOptions,
-    run: &RunOptions,
-    id: &str,
-    listing: &Listing,
-    out_dir: &Path,
-    progress: &dyn Progress,
-    started: Instant,
-) -> Result<Report, ImportError> {
-    let out_err = |error| ImportError::Output {
-        path: display_path(&options.out),
-        error,
-    };
+/// The report before the reading: the listing's counts and its skipped entries (WARN `INPUT`).
+fn new_report(listing: &Listing, codes_version: &str, id: &str) -> Report {
     let mut report = Report {
         from: FORMAT_NAME,
-        codes_version: options.codes.version.clone(),
+        codes_version: codes_version.to_string(),
         snapshot_id: id.to_string(),
         files: listing.files.len() as u64,
         skipped: listing.skipped.clone(),
@@ -171,29 +192,30 @@ pub(crate) fn run(
         };
         report.warn_n("INPUT", message, *n);
     }
-    let employment = match &options.employment_service {
-        Some(path) => Some(read_employment_service(
-            path,
-            &mut report,
-            listing.files.len() as u64 + 1,
-        )?),
-        None => None,
-    };
-    let body = tempfile::tempfile_in(out_dir).map_err(out_err)?;
-    let lines = Lines {
-        file: &body,
-        end: AtomicU64::new(0),
-        refused: AtomicBool::new(report.errors_total > 0),
-    };
-    let bytes = Arc::new(AtomicU64::new(0));
-    let read_options = ReadOptions {
-        codes: &options.codes,
-        employment: employment.as_ref(),
-        limits: run.limits,
-        workers: run.workers,
-        bytes: bytes.clone(),
-        before_open: run.before_open,
-    };
+    report
+}
+
+/// What the fold of all files gives: the report (without `facts`, `ok`, `out`, `seconds`), the
+/// person lines' segments (import) and the employment-service registrations taken.
+struct Folded {
+    report: Report,
+    segments: Vec<Segment>,
+    used: u64,
+}
+
+/// Reads the listed files and folds them, in file order: the one reading of both consumers.
+#[allow(clippy::too_many_arguments)]
+fn fold_files(
+    listing: &Listing,
+    read_options: &ReadOptions<'_>,
+    lines: Option<&Lines<'_>>,
+    refused: &AtomicBool,
+    report: Report,
+    out_shown: String,
+    progress: &dyn Progress,
+    each: Option<&mut dyn FnMut(KeptPerson)>,
+) -> Result<Folded, ImportError> {
+    let bytes = read_options.bytes.clone();
     let mut fold = Fold {
         report,
         files: listing,
@@ -204,32 +226,35 @@ pub(crate) fn run(
         used: 0,
         segments: Vec::new(),
         tally: Tally::default(),
-        out_shown: display_path(&options.out),
-        refused: &lines.refused,
+        out_shown,
+        refused,
         stopped: None,
         bytes: &bytes,
         reported: 0,
+        each,
     };
     let total: u64 = listing
         .files
         .iter()
         .map(|(f, _)| std::fs::metadata(f).map(|m| m.len()).unwrap_or(0))
         .sum();
-    progress.start("import", total);
-    read(
-        &listing.files,
-        &read_options,
-        Some(&lines),
-        |index, batch| {
-            let flow = fold.batch(index, batch);
-            let now = fold.bytes.load(Ordering::Relaxed);
-            if now - fold.reported >= 1 << 20 {
-                progress.advance(now - fold.reported);
-                fold.reported = now;
-            }
-            flow
+    progress.start(
+        if read_options.profile {
+            "dossiers"
+        } else {
+            "import"
         },
+        total,
     );
+    read(&listing.files, read_options, lines, |index, batch| {
+        let flow = fold.batch(index, batch);
+        let now = fold.bytes.load(Ordering::Relaxed);
+        if now - fold.reported >= 1 << 20 {
+            progress.advance(now - fold.reported);
+            fold.reported = now;
+        }
+        flow
+    });
     let now = bytes.load(Ordering::Relaxed);
     progress.advance(now.saturating_sub(fold.reported));
     progress.finish();
@@ -253,6 +278,103 @@ pub(crate) fn run(
         .filter(|(_, &n)| n > 0)
         .map(|(k, &n)| (kind_name(k as u8), n))
         .collect::<BTreeMap<_, _>>();
+    Ok(Folded {
+        report,
+        segments,
+        used,
+    })
+}
+
+/// The export's reading ([`crate::read_dossiers`]): the import's fold in profile mode, every
+/// accepted person handed to `each`; nothing written.
+pub(crate) fn read_dossiers(
+    options: &DossierRead,
+    run: &RunOptions,
+    listing: &Listing,
+    progress: &dyn Progress,
+    each: &mut dyn FnMut(KeptPerson),
+    started: Instant,
+) -> Result<Report, ImportError> {
+    let report = new_report(listing, &options.codes.version, "");
+    let refused = AtomicBool::new(false);
+    let read_options = ReadOptions {
+        codes: &options.codes,
+        employment: None,
+        limits: run.limits,
+        workers: run.workers,
+        bytes: Arc::new(AtomicU64::new(0)),
+        before_open: run.before_open,
+        profile: true,
+    };
+    let folded = fold_files(
+        listing,
+        &read_options,
+        None,
+        &refused,
+        report,
+        String::new(),
+        progress,
+        Some(each),
+    )?;
+    let mut report = folded.report;
+    report.facts = dossier_facts().to_vec();
+    report.ok = report.errors_total == 0;
+    report.seconds = started.elapsed().as_secs_f64();
+    Ok(report)
+}
+
+/// Reads the listed files and folds them; writes the snapshot when no ERROR was met.
+pub(crate) fn run(
+    options: &ImportOptions,
+    run: &RunOptions,
+    id: &str,
+    listing: &Listing,
+    out_dir: &Path,
+    progress: &dyn Progress,
+    started: Instant,
+) -> Result<Report, ImportError> {
+    let out_err = |error| ImportError::Output {
+        path: display_path(&options.out),
+        error,
+    };
+    let mut report = new_report(listing, &options.codes.version, id);
+    let employment = match &options.employment_service {
+        Some(path) => Some(read_employment_service(
+            path,
+            &mut report,
+            listing.files.len() as u64 + 1,
+        )?),
+        None => None,
+    };
+    let body = tempfile::tempfile_in(out_dir).map_err(out_err)?;
+    let lines = Lines {
+        file: &body,
+        end: AtomicU64::new(0),
+        refused: AtomicBool::new(report.errors_total > 0),
+    };
+    let read_options = ReadOptions {
+        codes: &options.codes,
+        employment: employment.as_ref(),
+        limits: run.limits,
+        workers: run.workers,
+        bytes: Arc::new(AtomicU64::new(0)),
+        before_open: run.before_open,
+        profile: false,
+    };
+    let Folded {
+        mut report,
+        segments,
+        used,
+    } = fold_files(
+        listing,
+        &read_options,
+        Some(&lines),
+        &lines.refused,
+        report,
+        display_path(&options.out),
+        progress,
+        None,
+    )?;
     let mut facts: Vec<&'static str> = dossier_facts().to_vec();
     if let Some(es) = report.employment_service.as_mut() {
         let lines: u64 = employment

@@ -10,6 +10,16 @@
 //! attestation: the register does not hold them. Each person's events are drawn first; the
 //! dossier is written from the events (the inverse of the mapping), and the same events are
 //! written as `expected.jsonl`, the snapshot an import of the replies must answer like.
+//!
+//! Each dossier also carries a profile (issue 22: what an export reads, `protocols.md` section
+//! 3) drawn with a mix like the register's: birth date (some with `99` parts, a few absent),
+//! sex (a few absent), integration trajectories managed by KBI offices (sometimes a second
+//! one, sometimes an NT2 trajectory beside it, sometimes without a manager's start),
+//! programme parts with a PLO decision, the NT2 level reached, NT2 courses and diploma
+//! equivalence referrals. The profile is drawn from its own generator seeded by the seed and the
+//! INSZ: the persons' events, hence `expected.jsonl`, are those drawn without it. An import
+//! does not read the profile (it only counts it as ignored, and the programme parts' decisions
+//! and the NT2 level as M19 WARNs).
 
 use std::io::{self, Write};
 
@@ -42,6 +52,58 @@ pub struct GeneratedPerson {
     pub events: Option<Vec<Event>>,
     /// How the dossier says "not obligated" when there is no start (`JA`/`RECHT`, `NEE`, …).
     pub not_obligated: (&'static str, Option<&'static str>),
+    /// What only an export reads (`None` with `events`).
+    pub profile: Option<GeneratedProfile>,
+}
+
+/// KBI offices (`Beheerder/KBIVestiging/KbiNummer`) drawn from: the numbers listed in the
+/// shipped `config/kbi-regions.toml`, so every generated office has a region.
+pub const OFFICES: [&str; 13] = [
+    "10001", "10101", "10201", "20101", "20102", "20201", "30101", "30201", "40101", "40201",
+    "40301", "70101", "70201",
+];
+
+/// A generated profile, as written in the reply (dates as written, `99` parts included).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct GeneratedProfile {
+    /// `Personalia/Geboortedatum`.
+    pub geboortedatum: Option<String>,
+    /// `Personalia/Geslacht/Code` (`1`, `2`).
+    pub geslacht: Option<&'static str>,
+    /// Every `Traject`, in the order written; the first is the integration trajectory that
+    /// carries the certificate decision (when the events have one).
+    pub trajecten: Vec<GeneratedTraject>,
+    /// `Talenkennis/BehaaldNT2Niveau/HoogstBehaald`.
+    pub hoogst_behaald_nt2: Option<&'static str>,
+    /// `NT2Cursus/Periode`: `None` for a course without `Periode`, else begin and end.
+    pub nt2_cursussen: Vec<Option<(NaiveDate, Option<NaiveDate>)>>,
+    /// `ToeleidingDiplomaGelijkschakeling`: `StartDatum`, `Status`.
+    pub toeleidingen: Vec<(Option<NaiveDate>, &'static str)>,
+}
+
+/// A generated `Traject`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct GeneratedTraject {
+    pub type_: &'static str,
+    /// The trajectory that carries the certificate decision (`Besluit` `JA_IB`) when the
+    /// person's events have a certificate not by document.
+    pub decision: bool,
+    /// `Beheerder` present.
+    pub beheerder: bool,
+    /// `Beheerder/Periode/Begin`.
+    pub beheerder_begin: Option<NaiveDate>,
+    /// `Beheerder/KBIVestiging/KbiNummer`.
+    pub kbi_nummer: Option<&'static str>,
+    /// `TrajectOnderdeel`s: type and, for a decision, code, reason and date.
+    pub onderdelen: Vec<GeneratedOnderdeel>,
+}
+
+/// A generated `TrajectOnderdeel`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct GeneratedOnderdeel {
+    pub type_: &'static str,
+    /// `Besluit`: `Code`, `Reden`, `DatumToekenning`.
+    pub besluit: Option<(&'static str, &'static str, Option<NaiveDate>)>,
 }
 
 fn date(y: i32, m: u32, d: u32) -> NaiveDate {
@@ -70,8 +132,190 @@ pub fn persons(options: &DossierOptions) -> Vec<GeneratedPerson> {
     numbers
         .into_iter()
         .filter_map(|n| Insz::from_digits(n).ok())
-        .map(|insz| person(insz, &mut rng, extracted))
+        .map(|insz| {
+            let mut p = person(insz, &mut rng, extracted);
+            // Its own stream: the events drawn above do not depend on the profile.
+            let mut profile_rng = ChaCha8Rng::seed_from_u64(
+                options.seed ^ insz.value().wrapping_mul(0x9E37_79B9_7F4A_7C15),
+            );
+            p.profile = p
+                .events
+                .as_deref()
+                .map(|events| profile(events, &mut profile_rng));
+            p
+        })
         .collect()
+}
+
+/// Picks from `(weight, value)` pairs.
+fn weighted<T: Copy>(rng: &mut ChaCha8Rng, choices: &[(u32, T)]) -> T {
+    let total: u32 = choices.iter().map(|c| c.0).sum();
+    let mut roll = rng.gen_range(0..total);
+    for &(w, v) in choices {
+        if roll < w {
+            return v;
+        }
+        roll -= w;
+    }
+    choices[choices.len() - 1].1
+}
+
+fn office(rng: &mut ChaCha8Rng) -> &'static str {
+    OFFICES[rng.gen_range(0..OFFICES.len())]
+}
+
+/// The profile of a person in the register, drawn around its events.
+fn profile(events: &[Event], rng: &mut ChaCha8Rng) -> GeneratedProfile {
+    let first = |kind: EventKind| events.iter().find(|e| e.kind == kind).map(|e| e.date);
+    let start = events.iter().find_map(|e| match e.kind {
+        EventKind::ObligationStart { .. } => Some(e.date),
+        _ => None,
+    });
+    let registration = first(EventKind::Registration);
+    let contract = first(EventKind::ContractSigned);
+    let base = registration
+        .or(start)
+        .unwrap_or_else(|| date(2015, 1, 1) + days(rng, 0, 3000));
+
+    // Birth date 1950–2008; some with unknown parts (`Datum` admits `99`), a few absent.
+    let geboortedatum = (!rng.gen_bool(0.01)).then(|| {
+        let born = date(1950, 1, 1) + days(rng, 0, 21_550);
+        match rng.gen_range(0..100) {
+            0..=3 => format!("{:04}-{:02}-99", born.year(), born.month()),
+            4..=5 => format!("{:04}-99-99", born.year()),
+            _ => format!("{:04}-{:02}-{:02}", born.year(), born.month(), born.day()),
+        }
+    });
+    let geslacht = weighted(rng, &[(48, Some("1")), (49, Some("2")), (3, None)]);
+
+    // The integration trajectory (the first, with the certificate decision, if any).
+    let main_type = weighted(
+        rng,
+        &[
+            (80, "TT_IBVP"),
+            (12, "TT_IBRH"),
+            (5, "TT_IBGD"),
+            (3, "TT_IB-18"),
+        ],
+    );
+    let mut main = GeneratedTraject {
+        type_: main_type,
+        decision: true,
+        ..GeneratedTraject::default()
+    };
+    if rng.gen_bool(0.94) {
+        main.beheerder = true;
+        main.beheerder_begin = rng.gen_bool(0.95).then(|| base + days(rng, 0, 30));
+        main.kbi_nummer = rng.gen_bool(0.98).then(|| office(rng));
+    }
+    if let Some(c) = contract {
+        if rng.gen_bool(0.45) {
+            main.onderdelen.push(GeneratedOnderdeel {
+                type_: "TO_OB_MO",
+                besluit: None,
+            });
+            let decisions = if rng.gen_bool(0.1) { 2 } else { 1 };
+            for _ in 0..decisions {
+                let (code, reden) = weighted(
+                    rng,
+                    &[
+                        (60, ("VO", "VOLDAAN")),
+                        (25, ("NVO", "ONVOLDOENDE_AANWEZIG")),
+                        (15, ("NVT", "VRIJGESTELD")),
+                    ],
+                );
+                let at = rng.gen_bool(0.94).then(|| c + days(rng, 60, 500));
+                main.onderdelen.push(GeneratedOnderdeel {
+                    type_: "TO_OB_PLO",
+                    besluit: Some((code, reden, at)),
+                });
+            }
+            if rng.gen_bool(0.15) {
+                main.onderdelen.push(GeneratedOnderdeel {
+                    type_: "TO_OB_PLO",
+                    besluit: None,
+                });
+            }
+        }
+    }
+    let mut trajecten = vec![main.clone()];
+    // Written first or not: "latest" is by the manager's start, never by the order written.
+    // A later integration trajectory at another office (moved), written before or after.
+    if rng.gen_bool(0.15) {
+        let later = GeneratedTraject {
+            type_: "TT_IBVP",
+            decision: false,
+            beheerder: true,
+            beheerder_begin: main
+                .beheerder_begin
+                .unwrap_or(base)
+                .checked_add_days(days(rng, 60, 900)),
+            kbi_nummer: Some(office(rng)),
+            onderdelen: Vec::new(),
+        };
+        if rng.gen_bool(0.5) {
+            trajecten.insert(0, later);
+        } else {
+            trajecten.push(later);
+        }
+    }
+    // An NT2 trajectory beside it (never the integration trajectory of an export).
+    if rng.gen_bool(0.25) {
+        trajecten.push(GeneratedTraject {
+            type_: "TT_NT2",
+            decision: false,
+            beheerder: true,
+            beheerder_begin: Some(base + days(rng, 10, 400)),
+            kbi_nummer: Some(office(rng)),
+            onderdelen: vec![GeneratedOnderdeel {
+                type_: "TO_A1",
+                besluit: None,
+            }],
+        });
+    }
+
+    let hoogst_behaald_nt2 = rng.gen_bool(0.35).then(|| {
+        weighted(
+            rng,
+            &[
+                (25, "A1"),
+                (35, "A2"),
+                (25, "B1"),
+                (10, "B2"),
+                (4, "C1"),
+                (1, "C2"),
+            ],
+        )
+    });
+    let mut nt2_cursussen = Vec::new();
+    if rng.gen_bool(0.4) {
+        let mut begin = base + days(rng, 14, 90);
+        for _ in 0..rng.gen_range(1..=3) {
+            if rng.gen_bool(0.03) {
+                nt2_cursussen.push(None);
+                continue;
+            }
+            let end = begin + days(rng, 80, 160);
+            nt2_cursussen.push(Some((begin, (!rng.gen_bool(0.15)).then_some(end))));
+            begin = end + days(rng, 7, 120);
+        }
+    }
+    let mut toeleidingen = Vec::new();
+    if rng.gen_bool(0.1) {
+        for _ in 0..if rng.gen_bool(0.2) { 2 } else { 1 } {
+            let at = (!rng.gen_bool(0.05)).then(|| base + days(rng, 0, 400));
+            let status = weighted(rng, &[(50, "BZ"), (30, "GD"), (20, "AN")]);
+            toeleidingen.push((at, status));
+        }
+    }
+    GeneratedProfile {
+        geboortedatum,
+        geslacht,
+        trajecten,
+        hoogst_behaald_nt2,
+        nt2_cursussen,
+        toeleidingen,
+    }
 }
 
 fn person(insz: Insz, rng: &mut ChaCha8Rng, extracted: NaiveDate) -> GeneratedPerson {
@@ -91,6 +335,7 @@ fn person(insz: Insz, rng: &mut ChaCha8Rng, extracted: NaiveDate) -> GeneratedPe
             insz,
             events: None,
             not_obligated,
+            profile: None,
         };
     }
     let earliest = date(2014, 1, 1);
@@ -213,6 +458,7 @@ fn person(insz: Insz, rng: &mut ChaCha8Rng, extracted: NaiveDate) -> GeneratedPe
         insz,
         events: Some(events),
         not_obligated,
+        profile: None,
     }
 }
 
@@ -243,7 +489,26 @@ pub(crate) fn write_reply(out: &mut String, person: &GeneratedPerson, number: u6
         "<Antwoorden><Antwoord><Referte>generated</Referte><Inhoud><KBIDossier><Personalia><INSZ>",
     );
     out.push_str(&person.insz.to_string());
-    out.push_str("</INSZ><Naam><Achternamen><Achternaam>Voorbeeld</Achternaam></Achternamen><Voornamen><Voornaam>Synthetisch</Voornaam></Voornamen></Naam><Geslacht><Code>2</Code></Geslacht></Personalia>");
+    let profile = person.profile.clone().unwrap_or_default();
+    out.push_str("</INSZ><Naam><Achternamen><Achternaam>Voorbeeld</Achternaam></Achternamen><Voornamen><Voornaam>Synthetisch</Voornaam></Voornamen></Naam>");
+    if let Some(born) = &profile.geboortedatum {
+        out.push_str("<Geboortedatum>");
+        out.push_str(born);
+        out.push_str("</Geboortedatum>");
+    }
+    if let Some(code) = profile.geslacht {
+        let name = if code == "1" {
+            "Mannelijk"
+        } else {
+            "Vrouwelijk"
+        };
+        out.push_str("<Geslacht Beschrijving=\"");
+        out.push_str(name);
+        out.push_str("\"><Code>");
+        out.push_str(code);
+        out.push_str("</Code></Geslacht>");
+    }
+    out.push_str("</Personalia>");
     // Doelgroep: the period, its end or exemption.
     let start = events.iter().find_map(|e| match e.kind {
         EventKind::ObligationStart { .. } => Some(e.date),
@@ -321,15 +586,113 @@ pub(crate) fn write_reply(out: &mut String, person: &GeneratedPerson, number: u6
         .map(|e| e.date)
         .collect();
     let by_document = person.insz.value() % 2 == 0;
-    out.push_str("<Trajecten><Traject><Type>TT_IBVP</Type><Status><Code>OP</Code><Periode><Begin>2015-01-01</Begin></Periode></Status>");
-    if !by_document {
-        if let Some(c) = certificates.first() {
-            out.push_str("<Besluit><Code>JA_IB</Code><DatumToekenning>");
-            push_date(out, *c);
-            out.push_str("</DatumToekenning></Besluit>");
+    let main = [GeneratedTraject {
+        type_: "TT_IBVP",
+        decision: true,
+        ..GeneratedTraject::default()
+    }];
+    let trajecten = if profile.trajecten.is_empty() {
+        &main[..]
+    } else {
+        &profile.trajecten[..]
+    };
+    out.push_str("<Trajecten>");
+    for t in trajecten {
+        out.push_str("<Traject><Type>");
+        out.push_str(t.type_);
+        out.push_str("</Type>");
+        if t.beheerder {
+            out.push_str("<Beheerder>");
+            if let Some(b) = t.beheerder_begin {
+                out.push_str("<Periode><Begin>");
+                push_date(out, b);
+                out.push_str("</Begin></Periode>");
+            }
+            if let Some(k) = t.kbi_nummer {
+                out.push_str("<KBIVestiging><KboNummer>0262371539</KboNummer><KbiNummer>");
+                out.push_str(k);
+                out.push_str("</KbiNummer></KBIVestiging>");
+            }
+            out.push_str("<ContactPersoon><Naam><Achternamen><Achternaam>Begeleider</Achternaam></Achternamen></Naam></ContactPersoon></Beheerder>");
         }
+        out.push_str(
+            "<Status><Code>OP</Code><Periode><Begin>2015-01-01</Begin></Periode></Status>",
+        );
+        if t.decision && !by_document {
+            if let Some(c) = certificates.first() {
+                out.push_str("<Besluit><Code>JA_IB</Code><DatumToekenning>");
+                push_date(out, *c);
+                out.push_str("</DatumToekenning></Besluit>");
+            }
+        }
+        if !t.onderdelen.is_empty() {
+            out.push_str("<TrajectOnderdelen>");
+            for o in &t.onderdelen {
+                out.push_str("<TrajectOnderdeel><Type>");
+                out.push_str(o.type_);
+                out.push_str("</Type><Status><Code>TO_STA_31</Code></Status>");
+                if let Some((code, reden, at)) = o.besluit {
+                    out.push_str("<Besluit><Code>");
+                    out.push_str(code);
+                    out.push_str("</Code><Reden Naam=\"synthetisch\">");
+                    out.push_str(reden);
+                    out.push_str("</Reden>");
+                    if let Some(at) = at {
+                        out.push_str("<DatumToekenning>");
+                        push_date(out, at);
+                        out.push_str("</DatumToekenning>");
+                    }
+                    out.push_str("</Besluit>");
+                }
+                out.push_str("</TrajectOnderdeel>");
+            }
+            out.push_str("</TrajectOnderdelen>");
+        }
+        out.push_str("</Traject>");
     }
-    out.push_str("</Traject></Trajecten>");
+    out.push_str("</Trajecten>");
+    if !profile.nt2_cursussen.is_empty() {
+        out.push_str("<VormingsActiviteiten><NT2Cursussen>");
+        for (i, c) in profile.nt2_cursussen.iter().enumerate() {
+            use std::fmt::Write as _;
+            // No long digit run in an identifier (nothing INSZ-shaped).
+            let n = number * 8 + i as u64;
+            let _ = write!(
+                out,
+                "<NT2Cursus><ID>6f1c2d3e-{:04x}-4{:03x}-8abc-abcdefabcdef</ID>",
+                (n >> 12) & 0xffff,
+                n & 0xfff
+            );
+            if let Some((begin, end)) = c {
+                out.push_str("<Periode><Begin>");
+                push_date(out, *begin);
+                out.push_str("</Begin>");
+                if let Some(end) = end {
+                    out.push_str("<Einde>");
+                    push_date(out, *end);
+                    out.push_str("</Einde>");
+                }
+                out.push_str("</Periode>");
+            }
+            out.push_str("<Status>INGESCHREVEN</Status></NT2Cursus>");
+        }
+        out.push_str("</NT2Cursussen></VormingsActiviteiten>");
+    }
+    if !profile.toeleidingen.is_empty() {
+        out.push_str("<ToeleidingenDiplomaGelijkschakeling>");
+        for (at, status) in &profile.toeleidingen {
+            out.push_str("<ToeleidingDiplomaGelijkschakeling>");
+            if let Some(at) = at {
+                out.push_str("<StartDatum>");
+                push_date(out, *at);
+                out.push_str("</StartDatum>");
+            }
+            out.push_str("<Status>");
+            out.push_str(status);
+            out.push_str("</Status><DiplomaNaam>synthetisch</DiplomaNaam></ToeleidingDiplomaGelijkschakeling>");
+        }
+        out.push_str("</ToeleidingenDiplomaGelijkschakeling>");
+    }
     if by_document && !certificates.is_empty() {
         out.push_str("<BehaaldeAttesten>");
         for c in &certificates {
@@ -377,6 +740,13 @@ pub(crate) fn write_reply(out: &mut String, person: &GeneratedPerson, number: u6
             out.push_str("</Inbreuk>");
         }
         out.push_str("</Inbreuken>");
+    }
+    if let Some(level) = profile.hoogst_behaald_nt2 {
+        out.push_str("<Talenkennis><BehaaldNT2Niveau><HoogstBehaald>");
+        out.push_str(level);
+        out.push_str("</HoogstBehaald><RecentstBehaald>");
+        out.push_str(level);
+        out.push_str("</RecentstBehaald></BehaaldNT2Niveau></Talenkennis>");
     }
     out.push_str("<Wooncode><MoetVoldoenAanInburgeringsBereidheid>false</MoetVoldoenAanInburgeringsBereidheid><MoetVoldoenAanTaalBereidheid>false</MoetVoldoenAanTaalBereidheid><OpvolgingDoor>Onthaalbureau</OpvolgingDoor></Wooncode>");
     out.push_str(

@@ -23,10 +23,16 @@ pub mod dossier;
 pub mod employment;
 mod fold;
 pub mod generate;
+#[cfg(test)]
+mod golden_tests;
 pub mod input;
 pub mod line;
 pub mod mapping;
+#[cfg(test)]
+mod profile_tests;
 pub mod read;
+#[cfg(test)]
+mod read_dossiers_tests;
 pub mod report;
 pub mod xml;
 
@@ -40,6 +46,7 @@ use codes::Codes;
 pub use input::FileLimits;
 use kbi_core::io::Progress;
 pub(crate) use line::{header_line, write_person_line};
+pub use read::KeptPerson;
 pub use report::{EmploymentReport, ErrorEntry, Report, RowWarnings};
 
 /// The `--from` value.
@@ -78,6 +85,36 @@ impl Default for RunOptions {
             before_open: None,
         }
     }
+}
+
+/// What an export reads ([`read_dossiers`]): the same inputs as an import, and the code lists
+/// the mapping judges them by.
+#[derive(Debug, Clone)]
+pub struct DossierRead {
+    pub inputs: Vec<PathBuf>,
+    pub codes: Codes,
+}
+
+/// Reads the dossiers for an export: the import's listing, hardened reader (in profile mode,
+/// [`xml::ReplyReader::with_profile`]), mapping and fold, so the same refusals and the same
+/// [`Report`] as [`import_with`] of these inputs (ERRORs of §2, M1–M23, 99996, another service,
+/// a second dossier for one INSZ, XML errors, a file without a reply, skipped links; no
+/// employment-service list). Nothing is written.
+///
+/// `each` gets, in file and reply order, every dossier with a valid INSZ, no ERROR in its own
+/// mapping, that is not a second dossier for its INSZ, for as long as the run has no ERROR:
+/// its events (as the import's line) and its dossier with the profile. The report's `ok` is
+/// `errors_total == 0`; when it is not, the caller must write nothing (what `each` got before
+/// the first ERROR is not a population).
+pub fn read_dossiers(
+    read: &DossierRead,
+    run: &RunOptions,
+    progress: &dyn Progress,
+    each: &mut dyn FnMut(KeptPerson),
+) -> Result<Report, ImportError> {
+    let started = Instant::now();
+    let listing = input::input_files(&read.inputs)?;
+    fold::read_dossiers(read, run, &listing, progress, each, started)
 }
 
 /// Why the import could not even start (bad arguments); ERRORs in the data are in the report.

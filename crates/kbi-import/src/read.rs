@@ -16,9 +16,10 @@
 //! an ERROR go to one temporary file, written by the workers at offsets they reserve (one
 //! [`Segment`] per batch); the fold only keeps the segments' order.
 //!
-//! The export engine (`kbi-export`, issue 22) reuses this reader: [`read`] yields the mapped
-//! results per file, in order; with `lines: None` no line is written and it can map
-//! [`Item::Person`]'s INSZ to what it needs.
+//! The export (`kbi-export`, issue 22) uses the same reader in profile mode
+//! ([`ReadOptions::profile`]): no line is written (`lines: None`), and a person whose own
+//! mapping had no ERROR comes as [`Item::Kept`] with its events and its dossier; the same fold
+//! decides whether it is accepted ([`crate::read_dossiers`]).
 
 use std::collections::HashMap;
 use std::fs::File;
@@ -31,8 +32,10 @@ use std::sync::{Arc, Condvar, Mutex};
 
 use chrono::NaiveDate;
 use kbi_core::domain::event::{Event, EventKind, EVENT_TYPES};
+use kbi_core::domain::Insz;
 
 use crate::codes::Codes;
+use crate::dossier::Dossier;
 use crate::input::{open_input, FileLimits};
 use crate::line::write_person_line;
 use crate::mapping::reply::{judge_reply, Step};
@@ -46,6 +49,28 @@ pub const BATCH_REPLIES: usize = 512;
 pub const BATCHES_AHEAD: usize = 256;
 /// Most worker threads.
 pub const MAX_WORKERS: usize = 8;
+/// Batches one file may have waiting in profile mode (about 8,000 replies): a waiting person
+/// holds its whole dossier there (a kilobyte or so), not 24 bytes.
+pub const PROFILE_BATCHES_AHEAD: usize = 16;
+
+/// One accepted dossier for an export ([`crate::read_dossiers`]).
+#[derive(Debug, Clone)]
+pub struct KeptPerson {
+    pub insz: Insz,
+    /// The events, sorted by date, as the import's line for this person (no
+    /// employment-service registrations: an export reads the dossiers alone).
+    pub events: Vec<Event>,
+    /// The dossier as read in profile mode (`profile` is `Some`).
+    pub dossier: Box<Dossier>,
+}
+
+/// A person read in profile mode, before the fold judges it (M23, the run's ERRORs).
+#[derive(Debug)]
+pub struct Kept {
+    /// The reply number in its file.
+    pub reply: u32,
+    pub person: KeptPerson,
+}
 
 /// The snapshot name of the event type with this index ([`EventKind::same_day_rank`]).
 pub fn kind_name(index: u8) -> &'static str {
@@ -80,6 +105,10 @@ pub enum Item {
         employment: u32,
         events: u32,
     },
+    /// Profile mode: the person of a dossier whose own mapping had no ERROR, with its events
+    /// and dossier (its event types are not in [`Batch::kinds`]). A person with an ERROR
+    /// comes as [`Item::Person`] with `ok: false`, as in an import.
+    Kept(Box<Kept>),
     /// The XML of the file was refused (the reading of the file stopped there).
     Xml(Box<ItemError>),
     /// The file holds no reply at all.
@@ -142,6 +171,9 @@ pub struct ReadOptions<'a> {
     pub bytes: Arc<AtomicU64>,
     /// Called before a file is opened (tests: to swap it for a FIFO).
     pub before_open: Option<fn(&Path)>,
+    /// Profile mode (an export): the reader also reads the profile
+    /// ([`crate::xml::ReplyReader::with_profile`]) and persons come as [`Item::Kept`].
+    pub profile: bool,
 }
 
 fn lock(m: &Mutex<Window>) -> std::sync::MutexGuard<'_, Window> {
@@ -179,7 +211,11 @@ pub fn read(
     let mut receivers: Vec<Option<Receiver<Batch>>> = Vec::with_capacity(files.len());
     let mut senders: Vec<Mutex<Option<SyncSender<Batch>>>> = Vec::with_capacity(files.len());
     for _ in files {
-        let (tx, rx) = sync_channel(BATCHES_AHEAD);
+        let (tx, rx) = sync_channel(if options.profile {
+            PROFILE_BATCHES_AHEAD
+        } else {
+            BATCHES_AHEAD
+        });
         senders.push(Mutex::new(Some(tx)));
         receivers.push(Some(rx));
     }
@@ -303,7 +339,11 @@ fn read_file(
             return;
         }
     };
-    let mut reader = ReplyReader::new(stream);
+    let mut reader = if options.profile {
+        ReplyReader::with_profile(stream)
+    } else {
+        ReplyReader::new(stream)
+    };
     let mut xml_failed = false;
     loop {
         match reader.next_reply() {
@@ -340,6 +380,18 @@ fn read_file(
                                 }));
                                 events.sort_by_key(|e| e.date);
                             }
+                            let reply = u32::try_from(number).unwrap_or(u32::MAX);
+                            if let Some(dossier) = p.dossier {
+                                sink.batch.items.push(Item::Kept(Box::new(Kept {
+                                    reply,
+                                    person: KeptPerson {
+                                        insz: p.insz,
+                                        events,
+                                        dossier,
+                                    },
+                                })));
+                                return;
+                            }
                             let refused = sink
                                 .lines
                                 .is_some_and(|l| l.refused.load(Ordering::Relaxed));
@@ -351,7 +403,7 @@ fn read_file(
                                 .extend(events.iter().map(|e| e.kind.same_day_rank()));
                             Item::Person {
                                 insz: p.insz.value(),
-                                reply: u32::try_from(number).unwrap_or(u32::MAX),
+                                reply,
                                 ok: p.ok,
                                 employment,
                                 events: events.len() as u32,

@@ -203,6 +203,17 @@ enum Owner {
     Doelgroep,
     UitstelA,
     UitstelO,
+    /// `Traject/Beheerder/Periode` (profile mode).
+    Beheerder,
+    /// `NT2Cursus/Periode` (profile mode).
+    Nt2Cursus,
+}
+
+impl Owner {
+    /// A period read only in profile mode: inside a subtree an import skips.
+    fn is_profile(self) -> bool {
+        matches!(self, Owner::Beheerder | Owner::Nt2Cursus)
+    }
 }
 
 /// The elements the reader knows, by place (inner elements are unqualified and names repeat:
@@ -273,6 +284,26 @@ enum Node {
     PloCursus,
     Talenkennis,
     Nt2Niveau,
+    // Profile mode only (an export, `protocols.md` section 3): each sits where an import skips
+    // a subtree, so an import never meets them.
+    Geboortedatum,
+    Geslacht,
+    GeslachtCode,
+    Beheerder,
+    BeheerderVestiging,
+    KbiNummer,
+    OnderdeelType,
+    OnderdeelBesluit,
+    OnderdeelBesluitCode,
+    OnderdeelBesluitReden,
+    OnderdeelBesluitDatum,
+    Nt2Hoogst,
+    Nt2Cursussen,
+    Nt2Cursus,
+    Toeleidingen,
+    Toeleiding,
+    ToeleidingStart,
+    ToeleidingStatus,
     /// Inside a subtree the reader skips (ignored by design, unknown, or counted as a whole).
     Skip,
 }
@@ -343,6 +374,24 @@ impl Node {
             PloCursus => "PLOCursussen/PLOCursus",
             Talenkennis => "Talenkennis",
             Nt2Niveau => "Talenkennis/BehaaldNT2Niveau",
+            Geboortedatum => "Personalia/Geboortedatum",
+            Geslacht => "Personalia/Geslacht",
+            GeslachtCode => "Personalia/Geslacht/Code",
+            Beheerder => "Traject/Beheerder",
+            BeheerderVestiging => "Beheerder/KBIVestiging",
+            KbiNummer => "Beheerder/KBIVestiging/KbiNummer",
+            OnderdeelType => "TrajectOnderdeel/Type",
+            OnderdeelBesluit => "TrajectOnderdeel/Besluit",
+            OnderdeelBesluitCode => "TrajectOnderdeel/Besluit/Code",
+            OnderdeelBesluitReden => "TrajectOnderdeel/Besluit/Reden",
+            OnderdeelBesluitDatum => "TrajectOnderdeel/Besluit/DatumToekenning",
+            Nt2Hoogst => "BehaaldNT2Niveau/HoogstBehaald",
+            Nt2Cursussen => "VormingsActiviteiten/NT2Cursussen",
+            Nt2Cursus => "NT2Cursussen/NT2Cursus",
+            Toeleidingen => "ToeleidingenDiplomaGelijkschakeling",
+            Toeleiding => "ToeleidingenDiplomaGelijkschakeling/ToeleidingDiplomaGelijkschakeling",
+            ToeleidingStart => "ToeleidingDiplomaGelijkschakeling/StartDatum",
+            ToeleidingStatus => "ToeleidingDiplomaGelijkschakeling/Status",
             Skip => "(skipped element)",
         }
     }
@@ -377,7 +426,48 @@ impl Node {
                 | InbIngebreke
                 | RzAanmaak
                 | RzOndertekening
+                | Geboortedatum
+                | GeslachtCode
+                | KbiNummer
+                | OnderdeelType
+                | OnderdeelBesluitCode
+                | OnderdeelBesluitReden
+                | OnderdeelBesluitDatum
+                | Nt2Hoogst
+                | ToeleidingStart
+                | ToeleidingStatus
         )
+    }
+
+    /// Read only in profile mode, where an import skips the subtree. Such a node behaves as
+    /// the skipped subtree did in everything an import can see: it is never checked as
+    /// singular (a second one makes the value unusable instead, [`set_once`]), accepts stray
+    /// text and, as a leaf, child elements (the value is then unusable), and is left out of
+    /// error paths: the same file gives the same refusals and the same report in both modes.
+    fn is_profile(self) -> bool {
+        use Node::*;
+        match self {
+            Periode(o) | Begin(o) | Einde(o) => o.is_profile(),
+            Geboortedatum
+            | Geslacht
+            | GeslachtCode
+            | Beheerder
+            | BeheerderVestiging
+            | KbiNummer
+            | OnderdeelType
+            | OnderdeelBesluit
+            | OnderdeelBesluitCode
+            | OnderdeelBesluitReden
+            | OnderdeelBesluitDatum
+            | Nt2Hoogst
+            | Nt2Cursussen
+            | Nt2Cursus
+            | Toeleidingen
+            | Toeleiding
+            | ToeleidingStart
+            | ToeleidingStatus => true,
+            _ => false,
+        }
     }
 }
 
@@ -386,13 +476,59 @@ impl Node {
 enum Child {
     Read(Node),
     Ignore(&'static str),
+    /// Profile mode: read, and counted under the group an import ignores it as (the report's
+    /// M20 counts are the mapping's, the same in both modes).
+    Counted(Node, &'static str),
     Unknown,
 }
 
-fn child(parent: Node, local: &[u8]) -> Child {
+fn child(parent: Node, local: &[u8], profile: bool) -> Child {
     use Child::*;
     use Node as N;
     match (parent, local) {
+        // Profile mode: the entries into subtrees an import skips (the groups as below).
+        (N::Personalia, b"Geboortedatum") if profile => {
+            Counted(N::Geboortedatum, "Personalia/Geboortedatum")
+        }
+        (N::Personalia, b"Geslacht") if profile => Counted(N::Geslacht, "Personalia/Geslacht"),
+        (N::Traject, b"Beheerder") if profile => Counted(N::Beheerder, "Traject/Beheerder"),
+        (N::TrajectOnderdeel, b"Type") if profile => {
+            Counted(N::OnderdeelType, "TrajectOnderdeel (type, period, status)")
+        }
+        (N::TrajectOnderdeel, b"Besluit") if profile => Read(N::OnderdeelBesluit),
+        (N::Nt2Niveau, b"HoogstBehaald") if profile => Read(N::Nt2Hoogst),
+        (N::Vorming, b"NT2Cursussen") if profile => {
+            Counted(N::Nt2Cursussen, "VormingsActiviteiten")
+        }
+        (N::Dossier, b"ToeleidingenDiplomaGelijkschakeling") if profile => {
+            Counted(N::Toeleidingen, "ToeleidingenDiplomaGelijkschakeling")
+        }
+        // Inside them (never reached in an import): what an export reads; the rest is skipped
+        // uncounted, as inside the subtree an import skips.
+        (N::Geslacht, b"Code") => Read(N::GeslachtCode),
+        (N::Beheerder, b"Periode") => Read(N::Periode(Owner::Beheerder)),
+        (N::Beheerder, b"KBIVestiging") => Read(N::BeheerderVestiging),
+        (N::BeheerderVestiging, b"KbiNummer") => Read(N::KbiNummer),
+        (N::Periode(Owner::Beheerder), b"Einde") => Read(N::Skip),
+        (N::OnderdeelBesluit, b"Code") => Read(N::OnderdeelBesluitCode),
+        (N::OnderdeelBesluit, b"Reden") => Read(N::OnderdeelBesluitReden),
+        (N::OnderdeelBesluit, b"DatumToekenning") => Read(N::OnderdeelBesluitDatum),
+        (N::Nt2Cursussen, b"NT2Cursus") => Read(N::Nt2Cursus),
+        (N::Nt2Cursus, b"Periode") => Read(N::Periode(Owner::Nt2Cursus)),
+        (N::Toeleidingen, b"ToeleidingDiplomaGelijkschakeling") => Read(N::Toeleiding),
+        (N::Toeleiding, b"StartDatum") => Read(N::ToeleidingStart),
+        (N::Toeleiding, b"Status") => Read(N::ToeleidingStatus),
+        (
+            N::Geslacht
+            | N::Beheerder
+            | N::BeheerderVestiging
+            | N::OnderdeelBesluit
+            | N::Nt2Cursussen
+            | N::Nt2Cursus
+            | N::Toeleidingen
+            | N::Toeleiding,
+            _,
+        ) => Read(N::Skip),
         (N::Response, b"Repliek") => Read(N::Repliek),
         (N::Repliek, b"Context") => Read(N::Context),
         (N::Repliek, b"Antwoorden") => Read(N::Antwoorden),
@@ -444,6 +580,7 @@ fn child(parent: Node, local: &[u8]) -> Child {
         (N::Doelgroep, b"RedenVrijstellingVanDeVerplichting") => Read(N::DgRedenVrijstelling),
         (N::Periode(o), b"Begin") => Read(N::Begin(o)),
         (N::Periode(o), b"Einde") => Read(N::Einde(o)),
+        (N::Periode(o), _) if o.is_profile() => Read(N::Skip),
         (N::Aanmelding, b"Type") => Read(N::AanType),
         (N::Aanmelding, b"DatumAanmelding") => Read(N::AanDatum),
         (N::Aanmelding, b"AanmeldingsPlaats") => Ignore("Aanmelding/AanmeldingsPlaats"),
@@ -512,22 +649,23 @@ fn child(parent: Node, local: &[u8]) -> Child {
 /// Singular elements (schema `[0..1]`/`[1..1]`): a second one is an error, as in the SOAP door.
 fn singular(node: Node) -> bool {
     use Node::*;
-    !matches!(
-        node,
-        Wrapper
-            | Response
-            | Antwoord
-            | Uitzondering(_)
-            | Contract
-            | UitstelA
-            | UitstelO
-            | Traject
-            | Document
-            | Inbreuk
-            | TrajectOnderdeel
-            | PloCursus
-            | Skip
-    )
+    !node.is_profile()
+        && !matches!(
+            node,
+            Wrapper
+                | Response
+                | Antwoord
+                | Uitzondering(_)
+                | Contract
+                | UitstelA
+                | UitstelO
+                | Traject
+                | Document
+                | Inbreuk
+                | TrajectOnderdeel
+                | PloCursus
+                | Skip
+        )
 }
 
 enum Step {
@@ -568,9 +706,24 @@ pub struct ReplyReader<R: BufRead> {
     pub replies: u64,
     pub tally: Tally,
     failed: bool,
+    /// Profile mode: also read what an export needs ([`Profile`], [`Traject::beheerder`],
+    /// [`Traject::onderdelen`]); see [`ReplyReader::with_profile`].
+    profile: bool,
 }
 
 impl<R: BufRead> ReplyReader<R> {
+    /// The reader in profile mode (an export, `protocols.md` section 3): every dossier also
+    /// gets its [`Profile`] (`Dossier::profile` is `Some`), each [`Traject`] its `Beheerder`
+    /// and `TrajectOnderdeel`s. Everything else is as [`ReplyReader::new`]: the same bounds,
+    /// the same refusals, the same [`Tally`] and the same [`Noted`] counts, so the mapping
+    /// judges a dossier the same way in both modes.
+    pub fn with_profile(inner: R) -> Self {
+        let mut reader = Self::new(inner);
+        reader.profile = true;
+        reader
+    }
+
+    /// An import's reader: the profile elements are counted as ignored and never kept.
     pub fn new(inner: R) -> Self {
         let mut reader = Reader::from_reader(Limited {
             inner,
@@ -595,6 +748,7 @@ impl<R: BufRead> ReplyReader<R> {
             replies: 0,
             tally: Tally::default(),
             failed: false,
+            profile: false,
         }
     }
 
@@ -606,7 +760,8 @@ impl<R: BufRead> ReplyReader<R> {
     fn path(&self) -> String {
         let mut parts: Vec<&'static str> = Vec::new();
         for f in &self.stack {
-            if f.node != Node::Wrapper && f.node != Node::Skip {
+            // Profile nodes are left out: the path is the one an import gives.
+            if f.node != Node::Wrapper && f.node != Node::Skip && !f.node.is_profile() {
                 parts.push(f.node.name());
             }
         }
@@ -805,13 +960,24 @@ impl<R: BufRead> ReplyReader<R> {
                 }
             }
             Some(p) if p.is_value() => {
-                return Err(self.fail(XmlError::UnexpectedElement(p.name())));
+                if p.is_profile() {
+                    // An import skips this subtree whole: the element is skipped, the value
+                    // unusable (never a code or a date).
+                    self.text_too_long = true;
+                    Node::Skip
+                } else {
+                    return Err(self.fail(XmlError::UnexpectedElement(p.name())));
+                }
             }
-            Some(p) => match child(p, local) {
+            Some(p) => match child(p, local, self.profile) {
                 Child::Read(n) => n,
                 Child::Ignore(group) => {
                     self.tally.ignore(group);
                     Node::Skip
+                }
+                Child::Counted(n, group) => {
+                    self.tally.ignore(group);
+                    n
                 }
                 Child::Unknown => {
                     self.tally.unknown(p.name(), local);
@@ -862,6 +1028,7 @@ impl<R: BufRead> ReplyReader<R> {
 
     /// Creates the structure an opening element stands for.
     fn open(&mut self, node: Node) {
+        let profile = self.profile;
         let Some(reply) = self.reply.as_mut() else {
             return;
         };
@@ -875,7 +1042,10 @@ impl<R: BufRead> ReplyReader<R> {
             }
             Node::Dossier => {
                 if let Some(a) = reply.antwoorden.last_mut() {
-                    a.dossier = Some(Dossier::default());
+                    a.dossier = Some(Dossier {
+                        profile: profile.then(Box::default),
+                        ..Dossier::default()
+                    });
                 }
             }
             _ => {
@@ -908,6 +1078,42 @@ impl<R: BufRead> ReplyReader<R> {
                     Node::TrajectBesluit => {
                         if let Some(t) = d.trajecten.last_mut() {
                             t.besluit = Some(Besluit::default());
+                        }
+                    }
+                    Node::Beheerder => {
+                        if let Some(t) = d.trajecten.last_mut() {
+                            // A second one (not 01.00) is merged: its values conflict.
+                            t.beheerder.get_or_insert_with(Beheerder::default);
+                        }
+                    }
+                    Node::TrajectOnderdeel if profile => {
+                        if let Some(t) = d.trajecten.last_mut() {
+                            t.onderdelen.push(Onderdeel::default());
+                        }
+                    }
+                    Node::OnderdeelType => {
+                        // Counted as an import counts it: every child of a `TrajectOnderdeel`
+                        // an import skips adds to this M19 count, not only `Besluit` (a known
+                        // over-count, `docs/kbi-import.md` section 9; both modes must agree).
+                        d.noted.onderdeel_besluiten += 1;
+                    }
+                    Node::OnderdeelBesluit => {
+                        // Counted as an import counts the skipped `Besluit` (M19).
+                        d.noted.onderdeel_besluiten += 1;
+                        if let Some(o) =
+                            d.trajecten.last_mut().and_then(|t| t.onderdelen.last_mut())
+                        {
+                            o.besluit.get_or_insert_with(OnderdeelBesluit::default);
+                        }
+                    }
+                    Node::Nt2Cursus => {
+                        if let Some(p) = d.profile.as_mut() {
+                            p.nt2_cursussen.push(Periode::default());
+                        }
+                    }
+                    Node::Toeleiding => {
+                        if let Some(p) = d.profile.as_mut() {
+                            p.diploma_toeleidingen.push(Toeleiding::default());
                         }
                     }
                     Node::Document => d.documenten.push(Document::default()),
@@ -964,6 +1170,8 @@ impl<R: BufRead> ReplyReader<R> {
         match node {
             Node::Wrapper | Node::Skip | Node::Nt2Niveau => Ok(()),
             _ if blank => Ok(()),
+            // Inside what an import skips: text is as harmless as there.
+            n if n.is_profile() => Ok(()),
             other => Err(self.fail(XmlError::UnexpectedText(other.name()))),
         }
     }
@@ -1053,6 +1261,79 @@ impl<R: BufRead> ReplyReader<R> {
                     Node::DgRedenVrijstelling => {
                         set(d.doelgroep.as_mut().map(|g| &mut g.reden_vrijstelling), v)
                     }
+                    Node::Begin(Owner::Beheerder) => set_once(
+                        d.trajecten
+                            .last_mut()
+                            .and_then(|t| t.beheerder.as_mut())
+                            .map(|b| &mut b.begin),
+                        v,
+                    ),
+                    Node::Begin(Owner::Nt2Cursus) | Node::Einde(Owner::Nt2Cursus) => {
+                        let Some(c) = d.profile.as_mut().and_then(|p| p.nt2_cursussen.last_mut())
+                        else {
+                            return;
+                        };
+                        if matches!(node, Node::Begin(_)) {
+                            set_once(Some(&mut c.begin), v);
+                        } else {
+                            set_once(Some(&mut c.einde), v);
+                        }
+                    }
+                    Node::KbiNummer => set_once(
+                        d.trajecten
+                            .last_mut()
+                            .and_then(|t| t.beheerder.as_mut())
+                            .map(|b| &mut b.kbi_nummer),
+                        v,
+                    ),
+                    Node::OnderdeelType => set_once(
+                        d.trajecten
+                            .last_mut()
+                            .and_then(|t| t.onderdelen.last_mut())
+                            .map(|o| &mut o.type_),
+                        v,
+                    ),
+                    Node::OnderdeelBesluitCode
+                    | Node::OnderdeelBesluitReden
+                    | Node::OnderdeelBesluitDatum => {
+                        let Some(b) = d
+                            .trajecten
+                            .last_mut()
+                            .and_then(|t| t.onderdelen.last_mut())
+                            .and_then(|o| o.besluit.as_mut())
+                        else {
+                            return;
+                        };
+                        let slot = match node {
+                            Node::OnderdeelBesluitCode => &mut b.code,
+                            Node::OnderdeelBesluitReden => &mut b.reden,
+                            _ => &mut b.datum_toekenning,
+                        };
+                        set_once(Some(slot), v);
+                    }
+                    Node::Geboortedatum
+                    | Node::GeslachtCode
+                    | Node::Nt2Hoogst
+                    | Node::ToeleidingStart
+                    | Node::ToeleidingStatus => {
+                        let Some(p) = d.profile.as_mut() else {
+                            return;
+                        };
+                        let slot = match node {
+                            Node::Geboortedatum => &mut p.geboortedatum,
+                            Node::GeslachtCode => &mut p.geslacht,
+                            Node::Nt2Hoogst => &mut p.hoogst_behaald_nt2,
+                            Node::ToeleidingStart => match p.diploma_toeleidingen.last_mut() {
+                                Some(t) => &mut t.start_datum,
+                                None => return,
+                            },
+                            _ => match p.diploma_toeleidingen.last_mut() {
+                                Some(t) => &mut t.status,
+                                None => return,
+                            },
+                        };
+                        set_once(Some(slot), v);
+                    }
                     Node::Begin(o) | Node::Einde(o) => {
                         let periode = match o {
                             Owner::Doelgroep => {
@@ -1066,6 +1347,7 @@ impl<R: BufRead> ReplyReader<R> {
                                 .uitstellen_van_ondertekening
                                 .last_mut()
                                 .and_then(|u| u.periode.as_mut()),
+                            Owner::Beheerder | Owner::Nt2Cursus => None,
                         };
                         if let Some(p) = periode {
                             if matches!(node, Node::Begin(_)) {
@@ -1138,6 +1420,15 @@ impl<R: BufRead> ReplyReader<R> {
 fn set(slot: Option<&mut Option<Text>>, value: Option<Text>) {
     if let Some(slot) = slot {
         *slot = value;
+    }
+}
+
+/// A profile value: the schema allows one, and an import (which skips the subtree) accepts a
+/// file with two, so the export must too. Two values are not guessed between: the value
+/// becomes unusable (`Some(None)`, as a value too long), and the field it feeds is empty.
+fn set_once(slot: Option<&mut Option<Text>>, value: Option<Text>) {
+    if let Some(slot) = slot {
+        *slot = if slot.is_some() { Some(None) } else { value };
     }
 }
 

@@ -10,7 +10,7 @@ use kbi_core::domain::Insz;
 
 use super::{map_dossier, unlisted, Severity};
 use crate::codes::Codes;
-use crate::dossier::{Reply, Uitzondering};
+use crate::dossier::{Dossier, Reply, Uitzondering};
 
 /// What one reply gives, step by step.
 #[derive(Debug)]
@@ -39,6 +39,10 @@ pub struct Person {
     pub ok: bool,
     /// Sorted by date (M23).
     pub events: Vec<Event>,
+    /// The dossier itself, when it was read in profile mode (an export needs more than the
+    /// events) and its own mapping had no ERROR; `None` in an import, which keeps only the
+    /// events.
+    pub dossier: Option<Box<Dossier>>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -142,10 +146,14 @@ pub fn judge_reply(reply: Reply, codes: &Codes, out: &mut dyn FnMut(Step)) {
                     }
                 }
                 if let Some(insz) = mapped.insz {
+                    // A dossier with an ERROR is never handed on: the export only needs to
+                    // know it was there (M23).
+                    let dossier = (ok && dossier.profile.is_some()).then(|| Box::new(dossier));
                     out(Step::Person(Person {
                         insz,
                         ok,
                         events: mapped.events,
+                        dossier,
                     }));
                 }
             }
