@@ -107,8 +107,11 @@ pub(crate) fn exemption_cause_code(cause: ExemptionCause) -> &'static str {
     }
 }
 
-/// Why a date text is unusable (M21), without quoting it.
-fn date_of(text: &Text) -> Result<NaiveDate, &'static str> {
+/// Reads a date of the dossier (`DatumType` or `Datum2_0Type`) as M21 does: a real calendar
+/// date `YYYY-MM-DD`, or why it is unusable (`99`/`00` parts, impossible date, not a date),
+/// without quoting it. Public so that an export reads the profile's dates with this same code
+/// (`protocols.md` section 3).
+pub fn date_of(text: &Text) -> Result<NaiveDate, &'static str> {
     let Some(t) = text else {
         return Err("is not a date (value too long)");
     };
@@ -501,6 +504,20 @@ fn trajecten(d: &Dossier, codes: &Codes, out: &mut Mapped) {
             );
         }
     }
+}
+
+/// Row M13 alone: the dates of the certificates in `BehaaldeAttesten/Document`, read exactly as
+/// the import reads them (same code lists, `DatumOndertekening` else `DatumAanmaak`); a document
+/// the import refuses or skips gives no date. The export's `certificate_obtained`
+/// (`protocols.md` section 3) is this, so the two can never disagree.
+pub fn certificate_document_dates(dossier: &Dossier, codes: &Codes) -> Vec<NaiveDate> {
+    let mut out = Mapped::default();
+    documenten(dossier, codes, &mut out);
+    out.events
+        .iter()
+        .filter(|e| matches!(e.kind, EventKind::Certificate))
+        .map(|e| e.date)
+        .collect()
 }
 
 /// M13, A3, A15.

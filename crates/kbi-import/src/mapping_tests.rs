@@ -380,6 +380,16 @@ fn m13_certificate_documents() {
 }
 
 #[test]
+fn m13_alone_gives_the_same_certificate_dates() {
+    // The export's `certificate_obtained` reads documents through this function only.
+    let (dossier, _) = read("<BehaaldeAttesten><Document><Soort>ATTEST</Soort><Type>AI023</Type><DatumAanmaak>2023-06-01</DatumAanmaak><DatumOndertekening>2023-06-05</DatumOndertekening></Document><Document><Soort>BRIEF</Soort><Type>AI023</Type><DatumAanmaak>2023-06-02</DatumAanmaak></Document><Document><Type>AEVC05</Type><DatumAanmaak>2023-07-01</DatumAanmaak></Document><Document><Type>AI023</Type><DatumOndertekening>2023-99-01</DatumOndertekening><DatumAanmaak>2023-08-01</DatumAanmaak></Document></BehaaldeAttesten><Trajecten><Traject><Type>TT_IB_X</Type><Besluit><Code>JA_IB</Code><DatumToekenning>2023-09-01</DatumToekenning></Besluit></Traject></Trajecten>");
+    assert_eq!(
+        certificate_document_dates(&dossier, &Codes::shipped()),
+        [d("2023-06-05"), d("2023-07-01")]
+    );
+}
+
+#[test]
 fn m14_infringements_and_their_obligation() {
     let types = [
         ("1", "REGISTRATION"),
