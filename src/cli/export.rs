@@ -71,10 +71,18 @@ pub struct DeliveryArgs {
     #[arg(long, value_name = "FILE")]
     pub pseudonym_key: Option<PathBuf>,
     /// An age X25519 public key (age1…) to encrypt to; repeat for several recipients.
-    #[arg(long = "recipient", value_name = "age1…", conflicts_with = "passphrase_out")]
+    #[arg(
+        long = "recipient",
+        value_name = "age1…",
+        conflicts_with = "passphrase_out"
+    )]
     pub recipients: Vec<String>,
     /// A file of age public keys, one a line (`#` comments), as `age -R` reads.
-    #[arg(long = "recipients-file", value_name = "FILE", conflicts_with = "passphrase_out")]
+    #[arg(
+        long = "recipients-file",
+        value_name = "FILE",
+        conflicts_with = "passphrase_out"
+    )]
     pub recipients_files: Vec<PathBuf>,
     /// For a file encrypted with a passphrase: write the generated passphrase here (mode 0600,
     /// never overwritten), to hand over by another channel. Without it the passphrase is
@@ -306,9 +314,7 @@ fn run_export(args: DeliveryArgs) -> anyhow::Result<u8> {
     };
     let joins = parse_joins(&args.joins)?;
     let identities = match &args.identity {
-        Some(path) => Some(
-            kbi_premium::verify::read_identities(path).map_err(anyhow::Error::msg)?,
-        ),
+        Some(path) => Some(kbi_premium::verify::read_identities(path).map_err(anyhow::Error::msg)?),
         None => None,
     };
     let pseudonym_key = match &args.pseudonym_key {
@@ -338,7 +344,7 @@ fn run_export(args: DeliveryArgs) -> anyhow::Result<u8> {
         inputs: args.inputs.clone(),
         codes,
         regions,
-        rules,
+        rules: (*rules).clone(),
         run: kbi_import::RunOptions {
             workers: args.workers.map_or(defaults.workers, usize::from),
             ..defaults
@@ -472,16 +478,19 @@ fn run_export(args: DeliveryArgs) -> anyhow::Result<u8> {
 
 fn run_verify(args: VerifyArgs) -> anyhow::Result<u8> {
     let public_key = kbi_signing::read_public_key(&args.public_key)?;
-    let identities: Option<Vec<Box<dyn age::Identity>>> = match (&args.identity, &args.passphrase_file) {
-        (Some(path), _) => Some(kbi_premium::verify::read_identities(path).map_err(anyhow::Error::msg)?),
-        (None, Some(path)) => {
-            let text = kbi_core::io::read_config_text(path)
-                .with_context(|| format!("cannot read passphrase file {}", path.display()))?;
-            let passphrase = SecretString::from(text.trim().to_owned());
-            Some(vec![Box::new(age::scrypt::Identity::new(passphrase))])
-        }
-        (None, None) => None,
-    };
+    let identities: Option<Vec<Box<dyn age::Identity>>> =
+        match (&args.identity, &args.passphrase_file) {
+            (Some(path), _) => {
+                Some(kbi_premium::verify::read_identities(path).map_err(anyhow::Error::msg)?)
+            }
+            (None, Some(path)) => {
+                let text = kbi_core::io::read_config_text(path)
+                    .with_context(|| format!("cannot read passphrase file {}", path.display()))?;
+                let passphrase = SecretString::from(text.trim().to_owned());
+                Some(vec![Box::new(age::scrypt::Identity::new(passphrase))])
+            }
+            (None, None) => None,
+        };
     match kbi_export::verify::verify(&args.manifest, &public_key, identities.as_deref()) {
         Ok(verified) => {
             let m = &verified.manifest;

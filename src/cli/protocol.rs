@@ -65,7 +65,10 @@ fn keygen(args: &KeygenArgs) -> anyhow::Result<u8> {
         "pseudonym key written to {} (mode 0600; keep it with the agency, it never leaves)",
         args.pseudonym.display()
     );
-    println!("fingerprint (named in every manifest): {}", key.fingerprint());
+    println!(
+        "fingerprint (named in every manifest): {}",
+        key.fingerprint()
+    );
     Ok(exit::OK)
 }
 

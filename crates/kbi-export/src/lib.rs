@@ -173,8 +173,7 @@ pub fn collect(
         }
     }
     let mut values = Values::default();
-    let (joins, join_sha256) =
-        load_joins(file, &request.joins, request.identities, &mut values)?;
+    let (joins, join_sha256) = load_joins(file, &request.joins, request.identities, &mut values)?;
     let spec = SelectionSpec {
         protocol: request.protocol,
         file,
@@ -227,7 +226,10 @@ pub fn export(
     let file = deliver::allowed(protocol, &request.file.id, today, request.reference, forced)?;
     let prepared = delivery.prepare(file.encryption)?;
     let population: Vec<String> = file.population.iter().map(|p| p.to_string()).collect();
-    let fingerprint = request.pseudonym_key.as_ref().map(PseudonymKey::fingerprint);
+    let fingerprint = request
+        .pseudonym_key
+        .as_ref()
+        .map(PseudonymKey::fingerprint);
     let collected = collect(source, request, progress)?;
     let selected = &collected.selected;
     let basis = Basis {
@@ -240,7 +242,11 @@ pub fn export(
         },
         suppression: file.min_group.map(|k| manifest::Suppression {
             min_group: k,
-            quasi_identifiers: file.quasi_identifiers.iter().map(|f| f.to_string()).collect(),
+            quasi_identifiers: file
+                .quasi_identifiers
+                .iter()
+                .map(|f| f.to_string())
+                .collect(),
             rows: selected.suppressed.rows,
             cells: selected.suppressed.cells,
         }),
@@ -261,8 +267,7 @@ pub fn export(
                 file_sha256: sha.clone(),
             })
             .collect(),
-        rule_set: population::needs_answer(&file.population)
-            .then(|| source.rules.version.clone()),
+        rule_set: population::needs_answer(&file.population).then(|| source.rules.version.clone()),
     };
     let delivered = prepared.run(selected, basis)?;
     Ok((collected, delivered))
