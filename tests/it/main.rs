@@ -22,6 +22,7 @@ mod audit_segments;
 mod corrupt_snapshots;
 mod debian_postinst;
 mod demo_snapshot;
+mod export_cli;
 mod golden_doors;
 mod hostile_files;
 mod in_process;
