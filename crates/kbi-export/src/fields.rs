@@ -14,8 +14,8 @@
 //!   give their value when they agree and an empty cell (and a WARN) when they do not, since
 //!   document order says nothing about which is current;
 //! - codes are written as the dossier holds them, trimmed; a text that does not look like a
-//!   code (letters, digits, `_ - . /`, at most 32 bytes) is not written (WARN), so that free
-//!   text typed into a code element never leaves.
+//!   code (letters, digits, `_ - . /`, at most 32 bytes, no run of 11 digits) is not written
+//!   (WARN), so that free text or an INSZ typed into a code element never leaves.
 //!
 //! WARN texts are fixed (`&'static str`): they name the field and what was wrong, never a value
 //! of the person.
@@ -524,12 +524,18 @@ fn yes_no(yes: bool) -> String {
     if yes { "ja" } else { "nee" }.to_owned()
 }
 
-/// Whether a text may be written as a code.
+/// Whether a text may be written as a code: code-shaped, and without a run of 11 digits, which
+/// is an INSZ (or another personal number) typed into a code element, never a code of the
+/// register; an INSZ must not leave in a file whose identity is `removed` or `pseudonym`.
 fn is_code(text: &str) -> bool {
     text.len() <= MAX_CODE
         && text
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.' | b'/'))
+        && !text
+            .as_bytes()
+            .split(|b| !b.is_ascii_digit())
+            .any(|digits| digits.len() >= 11)
 }
 
 /// A code element's cell: the trimmed text, `""` when absent or empty, `""` and `warning` when it

@@ -17,6 +17,9 @@ const SHIPPED: &str = include_str!("../../../config/kbi-regions.toml");
 /// Longest office number or region name accepted (they end up in cells and WARN counts).
 const MAX_LEN: usize = 64;
 
+/// Longest office number accepted.
+const MAX_OFFICE: usize = 10;
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct File {
@@ -39,8 +42,8 @@ impl Regions {
     }
 
     /// Reads a list. Refused, naming the key: unknown keys, an office listed twice (TOML itself
-    /// refuses a duplicate key), an office number that is not digits, a region not declared in
-    /// `regions`, a region declared twice, an empty `version`.
+    /// refuses a duplicate key), an office number that is not 1 to 10 digits, a region not
+    /// declared in `regions`, a region declared twice, an empty `version`.
     pub fn from_toml(text: &str) -> Result<Regions, String> {
         let file: File =
             toml::from_str(text).map_err(|e| format!("not a valid region list: {e}"))?;
@@ -64,12 +67,13 @@ impl Regions {
             }
         }
         for (office, region) in &file.offices {
+            // At most 10 digits: `kbi_office` never writes 11 digits in a row (an INSZ).
             if office.is_empty()
-                || office.len() > MAX_LEN
+                || office.len() > MAX_OFFICE
                 || !office.bytes().all(|b| b.is_ascii_digit())
             {
                 return Err(format!(
-                    "offices.{office:?}: an office number (KbiNummer) is 1 to {MAX_LEN} digits"
+                    "offices.{office:?}: an office number (KbiNummer) is 1 to {MAX_OFFICE} digits"
                 ));
             }
             if !declared.contains(region.as_str()) {
@@ -180,6 +184,9 @@ regions = ["Gent", "Limburg"]
         let text = SMALL.replace("\"40101\" = \"Gent\"", "\"Gent-1\" = \"Gent\"");
         let err = Regions::from_toml(&text).unwrap_err();
         assert!(err.contains("Gent-1"), "{err}");
+        let text = SMALL.replace("\"40101\" = \"Gent\"", "\"40101000000\" = \"Gent\"");
+        let err = Regions::from_toml(&text).unwrap_err();
+        assert!(err.contains("40101000000"), "{err}");
     }
 
     #[test]

@@ -1169,9 +1169,9 @@ impl<R: BufRead> ReplyReader<R> {
         }
         match node {
             Node::Wrapper | Node::Skip | Node::Nt2Niveau => Ok(()),
+            _ if blank => Ok(()),
             // Inside what an import skips: text is as harmless as there.
             n if n.is_profile() => Ok(()),
-            _ if blank => Ok(()),
             other => Err(self.fail(XmlError::UnexpectedText(other.name()))),
         }
     }

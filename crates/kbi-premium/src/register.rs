@@ -75,10 +75,19 @@ pub struct Register {
     path: PathBuf,
 }
 
-/// The part of an entry the once-a-year check needs; older or newer entries may carry more.
+/// The part of an entry the once-a-period checks need; older or newer entries may carry more.
+/// The yearly list's lines carry `premium_year`; a protocol export's (`kbi-export`) carry
+/// `protocol`, `file` and `period` instead: one register, both kinds of line.
 #[derive(Deserialize)]
 struct Seen {
-    premium_year: i32,
+    #[serde(default)]
+    premium_year: Option<i32>,
+    #[serde(default)]
+    protocol: Option<String>,
+    #[serde(default)]
+    file: Option<String>,
+    #[serde(default)]
+    period: Option<String>,
     time: String,
     operator: String,
 }
@@ -102,6 +111,25 @@ impl Register {
     /// Earlier exports of `premium_year`, oldest first. A missing register has none; a line that
     /// is not an entry is an error (the check must not pass on a damaged register).
     pub(crate) fn exports_of(&self, premium_year: i32) -> Result<Vec<Earlier>, RegisterError> {
+        self.earlier(|seen| seen.premium_year == Some(premium_year))
+    }
+
+    /// Earlier deliveries of `file` of `protocol` in the period `period` (`2026`, `2026-H2`,
+    /// `2026-12`), oldest first: the lines a protocol export wrote.
+    pub fn deliveries_of(
+        &self,
+        protocol: &str,
+        file: &str,
+        period: &str,
+    ) -> Result<Vec<Earlier>, RegisterError> {
+        self.earlier(|seen| {
+            seen.protocol.as_deref() == Some(protocol)
+                && seen.file.as_deref() == Some(file)
+                && seen.period.as_deref() == Some(period)
+        })
+    }
+
+    fn earlier(&self, pick: impl Fn(&Seen) -> bool) -> Result<Vec<Earlier>, RegisterError> {
         let read = |error| RegisterError::Read {
             path: self.path.clone(),
             error,
@@ -122,7 +150,7 @@ impl Register {
                 line: n + 1,
                 why: kbi_core::redact::json::<Seen>(line.as_bytes(), &e),
             })?;
-            if seen.premium_year == premium_year {
+            if pick(&seen) {
                 out.push(Earlier {
                     time: seen.time,
                     operator: seen.operator,
@@ -135,6 +163,11 @@ impl Register {
     /// Appends one entry: one `write` of the whole line on an `O_APPEND` descriptor, then `fsync`
     /// (and of the directory when the register was just created).
     pub fn append(&self, entry: &RegisterEntry) -> Result<(), RegisterError> {
+        self.append_line(entry)
+    }
+
+    /// Appends any entry serialised as one JSON line (a protocol export's), as [`Self::append`].
+    pub fn append_line<T: Serialize>(&self, entry: &T) -> Result<(), RegisterError> {
         let fail = |error| RegisterError::Append {
             path: self.path.clone(),
             error,
@@ -210,13 +243,13 @@ impl RegisterLock {
     }
 
     /// What the stale lock taken over said (`pid N on HOST since T`), if there was one.
-    pub(crate) fn reclaimed(&self) -> Option<&str> {
+    pub fn reclaimed(&self) -> Option<&str> {
         self.reclaimed.as_deref()
     }
 }
 
 /// This machine's name, as written in locks (a process id only means something on its host).
-pub(crate) fn host_name() -> String {
+pub fn host_name() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname")
         .map(|s| s.trim().to_string())
         .ok()
@@ -226,7 +259,7 @@ pub(crate) fn host_name() -> String {
 
 /// Whether process `pid` runs on this machine (signal 0 probes without sending anything; a
 /// process of another user answers EPERM, which also means it runs).
-pub(crate) fn process_runs(pid: u32) -> bool {
+pub fn process_runs(pid: u32) -> bool {
     let Ok(pid) = libc::pid_t::try_from(pid) else {
         return true;
     };
@@ -278,7 +311,7 @@ impl Drop for RegisterLock {
     }
 }
 
-pub(crate) fn parent_of(path: &Path) -> &Path {
+pub fn parent_of(path: &Path) -> &Path {
     match path.parent() {
         Some(parent) if !parent.as_os_str().is_empty() => parent,
         _ => Path::new("."),
@@ -286,7 +319,7 @@ pub(crate) fn parent_of(path: &Path) -> &Path {
 }
 
 /// Makes a directory's entries (a rename, a new file) durable.
-pub(crate) fn sync_dir(dir: &Path) -> std::io::Result<()> {
+pub fn sync_dir(dir: &Path) -> std::io::Result<()> {
     #[cfg(unix)]
     {
         File::open(dir)?.sync_all()
