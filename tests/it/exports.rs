@@ -839,13 +839,28 @@ fn vdab_round_trip_from_request_to_monitoring_file() {
     assert_eq!(report["suppressed_cells"], emptied, "{report}");
     assert_eq!(report["suppressed_rows"], 2, "{report}");
     assert_eq!(report["rows"], 8, "{report}");
-    bin()
+    // The reporting group checks origin, integrity and, decrypting in memory, the file itself.
+    let reporting_key = work.path().join("reporting.key");
+    std::fs::write(
+        &reporting_key,
+        format!("{}\n", keys.reporting.to_string().expose_secret()),
+    )
+    .unwrap();
+    let output = bin()
         .args(["export", "verify"])
         .arg(delivered(&out, ".manifest.json"))
         .arg("--public-key")
         .arg(keys.public())
-        .assert()
-        .success();
+        .arg("--identity")
+        .arg(&reporting_key)
+        .output()
+        .unwrap();
+    succeeded(&output, "export verify --identity");
+    assert!(
+        text(&output.stdout).contains("OK"),
+        "{}",
+        text(&output.stdout)
+    );
 }
 
 /// ABB's file: the VDAB monitoring file with `last_nt2_activity_date`, a keyed pseudonym in
@@ -1133,8 +1148,11 @@ fn a_second_six_monthly_delivery_is_refused_unless_forced_with_a_reason_which_is
     assert!(register_text.contains("agii-vdab-3de-pijler"));
 }
 
+/// Without a legal basis there is nothing to force: after an `ended`, outside the term, or for
+/// a reference date outside the purpose's window, the delivery is refused with or without
+/// `--force --reason`, and nothing is written.
 #[test]
-fn after_ended_the_delivery_is_refused_even_with_force() {
+fn outside_the_legal_basis_the_delivery_is_refused_even_with_force() {
     let keys = Keys::new();
     let work = tempfile::tempdir().unwrap();
     let shipped = std::fs::read_to_string(protocol("agii-vdab-3de-pijler.toml")).unwrap();
@@ -1143,24 +1161,53 @@ fn after_ended_the_delivery_is_refused_even_with_force() {
         "retention_years = 5\nended = { on = 2026-01-01, reason = \"testeinde: decreet opgeheven\" }\n",
         1,
     );
+    // The term ran out before today (the export's day) though the reference date lies inside.
+    let expired = shipped.replacen(
+        "term = { from = 2023-02-14 }",
+        "term = { from = 2023-02-14, until = 2026-11-30 }",
+        1,
+    );
     assert_ne!(ended, shipped);
-    let protocol_file = work.path().join("agii-vdab-3de-pijler.toml");
-    std::fs::write(&protocol_file, ended).unwrap();
-    let out = fresh_out(work.path(), "request");
+    assert_ne!(expired, shipped);
     let vdab = keys.vdab.to_public().to_string();
-    for extra in [vec![], vec!["--force", "--reason", "VDAB insists"]] {
-        let mut args = vec![os("--recipient"), os(&vdab)];
-        args.extend(extra.iter().map(|a| os(a)));
-        let output = export(
-            &keys,
-            &protocol_file,
-            "request",
-            Path::new(DOSSIERS),
-            REFERENCE,
-            &out,
-            &args,
-        );
-        refused(&output, &out, &BTreeSet::new(), &["testeinde"]);
+    let cases: [(&str, String, &str, &str, &str); 3] = [
+        ("ended", ended, "request", REFERENCE, "testeinde"),
+        ("term over", expired, "request", REFERENCE, "not in force"),
+        // agii-vsb's reduced-premium purpose covers premium years from 2022: a reference date
+        // of 2020-01-01 is premium year 2021.
+        (
+            "outside the window",
+            std::fs::read_to_string(protocol("agii-vsb.toml")).unwrap(),
+            "reduced-premium",
+            "2020-01-01",
+            "premium years from 2022",
+        ),
+    ];
+    for (what, text, file, reference, needle) in cases {
+        let protocol_file = work.path().join(format!("{}.toml", what.replace(' ', "-")));
+        std::fs::write(&protocol_file, text).unwrap();
+        let out = fresh_out(work.path(), what);
+        for extra in [vec![], vec!["--force", "--reason", "the recipient insists"]] {
+            let mut args = vec![os("--recipient"), os(&vdab)];
+            args.extend(extra.iter().map(|a| os(a)));
+            let output = export(
+                &keys,
+                &protocol_file,
+                file,
+                Path::new(DOSSIERS),
+                reference,
+                &out,
+                &args,
+            );
+            let stderr = refused(&output, &out, &BTreeSet::new(), &[]);
+            assert!(
+                stderr.contains(needle),
+                "{what} {extra:?}: expected {needle:?} in {stderr}"
+            );
+            if !extra.is_empty() {
+                assert!(stderr.contains("nothing to force"), "{what}: {stderr}");
+            }
+        }
     }
 }
 
