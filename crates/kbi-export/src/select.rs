@@ -726,7 +726,7 @@ encryption = "recipients"
             vec![person(A, "1", None), person(B, "2", None)],
         )
         .unwrap();
-        let mut expected = vec![
+        let mut expected = [
             format!("{},M", key.pseudonym(Insz::parse(A).unwrap())),
             format!("{},V", key.pseudonym(Insz::parse(B).unwrap())),
         ];
