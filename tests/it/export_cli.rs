@@ -422,22 +422,48 @@ fn export_of_reduced_premium_equals_premium_list() {
         .arg(world.path("out"));
     expect_ok(&run(&mut cmd));
     std::fs::create_dir(world.path("list")).unwrap();
-    let mut cmd = Command::cargo_bin("kbi-advice").unwrap();
-    cmd.env_remove("USER")
-        .args([
-            "premium-list",
-            "--protocol",
-            "demo",
-            "--premium-year",
-            "2027",
-        ])
-        .arg("--snapshot")
-        .arg(world.path("dossiers/expected.jsonl"))
-        .args(["--recipient", &key, "--operator", "tester", "--signing-key"])
-        .arg(world.path("sign.pem"))
-        .arg("--out")
-        .arg(world.path("list"));
-    expect_ok(&run(&mut cmd));
+    // The same register: the export's delivery of period 2026 is premium year 2027's list.
+    let premium_list = |extra: &[&str]| {
+        let mut cmd = Command::cargo_bin("kbi-advice").unwrap();
+        cmd.env_remove("USER")
+            .args([
+                "premium-list",
+                "--protocol",
+                "demo",
+                "--premium-year",
+                "2027",
+            ])
+            .arg("--snapshot")
+            .arg(world.path("dossiers/expected.jsonl"))
+            .args(["--recipient", &key, "--operator", "tester", "--signing-key"])
+            .arg(world.path("sign.pem"))
+            .arg("--out")
+            .arg(world.path("list"))
+            .arg("--register")
+            .arg(world.path("out/export-register.jsonl"))
+            .args(extra);
+        run(cmd)
+    };
+    let refused = premium_list(&[]);
+    assert!(!refused.status.success());
+    assert!(
+        text(&refused.stderr).contains("premium year 2027 was already exported"),
+        "{}",
+        text(&refused.stderr)
+    );
+    expect_ok(&premium_list(&["--force", "--reason", "compare the two"]));
+    let register = std::fs::read_to_string(world.path("out/export-register.jsonl")).unwrap();
+    let last: serde_json::Value = serde_json::from_str(register.lines().last().unwrap()).unwrap();
+    assert_eq!(last["protocol"], "demo");
+    assert_eq!(last["file"], "reduced-premium");
+    assert_eq!(last["period"], "2026");
+    assert_eq!(last["premium_year"], 2027);
+    let manifest: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(world.path("list/kbi-reduced-premium-2027.manifest.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(manifest["protocol"], "demo");
+    assert_eq!(manifest["retention_years"], 5);
     let exported = decrypt(
         &world.path("out/demo-reduced-premium-2026.csv.age"),
         &world.vdab,

@@ -363,7 +363,19 @@ impl<'a> Selection<'a> {
 
         let file = spec.file;
         let key = spec.pseudonym_key.clone();
-        // The order of the rows says nothing the columns do not: INSZ ascending when the INSZ
+        let suppressed = match file.min_group {
+            Some(k) if file.identity != Identity::Insz => {
+                let qi: Vec<usize> = file
+                    .quasi_identifiers
+                    .iter()
+                    .filter_map(|qi| column_of(&columns, file, qi))
+                    .collect();
+                suppress::suppress(&mut table, &qi, k)
+            }
+            _ => Suppressed::default(),
+        };
+        // After suppression, so that the order cannot betray an emptied cell. The order of the
+        // rows says nothing the columns do not: INSZ ascending when the INSZ
         // is a column (as the yearly list), pseudonym ascending for pseudonyms, and by the cells'
         // texts when the identity is removed (an INSZ order would leak birth dates).
         match (file.identity, &key) {
@@ -386,17 +398,6 @@ impl<'a> Selection<'a> {
             }
             _ => table.sort_by_key(|t, row| t.insz(row)),
         }
-        let suppressed = match file.min_group {
-            Some(k) if file.identity != Identity::Insz => {
-                let qi: Vec<usize> = file
-                    .quasi_identifiers
-                    .iter()
-                    .filter_map(|qi| column_of(&columns, file, qi))
-                    .collect();
-                suppress::suppress(&mut table, &qi, k)
-            }
-            _ => Suppressed::default(),
-        };
         Ok(Selected {
             header: file.fields.iter().map(fields::header_name).collect(),
             fields: file.fields.clone(),
@@ -499,5 +500,254 @@ impl Selected {
         writer
             .into_inner()
             .map_err(|e| std::io::Error::other(e.error().to_string()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kbi_core::domain::event::{EventKind, Region};
+    use kbi_import::dossier::Profile;
+    use kbi_protocol::Join;
+
+    const PROTOCOL: &str = r#"
+id = "p"
+title = "t"
+sender = "s"
+recipient = "r"
+legal_basis = ["b"]
+term = { from = 2020-01-01 }
+
+[[files]]
+id = "sent"
+period = "on-demand"
+population = ["contract-since:2022-03-01"]
+fields = ["insz"]
+identity = "insz"
+encryption = "recipients"
+
+[[files]]
+id = "kept"
+period = "on-demand"
+population = ["contract-since:2022-03-01"]
+fields = ["insz", "sex", "join:partner.x"]
+identity = "insz"
+encryption = "recipients"
+[[files.joins]]
+name = "partner"
+key = "insz"
+columns = ["x"]
+
+[[files]]
+id = "removed"
+period = "on-demand"
+population = ["all"]
+fields = ["sex", "join:partner.x"]
+identity = "removed"
+encryption = "recipients"
+min_group = 2
+quasi_identifiers = ["sex"]
+[[files.joins]]
+name = "partner"
+key = "insz"
+columns = ["x"]
+returned_from = "sent"
+
+[[files]]
+id = "pseudo"
+period = "on-demand"
+population = ["all"]
+fields = ["pseudonym", "sex"]
+identity = "pseudonym"
+encryption = "recipients"
+"#;
+
+    const A: &str = "85073003328";
+    const B: &str = "93051822361";
+    const C: &str = "00010100105";
+
+    fn d(text: &str) -> NaiveDate {
+        kbi_core::domain::day::parse_date(text).unwrap()
+    }
+
+    fn person(insz: &str, sex: &str, contract: Option<&str>) -> Person {
+        let mut events = vec![Event {
+            date: d("2021-01-01"),
+            kind: EventKind::ObligationStart {
+                region: Region::Flanders,
+            },
+        }];
+        if let Some(day) = contract {
+            events.push(Event {
+                date: d(day),
+                kind: EventKind::ContractSigned,
+            });
+        }
+        let dossier = Dossier {
+            profile: Some(Box::new(Profile {
+                geslacht: Some(Some(sex.to_owned())),
+                ..Profile::default()
+            })),
+            ..Dossier::default()
+        };
+        Person {
+            insz: Insz::parse(insz).unwrap(),
+            events,
+            dossier: Box::new(dossier),
+        }
+    }
+
+    fn partner(spec: &FileSpec, text: &str, values: &mut Values) -> JoinTable {
+        let join: &Join = &spec.joins[0];
+        crate::join::load(
+            join,
+            std::path::Path::new("partner.csv"),
+            text.as_bytes(),
+            values,
+        )
+        .unwrap()
+    }
+
+    fn select(
+        file: &str,
+        partner_csv: Option<&str>,
+        key: Option<PseudonymKey>,
+        persons: Vec<Person>,
+    ) -> Result<(Selected, String), SelectError> {
+        let protocol = Protocol::from_toml(PROTOCOL).unwrap();
+        let spec = protocol.file(file).unwrap();
+        let mut values = Values::default();
+        let joins = partner_csv
+            .map(|text| vec![partner(spec, text, &mut values)])
+            .unwrap_or_default();
+        let rules = RuleSet::shipped();
+        let codes = Codes::shipped();
+        let regions = Regions::shipped();
+        let mut selection = Selection::new(
+            SelectionSpec {
+                protocol: &protocol,
+                file: spec,
+                reference: d("2024-06-30"),
+                rules: &rules,
+                facts: crate::dossier_facts(),
+                codes: &codes,
+                regions: &regions,
+                pseudonym_key: key,
+                joins,
+            },
+            values,
+        )?;
+        for p in persons {
+            selection.push(p);
+        }
+        let selected = selection.finish()?;
+        let csv = String::from_utf8(selected.write_csv(Vec::new()).unwrap()).unwrap();
+        Ok((selected, csv))
+    }
+
+    #[test]
+    fn rows_hold_exactly_the_fields_in_protocol_order_insz_ascending() {
+        let partner_csv = format!("insz,x\n{A},a1\n{C},c1\n");
+        let (selected, csv) = select(
+            "kept",
+            Some(&partner_csv),
+            None,
+            vec![
+                person(B, "2", Some("2023-01-01")),
+                person(A, "1", Some("2022-03-01")),
+                person(C, "1", Some("2022-02-28")),
+            ],
+        )
+        .unwrap();
+        assert_eq!(csv, format!("insz,sex,partner.x\n{A},M,a1\n{B},V,\n"));
+        assert_eq!(selected.counts.dossiers, 3);
+        assert_eq!(selected.counts.in_population, 2);
+        assert_eq!(
+            selected.joins[0],
+            JoinUse {
+                name: "partner".into(),
+                rows: 2,
+                matched: 1,
+                unmatched: 1
+            }
+        );
+    }
+
+    #[test]
+    fn a_returned_row_for_someone_never_sent_is_refused_by_its_line() {
+        // C has no contract since 2022-03-01: not in `sent`'s population.
+        let partner_csv = format!("insz,x\n{A},a1\n{C},c1\n");
+        let error = select(
+            "removed",
+            Some(&partner_csv),
+            None,
+            vec![person(A, "1", Some("2022-03-01")), person(C, "1", None)],
+        )
+        .err()
+        .unwrap()
+        .to_string();
+        assert!(
+            error.contains("line 3: an INSZ that is not in the population of file sent"),
+            "{error}"
+        );
+        assert!(!error.contains(C), "{error}");
+    }
+
+    #[test]
+    fn removed_identity_has_no_insz_column_and_small_groups_are_suppressed() {
+        let partner_csv = format!("insz,x\n{A},a1\n{B},b1\n");
+        let (selected, csv) = select(
+            "removed",
+            Some(&partner_csv),
+            None,
+            vec![
+                person(A, "1", Some("2022-03-01")),
+                person(B, "1", Some("2022-03-01")),
+                person(C, "2", Some("2022-03-01")),
+            ],
+        )
+        .unwrap();
+        // C is alone with sex V (a group of 1 < min_group 2): emptied; the rows are ordered by
+        // their cells, never by INSZ.
+        assert_eq!(csv, "sex,partner.x\n,\nM,a1\nM,b1\n");
+        assert_eq!(selected.suppressed, Suppressed { rows: 1, cells: 1 });
+        for insz in [A, B, C] {
+            assert!(!csv.contains(insz));
+        }
+    }
+
+    #[test]
+    fn pseudonyms_replace_the_insz_and_order_the_rows() {
+        let key = PseudonymKey::from_bytes([9; 32]);
+        let (_, csv) = select(
+            "pseudo",
+            None,
+            Some(key.clone()),
+            vec![person(A, "1", None), person(B, "2", None)],
+        )
+        .unwrap();
+        let mut expected = [
+            format!("{},M", key.pseudonym(Insz::parse(A).unwrap())),
+            format!("{},V", key.pseudonym(Insz::parse(B).unwrap())),
+        ];
+        expected.sort();
+        assert_eq!(csv, format!("pseudonym,sex\n{}\n", expected.join("\n")));
+        assert!(matches!(
+            select("pseudo", None, None, vec![]).err().unwrap(),
+            SelectError::NeedsPseudonymKey { .. }
+        ));
+        assert!(matches!(
+            select("sent", None, Some(key), vec![]).err().unwrap(),
+            SelectError::PseudonymKeyNotUsed { .. }
+        ));
+    }
+
+    #[test]
+    fn a_declared_join_must_be_given() {
+        let error = select("kept", None, None, vec![])
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(error.contains("no --join partner=FILE"), "{error}");
     }
 }

@@ -107,10 +107,29 @@ pub enum FailPoint {
     RegisterAppend,
 }
 
+/// The protocol a list is delivered under (`premium-list.md`, "Under its protocol"): named in
+/// the manifest and the register line, so the list and `export --file reduced-premium` of the
+/// same protocol are one delivery for the once-a-year rule.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnderProtocol {
+    pub id: String,
+    pub retention_years: Option<u32>,
+}
+
+impl UnderProtocol {
+    /// The period key of the list of `premium_year` as a protocol export names it: the calendar
+    /// year of its reference date (1 January of P − 1).
+    pub fn period(premium_year: i32) -> String {
+        (premium_year - 1).to_string()
+    }
+}
+
 /// What to export and where.
 #[derive(Debug)]
 pub struct ExportRequest {
     pub premium_year: i32,
+    /// The protocol it is delivered under (`None`: a list without one, as before protocols).
+    pub protocol: Option<UnderProtocol>,
     pub recipients: Vec<age::x25519::Recipient>,
     pub signing_key: SigningKey,
     pub out_dir: PathBuf,
@@ -239,7 +258,12 @@ impl ExportRequest {
             stale_lock: lock.reclaimed().map(str::to_string),
             temporary_files: remove_dead_temporaries(&self.out_dir),
         };
-        let earlier = register.exports_of(self.premium_year)?;
+        let earlier = register.exports_of(
+            self.premium_year,
+            self.protocol
+                .as_ref()
+                .map(|p| (p.id.as_str(), PROTOCOL_FILE)),
+        )?;
         if self.force == Force::No {
             if let Some(first) = earlier.first() {
                 return Err(PremiumError::AlreadyExported {
@@ -407,6 +431,7 @@ impl PreparedExport {
         let manifest = Manifest {
             format: manifest::FORMAT.to_string(),
             format_version: manifest::FORMAT_VERSION,
+            protocol: request.protocol.as_ref().map(|p| p.id.clone()),
             basis: ListBasis {
                 premium_year: year,
                 reference_date: date.to_string(),
@@ -418,6 +443,7 @@ impl PreparedExport {
             persons_in_snapshot: snapshot.index.len() as u64,
             persons_without_rule_set: list.without_rule_set,
             list_file: list_file_name(year),
+            retention_years: request.protocol.as_ref().and_then(|p| p.retention_years),
             hashes: ListHashes {
                 plaintext_sha256: list.summary.sha256.clone(),
                 ciphertext_sha256: list.ciphertext_sha256.clone(),
@@ -453,6 +479,12 @@ impl PreparedExport {
             },
             hashes: manifest.hashes.clone(),
             manifest_sha256: hex::encode(Sha256::digest(manifest_bytes)),
+            protocol: request.protocol.as_ref().map(|p| p.id.clone()),
+            file: request.protocol.as_ref().map(|_| PROTOCOL_FILE.to_string()),
+            period: request
+                .protocol
+                .as_ref()
+                .map(|_| UnderProtocol::period(request.premium_year)),
             out_dir: std::fs::canonicalize(dir)
                 .unwrap_or_else(|_| dir.clone())
                 .display()
