@@ -274,7 +274,13 @@ pub fn describe(protocol: &Protocol, on: NaiveDate) -> String {
                 out,
                 "    join {} on insz: {}{}",
                 join.name,
-                join.columns.join(", "),
+                if join.columns.is_empty() {
+                    // A join of the key alone (protocols.md section 4): a list an `in-join:`
+                    // filter selects on.
+                    "no columns (the list an in-join: filter selects on)".to_owned()
+                } else {
+                    join.columns.join(", ")
+                },
                 join.returned_from
                     .as_ref()
                     .map(|f| format!(" (only whom file {f} sent)"))

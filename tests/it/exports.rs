@@ -1698,3 +1698,80 @@ age_bands = [18, 25, 35, 45, 55, 65]
         }
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// The shipped protocol files
+
+/// The three files of issue 22 pass `protocol check` together with the others (no two share an
+/// id), `protocol show` explains the municipal list, and `--protocol ID` finds a shipped file
+/// (compiled in) as `--protocol FILE` does.
+#[test]
+fn the_shipped_protocol_files_pass_check_and_are_found_by_id() {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(protocol(""))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "toml"))
+        .collect();
+    files.sort();
+    let output = bin()
+        .args(["protocol", "check"])
+        .args(&files)
+        .output()
+        .unwrap();
+    succeeded(&output, "protocol check config/protocols/*.toml");
+    let stdout = text(&output.stdout);
+    for id in [
+        "agii-vdab-3de-pijler",
+        "agii-abb-3de-pijler",
+        "agii-gemeente",
+    ] {
+        assert!(stdout.contains(&format!("ok (protocol {id})")), "{stdout}");
+    }
+
+    let output = bin()
+        .args(["protocol", "show"])
+        .arg(protocol("agii-gemeente.toml"))
+        .args(["--on", "2026-12-03"])
+        .output()
+        .unwrap();
+    succeeded(&output, "protocol show agii-gemeente.toml");
+    let stdout = text(&output.stdout);
+    for needle in [
+        "in-join:population",
+        "join population on insz: no columns",
+        "passphrase",
+    ] {
+        assert!(stdout.contains(needle), "{needle} in {stdout}");
+    }
+
+    let keys = Keys::new();
+    let work = tempfile::tempdir().unwrap();
+    let vdab = keys.vdab.to_public().to_string();
+    let mut sets = Vec::new();
+    for (name, protocol_arg) in [
+        ("by-id", PathBuf::from("agii-vdab-3de-pijler")),
+        ("by-file", protocol("agii-vdab-3de-pijler.toml")),
+    ] {
+        let out = fresh_out(work.path(), name);
+        let output = bin()
+            .env_remove("KBI_ADVICE__PROTOCOLS__DIR")
+            .arg("export")
+            .arg("--protocol")
+            .arg(&protocol_arg)
+            .args(["--file", "request", DOSSIERS, "--reference-date", REFERENCE])
+            .args(["--recipient", &vdab])
+            .arg("--signing-key")
+            .arg(keys.signing())
+            .arg("--out")
+            .arg(&out)
+            .output()
+            .unwrap();
+        succeeded(&output, name);
+        sets.push(insz_set(&decrypt_with(
+            &delivered(&out, ".csv.age"),
+            &keys.vdab,
+        )));
+    }
+    assert_eq!(sets[0], sets[1]);
+    assert_eq!(sets[0].len(), VDAB_POPULATION.len());
+}
