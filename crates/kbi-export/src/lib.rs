@@ -74,6 +74,11 @@ pub enum ExportError {
     },
 }
 
+/// Persons handed from the reader to the selection thread at once.
+const HANDOVER_BATCH: usize = 256;
+/// Batches waiting for the selection thread at most (a few tens of MB of dossiers).
+const HANDOVER_BATCHES: usize = 32;
+
 /// The dossiers and the rules a selection reads.
 pub struct Source {
     pub inputs: Vec<PathBuf>,
@@ -185,18 +190,48 @@ pub fn collect(
         pseudonym_key: request.pseudonym_key,
         joins,
     };
-    let mut selection = Selection::new(spec, values)?;
+    let selection = Selection::new(spec, values)?;
     let read = DossierRead {
         inputs: source.inputs.clone(),
         codes: source.codes.clone(),
     };
-    let report = kbi_import::read_dossiers(&read, &source.run, progress, &mut |kept| {
-        selection.push(Person {
-            insz: kept.insz,
-            events: kept.events,
-            dossier: kept.dossier,
-        })
-    })?;
+    // The reader's fold hands each accepted dossier over on its thread; the selection (judging,
+    // deriving, keeping the row) runs on a thread of its own, so the two work at once. Batches
+    // keep the hand-over cheap; the bounded channel keeps memory flat.
+    let (report, selection) = std::thread::scope(|scope| {
+        let (sender, receiver) = std::sync::mpsc::sync_channel::<Vec<Person>>(HANDOVER_BATCHES);
+        let worker = scope.spawn(move || {
+            let mut selection = selection;
+            for batch in receiver {
+                for person in batch {
+                    selection.push(person);
+                }
+            }
+            selection
+        });
+        let mut batch: Vec<Person> = Vec::with_capacity(HANDOVER_BATCH);
+        let report = kbi_import::read_dossiers(&read, &source.run, progress, &mut |kept| {
+            batch.push(Person {
+                insz: kept.insz,
+                events: kept.events,
+                dossier: kept.dossier,
+            });
+            if batch.len() == HANDOVER_BATCH {
+                let full = std::mem::replace(&mut batch, Vec::with_capacity(HANDOVER_BATCH));
+                // The selection thread only stops by panicking, which `join` reports below.
+                let _ = sender.send(full);
+            }
+        });
+        if !batch.is_empty() {
+            let _ = sender.send(batch);
+        }
+        drop(sender);
+        let selection = worker
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+        (report, selection)
+    });
+    let report = report?;
     if report.errors_total > 0 {
         return Err(ExportError::Dossiers {
             errors_total: report.errors_total,

@@ -362,7 +362,7 @@ impl<'a> Selection<'a> {
             .collect();
 
         let file = spec.file;
-        let key = spec.pseudonym_key.clone();
+        let key = spec.pseudonym_key.as_ref();
         let suppressed = match file.min_group {
             Some(k) if file.identity != Identity::Insz => {
                 let qi: Vec<usize> = file
@@ -374,17 +374,22 @@ impl<'a> Selection<'a> {
             }
             _ => Suppressed::default(),
         };
+        let mut pseudonyms: Vec<[u8; 16]> = Vec::new();
         // After suppression, so that the order cannot betray an emptied cell. The order of the
         // rows says nothing the columns do not: INSZ ascending when the INSZ
         // is a column (as the yearly list), pseudonym ascending for pseudonyms, and by the cells'
         // texts when the identity is removed (an INSZ order would leak birth dates).
         match (file.identity, &key) {
             (Identity::Pseudonym, Some(key)) => {
-                table.sort_by_key(|t, row| {
-                    Insz::from_digits(t.insz(row))
-                        .map(|insz| key.pseudonym_bytes(insz))
-                        .ok()
-                });
+                // HMAC once per row: kept, in the new order, for writing.
+                let keys: Vec<[u8; 16]> = (0..table.len())
+                    .map(|row| {
+                        Insz::from_digits(table.insz(row))
+                            .map(|insz| key.pseudonym_bytes(insz))
+                            .unwrap_or_default()
+                    })
+                    .collect();
+                pseudonyms = table.sort_with_keys(keys);
             }
             (Identity::Removed, _) => {
                 table.sort_by(|t, a, b| {
@@ -403,7 +408,7 @@ impl<'a> Selection<'a> {
             fields: file.fields.clone(),
             table,
             values,
-            key,
+            pseudonyms,
             counts,
             joins,
             suppressed,
@@ -437,7 +442,8 @@ pub struct Selected {
     pub fields: Vec<Field>,
     table: Table,
     values: Values,
-    key: Option<PseudonymKey>,
+    /// Each row's pseudonym (identity `pseudonym`), in row order.
+    pseudonyms: Vec<[u8; 16]>,
     pub counts: Counts,
     pub joins: Vec<JoinUse>,
     pub suppressed: Suppressed,
@@ -477,18 +483,15 @@ impl Selected {
                             .unwrap_or([b'0'; 11]);
                         writer.write_field(digits)?;
                     }
-                    Field::Catalogue(CatalogueField::Pseudonym) => {
-                        match (&self.key, Insz::from_digits(insz)) {
-                            (Some(key), Ok(valid)) => {
-                                let mut hex = [0u8; 32];
-                                // 16 bytes → 32 hex digits: the buffer fits exactly.
-                                hex::encode_to_slice(key.pseudonym_bytes(valid), &mut hex)
-                                    .expect("32 hex digits");
-                                writer.write_field(hex)?;
-                            }
-                            _ => writer.write_field(b"")?,
+                    Field::Catalogue(CatalogueField::Pseudonym) => match self.pseudonyms.get(r) {
+                        Some(bytes) => {
+                            let mut hex = [0u8; 32];
+                            // 16 bytes → 32 hex digits: the buffer fits exactly.
+                            hex::encode_to_slice(bytes, &mut hex).expect("32 hex digits");
+                            writer.write_field(hex)?;
                         }
-                    }
+                        None => writer.write_field(b"")?,
+                    },
                     _ => {
                         let id = cells.next().copied().unwrap_or(EMPTY);
                         writer.write_field(self.values.text(id))?;

@@ -110,11 +110,18 @@ impl Table {
     }
 
     /// Reorders the rows by `key` (a stable sort of row numbers, then one permutation).
-    pub fn sort_by_key<K: Ord>(&mut self, mut key: impl FnMut(&Table, usize) -> K) {
-        let mut order: Vec<u32> = (0..self.len() as u32).collect();
+    pub fn sort_by_key<K: Ord + Copy>(&mut self, mut key: impl FnMut(&Table, usize) -> K) {
         let keys: Vec<K> = (0..self.len()).map(|row| key(self, row)).collect();
+        self.sort_with_keys(keys);
+    }
+
+    /// Reorders the rows by `keys` (one per row) and returns the keys in the new order, so a
+    /// key that is costly to compute (a pseudonym) is computed once.
+    pub fn sort_with_keys<K: Ord + Copy>(&mut self, keys: Vec<K>) -> Vec<K> {
+        let mut order: Vec<u32> = (0..self.len() as u32).collect();
         order.sort_by(|a, b| keys[*a as usize].cmp(&keys[*b as usize]));
         self.permute(&order);
+        order.iter().map(|&row| keys[row as usize]).collect()
     }
 
     /// Reorders the rows by comparing them with `compare`.
