@@ -8,6 +8,7 @@ use kbi_core::domain::RuleSet;
 
 pub mod audit;
 pub mod check;
+pub mod export;
 pub mod premium_list;
 pub mod protocol;
 pub mod serve;
@@ -34,6 +35,9 @@ pub enum Command {
     Snapshot(snapshot::SnapshotCommand),
     /// Export (or verify) the yearly reduced-premium list: encrypted, signed, once a year.
     PremiumList(premium_list::PremiumListArgs),
+    /// Deliver a file of a protocol (docs/exports.md): dossiers → population → fields → joins →
+    /// identity → suppression → encrypted, signed, registered; or verify a delivery.
+    Export(export::ExportArgs),
     /// Check the audit log's hash chain, or search it for one INSZ.
     #[command(subcommand)]
     Audit(audit::AuditCommand),
@@ -78,6 +82,7 @@ pub fn run() -> ExitCode {
         Command::Serve(args) => serve::run(args),
         Command::Check(args) => check::run(args),
         Command::PremiumList(args) => premium_list::run(args),
+        Command::Export(args) => export::run(args),
         Command::Snapshot(command) => snapshot::run(command),
         Command::Audit(command) => audit::run(command),
         Command::Protocol(command) => protocol::run(command),

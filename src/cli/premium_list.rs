@@ -15,7 +15,7 @@ use kbi_core::domain::advice::{parse_premium_year, premium_year_of};
 use kbi_core::domain::day::parse_date;
 use kbi_core::io::Console;
 use kbi_core::snapshot::reader::ReadLimits;
-use kbi_premium::{recipients, verify, ExportRequest, Force};
+use kbi_premium::{recipients, verify, ExportRequest, Force, UnderProtocol};
 
 #[derive(Debug, Args)]
 #[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
@@ -149,7 +149,7 @@ fn premium_year(args: &ExportArgs) -> anyhow::Result<i32> {
 /// The list is the `reduced-premium` delivery of its protocol (premium-list.md, "Under its
 /// protocol"): refused outside the protocol's term, after an `ended`, or for a premium year
 /// outside the window, whatever `--force` says: without a legal basis there is nothing to force.
-fn under_protocol(args: &ExportArgs, year: i32) -> anyhow::Result<()> {
+fn under_protocol(args: &ExportArgs, year: i32) -> anyhow::Result<UnderProtocol> {
     let dir = args
         .protocols_dir
         .as_deref()
@@ -168,7 +168,10 @@ fn under_protocol(args: &ExportArgs, year: i32) -> anyhow::Result<()> {
         today,
         kbi_core::domain::Reference::PremiumYear(year),
     ) {
-        Ok(file) if file.period == kbi_protocol::Period::Yearly => Ok(()),
+        Ok(file) if file.period == kbi_protocol::Period::Yearly => Ok(UnderProtocol {
+            id: protocol.id.to_string(),
+            retention_years: protocol.retention_years,
+        }),
         Ok(file) => anyhow::bail!(
             "protocol {}: its {} file is delivered {}, not yearly: the premium list is yearly",
             protocol.id,
@@ -190,7 +193,7 @@ fn run_export(args: ExportArgs) -> anyhow::Result<u8> {
     let total = Instant::now();
     // Everything that can be refused is refused before the snapshot is loaded.
     let year = premium_year(&args)?;
-    under_protocol(&args, year)?;
+    let protocol = under_protocol(&args, year)?;
     let (Some(source), Some(key_path), Some(out)) = (&args.snapshot, &args.signing_key, &args.out)
     else {
         anyhow::bail!("--snapshot, --signing-key and --out are required");
@@ -202,6 +205,7 @@ fn run_export(args: ExportArgs) -> anyhow::Result<u8> {
     let signing_key = kbi_signing::read_signing_key(key_path)?;
     let request = ExportRequest {
         premium_year: year,
+        protocol: Some(protocol),
         recipients,
         signing_key,
         out_dir: out.clone(),

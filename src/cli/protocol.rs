@@ -21,6 +21,17 @@ pub enum ProtocolCommand {
     /// Print one protocol: its purposes and deliveries, each field with its source, and whether
     /// each flow is allowed on a day and, if not, why.
     Show(ShowArgs),
+    /// Generate a secret key: `--pseudonym FILE` writes the agency's pseudonym key (32 random
+    /// bytes, mode 0600, never overwriting a file), for exports with identity "pseudonym".
+    Keygen(KeygenArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct KeygenArgs {
+    /// Where to write the pseudonym key. Keep it with the agency: it never leaves, and every
+    /// pseudonym of every delivery depends on it (losing it breaks comparisons over time).
+    #[arg(long, value_name = "FILE", required = true)]
+    pub pseudonym: PathBuf,
 }
 
 #[derive(Debug, Args)]
@@ -44,7 +55,21 @@ pub fn run(command: ProtocolCommand) -> anyhow::Result<u8> {
     match command {
         ProtocolCommand::Check(args) => check(&args),
         ProtocolCommand::Show(args) => show(&args),
+        ProtocolCommand::Keygen(args) => keygen(&args),
     }
+}
+
+fn keygen(args: &KeygenArgs) -> anyhow::Result<u8> {
+    let key = kbi_export::identity::PseudonymKey::generate(&args.pseudonym)?;
+    println!(
+        "pseudonym key written to {} (mode 0600; keep it with the agency, it never leaves)",
+        args.pseudonym.display()
+    );
+    println!(
+        "fingerprint (named in every manifest): {}",
+        key.fingerprint()
+    );
+    Ok(exit::OK)
 }
 
 /// The text of one protocol file, read as every configuration file is (regular file, size cap).
@@ -249,7 +274,13 @@ pub fn describe(protocol: &Protocol, on: NaiveDate) -> String {
                 out,
                 "    join {} on insz: {}{}",
                 join.name,
-                join.columns.join(", "),
+                if join.columns.is_empty() {
+                    // A join of the key alone (protocols.md section 4): a list an `in-join:`
+                    // filter selects on.
+                    "no columns (the list an in-join: filter selects on)".to_owned()
+                } else {
+                    join.columns.join(", ")
+                },
                 join.returned_from
                     .as_ref()
                     .map(|f| format!(" (only whom file {f} sent)"))

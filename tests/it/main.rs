@@ -22,6 +22,8 @@ mod audit_segments;
 mod corrupt_snapshots;
 mod debian_postinst;
 mod demo_snapshot;
+mod export_cli;
+mod exports;
 mod golden_doors;
 mod hostile_files;
 mod in_process;

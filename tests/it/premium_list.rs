@@ -84,6 +84,7 @@ fn request(
 ) -> ExportRequest {
     ExportRequest {
         premium_year,
+        protocol: None,
         recipients: recipients.to_vec(),
         signing_key: signing_key(1),
         out_dir: dir.to_path_buf(),

@@ -32,6 +32,7 @@ use kbi_core::domain::advice::premium_reference_date;
 use kbi_core::domain::{CompiledSnapshot, ErrorCode, Status};
 use kbi_core::io::Progress;
 
+pub mod deliver;
 pub mod list;
 pub mod manifest;
 pub mod recipients;
@@ -41,6 +42,9 @@ pub mod verify;
 // The signing key lives in its own crate, `kbi_signing` (the audit checkpoints use it too,
 // without depending on the premium list), named by its own name.
 
+use deliver::{
+    check_out_dir, persist, remove_dead_temporaries, temp_in, write_temp, HashingWriter, Placed,
+};
 use list::{ListSummary, ListWriter};
 use manifest::{ListBasis, ListHashes, Manifest, Program};
 use register::{Earlier, Register, RegisterEntry, RegisterLock};
@@ -103,10 +107,29 @@ pub enum FailPoint {
     RegisterAppend,
 }
 
+/// The protocol a list is delivered under (`premium-list.md`, "Under its protocol"): named in
+/// the manifest and the register line, so the list and `export --file reduced-premium` of the
+/// same protocol are one delivery for the once-a-year rule.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnderProtocol {
+    pub id: String,
+    pub retention_years: Option<u32>,
+}
+
+impl UnderProtocol {
+    /// The period key of the list of `premium_year` as a protocol export names it: the calendar
+    /// year of its reference date (1 January of P − 1).
+    pub fn period(premium_year: i32) -> String {
+        (premium_year - 1).to_string()
+    }
+}
+
 /// What to export and where.
 #[derive(Debug)]
 pub struct ExportRequest {
     pub premium_year: i32,
+    /// The protocol it is delivered under (`None`: a list without one, as before protocols).
+    pub protocol: Option<UnderProtocol>,
     pub recipients: Vec<age::x25519::Recipient>,
     pub signing_key: SigningKey,
     pub out_dir: PathBuf,
@@ -217,7 +240,10 @@ impl ExportRequest {
         if self.operator.trim().is_empty() {
             return Err(PremiumError::NoOperator);
         }
-        check_out_dir(&self.out_dir)?;
+        check_out_dir(&self.out_dir).map_err(|why| PremiumError::OutDir {
+            path: self.out_dir.clone(),
+            why,
+        })?;
         let register = Register::new(&self.register);
         let register_dir = register::parent_of(&self.register);
         if !register_dir.is_dir() {
@@ -232,7 +258,12 @@ impl ExportRequest {
             stale_lock: lock.reclaimed().map(str::to_string),
             temporary_files: remove_dead_temporaries(&self.out_dir),
         };
-        let earlier = register.exports_of(self.premium_year)?;
+        let earlier = register.exports_of(
+            self.premium_year,
+            self.protocol
+                .as_ref()
+                .map(|p| (p.id.as_str(), PROTOCOL_FILE)),
+        )?;
         if self.force == Force::No {
             if let Some(first) = earlier.first() {
                 return Err(PremiumError::AlreadyExported {
@@ -269,90 +300,6 @@ fn final_names(dir: &Path, year: i32) -> [PathBuf; 3] {
         dir.join(manifest_file_name(year)),
         dir.join(signature_file_name(year)),
     ]
-}
-
-/// The output directory must exist and take a new file (probed with a temporary file, which
-/// disappears at once).
-fn check_out_dir(dir: &Path) -> Result<(), PremiumError> {
-    let refuse = |why: String| PremiumError::OutDir {
-        path: dir.to_path_buf(),
-        why,
-    };
-    match std::fs::metadata(dir) {
-        Ok(meta) if meta.is_dir() => {}
-        Ok(_) => return Err(refuse("is not a directory".into())),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => {
-            return Err(refuse("does not exist (create it first)".into()))
-        }
-        Err(e) => return Err(refuse(e.to_string())),
-    }
-    temp_in(dir, "probe")
-        .map(drop)
-        .map_err(|e| refuse(format!("is not writable: {e}")))
-}
-
-/// A hidden temporary file `.WHAT.pidPID@HOST.RANDOM.tmp`: the process id and host in the name
-/// let a later export prove the file a killed export's leftover ([`remove_dead_temporaries`]).
-fn temp_in(dir: &Path, what: &str) -> io::Result<NamedTempFile> {
-    tempfile::Builder::new()
-        .prefix(&format!(
-            ".{what}.pid{}@{}.",
-            std::process::id(),
-            register::host_name()
-        ))
-        .suffix(".tmp")
-        .tempfile_in(dir)
-}
-
-/// Whether `name` is one of this program's temporary names and its process is gone: the name
-/// is `.` + an export file's name (any year) or `probe` + `.pidPID@HOST.` + random + `.tmp`,
-/// HOST is this host and PID no longer runs.
-fn dead_temporary(name: &str) -> bool {
-    let Some(inner) = name.strip_prefix('.').and_then(|n| n.strip_suffix(".tmp")) else {
-        return false;
-    };
-    let Some((what, rest)) = inner.split_once(".pid") else {
-        return false;
-    };
-    let ours = what == "probe"
-        || what
-            .strip_prefix("kbi-reduced-premium-")
-            .and_then(|t| t.split_once('.'))
-            .is_some_and(|(year, kind)| {
-                year.len() == 4
-                    && year.bytes().all(|b| b.is_ascii_digit())
-                    && matches!(kind, "csv.age" | "manifest.json" | "manifest.json.sig")
-            });
-    let Some((pid, host_and_random)) = rest.split_once('@') else {
-        return false;
-    };
-    let Some((host, _random)) = host_and_random.rsplit_once('.') else {
-        return false;
-    };
-    let Ok(pid) = pid.parse::<u32>() else {
-        return false;
-    };
-    ours && host == register::host_name()
-        && pid != std::process::id()
-        && !register::process_runs(pid)
-}
-
-/// Removes the temporary files of killed exports from `dir`; the paths removed.
-fn remove_dead_temporaries(dir: &Path) -> Vec<PathBuf> {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return Vec::new();
-    };
-    let mut removed = Vec::new();
-    for entry in entries.flatten() {
-        let name = entry.file_name();
-        let Some(name) = name.to_str() else { continue };
-        let is_file = entry.file_type().is_ok_and(|t| t.is_file());
-        if is_file && dead_temporary(name) && std::fs::remove_file(entry.path()).is_ok() {
-            removed.push(entry.path());
-        }
-    }
-    removed.sort();
-    removed
 }
 
 impl PreparedExport {
@@ -401,7 +348,7 @@ impl PreparedExport {
                 self.fail_at(FailPoint::AfterFirstRename)?;
             }
             // The temporary files not yet renamed are removed when dropped.
-            persist(temp, target, &request.force)
+            persist(temp, target, matches!(request.force, Force::Yes { .. }))
                 .map_err(write_error(dir, &target_name(target)))?;
             placed.push(target.clone());
         }
@@ -484,6 +431,7 @@ impl PreparedExport {
         let manifest = Manifest {
             format: manifest::FORMAT.to_string(),
             format_version: manifest::FORMAT_VERSION,
+            protocol: request.protocol.as_ref().map(|p| p.id.clone()),
             basis: ListBasis {
                 premium_year: year,
                 reference_date: date.to_string(),
@@ -495,6 +443,7 @@ impl PreparedExport {
             persons_in_snapshot: snapshot.index.len() as u64,
             persons_without_rule_set: list.without_rule_set,
             list_file: list_file_name(year),
+            retention_years: request.protocol.as_ref().and_then(|p| p.retention_years),
             hashes: ListHashes {
                 plaintext_sha256: list.summary.sha256.clone(),
                 ciphertext_sha256: list.ciphertext_sha256.clone(),
@@ -530,6 +479,12 @@ impl PreparedExport {
             },
             hashes: manifest.hashes.clone(),
             manifest_sha256: hex::encode(Sha256::digest(manifest_bytes)),
+            protocol: request.protocol.as_ref().map(|p| p.id.clone()),
+            file: request.protocol.as_ref().map(|_| PROTOCOL_FILE.to_string()),
+            period: request
+                .protocol
+                .as_ref()
+                .map(|_| UnderProtocol::period(request.premium_year)),
             out_dir: std::fs::canonicalize(dir)
                 .unwrap_or_else(|_| dir.clone())
                 .display()
@@ -561,46 +516,6 @@ struct Sealed {
     signature_file: NamedTempFile,
 }
 
-/// The files an export has renamed into place so far. Until [`Placed::commit`] (the register
-/// entry is written) they are not a delivery: dropping the guard, on an error or a panic at any
-/// later step, removes them again, best effort (the error that caused it is the one reported).
-struct Placed<'a> {
-    dir: &'a Path,
-    paths: Vec<PathBuf>,
-    committed: bool,
-}
-
-impl<'a> Placed<'a> {
-    fn new(dir: &'a Path) -> Self {
-        Placed {
-            dir,
-            paths: Vec::with_capacity(3),
-            committed: false,
-        }
-    }
-
-    fn push(&mut self, path: PathBuf) {
-        self.paths.push(path);
-    }
-
-    /// The export is recorded: the files stay.
-    fn commit(mut self) {
-        self.committed = true;
-    }
-}
-
-impl Drop for Placed<'_> {
-    fn drop(&mut self) {
-        if self.committed {
-            return;
-        }
-        for path in &self.paths {
-            let _ = std::fs::remove_file(path);
-        }
-        let _ = register::sync_dir(self.dir);
-    }
-}
-
 /// The error of writing `what` in the output directory `dir`.
 fn write_error(dir: &Path, what: &str) -> impl Fn(io::Error) -> PremiumError {
     let dir = dir.to_path_buf();
@@ -616,22 +531,6 @@ fn target_name(path: &Path) -> String {
     path.file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default()
-}
-
-/// Renames a temporary file to its final name; without `--force` never over an existing file.
-fn persist(temp: NamedTempFile, target: &Path, force: &Force) -> io::Result<()> {
-    let outcome = match force {
-        Force::No => temp.persist_noclobber(target),
-        Force::Yes { .. } => temp.persist(target),
-    };
-    outcome.map(drop).map_err(|e| e.error)
-}
-
-fn write_temp(dir: &Path, name: &str, bytes: &[u8]) -> io::Result<NamedTempFile> {
-    let mut temp = temp_in(dir, name)?;
-    temp.write_all(bytes)?;
-    temp.as_file().sync_all()?;
-    Ok(temp)
 }
 
 /// How many persons are walked between two progress reports.
@@ -668,73 +567,4 @@ pub(crate) fn write_nok_list<W: Write>(
     progress.finish();
     let (out, summary) = list.finish()?;
     Ok((out, summary, without_rule_set))
-}
-
-/// Passes bytes through, hashing them (SHA-256) on the way.
-struct HashingWriter<W: Write> {
-    inner: W,
-    hasher: Sha256,
-}
-
-impl<W: Write> HashingWriter<W> {
-    fn new(inner: W) -> Self {
-        HashingWriter {
-            inner,
-            hasher: Sha256::new(),
-        }
-    }
-
-    fn finish(self) -> (W, String) {
-        (self.inner, hex::encode(self.hasher.finalize()))
-    }
-}
-
-impl<W: Write> Write for HashingWriter<W> {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        let n = self.inner.write(buf)?;
-        self.hasher.update(&buf[..n]);
-        Ok(n)
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        self.inner.flush()
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// A file as step 3 would have renamed it into place.
-    fn placed_file(dir: &Path, name: String) -> PathBuf {
-        let path = dir.join(name);
-        std::fs::write(&path, b"placed").unwrap();
-        path
-    }
-
-    #[test]
-    fn files_placed_but_not_recorded_are_removed_even_when_a_later_step_panics() {
-        let dir = tempfile::tempdir().unwrap();
-        let list = placed_file(dir.path(), list_file_name(2027));
-        let manifest = placed_file(dir.path(), manifest_file_name(2027));
-        let panicked = std::panic::catch_unwind(|| {
-            let mut placed = Placed::new(dir.path());
-            placed.push(list.clone());
-            placed.push(manifest.clone());
-            panic!("the register append panics");
-        });
-        assert!(panicked.is_err());
-        assert!(!list.exists(), "list left behind");
-        assert!(!manifest.exists(), "manifest left behind");
-    }
-
-    #[test]
-    fn files_of_a_recorded_export_stay() {
-        let dir = tempfile::tempdir().unwrap();
-        let list = placed_file(dir.path(), list_file_name(2027));
-        let mut placed = Placed::new(dir.path());
-        placed.push(list.clone());
-        placed.commit();
-        assert!(list.exists());
-    }
 }

@@ -59,6 +59,9 @@ pub struct Manifest {
     pub format: String,
     /// [`FORMAT_VERSION`]; a reader refuses a version it does not know.
     pub format_version: u32,
+    /// The protocol the list is delivered under (absent in lists made before protocols).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub protocol: Option<String>,
     #[serde(flatten)]
     pub basis: ListBasis,
     /// Persons in the snapshot (the list is drawn from these).
@@ -68,6 +71,9 @@ pub struct Manifest {
     pub persons_without_rule_set: u64,
     /// File name of the encrypted list, in the same directory.
     pub list_file: String,
+    /// How long the recipient may keep the list, from the protocol (absent without one).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retention_years: Option<u32>,
     #[serde(flatten)]
     pub hashes: ListHashes,
     /// The age recipients the list is encrypted to.
@@ -148,6 +154,7 @@ mod tests {
         Manifest {
             format: FORMAT.into(),
             format_version: FORMAT_VERSION,
+            protocol: None,
             basis: ListBasis {
                 premium_year: 2027,
                 reference_date: "2026-01-01".into(),
@@ -159,6 +166,7 @@ mod tests {
             persons_in_snapshot: 10,
             persons_without_rule_set: 1,
             list_file: "kbi-reduced-premium-2027.csv.age".into(),
+            retention_years: None,
             hashes: ListHashes {
                 plaintext_sha256: "aa".into(),
                 ciphertext_sha256: "bb".into(),
@@ -171,6 +179,25 @@ mod tests {
                 version: "0.1.0".into(),
             },
         }
+    }
+
+    #[test]
+    fn a_list_under_a_protocol_names_it_and_its_retention() {
+        let mut manifest = sample();
+        manifest.protocol = Some("agii-vsb".into());
+        manifest.retention_years = Some(5);
+        let text = String::from_utf8(manifest.to_bytes()).unwrap();
+        let expected = PINNED
+            .replace(
+                "\"format_version\": 1,\n",
+                "\"format_version\": 1,\n  \"protocol\": \"agii-vsb\",\n",
+            )
+            .replace(
+                "\"list_file\": \"kbi-reduced-premium-2027.csv.age\",\n",
+                "\"list_file\": \"kbi-reduced-premium-2027.csv.age\",\n  \"retention_years\": 5,\n",
+            );
+        assert_eq!(text, expected);
+        assert_eq!(Manifest::parse(text.as_bytes()).unwrap(), manifest);
     }
 
     #[test]

@@ -25,6 +25,15 @@ pub struct RegisterEntry {
     pub hashes: ListHashes,
     /// SHA-256 of the exact manifest bytes (which the signature covers).
     pub manifest_sha256: String,
+    /// Under a protocol: its id, the delivery (`reduced-premium`) and the period key (the year
+    /// of the reference date), as a protocol export's line names them, so either kind of line
+    /// counts for the once-a-year rule of the other. Absent without a protocol.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub protocol: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub file: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub period: Option<String>,
     /// Where the files were written.
     pub out_dir: String,
     pub operator: String,
@@ -75,10 +84,19 @@ pub struct Register {
     path: PathBuf,
 }
 
-/// The part of an entry the once-a-year check needs; older or newer entries may carry more.
+/// The part of an entry the once-a-period checks need; older or newer entries may carry more.
+/// The yearly list's lines carry `premium_year`; a protocol export's (`kbi-export`) carry
+/// `protocol`, `file` and `period` instead: one register, both kinds of line.
 #[derive(Deserialize)]
 struct Seen {
-    premium_year: i32,
+    #[serde(default)]
+    premium_year: Option<i32>,
+    #[serde(default)]
+    protocol: Option<String>,
+    #[serde(default)]
+    file: Option<String>,
+    #[serde(default)]
+    period: Option<String>,
     time: String,
     operator: String,
 }
@@ -101,7 +119,40 @@ impl Register {
 
     /// Earlier exports of `premium_year`, oldest first. A missing register has none; a line that
     /// is not an entry is an error (the check must not pass on a damaged register).
-    pub(crate) fn exports_of(&self, premium_year: i32) -> Result<Vec<Earlier>, RegisterError> {
+    /// With `under` = (protocol, file), a protocol export's delivery of that file for the
+    /// period of the list (the year of 1 January of P − 1) counts too.
+    pub(crate) fn exports_of(
+        &self,
+        premium_year: i32,
+        under: Option<(&str, &str)>,
+    ) -> Result<Vec<Earlier>, RegisterError> {
+        let period = crate::UnderProtocol::period(premium_year);
+        self.earlier(|seen| {
+            seen.premium_year == Some(premium_year)
+                || under.is_some_and(|(protocol, file)| {
+                    seen.protocol.as_deref() == Some(protocol)
+                        && seen.file.as_deref() == Some(file)
+                        && seen.period.as_deref() == Some(period.as_str())
+                })
+        })
+    }
+
+    /// Earlier deliveries of `file` of `protocol` in the period `period` (`2026`, `2026-H2`,
+    /// `2026-12`), oldest first: the lines a protocol export wrote.
+    pub fn deliveries_of(
+        &self,
+        protocol: &str,
+        file: &str,
+        period: &str,
+    ) -> Result<Vec<Earlier>, RegisterError> {
+        self.earlier(|seen| {
+            seen.protocol.as_deref() == Some(protocol)
+                && seen.file.as_deref() == Some(file)
+                && seen.period.as_deref() == Some(period)
+        })
+    }
+
+    fn earlier(&self, pick: impl Fn(&Seen) -> bool) -> Result<Vec<Earlier>, RegisterError> {
         let read = |error| RegisterError::Read {
             path: self.path.clone(),
             error,
@@ -122,7 +173,7 @@ impl Register {
                 line: n + 1,
                 why: kbi_core::redact::json::<Seen>(line.as_bytes(), &e),
             })?;
-            if seen.premium_year == premium_year {
+            if pick(&seen) {
                 out.push(Earlier {
                     time: seen.time,
                     operator: seen.operator,
@@ -135,6 +186,11 @@ impl Register {
     /// Appends one entry: one `write` of the whole line on an `O_APPEND` descriptor, then `fsync`
     /// (and of the directory when the register was just created).
     pub fn append(&self, entry: &RegisterEntry) -> Result<(), RegisterError> {
+        self.append_line(entry)
+    }
+
+    /// Appends any entry serialised as one JSON line (a protocol export's), as [`Self::append`].
+    pub fn append_line<T: Serialize>(&self, entry: &T) -> Result<(), RegisterError> {
         let fail = |error| RegisterError::Append {
             path: self.path.clone(),
             error,
@@ -210,13 +266,13 @@ impl RegisterLock {
     }
 
     /// What the stale lock taken over said (`pid N on HOST since T`), if there was one.
-    pub(crate) fn reclaimed(&self) -> Option<&str> {
+    pub fn reclaimed(&self) -> Option<&str> {
         self.reclaimed.as_deref()
     }
 }
 
 /// This machine's name, as written in locks (a process id only means something on its host).
-pub(crate) fn host_name() -> String {
+pub fn host_name() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname")
         .map(|s| s.trim().to_string())
         .ok()
@@ -226,7 +282,7 @@ pub(crate) fn host_name() -> String {
 
 /// Whether process `pid` runs on this machine (signal 0 probes without sending anything; a
 /// process of another user answers EPERM, which also means it runs).
-pub(crate) fn process_runs(pid: u32) -> bool {
+pub fn process_runs(pid: u32) -> bool {
     let Ok(pid) = libc::pid_t::try_from(pid) else {
         return true;
     };
@@ -278,7 +334,7 @@ impl Drop for RegisterLock {
     }
 }
 
-pub(crate) fn parent_of(path: &Path) -> &Path {
+pub fn parent_of(path: &Path) -> &Path {
     match path.parent() {
         Some(parent) if !parent.as_os_str().is_empty() => parent,
         _ => Path::new("."),
@@ -286,7 +342,7 @@ pub(crate) fn parent_of(path: &Path) -> &Path {
 }
 
 /// Makes a directory's entries (a rename, a new file) durable.
-pub(crate) fn sync_dir(dir: &Path) -> std::io::Result<()> {
+pub fn sync_dir(dir: &Path) -> std::io::Result<()> {
     #[cfg(unix)]
     {
         File::open(dir)?.sync_all()
@@ -318,6 +374,9 @@ mod tests {
                 ciphertext_sha256: "c".into(),
             },
             manifest_sha256: "m".into(),
+            protocol: None,
+            file: None,
+            period: None,
             out_dir: "/out".into(),
             operator: operator.into(),
             forced: false,
@@ -343,14 +402,49 @@ mod tests {
     fn appends_accumulate_and_are_found_by_year() {
         let dir = tempfile::tempdir().unwrap();
         let register = Register::new(dir.path().join("register.jsonl"));
-        assert!(register.exports_of(2027).unwrap().is_empty());
+        assert!(register.exports_of(2027, None).unwrap().is_empty());
         register.append(&entry(2027, "alice")).unwrap();
         register.append(&entry(2028, "bob")).unwrap();
-        let earlier = register.exports_of(2027).unwrap();
+        let earlier = register.exports_of(2027, None).unwrap();
         assert_eq!(earlier.len(), 1);
         assert_eq!(earlier[0].operator, "alice");
         let text = std::fs::read_to_string(register.path()).unwrap();
         assert_eq!(text.lines().count(), 2);
+    }
+
+    #[test]
+    fn a_protocol_exports_line_counts_for_the_list_of_its_period_and_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let register = Register::new(dir.path().join("register.jsonl"));
+        // A line as `export --file reduced-premium --reference-date 2026-01-01` writes it.
+        let line = serde_json::json!({"time": "t", "protocol": "agii-vsb", "file": "reduced-premium",
+            "period": "2026", "operator": "bob"});
+        register.append_line(&line).unwrap();
+        assert!(register.exports_of(2027, None).unwrap().is_empty());
+        assert_eq!(
+            register
+                .exports_of(2027, Some(("agii-vsb", "reduced-premium")))
+                .unwrap()
+                .len(),
+            1
+        );
+        assert!(register
+            .exports_of(2028, Some(("agii-vsb", "reduced-premium")))
+            .unwrap()
+            .is_empty());
+        // And the list's own line, under a protocol, is found by the export's check.
+        let mut listed = entry(2028, "alice");
+        listed.protocol = Some("agii-vsb".into());
+        listed.file = Some("reduced-premium".into());
+        listed.period = Some("2027".into());
+        register.append(&listed).unwrap();
+        assert_eq!(
+            register
+                .deliveries_of("agii-vsb", "reduced-premium", "2027")
+                .unwrap()[0]
+                .operator,
+            "alice"
+        );
     }
 
     #[test]
@@ -363,7 +457,7 @@ mod tests {
             .open(register.path())
             .unwrap();
         file.write_all(b"{\"premium_ye\n").unwrap();
-        let error = register.exports_of(2028).unwrap_err().to_string();
+        let error = register.exports_of(2028, None).unwrap_err().to_string();
         assert!(error.contains("line 2"), "{error}");
     }
 

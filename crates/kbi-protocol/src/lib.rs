@@ -25,7 +25,7 @@ pub use model::{
     Asks, DateWindow, Encryption, Ended, FileSpec, Identity, Join, Period, Population, Protocol,
     Purpose, PurposeWindow, YearWindow,
 };
-pub use set::{ProtocolSet, SetError};
+pub use set::{ProtocolSet, SetError, SHIPPED};
 
 /// Longest protocol id, purpose, file id or join name (ids are audit members and metrics labels).
 pub const MAX_ID: usize = 40;

@@ -334,9 +334,8 @@ fn delivery(i: usize, raw: &DeliveryToml) -> Result<FileSpec, LoadError> {
         if join.key != "insz" {
             return Err(invalid(jkey("key"), "a join is on `insz`"));
         }
-        if join.columns.is_empty() {
-            return Err(invalid(jkey("columns"), "declare at least one column"));
-        }
+        // An empty `columns` is checked below, once the population is read: a join of the key
+        // alone (a municipality's residents) serves an `in-join:` filter and nothing else.
         let mut columns: Vec<String> = Vec::with_capacity(join.columns.len());
         for (k, column) in join.columns.iter().enumerate() {
             let ckey = jkey(&format!("columns[{k}]"));
@@ -454,6 +453,18 @@ fn delivery(i: usize, raw: &DeliveryToml) -> Result<FileSpec, LoadError> {
             return Err(invalid(pkey, "filter listed twice"));
         }
         population.push(filter);
+    }
+
+    // A join with no columns adds nothing to a row; it is only meaningful as the list an
+    // `in-join:NAME` filter selects on (its file then holds the single column `insz`).
+    for (j, join) in joins.iter().enumerate() {
+        if join.columns.is_empty() && !population.contains(&Population::InJoin(join.name.clone())) {
+            return Err(invalid(
+                format!("files[{i}].joins[{j}].columns"),
+                "declare at least one column (a join of the key alone only serves an \
+                 `in-join:` population filter)",
+            ));
+        }
     }
 
     let age_bands = match &raw.age_bands {

@@ -28,7 +28,20 @@ pub struct ProtocolSet {
 }
 
 /// The shipped files (`config/protocols/`), used when `[protocols] dir` is empty.
-const SHIPPED: &[(&str, &str)] = &[
+/// Every file of the directory, in name order (a test in tests/loader.rs keeps the two equal).
+pub const SHIPPED: &[(&str, &str)] = &[
+    (
+        "agii-abb-3de-pijler.toml",
+        include_str!("../../../config/protocols/agii-abb-3de-pijler.toml"),
+    ),
+    (
+        "agii-gemeente.toml",
+        include_str!("../../../config/protocols/agii-gemeente.toml"),
+    ),
+    (
+        "agii-vdab-3de-pijler.toml",
+        include_str!("../../../config/protocols/agii-vdab-3de-pijler.toml"),
+    ),
     (
         "agii-vsb.toml",
         include_str!("../../../config/protocols/agii-vsb.toml"),

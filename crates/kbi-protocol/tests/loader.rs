@@ -90,9 +90,133 @@ fn the_base_file_and_the_monitoring_entry_load() {
 #[test]
 fn the_shipped_files_load() {
     let set = ProtocolSet::shipped().unwrap();
-    assert_eq!(set.ids(), ["agii-vsb", "demo"]);
+    assert_eq!(
+        set.ids(),
+        [
+            "agii-abb-3de-pijler",
+            "agii-gemeente",
+            "agii-vdab-3de-pijler",
+            "agii-vsb",
+            "demo"
+        ]
+    );
     // The annulment is written but commented out: the protocol is as signed.
     assert!(set.get("agii-vsb").unwrap().ended.is_none());
+}
+
+/// The compiled-in copy is the directory: a file added to `config/protocols/` and not to
+/// `SHIPPED` (or the other way round) would make `serve` with an empty `protocols.dir` differ from
+/// `serve` pointed at the directory.
+#[test]
+fn the_compiled_in_files_are_the_shipped_directory() {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../../config/protocols");
+    let mut on_disk: Vec<(String, String)> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|entry| entry.unwrap().path())
+        .filter(|path| path.extension().is_some_and(|ext| ext == "toml"))
+        .map(|path| {
+            let name = path.file_name().unwrap().to_string_lossy().into_owned();
+            (name, std::fs::read_to_string(&path).unwrap())
+        })
+        .collect();
+    on_disk.sort();
+    let compiled: Vec<(String, String)> = kbi_protocol::SHIPPED
+        .iter()
+        .map(|(name, text)| ((*name).to_owned(), (*text).to_owned()))
+        .collect();
+    assert_eq!(compiled, on_disk);
+}
+
+/// The three deliveries of issue 22 read as the specification describes them (sections 3–7).
+#[test]
+fn the_shipped_deliveries_read_as_the_issue_describes() {
+    use kbi_protocol::{CatalogueField, Encryption, Field, Identity, Period, Population};
+    let set = ProtocolSet::shipped().unwrap();
+
+    let vdab = set.get("agii-vdab-3de-pijler").unwrap();
+    let request = vdab.file("request").unwrap();
+    assert_eq!(request.period, Period::SixMonthly);
+    assert_eq!(
+        request.population,
+        [
+            Population::Subject,
+            Population::ContractSince(day("2022-03-01"))
+        ]
+    );
+    assert_eq!(request.fields, [Field::Catalogue(CatalogueField::Insz)]);
+    assert_eq!(request.identity, Identity::Insz);
+    let monitoring = vdab.file("monitoring").unwrap();
+    assert_eq!(monitoring.identity, Identity::Removed);
+    assert_eq!(monitoring.population, request.population);
+    let vdab_join = monitoring.joins.iter().find(|j| j.name == "vdab").unwrap();
+    assert_eq!(vdab_join.returned_from.as_deref(), Some("request"));
+    assert_eq!(vdab_join.columns.len(), 6);
+    for column in &vdab_join.columns {
+        let field = Field::Join {
+            name: "vdab".into(),
+            column: column.clone(),
+        };
+        assert!(monitoring.fields.contains(&field), "{field}");
+    }
+    assert!(monitoring.min_group.is_some());
+
+    let abb = set.get("agii-abb-3de-pijler").unwrap();
+    let abb_monitoring = abb.file("monitoring").unwrap();
+    assert_eq!(abb.retention_years, Some(5));
+    assert_eq!(abb_monitoring.identity, Identity::Pseudonym);
+    // The same file plus `last_nt2_activity_date`, with a pseudonym in front.
+    let mut expected = vec![Field::Catalogue(CatalogueField::Pseudonym)];
+    expected.extend(monitoring.fields.iter().cloned());
+    expected.insert(
+        expected
+            .iter()
+            .position(|f| *f == Field::Catalogue(CatalogueField::HighestNt2Level))
+            .unwrap()
+            + 1,
+        Field::Catalogue(CatalogueField::LastNt2ActivityDate),
+    );
+    assert_eq!(abb_monitoring.fields, expected);
+
+    let gemeente = set.get("agii-gemeente").unwrap();
+    let residents = gemeente.file("residents").unwrap();
+    assert_eq!(
+        residents.population,
+        [Population::InJoin("population".into())]
+    );
+    assert_eq!(residents.encryption, Encryption::Passphrase);
+    assert_eq!(residents.identity, Identity::Insz);
+    assert_eq!(
+        residents.fields,
+        [
+            Field::Catalogue(CatalogueField::Insz),
+            Field::Catalogue(CatalogueField::ContractSigned),
+            Field::Catalogue(CatalogueField::CertificateObtained),
+        ]
+    );
+}
+
+#[test]
+fn a_join_of_the_key_alone_serves_an_in_join_filter() {
+    let residents = r#"
+[[files]]
+id = "residents"
+period = "on-demand"
+population = ["in-join:population"]
+fields = ["insz", "contract_signed"]
+identity = "insz"
+encryption = "passphrase"
+[[files.joins]]
+name = "population"
+key = "insz"
+columns = []
+"#;
+    let protocol = load(&format!("{BASE}{residents}")).unwrap();
+    assert!(protocol.file("residents").unwrap().joins[0]
+        .columns
+        .is_empty());
+    // Without the filter the same join adds nothing: refused.
+    let unused = residents.replace(r#"["in-join:population"]"#, r#"["all"]"#);
+    refused_at(&format!("{BASE}{unused}"), "files[1].joins[0].columns");
 }
 
 #[test]
