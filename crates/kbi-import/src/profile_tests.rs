@@ -250,3 +250,13 @@ fn hostile_profile_elements_meet_the_same_bounds() {
     let inner = format!("<Personalia><INSZ>{INSZ}</INSZ></Personalia><VormingsActiviteiten><NT2Cursussen>{many}</NT2Cursussen></VormingsActiviteiten>");
     assert_eq!(read(&inner, true).unwrap_err().error, XmlError::TooManyKept);
 }
+
+#[test]
+fn no_profile_node_is_checked_as_singular() {
+    // `singular` lists the profile nodes itself (one set, for speed): keep it in step.
+    use crate::xml::tests_support::{
+        all_profile_nodes_are_not_singular, any_import_node_is_profile,
+    };
+    assert!(all_profile_nodes_are_not_singular());
+    assert!(!any_import_node_is_profile());
+}

@@ -342,3 +342,55 @@ fn generated_profiles_are_read_back_as_drawn_with_a_realistic_mix() {
     // counted (M19), nothing else changes in the events (`expected.jsonl`, checked above).
     assert!(report.warnings.contains_key("M19"));
 }
+
+/// Generated replies spoilt at random (an element or text inserted after a random tag, a
+/// profile element repeated, an entity, a cut): whatever the damage, the export's reading gives
+/// the import's report (same ERRORs, paths, counts) and the import's persons.
+#[test]
+fn spoilt_replies_are_judged_the_same_in_both_modes() {
+    use rand::{Rng, SeedableRng};
+    let dir = tempfile::tempdir().unwrap();
+    write_dossiers(
+        &DossierOptions {
+            persons: 40,
+            seed: 31,
+            extracted_at: "2026-11-01T02:00:00Z".parse().unwrap(),
+            snapshot_id: None,
+            per_file: 40,
+        },
+        dir.path(),
+    )
+    .unwrap();
+    let original = std::fs::read_to_string(dir.path().join("batch-00001.xml")).unwrap();
+    let tags: Vec<usize> = original.match_indices('>').map(|(i, _)| i + 1).collect();
+    let profile_elements = [
+        "<Geboortedatum>1999-01-01</Geboortedatum>",
+        "<Geslacht><Code>1</Code></Geslacht>",
+        "<KbiNummer>10001</KbiNummer>",
+        "<HoogstBehaald>B2</HoogstBehaald>",
+        "<StartDatum>2024-01-01</StartDatum>",
+    ];
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(31);
+    let mut refused = 0;
+    for case in 0..60 {
+        let at = tags[rng.gen_range(0..tags.len())];
+        let insert = match case % 6 {
+            0 => "<x>y</x>".to_string(),
+            1 => "tekst".to_string(),
+            2 => profile_elements[rng.gen_range(0..profile_elements.len())].to_string(),
+            3 => "&e;".to_string(),
+            4 => "<Periode><Begin>2020-01-01</Begin></Periode>".to_string(),
+            _ => String::new(),
+        };
+        let text = if case % 6 == 5 {
+            original[..at].to_string()
+        } else {
+            format!("{}{insert}{}", &original[..at], &original[at..])
+        };
+        let file = dir.path().join(format!("spoilt-{case}.xml"));
+        std::fs::write(&file, text).unwrap();
+        let (report, _) = both_ways(std::slice::from_ref(&file), 1);
+        refused += u32::from(!report.ok);
+    }
+    assert!(refused > 10, "the damage is seen: {refused} of 60 refused");
+}

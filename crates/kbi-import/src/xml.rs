@@ -482,53 +482,37 @@ enum Child {
     Unknown,
 }
 
+/// Profile mode only: the entries into subtrees an import skips, counted under the group the
+/// import counts them as (see [`child`]). Apart, so that an import's match is the one it was.
+fn profile_child(parent: Node, local: &[u8]) -> Option<Child> {
+    use Child::*;
+    use Node as N;
+    Some(match (parent, local) {
+        (N::Personalia, b"Geboortedatum") => Counted(N::Geboortedatum, "Personalia/Geboortedatum"),
+        (N::Personalia, b"Geslacht") => Counted(N::Geslacht, "Personalia/Geslacht"),
+        (N::Traject, b"Beheerder") => Counted(N::Beheerder, "Traject/Beheerder"),
+        (N::TrajectOnderdeel, b"Type") => {
+            Counted(N::OnderdeelType, "TrajectOnderdeel (type, period, status)")
+        }
+        (N::TrajectOnderdeel, b"Besluit") => Read(N::OnderdeelBesluit),
+        (N::Nt2Niveau, b"HoogstBehaald") => Read(N::Nt2Hoogst),
+        (N::Vorming, b"NT2Cursussen") => Counted(N::Nt2Cursussen, "VormingsActiviteiten"),
+        (N::Dossier, b"ToeleidingenDiplomaGelijkschakeling") => {
+            Counted(N::Toeleidingen, "ToeleidingenDiplomaGelijkschakeling")
+        }
+        _ => return None,
+    })
+}
+
 fn child(parent: Node, local: &[u8], profile: bool) -> Child {
     use Child::*;
     use Node as N;
+    if profile {
+        if let Some(c) = profile_child(parent, local) {
+            return c;
+        }
+    }
     match (parent, local) {
-        // Profile mode: the entries into subtrees an import skips (the groups as below).
-        (N::Personalia, b"Geboortedatum") if profile => {
-            Counted(N::Geboortedatum, "Personalia/Geboortedatum")
-        }
-        (N::Personalia, b"Geslacht") if profile => Counted(N::Geslacht, "Personalia/Geslacht"),
-        (N::Traject, b"Beheerder") if profile => Counted(N::Beheerder, "Traject/Beheerder"),
-        (N::TrajectOnderdeel, b"Type") if profile => {
-            Counted(N::OnderdeelType, "TrajectOnderdeel (type, period, status)")
-        }
-        (N::TrajectOnderdeel, b"Besluit") if profile => Read(N::OnderdeelBesluit),
-        (N::Nt2Niveau, b"HoogstBehaald") if profile => Read(N::Nt2Hoogst),
-        (N::Vorming, b"NT2Cursussen") if profile => {
-            Counted(N::Nt2Cursussen, "VormingsActiviteiten")
-        }
-        (N::Dossier, b"ToeleidingenDiplomaGelijkschakeling") if profile => {
-            Counted(N::Toeleidingen, "ToeleidingenDiplomaGelijkschakeling")
-        }
-        // Inside them (never reached in an import): what an export reads; the rest is skipped
-        // uncounted, as inside the subtree an import skips.
-        (N::Geslacht, b"Code") => Read(N::GeslachtCode),
-        (N::Beheerder, b"Periode") => Read(N::Periode(Owner::Beheerder)),
-        (N::Beheerder, b"KBIVestiging") => Read(N::BeheerderVestiging),
-        (N::BeheerderVestiging, b"KbiNummer") => Read(N::KbiNummer),
-        (N::Periode(Owner::Beheerder), b"Einde") => Read(N::Skip),
-        (N::OnderdeelBesluit, b"Code") => Read(N::OnderdeelBesluitCode),
-        (N::OnderdeelBesluit, b"Reden") => Read(N::OnderdeelBesluitReden),
-        (N::OnderdeelBesluit, b"DatumToekenning") => Read(N::OnderdeelBesluitDatum),
-        (N::Nt2Cursussen, b"NT2Cursus") => Read(N::Nt2Cursus),
-        (N::Nt2Cursus, b"Periode") => Read(N::Periode(Owner::Nt2Cursus)),
-        (N::Toeleidingen, b"ToeleidingDiplomaGelijkschakeling") => Read(N::Toeleiding),
-        (N::Toeleiding, b"StartDatum") => Read(N::ToeleidingStart),
-        (N::Toeleiding, b"Status") => Read(N::ToeleidingStatus),
-        (
-            N::Geslacht
-            | N::Beheerder
-            | N::BeheerderVestiging
-            | N::OnderdeelBesluit
-            | N::Nt2Cursussen
-            | N::Nt2Cursus
-            | N::Toeleidingen
-            | N::Toeleiding,
-            _,
-        ) => Read(N::Skip),
         (N::Response, b"Repliek") => Read(N::Repliek),
         (N::Repliek, b"Context") => Read(N::Context),
         (N::Repliek, b"Antwoorden") => Read(N::Antwoorden),
@@ -578,9 +562,10 @@ fn child(parent: Node, local: &[u8], profile: bool) -> Child {
         (N::Doelgroep, b"Periode") => Read(N::Periode(Owner::Doelgroep)),
         (N::Doelgroep, b"RedenGeenDoelgroep") => Ignore("Doelgroep/RedenGeenDoelgroep"),
         (N::Doelgroep, b"RedenVrijstellingVanDeVerplichting") => Read(N::DgRedenVrijstelling),
+        (N::Periode(Owner::Beheerder), b"Einde") => Read(N::Skip),
         (N::Periode(o), b"Begin") => Read(N::Begin(o)),
         (N::Periode(o), b"Einde") => Read(N::Einde(o)),
-        (N::Periode(o), _) if o.is_profile() => Read(N::Skip),
+        (N::Periode(Owner::Beheerder | Owner::Nt2Cursus), _) => Read(N::Skip),
         (N::Aanmelding, b"Type") => Read(N::AanType),
         (N::Aanmelding, b"DatumAanmelding") => Read(N::AanDatum),
         (N::Aanmelding, b"AanmeldingsPlaats") => Ignore("Aanmelding/AanmeldingsPlaats"),
@@ -642,30 +627,76 @@ fn child(parent: Node, local: &[u8], profile: bool) -> Child {
         (N::Talenkennis, _) => Ignore("Talenkennis"),
         (N::Nt2Niveau, _) => Read(N::Skip),
         (N::Skip, _) => Read(N::Skip),
+        // Inside the profile's subtrees (never reached in an import): what an export reads;
+        // the rest is skipped uncounted, as inside the subtree an import skips.
+        (N::Geslacht, b"Code") => Read(N::GeslachtCode),
+        (N::Beheerder, b"Periode") => Read(N::Periode(Owner::Beheerder)),
+        (N::Beheerder, b"KBIVestiging") => Read(N::BeheerderVestiging),
+        (N::BeheerderVestiging, b"KbiNummer") => Read(N::KbiNummer),
+        (N::OnderdeelBesluit, b"Code") => Read(N::OnderdeelBesluitCode),
+        (N::OnderdeelBesluit, b"Reden") => Read(N::OnderdeelBesluitReden),
+        (N::OnderdeelBesluit, b"DatumToekenning") => Read(N::OnderdeelBesluitDatum),
+        (N::Nt2Cursussen, b"NT2Cursus") => Read(N::Nt2Cursus),
+        (N::Nt2Cursus, b"Periode") => Read(N::Periode(Owner::Nt2Cursus)),
+        (N::Toeleidingen, b"ToeleidingDiplomaGelijkschakeling") => Read(N::Toeleiding),
+        (N::Toeleiding, b"StartDatum") => Read(N::ToeleidingStart),
+        (N::Toeleiding, b"Status") => Read(N::ToeleidingStatus),
+        (
+            N::Geslacht
+            | N::Beheerder
+            | N::BeheerderVestiging
+            | N::OnderdeelBesluit
+            | N::Nt2Cursussen
+            | N::Nt2Cursus
+            | N::Toeleidingen
+            | N::Toeleiding,
+            _,
+        ) => Read(N::Skip),
         _ => Unknown,
     }
 }
 
 /// Singular elements (schema `[0..1]`/`[1..1]`): a second one is an error, as in the SOAP door.
+/// Profile nodes never are ([`Node::is_profile`]), listed here as one set with the others.
 fn singular(node: Node) -> bool {
     use Node::*;
-    !node.is_profile()
-        && !matches!(
-            node,
-            Wrapper
-                | Response
-                | Antwoord
-                | Uitzondering(_)
-                | Contract
-                | UitstelA
-                | UitstelO
-                | Traject
-                | Document
-                | Inbreuk
-                | TrajectOnderdeel
-                | PloCursus
-                | Skip
-        )
+    !matches!(
+        node,
+        Wrapper
+            | Response
+            | Antwoord
+            | Uitzondering(_)
+            | Contract
+            | UitstelA
+            | UitstelO
+            | Traject
+            | Document
+            | Inbreuk
+            | TrajectOnderdeel
+            | PloCursus
+            | Skip
+            | Periode(Owner::Beheerder | Owner::Nt2Cursus)
+            | Begin(Owner::Beheerder | Owner::Nt2Cursus)
+            | Einde(Owner::Beheerder | Owner::Nt2Cursus)
+            | Geboortedatum
+            | Geslacht
+            | GeslachtCode
+            | Beheerder
+            | BeheerderVestiging
+            | KbiNummer
+            | OnderdeelType
+            | OnderdeelBesluit
+            | OnderdeelBesluitCode
+            | OnderdeelBesluitReden
+            | OnderdeelBesluitDatum
+            | Nt2Hoogst
+            | Nt2Cursussen
+            | Nt2Cursus
+            | Toeleidingen
+            | Toeleiding
+            | ToeleidingStart
+            | ToeleidingStatus
+    )
 }
 
 enum Step {
@@ -1441,6 +1472,59 @@ fn syntax_kind(error: &quick_xml::Error) -> String {
         quick_xml::Error::Escape(_) => "invalid escape".into(),
         quick_xml::Error::Namespace(_) => "invalid namespace declaration".into(),
         _ => "syntax error".into(),
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests_support {
+    use super::*;
+
+    const OWNERS: [Owner; 5] = [
+        Owner::Doelgroep,
+        Owner::UitstelA,
+        Owner::UitstelO,
+        Owner::Beheerder,
+        Owner::Nt2Cursus,
+    ];
+
+    /// Every profile node (by [`Node::is_profile`]) is left out of [`singular`].
+    pub(crate) fn all_profile_nodes_are_not_singular() -> bool {
+        use Node::*;
+        let mut nodes = vec![
+            Geboortedatum,
+            Geslacht,
+            GeslachtCode,
+            Beheerder,
+            BeheerderVestiging,
+            KbiNummer,
+            OnderdeelType,
+            OnderdeelBesluit,
+            OnderdeelBesluitCode,
+            OnderdeelBesluitReden,
+            OnderdeelBesluitDatum,
+            Nt2Hoogst,
+            Nt2Cursussen,
+            Nt2Cursus,
+            Toeleidingen,
+            Toeleiding,
+            ToeleidingStart,
+            ToeleidingStatus,
+        ];
+        for o in OWNERS {
+            nodes.extend([Periode(o), Begin(o), Einde(o)]);
+        }
+        nodes.into_iter().all(|n| !n.is_profile() || !singular(n))
+    }
+
+    /// The import's own periods are not profile nodes (they stay singular).
+    pub(crate) fn any_import_node_is_profile() -> bool {
+        use Node::*;
+        OWNERS[..3]
+            .iter()
+            .any(|&o| Periode(o).is_profile() || !singular(Periode(o)))
+            || [Dossier, Personalia, Insz, Doelgroep, Trajecten, Nt2Niveau]
+                .iter()
+                .any(|n| n.is_profile() || !singular(*n))
     }
 }
 
