@@ -59,6 +59,10 @@ pub struct DeliveryArgs {
     /// delivery's period (2026, 2026-H2, 2026-12).
     #[arg(long, value_name = "YYYY-MM-DD")]
     pub reference_date: Option<String>,
+    /// For the yearly list (`--file reduced-premium`): premium year P, i.e. the reference date
+    /// 1 January of P − 1, as `premium-list --premium-year P`.
+    #[arg(long, value_name = "P", conflicts_with = "reference_date")]
+    pub premium_year: Option<String>,
     /// A partner's file for a join the protocol declares: NAME=FILE (CSV, or age-encrypted CSV
     /// decrypted in memory with --identity). Repeat for each join.
     #[arg(long = "join", value_name = "NAME=FILE")]
@@ -246,10 +250,15 @@ fn run_export(args: DeliveryArgs) -> anyhow::Result<u8> {
     };
     let (protocol, protocol_dir) = load_protocol(&args, named)?;
     let today = super::protocol::today();
-    let reference = match &args.reference_date {
-        Some(text) => kbi_core::domain::day::parse_date(text.trim())
+    let reference = match (&args.reference_date, &args.premium_year) {
+        (Some(text), _) => kbi_core::domain::day::parse_date(text.trim())
             .map_err(|_| anyhow::anyhow!("--reference-date {text:?} is not a date YYYY-MM-DD"))?,
-        None => today,
+        (None, Some(year)) => kbi_core::domain::advice::parse_premium_year(year.trim())
+            .map(kbi_core::domain::advice::premium_reference_date)
+            .map_err(|_| {
+                anyhow::anyhow!("--premium-year {year:?} is not a four-digit year after 1000")
+            })?,
+        (None, None) => today,
     };
     let force = Force::new(args.force, args.reason.as_deref())?;
     // Refusals that need nothing read come first, and --force never lifts them.

@@ -414,7 +414,7 @@ fn export_of_reduced_premium_equals_premium_list() {
     let mut cmd = Command::cargo_bin("kbi-advice").unwrap();
     cmd.env_remove("USER")
         .args(["export", "--protocol", "demo", "--file", "reduced-premium"])
-        .args(["--reference-date", "2026-01-01"])
+        .args(["--premium-year", "2027"])
         .arg(world.path("dossiers"))
         .args(["--recipient", &key, "--operator", "tester", "--signing-key"])
         .arg(world.path("sign.pem"))

@@ -612,4 +612,144 @@ encryption = "recipients"
         assert!(refused("2027-06-01", "2026-06-30").contains("--force does not change this"));
         assert!(allowed(&protocol, "g", d("2026-12-03"), d("2026-06-30"), false).is_err());
     }
+
+    /// A one-row selection of `file` of [`PROTOCOL`]-like text.
+    fn one_row(protocol: &Protocol) -> Selected {
+        use crate::select::{Person, Selection, SelectionSpec};
+        let rules = kbi_core::domain::RuleSet::shipped();
+        let codes = kbi_import::codes::Codes::shipped();
+        let regions = crate::regions::Regions::shipped();
+        let mut selection = Selection::new(
+            SelectionSpec {
+                protocol,
+                file: protocol.file("f").unwrap(),
+                reference: d("2026-06-30"),
+                rules: &rules,
+                facts: crate::dossier_facts(),
+                codes: &codes,
+                regions: &regions,
+                pseudonym_key: None,
+                joins: Vec::new(),
+            },
+            crate::table::Values::default(),
+        )
+        .unwrap();
+        selection.push(Person {
+            insz: kbi_core::domain::Insz::parse("85073003328").unwrap(),
+            events: Vec::new(),
+            dossier: Box::default(),
+        });
+        selection.finish().unwrap()
+    }
+
+    fn basis() -> Basis {
+        Basis {
+            population: vec!["all".into()],
+            fields: vec!["insz".into()],
+            identity: "insz".into(),
+            pseudonym_key_fingerprint: None,
+            suppression: None,
+            source: crate::manifest::Source {
+                format: "kbi-dossier-01.00".into(),
+                files: 1,
+                bytes: 1,
+                dossiers: 1,
+            },
+            joins: Vec::new(),
+            rule_set: None,
+        }
+    }
+
+    fn request(dir: &Path, register: PathBuf, sealing: Sealing) -> DeliveryRequest {
+        DeliveryRequest {
+            protocol: "p".into(),
+            file: "f".into(),
+            period: Period::SixMonthly,
+            reference: d("2026-06-30"),
+            retention_years: Some(5),
+            sealing,
+            signing_key: SigningKey::from_bytes(&[3; 32]),
+            out_dir: dir.to_path_buf(),
+            register,
+            operator: "tester".into(),
+            force: Force::No,
+        }
+    }
+
+    #[test]
+    fn a_delivery_is_written_signed_registered_and_verifies() {
+        let protocol = Protocol::from_toml(PROTOCOL).unwrap();
+        let selected = one_row(&protocol);
+        let dir = tempfile::tempdir().unwrap();
+        let identity = age::x25519::Identity::generate();
+        let register = dir.path().join("register.jsonl");
+        let prepared = request(
+            dir.path(),
+            register.clone(),
+            Sealing::Recipients(vec![identity.to_public()]),
+        )
+        .prepare(Encryption::Recipients)
+        .unwrap();
+        let delivered = prepared.run(&selected, basis()).unwrap();
+        assert_eq!(delivered.manifest.rows, 1);
+        assert_eq!(delivered.manifest.period_key.as_deref(), Some("2026-H1"));
+        let identities: Vec<Box<dyn age::Identity>> = vec![Box::new(identity)];
+        let verified = crate::verify::verify(
+            &delivered.files[1],
+            &SigningKey::from_bytes(&[3; 32]).verifying_key(),
+            Some(&identities),
+        )
+        .unwrap();
+        assert!(verified.plaintext_checked);
+        let line = std::fs::read_to_string(&register).unwrap();
+        assert!(line.contains("\"period\":\"2026-H1\""), "{line}");
+        assert!(!line.contains("85073003328"));
+        // Once a period.
+        let again = request(
+            dir.path(),
+            register,
+            Sealing::Recipients(vec![age::x25519::Identity::generate().to_public()]),
+        )
+        .prepare(Encryption::Recipients)
+        .err()
+        .unwrap();
+        assert!(
+            matches!(again, DeliverError::AlreadyDelivered { .. }),
+            "{again}"
+        );
+    }
+
+    #[test]
+    fn a_failed_register_append_leaves_nothing_not_even_the_passphrase() {
+        let protocol = Protocol::from_toml(PROTOCOL).unwrap();
+        let selected = one_row(&protocol);
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("out");
+        std::fs::create_dir(&out).unwrap();
+        let register = dir.path().join("register.jsonl");
+        let passphrase = dir.path().join("passphrase.txt");
+        let prepared = request(
+            &out,
+            register.clone(),
+            Sealing::Passphrase {
+                out: Some(passphrase.clone()),
+            },
+        )
+        .prepare(Encryption::Passphrase)
+        .unwrap();
+        // The register can no longer take a line (a directory by that name): the append, the
+        // last step, fails after the files and the passphrase were put in place.
+        std::fs::create_dir(&register).unwrap();
+        let error = prepared.run(&selected, basis()).unwrap_err();
+        assert!(matches!(error, DeliverError::Register(_)), "{error}");
+        assert_eq!(
+            std::fs::read_dir(&out).unwrap().count(),
+            0,
+            "nothing left in OUT"
+        );
+        assert!(
+            !passphrase.exists(),
+            "no passphrase for a delivery that does not exist"
+        );
+    }
 }

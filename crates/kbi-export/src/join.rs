@@ -122,18 +122,6 @@ impl JoinTable {
     pub fn line(&self, row: usize) -> u64 {
         self.lines[row]
     }
-
-    /// The rows whose INSZ satisfies `keep` is false: their file lines, ascending.
-    pub fn lines_where(&self, mut pick: impl FnMut(u64) -> bool) -> Vec<u64> {
-        let mut out: Vec<u64> = self
-            .by_insz
-            .iter()
-            .filter(|(insz, _)| pick(**insz))
-            .map(|(_, &row)| self.lines[row as usize])
-            .collect();
-        out.sort_unstable();
-        out
-    }
 }
 
 /// SHA-256 of a join file as given (encrypted or not), for the manifest.
