@@ -49,13 +49,16 @@ async fn answer(
     payload: web::Payload,
     referte: &str,
 ) -> Answer {
-    let judged = match read_body(request, payload, &state.limits.body).await {
-        Ok(body) => parse_admit_judge(state, request, body.freeze()).await,
-        Err(error) => Err(body_refused(state, error)),
-    };
-    let reply = match judged {
-        Ok(judged) => audit(state, referte, judged).await,
-        Err(refusal) => refusal,
+    // The body outlives the request's envelope, whose values borrow from it.
+    let body = read_body(request, payload, &state.limits.body)
+        .await
+        .map(web::BytesMut::freeze);
+    let reply = match &body {
+        Ok(body) => match parse_admit_judge(state, request, body).await {
+            Ok(judged) => audit(state, referte, judged).await,
+            Err(refusal) => refusal,
+        },
+        Err(error) => body_refused(state, *error),
     };
     let responder = Responder {
         service_identificatie: &state.service_identificatie,
@@ -72,8 +75,9 @@ async fn answer(
     }
 }
 
-/// A request admitted (its client and protocol binding, for the audit records) and judged.
-type Judged = soap::Judged<Admitted, Arc<CompiledSnapshot>>;
+/// A request admitted (its client and protocol binding, for the audit records) and judged; its
+/// questions may borrow from the body (`'b`).
+type Judged<'b> = soap::Judged<'b, Admitted, Arc<CompiledSnapshot>>;
 
 /// [`soap::parse_admit_judge`] (the one SOAP path, shared with the codec alone) within the
 /// request's time budget. On this network thread when that is bounded by construction: a body
@@ -82,16 +86,16 @@ type Judged = soap::Judged<Admitted, Arc<CompiledSnapshot>>;
 /// than either; `docs/soap.md`, "Inline or compute pool"). Anything else on a compute thread,
 /// so that a large or unusual body can cost a compute thread at most the budget, never a network
 /// thread. The snapshot in use is read after admission.
-async fn parse_admit_judge(
+async fn parse_admit_judge<'b>(
     state: &web::Data<AppState>,
     request: &HttpRequest,
-    body: web::Bytes,
-) -> Result<Judged, Reply> {
+    body: &'b web::Bytes,
+) -> Result<Judged<'b>, Reply> {
     let peer = request.conn_data::<PeerClient>().cloned();
-    let admit_here = |envelope: &Envelope| admit(state, peer.as_ref(), envelope);
+    let admit_here = |envelope: &Envelope<'_>| admit(state, peer.as_ref(), envelope);
     let snapshot_here = || state.store.current();
     // Counts which reader read the body (kbi_soap_fast_path_total).
-    let counted = |result: Result<Judged, Box<soap::Refused>>| {
+    let counted = |result: Result<Judged<'b>, Box<soap::Refused>>| {
         let road = match &result {
             Ok(judged) => judged.road,
             Err(refused) => refused.road,
@@ -122,6 +126,9 @@ async fn parse_admit_judge(
     }
     let work = {
         let state = state.clone();
+        // The pool gets its own handle on the body (shared, not copied), and hands back an
+        // envelope that owns its values.
+        let body = body.clone();
         move |deadline| {
             soap::parse_admit_judge(
                 &body,
@@ -130,6 +137,10 @@ async fn parse_admit_judge(
                 |envelope| admit(&state, peer.as_ref(), envelope),
                 || state.store.current(),
             )
+            .map(|judged| soap::Judged {
+                envelope: judged.envelope.into_owned(),
+                ..judged
+            })
         }
     };
     // A body whose parse ran past the budget is not counted: which reader would have finished
@@ -151,7 +162,7 @@ async fn parse_admit_judge(
 fn admit(
     state: &AppState,
     peer: Option<&PeerClient>,
-    envelope: &Envelope,
+    envelope: &Envelope<'_>,
 ) -> Result<Admitted, Reply> {
     let caller = &envelope.caller;
     let refuse = |denied: Denied| Reply::refused(caller, denied.code());
@@ -171,7 +182,7 @@ fn admit(
 
 /// Writes the audit records of the verdicts durably ([`door::audit`]), then gives the answers;
 /// a failure refuses the whole request (30021) and nothing judged is sent.
-async fn audit(state: &AppState, referte: &str, judged: Judged) -> Reply {
+async fn audit(state: &AppState, referte: &str, judged: Judged<'_>) -> Reply {
     let soap::Judged {
         admitted: client,
         envelope,
@@ -185,7 +196,7 @@ async fn audit(state: &AppState, referte: &str, judged: Judged) -> Reply {
     if written.await.is_err() {
         return Reply::refused(caller, ErrorCode::AuditUnavailable);
     }
-    Reply::answers(&envelope, verdicts, Source::of(&snapshot))
+    Reply::answers(envelope.caller, verdicts, Source::of(&snapshot))
 }
 
 /// Counts what the reply says: its questions, or the request-level error; returns the

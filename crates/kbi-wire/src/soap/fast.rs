@@ -22,6 +22,7 @@
 //! [`MAX_VALUE_BYTES`] (the hardened parser cuts and marks it), more questions than
 //! [`XmlLimits::max_questions`], and limits set below what the shape needs.
 
+use std::borrow::Cow;
 use std::time::Instant;
 
 use super::parse::{
@@ -53,24 +54,26 @@ const DECLARATIONS: [&[u8]; 5] = [
 
 /// The request in `body` if it has the canonical shape, exactly as the hardened parser would
 /// read it; `None` for anything else (then only the hardened parser can say what it is).
-/// Allocates nothing for a body it defers before reading its values. Never panics.
-pub fn read(body: &[u8], limits: &XmlLimits) -> Option<RawRequest> {
-    read_until(body, limits, None)
+/// The values borrow from `body`: the only allocation is the list of questions. Never panics.
+pub fn read<'b>(body: &'b [u8], limits: &XmlLimits) -> Option<RawRequest<'b>> {
+    // The hardened parser checks this first too; the scanner slices text at ASCII delimiters,
+    // which are always character boundaries in valid UTF-8.
+    let body = std::str::from_utf8(body).ok()?;
+    read_text_until(body, limits, None)
 }
 
 /// How many `Vraag` pass between two looks at the clock.
 const QUESTIONS_PER_CLOCK_CHECK: usize = 16;
 
-/// [`read`], deferring once `deadline` has passed (looked at every few questions), so that the
-/// hardened parser refuses the body with its time budget Fault as it would without this reader.
-pub(crate) fn read_until(
-    body: &[u8],
+/// [`read`] of a body already checked to be UTF-8 (by the server's parse, which checks it once
+/// for both readers), deferring once `deadline` has passed (looked at every few questions), so
+/// that the hardened parser refuses the body with its time budget Fault as it would without
+/// this reader.
+pub(crate) fn read_text_until<'b>(
+    body: &'b str,
     limits: &XmlLimits,
     deadline: Option<Instant>,
-) -> Option<RawRequest> {
-    // The hardened parser checks this first too; the scanner slices text at ASCII delimiters,
-    // which are always character boundaries in valid UTF-8.
-    let body = std::str::from_utf8(body).ok()?;
+) -> Option<RawRequest<'b>> {
     if limits.max_depth < DEPTH {
         return None;
     }
@@ -183,7 +186,7 @@ impl<'b> Scanner<'b> {
 
     /// `<name>value</name>`: a leaf whose value is plain text. The value as the hardened parser
     /// keeps it: trimmed of XML whitespace, never cut (longer values are deferred).
-    fn leaf(&mut self, name: &[u8]) -> Option<Value> {
+    fn leaf(&mut self, name: &[u8]) -> Option<Value<'b>> {
         self.open(name)?;
         let start = self.at;
         let end = start + memchr::memchr(b'<', self.rest())?;
@@ -196,12 +199,12 @@ impl<'b> Scanner<'b> {
         self.expect(name)?;
         self.expect(b">")?;
         Some(Value {
-            text: raw.trim_matches(is_xml_space).to_owned(),
+            text: Cow::Borrowed(raw.trim_matches(is_xml_space)),
             truncated: false,
         })
     }
 
-    fn request(&mut self, limits: &XmlLimits) -> Option<RawRequest> {
+    fn request(&mut self, limits: &XmlLimits) -> Option<RawRequest<'b>> {
         if !DECLARATIONS.iter().any(|declaration| self.eat(declaration)) {
             // Whitespace may precede the root, not a declaration.
             self.space();
@@ -332,8 +335,8 @@ impl<'b> Scanner<'b> {
     /// be declared (node-soap declares `xsi`) but never used: only the Envelope's and the
     /// operation's prefixes are, and those must be bound to those two. Anything else — another
     /// attribute, a default namespace, a reserved or empty URI, a reference — is deferred.
-    fn declarations(&mut self) -> Option<Vec<(&'b str, &'b str)>> {
-        let mut declared: Vec<(&'b str, &'b str)> = Vec::new();
+    fn declarations(&mut self) -> Option<Declared<'b>> {
+        let mut declared = Declared::default();
         loop {
             let before = self.at;
             self.space();
@@ -363,14 +366,11 @@ impl<'b> Scanner<'b> {
             if !plain_uri || declared.iter().any(|(p, _)| *p == prefix) {
                 return None;
             }
-            declared.push((prefix, uri));
-            if declared.len() > DECLARATIONS_TAKEN {
-                return None;
-            }
+            declared.push((prefix, uri))?;
         }
     }
 
-    fn context(&mut self) -> Option<RawContext> {
+    fn context(&mut self) -> Option<RawContext<'b>> {
         self.open(b"Context")?;
         let naam = self.leaf(b"Naam")?;
         let versie = self.leaf(b"Versie")?;
@@ -408,7 +408,7 @@ impl<'b> Scanner<'b> {
         })
     }
 
-    fn question(&mut self) -> Option<RawQuestion> {
+    fn question(&mut self) -> Option<RawQuestion<'b>> {
         self.open(b"Vraag")?;
         let referte = self.leaf(b"Referte")?;
         self.open(b"Inhoud")?;
@@ -436,15 +436,53 @@ impl<'b> Scanner<'b> {
     }
 }
 
+/// The namespace declarations of one start tag, at most [`DECLARATIONS_TAKEN`], kept on the
+/// stack (no allocation per tag).
+#[derive(Default)]
+struct Declared<'b> {
+    entries: [(&'b str, &'b str); DECLARATIONS_TAKEN],
+    len: usize,
+}
+
+impl<'b> Declared<'b> {
+    fn as_slice(&self) -> &[(&'b str, &'b str)] {
+        &self.entries[..self.len]
+    }
+
+    fn iter(&self) -> std::slice::Iter<'_, (&'b str, &'b str)> {
+        self.as_slice().iter()
+    }
+
+    fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Adds a declaration; `None` (defer) past [`DECLARATIONS_TAKEN`].
+    fn push(&mut self, declaration: (&'b str, &'b str)) -> Option<()> {
+        *self.entries.get_mut(self.len)? = declaration;
+        self.len += 1;
+        Some(())
+    }
+}
+
 /// A value the hardened parser would keep as it is: no markup or reference (`&`, `>`, which
 /// could start `]]>`), no carriage return (line ends are left to the XML layer), only XML
-/// characters, and short enough not to be cut.
+/// characters, and short enough not to be cut. One pass over the bytes; only a value with
+/// non-ASCII text is then read as characters.
 fn plain(text: &str) -> bool {
-    text.len() <= MAX_VALUE_BYTES
-        && text
-            .bytes()
-            .all(|b| (b >= 0x20 && b != b'&' && b != b'>' && b != 0x7f) || b == b'\t' || b == b'\n')
-        && (text.is_ascii() || text.chars().all(is_xml_char))
+    if text.len() > MAX_VALUE_BYTES {
+        return false;
+    }
+    let mut ascii = true;
+    for &b in text.as_bytes() {
+        match b {
+            b'\t' | b'\n' => {}
+            0..=0x1f | b'&' | b'>' | 0x7f => return false,
+            0x80.. => ascii = false,
+            _ => {}
+        }
+    }
+    ascii || text.chars().all(is_xml_char)
 }
 
 #[cfg(test)]

@@ -61,6 +61,15 @@ impl XmlOut {
     /// them in requests, so only server-side values could hold one).
     pub fn text(&mut self, value: &str) {
         let bytes = value.as_bytes();
+        // Nearly every value is printable ASCII without markup: one pass over the bytes, then
+        // one copy. Anything else is read character by character below.
+        if bytes
+            .iter()
+            .all(|&b| (0x20..0x80).contains(&b) && !matches!(b, b'&' | b'<' | b'>' | b'"'))
+        {
+            self.buf.extend_from_slice(bytes);
+            return;
+        }
         let mut from = 0;
         for (at, c) in value.char_indices() {
             let replacement = match c {
