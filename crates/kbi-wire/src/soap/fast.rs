@@ -127,12 +127,28 @@ impl<'b> Scanner<'b> {
         self.at += skipped;
     }
 
+    /// Whether the body continues with `<name>` (`close`: `</name>`), consumed if so. One
+    /// comparison per part, no whitespace: the tags of a value and of compact bodies.
+    fn tag(&mut self, close: bool, name: &[u8]) -> bool {
+        let rest = self.rest();
+        let open = if close { &b"</"[..] } else { &b"<"[..] };
+        let end = open.len() + name.len();
+        let found = rest.len() > end
+            && rest.starts_with(open)
+            && &rest[open.len()..end] == name
+            && rest[end] == b'>';
+        if found {
+            self.at += end + 1;
+        }
+        found
+    }
+
     /// `<name>` after optional whitespace: an element without attributes.
     fn open(&mut self, name: &[u8]) -> Option<()> {
         self.space();
-        self.expect(b"<")?;
-        self.expect(name)?;
-        self.expect(b">")?;
+        if !self.tag(false, name) {
+            return None;
+        }
         self.elements += 1;
         Some(())
     }
@@ -156,9 +172,7 @@ impl<'b> Scanner<'b> {
     /// `</name>` after optional whitespace.
     fn close(&mut self, name: &[u8]) -> Option<()> {
         self.space();
-        self.expect(b"</")?;
-        self.expect(name)?;
-        self.expect(b">")
+        self.tag(true, name).then_some(())
     }
 
     fn close_qualified(&mut self, prefix: &[u8], local: &[u8]) -> Option<()> {
@@ -195,11 +209,19 @@ impl<'b> Scanner<'b> {
             return None;
         }
         self.at = end;
-        self.expect(b"</")?;
-        self.expect(name)?;
-        self.expect(b">")?;
+        if !self.tag(true, name) {
+            return None;
+        }
+        // Values are rarely padded: trim only when they are.
+        let bytes = raw.as_bytes();
+        let padded = |b: Option<&u8>| b.is_some_and(|b| matches!(b, b' ' | b'\t' | b'\n'));
+        let text = if padded(bytes.first()) || padded(bytes.last()) {
+            raw.trim_matches(is_xml_space)
+        } else {
+            raw
+        };
         Some(Value {
-            text: Cow::Borrowed(raw.trim_matches(is_xml_space)),
+            text: Cow::Borrowed(text),
             truncated: false,
         })
     }
@@ -356,7 +378,10 @@ impl<'b> Scanner<'b> {
             let length = memchr::memchr(quote, self.rest())?;
             let uri = &self.body[self.at..self.at + length];
             self.at += length + 1;
-            let plain_uri = !uri.is_empty()
+            // The two namespaces every request declares need no closer look.
+            let known = uri == SOAP11_ENVELOPE_NS || uri == TARGET_NS;
+            let plain_uri = known
+                || !uri.is_empty()
                 && uri
                     .bytes()
                     .all(|b| b > b' ' && !matches!(b, b'<' | b'&' | b'>' | 0x7f))
@@ -473,16 +498,14 @@ fn plain(text: &str) -> bool {
     if text.len() > MAX_VALUE_BYTES {
         return false;
     }
-    let mut ascii = true;
+    // Without early exits, so that the loop is vectorised (values are short; checking a few
+    // bytes more costs less than a branch per byte).
+    let (mut refused, mut high) = (false, false);
     for &b in text.as_bytes() {
-        match b {
-            b'\t' | b'\n' => {}
-            0..=0x1f | b'&' | b'>' | 0x7f => return false,
-            0x80.. => ascii = false,
-            _ => {}
-        }
+        refused |= (b < 0x20 && b != b'\t' && b != b'\n') | (b == b'&') | (b == b'>') | (b == 0x7f);
+        high |= b >= 0x80;
     }
-    ascii || text.chars().all(is_xml_char)
+    !refused && (!high || text.chars().all(is_xml_char))
 }
 
 #[cfg(test)]

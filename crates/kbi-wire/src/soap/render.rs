@@ -63,10 +63,12 @@ impl XmlOut {
         let bytes = value.as_bytes();
         // Nearly every value is printable ASCII without markup: one pass over the bytes, then
         // one copy. Anything else is read character by character below.
-        if bytes
-            .iter()
-            .all(|&b| (0x20..0x80).contains(&b) && !matches!(b, b'&' | b'<' | b'>' | b'"'))
-        {
+        // Without early exits, so that the loop is vectorised.
+        let mut special = false;
+        for &b in bytes {
+            special |= (b < 0x20) | (b >= 0x80) | (b == b'&') | (b == b'<') | (b == b'>') | (b == b'"');
+        }
+        if !special {
             self.buf.extend_from_slice(bytes);
             return;
         }
