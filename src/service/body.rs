@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use actix_web::http::header::CONTENT_LENGTH;
 use actix_web::web::{self, BytesMut};
 use actix_web::HttpRequest;
-use futures_util::StreamExt;
+use futures_util::{FutureExt, StreamExt};
 
 /// Why a body was not read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -76,11 +76,21 @@ pub async fn read_body(
     let started = Instant::now();
     let mut body = BytesMut::with_capacity(announced.unwrap_or(8 * 1024).min(limit));
     loop {
-        let deadline = tokio::time::Instant::from_std(limits.deadline(started, body.len()));
-        let chunk = match tokio::time::timeout_at(deadline, payload.next()).await {
-            Ok(Some(chunk)) => chunk.map_err(|_| BodyError::Broken)?,
-            Ok(None) => break,
-            Err(_) => return Err(BodyError::TimedOut),
+        // What has already arrived (a small body usually comes with its headers) is taken
+        // without arming a timer; only a wait for more is bounded by the deadline.
+        let next = match payload.next().now_or_never() {
+            Some(next) => next,
+            None => {
+                let deadline = tokio::time::Instant::from_std(limits.deadline(started, body.len()));
+                match tokio::time::timeout_at(deadline, payload.next()).await {
+                    Ok(next) => next,
+                    Err(_) => return Err(BodyError::TimedOut),
+                }
+            }
+        };
+        let chunk = match next {
+            Some(chunk) => chunk.map_err(|_| BodyError::Broken)?,
+            None => break,
         };
         if body.len() + chunk.len() > limit {
             let received = body.len() + chunk.len();

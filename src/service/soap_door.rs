@@ -7,12 +7,13 @@
 //! audit ([`door::audit`]) → render → count. Every refusal of the request (caller, operation,
 //! number of questions, rate, no snapshot) is decided before anything is judged.
 
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 use std::time::Instant;
 
 use actix_web::http::header::CONTENT_TYPE;
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
+use arc_swap::ArcSwapOption;
 use chrono::Utc;
 
 use super::body::{read_body, BodyError};
@@ -196,7 +197,38 @@ async fn audit(state: &AppState, referte: &str, judged: Judged<'_>) -> Reply {
     if written.await.is_err() {
         return Reply::refused(caller, ErrorCode::AuditUnavailable);
     }
-    Reply::answers(envelope.caller, verdicts, Source::of(&snapshot))
+    Reply::answers(envelope.caller, verdicts, state.soap_source.of(&snapshot))
+}
+
+/// The encoded `Bron` of the snapshot in use, made once per snapshot instead of once per reply
+/// (the fixed part of every `Advies`, as the snapshot's `extracted_at_text` is for the JSON
+/// door). One per server; a reload gives a new snapshot, whose `Bron` replaces this one at its
+/// first answer.
+#[derive(Default)]
+pub struct SourceCache(ArcSwapOption<CachedSource>);
+
+struct CachedSource {
+    /// Which snapshot: a weak reference keeps its allocation (so its address is not reused by
+    /// another while this is kept) without keeping the snapshot itself alive after a reload.
+    snapshot: Weak<CompiledSnapshot>,
+    source: Arc<Source>,
+}
+
+impl SourceCache {
+    /// The `Bron` of `snapshot`, encoded now if it is not the one kept.
+    pub fn of(&self, snapshot: &Arc<CompiledSnapshot>) -> Arc<Source> {
+        if let Some(cached) = &*self.0.load() {
+            if std::ptr::eq(cached.snapshot.as_ptr(), Arc::as_ptr(snapshot)) {
+                return Arc::clone(&cached.source);
+            }
+        }
+        let source = Arc::new(Source::of(snapshot));
+        self.0.store(Some(Arc::new(CachedSource {
+            snapshot: Arc::downgrade(snapshot),
+            source: Arc::clone(&source),
+        })));
+        source
+    }
 }
 
 /// Counts what the reply says: its questions, or the request-level error; returns the

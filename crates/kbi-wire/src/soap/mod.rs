@@ -21,6 +21,7 @@ pub mod render;
 mod time;
 pub mod wsdl;
 
+use std::sync::Arc;
 use std::time::Instant;
 
 use chrono::{DateTime, NaiveDate, NaiveTime, Utc};
@@ -126,8 +127,8 @@ impl Envelope<'_> {
 }
 
 /// What the snapshot an answer rests on says of itself: its `Bron` element (`SnapshotId`,
-/// `Extractiedatum`, `Regelset`), encoded once per reply and copied as bytes into every
-/// `Advies`.
+/// `Extractiedatum`, `Regelset`), encoded once and copied as bytes into every `Advies`. Shared:
+/// the server encodes it once per snapshot, not per reply.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Source {
     bron: Vec<u8>,
@@ -203,9 +204,8 @@ pub enum Reply {
     Answers {
         recipient: Recipient,
         verdicts: Vec<Verdict>,
-        /// Boxed: a reply is passed by value through every step, and a refusal should not carry
-        /// the size of an answer.
-        source: Box<Source>,
+        /// Shared: the server keeps one per snapshot (and a refusal does not carry its size).
+        source: Arc<Source>,
     },
 }
 
@@ -252,11 +252,11 @@ impl Reply {
 
     /// The answers to the questions of `caller`'s request (its valid values echoed in
     /// `Ontvanger`).
-    pub fn answers(caller: Sender, verdicts: Vec<Verdict>, source: Source) -> Reply {
+    pub fn answers(caller: Sender, verdicts: Vec<Verdict>, source: Arc<Source>) -> Reply {
         Reply::Answers {
             recipient: Recipient::from_caller(caller),
             verdicts,
-            source: Box::new(source),
+            source,
         }
     }
 
@@ -527,7 +527,7 @@ pub fn respond_at(body: &[u8], call: &SoapCall<'_>, now: DateTime<Utc>) -> SoapR
     let (reply, caller) = match parse_admit_judge(body, call.limits, None, admit, || call.snapshot)
     {
         Ok(judged) => {
-            let source = Source::of(judged.snapshot);
+            let source = Arc::new(Source::of(judged.snapshot));
             let caller = judged.envelope.caller;
             let reply = Reply::answers(caller.clone(), judged.verdicts, source);
             (reply, Some(caller))
