@@ -382,12 +382,12 @@ impl<'b> Scanner<'b> {
             let known = uri == SOAP11_ENVELOPE_NS || uri == TARGET_NS;
             let plain_uri = known
                 || !uri.is_empty()
-                && uri
-                    .bytes()
-                    .all(|b| b > b' ' && !matches!(b, b'<' | b'&' | b'>' | 0x7f))
-                && uri.is_ascii()
-                && uri != XML_NS
-                && uri != XMLNS_NS;
+                    && uri
+                        .bytes()
+                        .all(|b| b > b' ' && !matches!(b, b'<' | b'&' | b'>' | 0x7f))
+                    && uri.is_ascii()
+                    && uri != XML_NS
+                    && uri != XMLNS_NS;
             if !plain_uri || declared.iter().any(|(p, _)| *p == prefix) {
                 return None;
             }

@@ -907,7 +907,8 @@ mod tests {
 
     #[test]
     fn reads_context_and_questions() {
-        let request = parse(envelope(VERZOEK).as_bytes(), &XmlLimits::default()).unwrap();
+        let body = envelope(VERZOEK);
+        let request = parse(body.as_bytes(), &XmlLimits::default()).unwrap();
         assert_eq!(
             request.context.naam.unwrap().text,
             "GeefAdviesInburgeringsplicht"

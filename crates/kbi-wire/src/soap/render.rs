@@ -66,7 +66,8 @@ impl XmlOut {
         // Without early exits, so that the loop is vectorised.
         let mut special = false;
         for &b in bytes {
-            special |= (b < 0x20) | (b >= 0x80) | (b == b'&') | (b == b'<') | (b == b'>') | (b == b'"');
+            special |=
+                (b < 0x20) | (b >= 0x80) | (b == b'&') | (b == b'<') | (b == b'>') | (b == b'"');
         }
         if !special {
             self.buf.extend_from_slice(bytes);
