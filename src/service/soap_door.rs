@@ -108,7 +108,7 @@ async fn parse_admit_judge<'b>(
         // The same deadline as on the pool: the hardened parser still stops itself at the budget.
         let deadline = Instant::now() + state.compute.budget;
         return counted(soap::parse_admit_judge(
-            &body,
+            body,
             &state.limits.xml,
             Some(deadline),
             admit_here,
@@ -116,7 +116,7 @@ async fn parse_admit_judge<'b>(
         ));
     }
     if body.len() <= soap::INLINE_MAX_BYTES {
-        if let Some(parsed) = soap::parse_fast(&body, &state.limits.xml) {
+        if let Some(parsed) = soap::parse_fast(body, &state.limits.xml) {
             return counted(soap::admit_judge(
                 parsed,
                 soap::Road::Fast,

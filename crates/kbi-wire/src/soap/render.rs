@@ -61,13 +61,13 @@ impl XmlOut {
     /// them in requests, so only server-side values could hold one).
     pub fn text(&mut self, value: &str) {
         let bytes = value.as_bytes();
-        // Nearly every value is printable ASCII without markup: one pass over the bytes, then
-        // one copy. Anything else is read character by character below.
-        // Without early exits, so that the loop is vectorised.
+        // Nearly every value is printable ASCII without markup: one pass over the bytes (without
+        // early exits, so that the loop is vectorised), then one copy. Anything else is read
+        // character by character below.
         let mut special = false;
         for &b in bytes {
             special |=
-                (b < 0x20) | (b >= 0x80) | (b == b'&') | (b == b'<') | (b == b'>') | (b == b'"');
+                !(0x20..0x80).contains(&b) | (b == b'&') | (b == b'<') | (b == b'>') | (b == b'"');
         }
         if !special {
             self.buf.extend_from_slice(bytes);
