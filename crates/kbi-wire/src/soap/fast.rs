@@ -525,6 +525,32 @@ mod tests {
     }
 
     #[test]
+    fn the_values_borrow_from_the_body() {
+        // No allocation per value on the fast road: every value is a slice of the body (the
+        // padded INSZ trimmed in place).
+        let fast = read(BODY.as_bytes(), &XmlLimits::default()).expect("canonical body taken");
+        let context = &fast.context;
+        let question = &fast.questions[0];
+        for value in [
+            &context.naam,
+            &context.versie,
+            &context.bericht_type,
+            &context.datum,
+            &context.tijd,
+            &context.identificatie,
+            &context.referte,
+            &context.hoedanigheid,
+            &context.gebruiker,
+            &question.referte,
+            &question.insz,
+            &question.referentiedatum,
+        ] {
+            let value = value.as_ref().expect("present");
+            assert!(matches!(value.text, Cow::Borrowed(_)), "{value:?}");
+        }
+    }
+
+    #[test]
     fn anything_unusual_is_deferred() {
         let limits = XmlLimits::default();
         for (what, from, to) in [
