@@ -51,9 +51,7 @@ async fn answer(
     referte: &str,
 ) -> Answer {
     // The body outlives the request's envelope, whose values borrow from it.
-    let body = read_body(request, payload, &state.limits.body)
-        .await
-        .map(web::BytesMut::freeze);
+    let body = read_body(request, payload, &state.limits.body).await;
     let reply = match &body {
         Ok(body) => match parse_admit_judge(state, request, body).await {
             Ok(judged) => audit(state, referte, judged).await,
