@@ -5,9 +5,9 @@
 use std::time::{Duration, Instant};
 
 use actix_web::http::header::CONTENT_LENGTH;
-use actix_web::web::{self, BytesMut};
+use actix_web::web::{self, Bytes, BytesMut};
 use actix_web::HttpRequest;
-use futures_util::StreamExt;
+use futures_util::{FutureExt, StreamExt};
 
 /// Why a body was not read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -59,12 +59,13 @@ fn announced_length(request: &HttpRequest) -> Option<usize> {
 }
 
 /// Reads the whole body, refusing it once it exceeds the size limit (after draining it, see
-/// [`DRAIN_FACTOR`]) or misses the deadline.
+/// [`DRAIN_FACTOR`]) or misses the deadline. A body that came in one chunk (a small one nearly
+/// always does) is that chunk, neither copied nor reallocated.
 pub async fn read_body(
     request: &HttpRequest,
     mut payload: web::Payload,
     limits: &BodyLimits,
-) -> Result<BytesMut, BodyError> {
+) -> Result<Bytes, BodyError> {
     let limit = limits.bytes;
     let announced = announced_length(request);
     if announced.is_some_and(|n| n > limit) {
@@ -74,23 +75,45 @@ pub async fn read_body(
         return Err(BodyError::TooLarge);
     }
     let started = Instant::now();
-    let mut body = BytesMut::with_capacity(announced.unwrap_or(8 * 1024).min(limit));
+    // The first chunk is kept as it is; only a second one makes a buffer of them.
+    let mut first: Option<Bytes> = None;
+    let mut body = BytesMut::new();
     loop {
-        let deadline = tokio::time::Instant::from_std(limits.deadline(started, body.len()));
-        let chunk = match tokio::time::timeout_at(deadline, payload.next()).await {
-            Ok(Some(chunk)) => chunk.map_err(|_| BodyError::Broken)?,
-            Ok(None) => break,
-            Err(_) => return Err(BodyError::TimedOut),
+        let received = first.as_ref().map_or(0, Bytes::len) + body.len();
+        // What has already arrived (a small body usually comes with its headers) is taken
+        // without arming a timer; only a wait for more is bounded by the deadline.
+        let next = match payload.next().now_or_never() {
+            Some(next) => next,
+            None => {
+                let deadline = tokio::time::Instant::from_std(limits.deadline(started, received));
+                match tokio::time::timeout_at(deadline, payload.next()).await {
+                    Ok(next) => next,
+                    Err(_) => return Err(BodyError::TimedOut),
+                }
+            }
         };
-        if body.len() + chunk.len() > limit {
-            let received = body.len() + chunk.len();
-            drop(body);
+        let chunk = match next {
+            Some(chunk) => chunk.map_err(|_| BodyError::Broken)?,
+            None => break,
+        };
+        if received + chunk.len() > limit {
+            let received = received + chunk.len();
+            drop((first, body));
             drain(&mut payload, limits, started, received).await;
             return Err(BodyError::TooLarge);
         }
+        if first.is_none() && body.is_empty() {
+            first = Some(chunk);
+            continue;
+        }
+        if let Some(first) = first.take() {
+            let capacity = announced.unwrap_or(8 * 1024).min(limit);
+            body.reserve(capacity.max(first.len() + chunk.len()));
+            body.extend_from_slice(&first);
+        }
         body.extend_from_slice(&chunk);
     }
-    Ok(body)
+    Ok(first.unwrap_or_else(|| body.freeze()))
 }
 
 /// Reads and throws away the body of a request refused before its body was needed (401, 403,

@@ -165,6 +165,7 @@ async fn build(checked: Checked) -> anyhow::Result<Application> {
         compute: guard::Compute::new(server.compute_threads, server.request_time_budget),
         public_url: checked.public_url.clone(),
         trusted_proxies: checked.trusted_proxies.clone(),
+        soap_source: soap_door::SourceCache::default(),
     });
     let reloader = Arc::new(Reloader::new(
         checked.origin.clone(),

@@ -116,7 +116,7 @@ async fn answer_batch(
         return unsupported_media_type();
     }
     let body = match read_body(request, payload, &state.limits.body).await {
-        Ok(body) => body.freeze(),
+        Ok(body) => body,
         Err(error) => return body_refused(state, error),
     };
     // Parsing and judging run on a compute thread within the request's time budget.

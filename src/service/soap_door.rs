@@ -7,12 +7,13 @@
 //! audit ([`door::audit`]) → render → count. Every refusal of the request (caller, operation,
 //! number of questions, rate, no snapshot) is decided before anything is judged.
 
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 use std::time::Instant;
 
 use actix_web::http::header::CONTENT_TYPE;
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
+use arc_swap::ArcSwapOption;
 use chrono::Utc;
 
 use super::body::{read_body, BodyError};
@@ -49,13 +50,14 @@ async fn answer(
     payload: web::Payload,
     referte: &str,
 ) -> Answer {
-    let judged = match read_body(request, payload, &state.limits.body).await {
-        Ok(body) => parse_admit_judge(state, request, body.freeze()).await,
-        Err(error) => Err(body_refused(state, error)),
-    };
-    let reply = match judged {
-        Ok(judged) => audit(state, referte, judged).await,
-        Err(refusal) => refusal,
+    // The body outlives the request's envelope, whose values borrow from it.
+    let body = read_body(request, payload, &state.limits.body).await;
+    let reply = match &body {
+        Ok(body) => match parse_admit_judge(state, request, body).await {
+            Ok(judged) => audit(state, referte, judged).await,
+            Err(refusal) => refusal,
+        },
+        Err(error) => body_refused(state, *error),
     };
     let responder = Responder {
         service_identificatie: &state.service_identificatie,
@@ -72,8 +74,9 @@ async fn answer(
     }
 }
 
-/// A request admitted (its client and protocol binding, for the audit records) and judged.
-type Judged = soap::Judged<Admitted, Arc<CompiledSnapshot>>;
+/// A request admitted (its client and protocol binding, for the audit records) and judged; its
+/// questions may borrow from the body (`'b`).
+type Judged<'b> = soap::Judged<'b, Admitted, Arc<CompiledSnapshot>>;
 
 /// [`soap::parse_admit_judge`] (the one SOAP path, shared with the codec alone) within the
 /// request's time budget. On this network thread when that is bounded by construction: a body
@@ -82,16 +85,16 @@ type Judged = soap::Judged<Admitted, Arc<CompiledSnapshot>>;
 /// than either; `docs/soap.md`, "Inline or compute pool"). Anything else on a compute thread,
 /// so that a large or unusual body can cost a compute thread at most the budget, never a network
 /// thread. The snapshot in use is read after admission.
-async fn parse_admit_judge(
+async fn parse_admit_judge<'b>(
     state: &web::Data<AppState>,
     request: &HttpRequest,
-    body: web::Bytes,
-) -> Result<Judged, Reply> {
+    body: &'b web::Bytes,
+) -> Result<Judged<'b>, Reply> {
     let peer = request.conn_data::<PeerClient>().cloned();
-    let admit_here = |envelope: &Envelope| admit(state, peer.as_ref(), envelope);
+    let admit_here = |envelope: &Envelope<'_>| admit(state, peer.as_ref(), envelope);
     let snapshot_here = || state.store.current();
     // Counts which reader read the body (kbi_soap_fast_path_total).
-    let counted = |result: Result<Judged, Box<soap::Refused>>| {
+    let counted = |result: Result<Judged<'b>, Box<soap::Refused>>| {
         let road = match &result {
             Ok(judged) => judged.road,
             Err(refused) => refused.road,
@@ -103,7 +106,7 @@ async fn parse_admit_judge(
         // The same deadline as on the pool: the hardened parser still stops itself at the budget.
         let deadline = Instant::now() + state.compute.budget;
         return counted(soap::parse_admit_judge(
-            &body,
+            body,
             &state.limits.xml,
             Some(deadline),
             admit_here,
@@ -111,7 +114,7 @@ async fn parse_admit_judge(
         ));
     }
     if body.len() <= soap::INLINE_MAX_BYTES {
-        if let Some(parsed) = soap::parse_fast(&body, &state.limits.xml) {
+        if let Some(parsed) = soap::parse_fast(body, &state.limits.xml) {
             return counted(soap::admit_judge(
                 parsed,
                 soap::Road::Fast,
@@ -122,6 +125,9 @@ async fn parse_admit_judge(
     }
     let work = {
         let state = state.clone();
+        // The pool gets its own handle on the body (shared, not copied), and hands back an
+        // envelope that owns its values.
+        let body = body.clone();
         move |deadline| {
             soap::parse_admit_judge(
                 &body,
@@ -130,6 +136,10 @@ async fn parse_admit_judge(
                 |envelope| admit(&state, peer.as_ref(), envelope),
                 || state.store.current(),
             )
+            .map(|judged| soap::Judged {
+                envelope: judged.envelope.into_owned(),
+                ..judged
+            })
         }
     };
     // A body whose parse ran past the budget is not counted: which reader would have finished
@@ -151,7 +161,7 @@ async fn parse_admit_judge(
 fn admit(
     state: &AppState,
     peer: Option<&PeerClient>,
-    envelope: &Envelope,
+    envelope: &Envelope<'_>,
 ) -> Result<Admitted, Reply> {
     let caller = &envelope.caller;
     let refuse = |denied: Denied| Reply::refused(caller, denied.code());
@@ -171,7 +181,7 @@ fn admit(
 
 /// Writes the audit records of the verdicts durably ([`door::audit`]), then gives the answers;
 /// a failure refuses the whole request (30021) and nothing judged is sent.
-async fn audit(state: &AppState, referte: &str, judged: Judged) -> Reply {
+async fn audit(state: &AppState, referte: &str, judged: Judged<'_>) -> Reply {
     let soap::Judged {
         admitted: client,
         envelope,
@@ -185,7 +195,38 @@ async fn audit(state: &AppState, referte: &str, judged: Judged) -> Reply {
     if written.await.is_err() {
         return Reply::refused(caller, ErrorCode::AuditUnavailable);
     }
-    Reply::answers(&envelope, verdicts, Source::of(&snapshot))
+    Reply::answers(envelope.caller, verdicts, state.soap_source.of(&snapshot))
+}
+
+/// The encoded `Bron` of the snapshot in use, made once per snapshot instead of once per reply
+/// (the fixed part of every `Advies`, as the snapshot's `extracted_at_text` is for the JSON
+/// door). One per server; a reload gives a new snapshot, whose `Bron` replaces this one at its
+/// first answer.
+#[derive(Default)]
+pub struct SourceCache(ArcSwapOption<CachedSource>);
+
+struct CachedSource {
+    /// Which snapshot: a weak reference keeps its allocation (so its address is not reused by
+    /// another while this is kept) without keeping the snapshot itself alive after a reload.
+    snapshot: Weak<CompiledSnapshot>,
+    source: Arc<Source>,
+}
+
+impl SourceCache {
+    /// The `Bron` of `snapshot`, encoded now if it is not the one kept.
+    pub fn of(&self, snapshot: &Arc<CompiledSnapshot>) -> Arc<Source> {
+        if let Some(cached) = &*self.0.load() {
+            if std::ptr::eq(cached.snapshot.as_ptr(), Arc::as_ptr(snapshot)) {
+                return Arc::clone(&cached.source);
+            }
+        }
+        let source = Arc::new(Source::of(snapshot));
+        self.0.store(Some(Arc::new(CachedSource {
+            snapshot: Arc::downgrade(snapshot),
+            source: Arc::clone(&source),
+        })));
+        source
+    }
 }
 
 /// Counts what the reply says: its questions, or the request-level error; returns the

@@ -90,6 +90,8 @@ pub struct AppState {
     pub public_url: Option<String>,
     /// Peers whose `Forwarded` / `X-Forwarded-*` headers are believed.
     pub trusted_proxies: Vec<std::net::IpAddr>,
+    /// The SOAP replies' `Bron` of the snapshot in use, encoded once per snapshot.
+    pub soap_source: super::soap_door::SourceCache,
 }
 
 #[cfg(test)]

@@ -952,3 +952,42 @@ proptest! {
         check_any(&body)?;
     }
 }
+
+/// The public snapshot, loaded anew (its own allocation), under `snapshot_id`.
+fn snapshot_named(snapshot_id: &str) -> Arc<CompiledSnapshot> {
+    let mut snapshot = load_path(
+        &public_snapshot_path(),
+        Arc::new(RuleSet::shipped()),
+        &Silent,
+    )
+    .expect("public snapshot loads");
+    snapshot.meta.snapshot_id = snapshot_id.to_owned();
+    Arc::new(snapshot)
+}
+
+/// The door's `Bron` is encoded once per snapshot (`soap_door::SourceCache`): the same shared
+/// encoding for every answer from one snapshot, the same bytes as encoding it per reply, and a
+/// new snapshot's own `Bron` after a reload — also when the old snapshot is gone and the new
+/// one could have been allocated where it was.
+#[test]
+fn the_doors_bron_is_encoded_once_per_snapshot_and_follows_a_reload() {
+    use kbi_advice::service::soap_door::SourceCache;
+    use kbi_wire::soap::Source;
+
+    let cache = SourceCache::default();
+    let first = snapshot_named("first");
+    let a = cache.of(&first);
+    let b = cache.of(&first);
+    assert!(Arc::ptr_eq(&a, &b), "encoded again for the same snapshot");
+    assert_eq!(*a, Source::of(&first));
+
+    let second = snapshot_named("second");
+    let c = cache.of(&second);
+    assert_eq!(*c, Source::of(&second));
+    assert_ne!(*c, *a, "the old snapshot's Bron after a reload");
+
+    drop((first, a, b));
+    let third = snapshot_named("third");
+    assert_eq!(*cache.of(&third), Source::of(&third));
+    assert_eq!(*cache.of(&second), Source::of(&second));
+}

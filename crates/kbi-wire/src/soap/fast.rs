@@ -22,6 +22,7 @@
 //! [`MAX_VALUE_BYTES`] (the hardened parser cuts and marks it), more questions than
 //! [`XmlLimits::max_questions`], and limits set below what the shape needs.
 
+use std::borrow::Cow;
 use std::time::Instant;
 
 use super::parse::{
@@ -53,24 +54,26 @@ const DECLARATIONS: [&[u8]; 5] = [
 
 /// The request in `body` if it has the canonical shape, exactly as the hardened parser would
 /// read it; `None` for anything else (then only the hardened parser can say what it is).
-/// Allocates nothing for a body it defers before reading its values. Never panics.
-pub fn read(body: &[u8], limits: &XmlLimits) -> Option<RawRequest> {
-    read_until(body, limits, None)
+/// The values borrow from `body`: the only allocation is the list of questions. Never panics.
+pub fn read<'b>(body: &'b [u8], limits: &XmlLimits) -> Option<RawRequest<'b>> {
+    // The hardened parser checks this first too; the scanner slices text at ASCII delimiters,
+    // which are always character boundaries in valid UTF-8.
+    let body = std::str::from_utf8(body).ok()?;
+    read_text_until(body, limits, None)
 }
 
 /// How many `Vraag` pass between two looks at the clock.
 const QUESTIONS_PER_CLOCK_CHECK: usize = 16;
 
-/// [`read`], deferring once `deadline` has passed (looked at every few questions), so that the
-/// hardened parser refuses the body with its time budget Fault as it would without this reader.
-pub(crate) fn read_until(
-    body: &[u8],
+/// [`read`] of a body already checked to be UTF-8 (by the server's parse, which checks it once
+/// for both readers), deferring once `deadline` has passed (looked at every few questions), so
+/// that the hardened parser refuses the body with its time budget Fault as it would without
+/// this reader.
+pub(crate) fn read_text_until<'b>(
+    body: &'b str,
     limits: &XmlLimits,
     deadline: Option<Instant>,
-) -> Option<RawRequest> {
-    // The hardened parser checks this first too; the scanner slices text at ASCII delimiters,
-    // which are always character boundaries in valid UTF-8.
-    let body = std::str::from_utf8(body).ok()?;
+) -> Option<RawRequest<'b>> {
     if limits.max_depth < DEPTH {
         return None;
     }
@@ -124,12 +127,28 @@ impl<'b> Scanner<'b> {
         self.at += skipped;
     }
 
+    /// Whether the body continues with `<name>` (`close`: `</name>`), consumed if so. One
+    /// comparison per part, no whitespace: the tags of a value and of compact bodies.
+    fn tag(&mut self, close: bool, name: &[u8]) -> bool {
+        let rest = self.rest();
+        let open = if close { &b"</"[..] } else { &b"<"[..] };
+        let end = open.len() + name.len();
+        let found = rest.len() > end
+            && rest.starts_with(open)
+            && &rest[open.len()..end] == name
+            && rest[end] == b'>';
+        if found {
+            self.at += end + 1;
+        }
+        found
+    }
+
     /// `<name>` after optional whitespace: an element without attributes.
     fn open(&mut self, name: &[u8]) -> Option<()> {
         self.space();
-        self.expect(b"<")?;
-        self.expect(name)?;
-        self.expect(b">")?;
+        if !self.tag(false, name) {
+            return None;
+        }
         self.elements += 1;
         Some(())
     }
@@ -153,9 +172,7 @@ impl<'b> Scanner<'b> {
     /// `</name>` after optional whitespace.
     fn close(&mut self, name: &[u8]) -> Option<()> {
         self.space();
-        self.expect(b"</")?;
-        self.expect(name)?;
-        self.expect(b">")
+        self.tag(true, name).then_some(())
     }
 
     fn close_qualified(&mut self, prefix: &[u8], local: &[u8]) -> Option<()> {
@@ -183,7 +200,7 @@ impl<'b> Scanner<'b> {
 
     /// `<name>value</name>`: a leaf whose value is plain text. The value as the hardened parser
     /// keeps it: trimmed of XML whitespace, never cut (longer values are deferred).
-    fn leaf(&mut self, name: &[u8]) -> Option<Value> {
+    fn leaf(&mut self, name: &[u8]) -> Option<Value<'b>> {
         self.open(name)?;
         let start = self.at;
         let end = start + memchr::memchr(b'<', self.rest())?;
@@ -192,16 +209,24 @@ impl<'b> Scanner<'b> {
             return None;
         }
         self.at = end;
-        self.expect(b"</")?;
-        self.expect(name)?;
-        self.expect(b">")?;
+        if !self.tag(true, name) {
+            return None;
+        }
+        // Values are rarely padded: trim only when they are.
+        let bytes = raw.as_bytes();
+        let padded = |b: Option<&u8>| b.is_some_and(|b| matches!(b, b' ' | b'\t' | b'\n'));
+        let text = if padded(bytes.first()) || padded(bytes.last()) {
+            raw.trim_matches(is_xml_space)
+        } else {
+            raw
+        };
         Some(Value {
-            text: raw.trim_matches(is_xml_space).to_owned(),
+            text: Cow::Borrowed(text),
             truncated: false,
         })
     }
 
-    fn request(&mut self, limits: &XmlLimits) -> Option<RawRequest> {
+    fn request(&mut self, limits: &XmlLimits) -> Option<RawRequest<'b>> {
         if !DECLARATIONS.iter().any(|declaration| self.eat(declaration)) {
             // Whitespace may precede the root, not a declaration.
             self.space();
@@ -332,8 +357,8 @@ impl<'b> Scanner<'b> {
     /// be declared (node-soap declares `xsi`) but never used: only the Envelope's and the
     /// operation's prefixes are, and those must be bound to those two. Anything else — another
     /// attribute, a default namespace, a reserved or empty URI, a reference — is deferred.
-    fn declarations(&mut self) -> Option<Vec<(&'b str, &'b str)>> {
-        let mut declared: Vec<(&'b str, &'b str)> = Vec::new();
+    fn declarations(&mut self) -> Option<Declared<'b>> {
+        let mut declared = Declared::default();
         loop {
             let before = self.at;
             self.space();
@@ -353,24 +378,24 @@ impl<'b> Scanner<'b> {
             let length = memchr::memchr(quote, self.rest())?;
             let uri = &self.body[self.at..self.at + length];
             self.at += length + 1;
-            let plain_uri = !uri.is_empty()
-                && uri
-                    .bytes()
-                    .all(|b| b > b' ' && !matches!(b, b'<' | b'&' | b'>' | 0x7f))
-                && uri.is_ascii()
-                && uri != XML_NS
-                && uri != XMLNS_NS;
+            // The two namespaces every request declares need no closer look.
+            let known = uri == SOAP11_ENVELOPE_NS || uri == TARGET_NS;
+            let plain_uri = known
+                || !uri.is_empty()
+                    && uri
+                        .bytes()
+                        .all(|b| b > b' ' && !matches!(b, b'<' | b'&' | b'>' | 0x7f))
+                    && uri.is_ascii()
+                    && uri != XML_NS
+                    && uri != XMLNS_NS;
             if !plain_uri || declared.iter().any(|(p, _)| *p == prefix) {
                 return None;
             }
-            declared.push((prefix, uri));
-            if declared.len() > DECLARATIONS_TAKEN {
-                return None;
-            }
+            declared.push((prefix, uri))?;
         }
     }
 
-    fn context(&mut self) -> Option<RawContext> {
+    fn context(&mut self) -> Option<RawContext<'b>> {
         self.open(b"Context")?;
         let naam = self.leaf(b"Naam")?;
         let versie = self.leaf(b"Versie")?;
@@ -408,7 +433,7 @@ impl<'b> Scanner<'b> {
         })
     }
 
-    fn question(&mut self) -> Option<RawQuestion> {
+    fn question(&mut self) -> Option<RawQuestion<'b>> {
         self.open(b"Vraag")?;
         let referte = self.leaf(b"Referte")?;
         self.open(b"Inhoud")?;
@@ -436,15 +461,51 @@ impl<'b> Scanner<'b> {
     }
 }
 
+/// The namespace declarations of one start tag, at most [`DECLARATIONS_TAKEN`], kept on the
+/// stack (no allocation per tag).
+#[derive(Default)]
+struct Declared<'b> {
+    entries: [(&'b str, &'b str); DECLARATIONS_TAKEN],
+    len: usize,
+}
+
+impl<'b> Declared<'b> {
+    fn as_slice(&self) -> &[(&'b str, &'b str)] {
+        &self.entries[..self.len]
+    }
+
+    fn iter(&self) -> std::slice::Iter<'_, (&'b str, &'b str)> {
+        self.as_slice().iter()
+    }
+
+    fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Adds a declaration; `None` (defer) past [`DECLARATIONS_TAKEN`].
+    fn push(&mut self, declaration: (&'b str, &'b str)) -> Option<()> {
+        *self.entries.get_mut(self.len)? = declaration;
+        self.len += 1;
+        Some(())
+    }
+}
+
 /// A value the hardened parser would keep as it is: no markup or reference (`&`, `>`, which
 /// could start `]]>`), no carriage return (line ends are left to the XML layer), only XML
-/// characters, and short enough not to be cut.
+/// characters, and short enough not to be cut. One pass over the bytes; only a value with
+/// non-ASCII text is then read as characters.
 fn plain(text: &str) -> bool {
-    text.len() <= MAX_VALUE_BYTES
-        && text
-            .bytes()
-            .all(|b| (b >= 0x20 && b != b'&' && b != b'>' && b != 0x7f) || b == b'\t' || b == b'\n')
-        && (text.is_ascii() || text.chars().all(is_xml_char))
+    if text.len() > MAX_VALUE_BYTES {
+        return false;
+    }
+    // Without early exits, so that the loop is vectorised (values are short; checking a few
+    // bytes more costs less than a branch per byte).
+    let (mut refused, mut high) = (false, false);
+    for &b in text.as_bytes() {
+        refused |= (b < 0x20 && b != b'\t' && b != b'\n') | (b == b'&') | (b == b'>') | (b == 0x7f);
+        high |= b >= 0x80;
+    }
+    !refused && (!high || text.chars().all(is_xml_char))
 }
 
 #[cfg(test)]
@@ -461,6 +522,32 @@ mod tests {
         assert_eq!(Ok(fast.clone()), parse(BODY.as_bytes(), &limits));
         assert_eq!(fast.question_count, 2);
         assert_eq!(fast.questions[0].insz.as_ref().unwrap().text, "90011510383");
+    }
+
+    #[test]
+    fn the_values_borrow_from_the_body() {
+        // No allocation per value on the fast road: every value is a slice of the body (the
+        // padded INSZ trimmed in place).
+        let fast = read(BODY.as_bytes(), &XmlLimits::default()).expect("canonical body taken");
+        let context = &fast.context;
+        let question = &fast.questions[0];
+        for value in [
+            &context.naam,
+            &context.versie,
+            &context.bericht_type,
+            &context.datum,
+            &context.tijd,
+            &context.identificatie,
+            &context.referte,
+            &context.hoedanigheid,
+            &context.gebruiker,
+            &question.referte,
+            &question.insz,
+            &question.referentiedatum,
+        ] {
+            let value = value.as_ref().expect("present");
+            assert!(matches!(value.text, Cow::Borrowed(_)), "{value:?}");
+        }
     }
 
     #[test]

@@ -21,6 +21,7 @@ pub mod render;
 mod time;
 pub mod wsdl;
 
+use std::sync::Arc;
 use std::time::Instant;
 
 use chrono::{DateTime, NaiveDate, NaiveTime, Utc};
@@ -94,20 +95,40 @@ pub struct SoapCall<'a> {
     pub service_identificatie: &'a str,
 }
 
-/// A request whose envelope and context are valid: who asks, and what.
+/// A request whose envelope and context are valid: who asks, and what. The questions' values
+/// borrow from the body when the fast reader read it (`'b`); [`Envelope::into_owned`] for one
+/// that must outlive the body.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Envelope {
-    /// The caller's context (every value present and within its MAGDA length).
+pub struct Envelope<'b> {
+    /// The caller's context (every value present and within its MAGDA length): built once, and
+    /// lent to the admission step and the audit records, then moved into the reply's
+    /// `Ontvanger`.
     pub caller: Sender,
     /// The first [`XmlLimits::max_questions`] questions, in document order.
-    pub questions: Vec<RawQuestion>,
+    pub questions: Vec<RawQuestion<'b>>,
     /// How many `Vraag` the request held (may exceed `questions.len()`: then 30011).
     pub question_count: usize,
 }
 
+impl Envelope<'_> {
+    /// The same envelope, owning its values (a request read on a compute thread is handed back
+    /// to the network thread without its body).
+    pub fn into_owned(self) -> Envelope<'static> {
+        Envelope {
+            caller: self.caller,
+            questions: self
+                .questions
+                .into_iter()
+                .map(RawQuestion::into_owned)
+                .collect(),
+            question_count: self.question_count,
+        }
+    }
+}
+
 /// What the snapshot an answer rests on says of itself: its `Bron` element (`SnapshotId`,
-/// `Extractiedatum`, `Regelset`), encoded once per reply and copied as bytes into every
-/// `Advies`.
+/// `Extractiedatum`, `Regelset`), encoded once and copied as bytes into every `Advies`. Shared:
+/// the server encodes it once per snapshot, not per reply.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Source {
     bron: Vec<u8>,
@@ -144,6 +165,17 @@ impl Recipient {
         }
     }
 
+    /// [`Recipient::of`] taking the caller's values over instead of copying them (the answers
+    /// of a request: its context is not needed after the audit records).
+    fn from_caller(caller: Sender) -> Recipient {
+        let valid = |text: String, max| checked(&text, max).is_some().then_some(text);
+        Recipient {
+            identificatie: valid(caller.identificatie, MAX_IDENTIFICATIE),
+            referte: valid(caller.referte, MAX_REFERTE),
+            hoedanigheid: valid(caller.hoedanigheid, MAX_HOEDANIGHEID),
+        }
+    }
+
     fn as_ontvanger(&self) -> Ontvanger<'_> {
         Ontvanger {
             identificatie: self.identificatie.as_deref(),
@@ -172,9 +204,8 @@ pub enum Reply {
     Answers {
         recipient: Recipient,
         verdicts: Vec<Verdict>,
-        /// Boxed: a reply is passed by value through every step, and a refusal should not carry
-        /// the size of an answer.
-        source: Box<Source>,
+        /// Shared: the server keeps one per snapshot (and a refusal does not carry its size).
+        source: Arc<Source>,
     },
 }
 
@@ -219,12 +250,13 @@ impl Reply {
         }
     }
 
-    /// The answers to `envelope`'s questions.
-    pub fn answers(envelope: &Envelope, verdicts: Vec<Verdict>, source: Source) -> Reply {
+    /// The answers to the questions of `caller`'s request (its valid values echoed in
+    /// `Ontvanger`).
+    pub fn answers(caller: Sender, verdicts: Vec<Verdict>, source: Arc<Source>) -> Reply {
         Reply::Answers {
-            recipient: Recipient::of(&envelope.caller),
+            recipient: Recipient::from_caller(caller),
             verdicts,
-            source: Box::new(source),
+            source,
         }
     }
 
@@ -248,20 +280,20 @@ impl Reply {
 /// Step 1: the body's envelope, or the reply that ends the request here: a Fault for anything
 /// structural ([`parse::FaultReason`], including a parse past `deadline`), request-level
 /// Uitzondering 30012 for an invalid context. Never panics on any input.
-pub fn parse(
-    body: &[u8],
+pub fn parse<'b>(
+    body: &'b [u8],
     limits: &XmlLimits,
     deadline: Option<Instant>,
-) -> Result<Envelope, Reply> {
+) -> Result<Envelope<'b>, Reply> {
     parse_on_road(body, limits, deadline).0
 }
 
 /// [`parse`], and which reader read the body (for `kbi_soap_fast_path_total`).
-pub fn parse_on_road(
-    body: &[u8],
+pub fn parse_on_road<'b>(
+    body: &'b [u8],
     limits: &XmlLimits,
     deadline: Option<Instant>,
-) -> (Result<Envelope, Reply>, Road) {
+) -> (Result<Envelope<'b>, Reply>, Road) {
     let (request, road) = parse::parse_until(body, limits, deadline);
     let parsed = request
         .map_err(|reason| Reply::Fault {
@@ -275,25 +307,24 @@ pub fn parse_on_road(
 /// [`parse`] if the fast reader takes the body ([`Road::Fast`]), else `None`: the caller then
 /// hands the body to [`parse_admit_judge`] (the server: on the compute pool), whose parse defers
 /// it again. For the server's choice of thread ([`INLINE_MAX_BYTES`]).
-pub fn parse_fast(body: &[u8], limits: &XmlLimits) -> Option<Result<Envelope, Reply>> {
+pub fn parse_fast<'b>(body: &'b [u8], limits: &XmlLimits) -> Option<Result<Envelope<'b>, Reply>> {
     fast::read(body, limits).map(envelope)
 }
 
 /// The request's context checked (30012), and the envelope of a valid one.
-fn envelope(request: parse::RawRequest) -> Result<Envelope, Reply> {
-    let context = &request.context;
-    if let Err(detail) = check_context(context) {
+fn envelope(request: parse::RawRequest<'_>) -> Result<Envelope<'_>, Reply> {
+    if let Err(detail) = check_context(&request.context) {
         let code = ErrorCode::InvalidContext;
         return Err(Reply::Refused {
             // The same echo rule as every other reply's (a value cut at MAX_VALUE_BYTES has more
             // characters than any MAGDA maximum, so it is never echoed).
-            recipient: Recipient::of(&caller_context(context)),
+            recipient: Recipient::from_caller(caller_context(request.context)),
             code,
             diagnose: format!("{}: {detail}", code.diagnose_nl()),
         });
     }
     Ok(Envelope {
-        caller: caller_context(context),
+        caller: caller_context(request.context),
         questions: request.questions,
         question_count: request.question_count,
     })
@@ -303,7 +334,7 @@ fn envelope(request: parse::RawRequest) -> Result<Envelope, Reply> {
 /// protocol: `admission` checks each question after its INSZ and reference were read and before
 /// the snapshot's own checks (`protocols.md` §2: 30001, 30002, 30005, 30003, 30004).
 pub fn judge(
-    envelope: &Envelope,
+    envelope: &Envelope<'_>,
     snapshot: &CompiledSnapshot,
     admission: &impl Admission,
 ) -> Vec<Verdict> {
@@ -371,8 +402,8 @@ pub fn render(reply: &Reply, responder: &Responder<'_>, now: DateTime<Utc>) -> V
 
 /// A request parsed, admitted and judged ([`parse_admit_judge`]).
 #[derive(Debug)]
-pub struct Judged<A, S> {
-    pub envelope: Envelope,
+pub struct Judged<'b, A, S> {
+    pub envelope: Envelope<'b>,
     /// What the door's admission gave (the server: the admitted client).
     pub admitted: A,
     /// The snapshot the verdicts rest on.
@@ -400,13 +431,13 @@ pub struct Refused {
 /// admitted caller's per-question check ([`AdmittedCaller::admission`]: its protocol, 30005).
 /// The audit log and [`render`] follow in the door. Every refusal of the request as a whole is
 /// decided before anything is judged.
-pub fn parse_admit_judge<A, S>(
-    body: &[u8],
+pub fn parse_admit_judge<'b, A, S>(
+    body: &'b [u8],
     limits: &XmlLimits,
     deadline: Option<Instant>,
-    admit: impl FnOnce(&Envelope) -> Result<A, Reply>,
+    admit: impl FnOnce(&Envelope<'b>) -> Result<A, Reply>,
     snapshot: impl FnOnce() -> Option<S>,
-) -> Result<Judged<A, S>, Box<Refused>>
+) -> Result<Judged<'b, A, S>, Box<Refused>>
 where
     A: AdmittedCaller,
     S: std::ops::Deref<Target = CompiledSnapshot>,
@@ -417,12 +448,12 @@ where
 
 /// [`parse_admit_judge`] after the parse: for a body already read (by [`parse_fast`]: `road`
 /// is then [`Road::Fast`]).
-pub fn admit_judge<A, S>(
-    parsed: Result<Envelope, Reply>,
+pub fn admit_judge<'b, A, S>(
+    parsed: Result<Envelope<'b>, Reply>,
     road: Road,
-    admit: impl FnOnce(&Envelope) -> Result<A, Reply>,
+    admit: impl FnOnce(&Envelope<'b>) -> Result<A, Reply>,
     snapshot: impl FnOnce() -> Option<S>,
-) -> Result<Judged<A, S>, Box<Refused>>
+) -> Result<Judged<'b, A, S>, Box<Refused>>
 where
     A: AdmittedCaller,
     S: std::ops::Deref<Target = CompiledSnapshot>,
@@ -435,7 +466,7 @@ where
             road,
         })
     })?;
-    let refused = |reply: Reply, envelope: Envelope| {
+    let refused = |reply: Reply, envelope: Envelope<'b>| {
         Box::new(Refused {
             reply,
             caller: Some(envelope.caller),
@@ -461,7 +492,7 @@ where
 }
 
 /// 30011: more `Vraag` than [`XmlLimits::max_questions`]; part of every door's admission.
-pub fn check_question_count(envelope: &Envelope, limits: &XmlLimits) -> Result<(), Reply> {
+pub fn check_question_count(envelope: &Envelope<'_>, limits: &XmlLimits) -> Result<(), Reply> {
     if envelope.question_count > limits.max_questions {
         return Err(Reply::too_many_questions(
             &envelope.caller,
@@ -491,13 +522,15 @@ pub struct SoapResponse {
 pub fn respond_at(body: &[u8], call: &SoapCall<'_>, now: DateTime<Utc>) -> SoapResponse {
     // Without a server there is no caller to admit: only the number of questions is checked, and
     // no protocol binds the questions (`Unbound`).
-    let admit = |envelope: &Envelope| check_question_count(envelope, call.limits).map(|()| Unbound);
+    let admit =
+        |envelope: &Envelope<'_>| check_question_count(envelope, call.limits).map(|()| Unbound);
     let (reply, caller) = match parse_admit_judge(body, call.limits, None, admit, || call.snapshot)
     {
         Ok(judged) => {
-            let source = Source::of(judged.snapshot);
-            let reply = Reply::answers(&judged.envelope, judged.verdicts, source);
-            (reply, Some(judged.envelope.caller))
+            let source = Arc::new(Source::of(judged.snapshot));
+            let caller = judged.envelope.caller;
+            let reply = Reply::answers(caller.clone(), judged.verdicts, source);
+            (reply, Some(caller))
         }
         Err(refused) => {
             let Refused { reply, caller, .. } = *refused;
@@ -527,20 +560,16 @@ pub fn wsdl_document(endpoint: &str) -> String {
 
 /// One `Vraag` judged.
 fn judge_question(
-    raw: &RawQuestion,
+    raw: &RawQuestion<'_>,
     snapshot: &CompiledSnapshot,
     admission: &impl Admission,
 ) -> Verdict {
     // A truncated value was longer than any valid one: it stands in as a text that no parser
     // accepts, so the usual code (30001/30002) follows.
-    fn arg(value: &Option<Value>) -> Option<&str> {
-        value.as_ref().map(|v| {
-            if v.truncated {
-                "\u{0}"
-            } else {
-                v.text.as_str()
-            }
-        })
+    fn arg<'v>(value: &'v Option<Value<'_>>) -> Option<&'v str> {
+        value
+            .as_ref()
+            .map(|v| if v.truncated { "\u{0}" } else { &*v.text })
     }
     let insz_text = arg(&raw.insz).unwrap_or("");
     let Some(referte) = raw.referte.as_ref().and_then(|r| r.within(MAX_REFERTE)) else {
@@ -614,24 +643,27 @@ fn checked(text: &str, max_chars: usize) -> Option<&str> {
     (chars >= 1 && chars <= max_chars).then_some(text)
 }
 
-fn caller_context(context: &RawContext) -> Sender {
-    let text = |value: &Option<Value>| value.as_ref().map_or_else(String::new, |v| v.text.clone());
+/// The caller's `Sender`, built once per request from the context's values (taken over when
+/// the hardened parser owned them, copied once when they borrow from the body).
+fn caller_context(context: RawContext<'_>) -> Sender {
+    let text = |value: Option<Value<'_>>| value.map_or_else(String::new, |v| v.text.into_owned());
     Sender {
-        identificatie: text(&context.identificatie),
-        referte: text(&context.referte),
-        hoedanigheid: text(&context.hoedanigheid),
-        gebruiker: context.gebruiker.as_ref().map(|v| v.text.clone()),
+        identificatie: text(context.identificatie),
+        referte: text(context.referte),
+        hoedanigheid: text(context.hoedanigheid),
+        gebruiker: context.gebruiker.map(|v| v.text.into_owned()),
     }
 }
 
 /// The request context rules (30012); the error is the Dutch detail appended to the diagnosis.
-fn check_context(context: &RawContext) -> Result<(), &'static str> {
-    let is = |value: &Option<Value>, expected: &str| {
+fn check_context(context: &RawContext<'_>) -> Result<(), &'static str> {
+    let is = |value: &Option<Value<'_>>, expected: &str| {
         value
             .as_ref()
             .is_some_and(|v| !v.truncated && v.text == expected)
     };
-    let present = |value: &Option<Value>, max| value.as_ref().and_then(|v| v.within(max)).is_some();
+    let present =
+        |value: &Option<Value<'_>>, max| value.as_ref().and_then(|v| v.within(max)).is_some();
     if !is(&context.naam, render::NAAM) {
         return Err("Naam moet GeefAdviesInburgeringsplicht zijn");
     }

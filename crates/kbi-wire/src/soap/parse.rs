@@ -19,6 +19,7 @@
 //! No fault message contains request data: they name only our own element names and, for
 //! syntax errors, a byte offset.
 
+use std::borrow::Cow;
 use std::time::Instant;
 
 use quick_xml::events::{BytesStart, Event};
@@ -122,54 +123,76 @@ impl FaultReason {
 }
 
 /// One leaf value as sent, trimmed of surrounding XML whitespace and capped at
-/// [`MAX_VALUE_BYTES`].
+/// [`MAX_VALUE_BYTES`]. Borrowed from the body when the fast reader read it (the common case:
+/// no allocation per value), owned when the hardened parser did (it unescapes and joins text).
+/// Equal values compare equal whichever they are.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Value {
-    pub text: String,
+pub struct Value<'b> {
+    pub text: Cow<'b, str>,
     /// The value was longer than [`MAX_VALUE_BYTES`] and `text` holds only its start.
     pub truncated: bool,
 }
 
-impl Value {
+impl<'b> Value<'b> {
     /// The value if it has 1 to `max_chars` characters.
     pub fn within(&self, max_chars: usize) -> Option<&str> {
         let chars = self.text.chars().count();
-        (!self.truncated && chars >= 1 && chars <= max_chars).then_some(self.text.as_str())
+        (!self.truncated && chars >= 1 && chars <= max_chars).then_some(&*self.text)
+    }
+
+    /// The same value, owning its text (for a request that must outlive its body).
+    pub fn into_owned(self) -> Value<'static> {
+        Value {
+            text: Cow::Owned(self.text.into_owned()),
+            truncated: self.truncated,
+        }
     }
 }
 
 /// `Verzoek/Context` as sent. The `bool`s say whether the grouping element was present.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct RawContext {
-    pub naam: Option<Value>,
-    pub versie: Option<Value>,
+pub struct RawContext<'b> {
+    pub naam: Option<Value<'b>>,
+    pub versie: Option<Value<'b>>,
     pub bericht: bool,
-    pub bericht_type: Option<Value>,
+    pub bericht_type: Option<Value<'b>>,
     pub tijdstip: bool,
-    pub datum: Option<Value>,
-    pub tijd: Option<Value>,
+    pub datum: Option<Value<'b>>,
+    pub tijd: Option<Value<'b>>,
     pub afzender: bool,
-    pub identificatie: Option<Value>,
-    pub referte: Option<Value>,
-    pub hoedanigheid: Option<Value>,
-    pub gebruiker: Option<Value>,
+    pub identificatie: Option<Value<'b>>,
+    pub referte: Option<Value<'b>>,
+    pub hoedanigheid: Option<Value<'b>>,
+    pub gebruiker: Option<Value<'b>>,
 }
 
 /// One `Vraag` as sent.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct RawQuestion {
-    pub referte: Option<Value>,
-    pub insz: Option<Value>,
-    pub referentiedatum: Option<Value>,
-    pub premiejaar: Option<Value>,
+pub struct RawQuestion<'b> {
+    pub referte: Option<Value<'b>>,
+    pub insz: Option<Value<'b>>,
+    pub referentiedatum: Option<Value<'b>>,
+    pub premiejaar: Option<Value<'b>>,
+}
+
+impl<'b> RawQuestion<'b> {
+    /// The same question, owning its values.
+    pub fn into_owned(self) -> RawQuestion<'static> {
+        RawQuestion {
+            referte: self.referte.map(Value::into_owned),
+            insz: self.insz.map(Value::into_owned),
+            referentiedatum: self.referentiedatum.map(Value::into_owned),
+            premiejaar: self.premiejaar.map(Value::into_owned),
+        }
+    }
 }
 
 /// A structurally valid request, values not yet judged.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct RawRequest {
-    pub context: RawContext,
+pub struct RawRequest<'b> {
+    pub context: RawContext<'b>,
     /// The first [`XmlLimits::max_questions`] questions, in document order.
-    pub questions: Vec<RawQuestion>,
+    pub questions: Vec<RawQuestion<'b>>,
     /// How many `Vraag` the request held (may exceed `questions.len()`).
     pub question_count: usize,
 }
@@ -386,24 +409,25 @@ struct Frame {
 
 /// Parses `body` into a [`RawRequest`], or says why it is refused. Bounded work: one pass, at
 /// most `limits.max_depth` open elements and `limits.max_elements` elements.
-pub fn parse(body: &[u8], limits: &XmlLimits) -> Result<RawRequest, FaultReason> {
+pub fn parse<'b>(body: &'b [u8], limits: &XmlLimits) -> Result<RawRequest<'b>, FaultReason> {
     parse_until(body, limits, None).0
 }
 
 /// [`parse`], refused with [`FaultReason::TimeBudget`] once `deadline` has passed (checked every
 /// few XML events, so a parse overruns it by microseconds at most).
 /// Also says which reader read the body ([`Road`]).
-pub(crate) fn parse_until(
-    body: &[u8],
+pub(crate) fn parse_until<'b>(
+    body: &'b [u8],
     limits: &XmlLimits,
     deadline: Option<Instant>,
-) -> (Result<RawRequest, FaultReason>, Road) {
-    if let Err(reason) = check_bytes(body) {
-        return (Err(reason), Road::Hardened);
-    }
+) -> (Result<RawRequest<'b>, FaultReason>, Road) {
+    let text = match check_bytes(body) {
+        Ok(text) => text,
+        Err(reason) => return (Err(reason), Road::Hardened),
+    };
     // The shape callers send is read by the fast reader, which gives what the hardened parser
     // would; anything else, and everything hostile, goes to the hardened parser unchanged.
-    if let Some(request) = super::fast::read_until(body, limits, deadline) {
+    if let Some(request) = super::fast::read_text_until(text, limits, deadline) {
         return (Ok(request), Road::Fast);
     }
     (parse_hardened(body, limits, deadline), Road::Hardened)
@@ -424,7 +448,7 @@ fn parse_hardened(
     body: &[u8],
     limits: &XmlLimits,
     deadline: Option<Instant>,
-) -> Result<RawRequest, FaultReason> {
+) -> Result<RawRequest<'static>, FaultReason> {
     let mut parser = Parser::new(limits);
     parser.deadline = deadline;
     parser.run(body)
@@ -435,22 +459,19 @@ fn parse_hardened(
 pub fn parse_without_fast_reader(
     body: &[u8],
     limits: &XmlLimits,
-) -> Result<RawRequest, FaultReason> {
+) -> Result<RawRequest<'static>, FaultReason> {
     check_bytes(body)?;
     parse_hardened(body, limits, None)
 }
 
 /// What both readers need first: a body that is not empty, and valid UTF-8 — checked once up
 /// front, so every text slice after it is valid UTF-8 and no later decoding step can fail or
-/// substitute characters.
-fn check_bytes(body: &[u8]) -> Result<(), FaultReason> {
+/// substitute characters. Gives the body as text (checked once, for both readers).
+fn check_bytes(body: &[u8]) -> Result<&str, FaultReason> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Err(FaultReason::Empty);
     }
-    if std::str::from_utf8(body).is_err() {
-        return Err(FaultReason::InvalidUtf8);
-    }
-    Ok(())
+    std::str::from_utf8(body).map_err(|_| FaultReason::InvalidUtf8)
 }
 
 /// How many XML events pass between two looks at the clock.
@@ -465,9 +486,9 @@ struct Parser<'l> {
     /// The text of the leaf being read.
     text: String,
     truncated: bool,
-    request: RawRequest,
+    request: RawRequest<'static>,
     /// The question being read, `None` past the question limit.
-    question: Option<RawQuestion>,
+    question: Option<RawQuestion<'static>>,
     /// Namespace declarations of all open elements.
     bindings: Bindings,
     deadline: Option<Instant>,
@@ -490,7 +511,7 @@ impl<'l> Parser<'l> {
         }
     }
 
-    fn run(mut self, body: &[u8]) -> Result<RawRequest, FaultReason> {
+    fn run(mut self, body: &[u8]) -> Result<RawRequest<'static>, FaultReason> {
         let mut reader = Reader::from_reader(body);
         {
             let config = reader.config_mut();
@@ -749,7 +770,7 @@ impl<'l> Parser<'l> {
         let node = frame.node;
         if node.is_leaf() {
             let value = Value {
-                text: self.text.trim_matches(is_xml_space).to_string(),
+                text: Cow::Owned(self.text.trim_matches(is_xml_space).to_string()),
                 truncated: self.truncated,
             };
             self.store(node, value);
@@ -766,7 +787,7 @@ impl<'l> Parser<'l> {
         Ok(())
     }
 
-    fn store(&mut self, node: Node, value: Value) {
+    fn store(&mut self, node: Node, value: Value<'static>) {
         let context = &mut self.request.context;
         let slot = match node {
             Node::Naam => &mut context.naam,
@@ -886,7 +907,8 @@ mod tests {
 
     #[test]
     fn reads_context_and_questions() {
-        let request = parse(envelope(VERZOEK).as_bytes(), &XmlLimits::default()).unwrap();
+        let body = envelope(VERZOEK);
+        let request = parse(body.as_bytes(), &XmlLimits::default()).unwrap();
         assert_eq!(
             request.context.naam.unwrap().text,
             "GeefAdviesInburgeringsplicht"

@@ -24,6 +24,14 @@ pub(crate) const OORSPRONG: &str = "KBI-ADVICE";
 const ANSWER_BYTES: usize = 720;
 const HEAD_BYTES: usize = 1024;
 
+/// `<name>value</name>`, the value escaped, the tags written as two literals (a copy each
+/// instead of a push and a copy per part: what the reply's head and every answer are made of).
+macro_rules! element {
+    ($out:expr, $name:literal, $value:expr) => {
+        $out.enclosed(concat!("<", $name, ">"), $value, concat!("</", $name, ">"))
+    };
+}
+
 /// An XML byte buffer with escaping writers.
 pub struct XmlOut {
     buf: Vec<u8>,
@@ -61,6 +69,18 @@ impl XmlOut {
     /// them in requests, so only server-side values could hold one).
     pub fn text(&mut self, value: &str) {
         let bytes = value.as_bytes();
+        // Nearly every value is printable ASCII without markup: one pass over the bytes (without
+        // early exits, so that the loop is vectorised), then one copy. Anything else is read
+        // character by character below.
+        let mut special = false;
+        for &b in bytes {
+            special |=
+                !(0x20..0x80).contains(&b) | (b == b'&') | (b == b'<') | (b == b'>') | (b == b'"');
+        }
+        if !special {
+            self.buf.extend_from_slice(bytes);
+            return;
+        }
         let mut from = 0;
         for (at, c) in value.char_indices() {
             let replacement = match c {
@@ -86,12 +106,18 @@ impl XmlOut {
         self.close(name);
     }
 
-    fn date(&mut self, name: &str, date: NaiveDate) {
-        self.open(name);
+    /// `open`, `value` escaped, `close`: see [`element!`].
+    fn enclosed(&mut self, open: &str, value: &str, close: &str) {
+        self.raw(open);
+        self.text(value);
+        self.raw(close);
+    }
+
+    /// A date as YYYY-MM-DD (the element's tags are the caller's).
+    fn date(&mut self, date: NaiveDate) {
         // Digit by digit for the years there are; chrono's fields through `write!` otherwise.
         if let Some(bytes) = iso_date_bytes(date) {
             self.buf.extend_from_slice(&bytes);
-            self.close(name);
             return;
         }
         let _ = write!(
@@ -101,13 +127,6 @@ impl XmlOut {
             date.month(),
             date.day()
         );
-        self.close(name);
-    }
-
-    fn boolean(&mut self, name: &str, value: bool) {
-        self.open(name);
-        self.raw(if value { "true" } else { "false" });
-        self.close(name);
     }
 }
 
@@ -152,32 +171,29 @@ pub(crate) fn begin_reply(out: &mut XmlOut, head: &ReplyHead<'_>) {
     // (checked against its parts by `the_fixed_head_is_its_parts`).
     out.raw(FIXED_HEAD);
     tijdstip(out, head.now);
-    out.open("Afzender");
-    out.element("Identificatie", head.service_identificatie);
-    out.element("Referte", head.server_referte);
-    out.close("Afzender");
-    out.open("Ontvanger");
+    out.raw("<Afzender>");
+    element!(out, "Identificatie", head.service_identificatie);
+    element!(out, "Referte", head.server_referte);
+    out.raw("</Afzender><Ontvanger>");
     let ontvanger = head.ontvanger;
-    for (name, value) in [
-        ("Identificatie", ontvanger.identificatie),
-        ("Referte", ontvanger.referte),
-        ("Hoedanigheid", ontvanger.hoedanigheid),
-    ] {
-        if let Some(value) = value {
-            out.element(name, value);
-        }
+    if let Some(value) = ontvanger.identificatie {
+        element!(out, "Identificatie", value);
     }
-    out.close("Ontvanger");
-    out.close("Bericht");
-    out.close("Context");
+    if let Some(value) = ontvanger.referte {
+        element!(out, "Referte", value);
+    }
+    if let Some(value) = ontvanger.hoedanigheid {
+        element!(out, "Hoedanigheid", value);
+    }
+    out.raw("</Ontvanger></Bericht></Context>");
 }
 
 /// `Tijdstip` in Brussels time: `Datum` YYYY-MM-DD, `Tijd` HH:mm:ss.SSS.
 fn tijdstip(out: &mut XmlOut, now: DateTime<Utc>) {
     let local = brussels(now);
-    out.open("Tijdstip");
-    out.date("Datum", local.date());
-    out.open("Tijd");
+    out.raw("<Tijdstip><Datum>");
+    out.date(local.date());
+    out.raw("</Datum><Tijd>");
     let millis = (local.nanosecond() / 1_000_000).min(999);
     // Digit by digit: `write!` through `fmt` cost more than the rest of the reply's head.
     let two = |n: u32| [b'0' + (n / 10 % 10) as u8, b'0' + (n % 10) as u8];
@@ -192,8 +208,7 @@ fn tijdstip(out: &mut XmlOut, now: DateTime<Utc>) {
         b'0' + (millis / 10 % 10) as u8,
         b'0' + (millis % 10) as u8,
     ]);
-    out.close("Tijd");
-    out.close("Tijdstip");
+    out.raw("</Tijd></Tijdstip>");
 }
 
 /// An `Uitzonderingen` block with one `FOUT`.
@@ -232,30 +247,37 @@ pub(crate) fn bron(snapshot_id: &str, extracted_at: &str, regelset: &str) -> Vec
 }
 
 fn begin_answer(out: &mut XmlOut, referte: Option<&str>) {
-    out.open("Antwoord");
+    out.raw("<Antwoord>");
     if let Some(referte) = referte {
-        out.element("Referte", referte);
+        element!(out, "Referte", referte);
     }
 }
 
 /// An `Antwoord` carrying the advice.
 pub(crate) fn answer_advice(out: &mut XmlOut, referte: Option<&str>, advice: &Advice, bron: &[u8]) {
     begin_answer(out, referte);
-    out.raw("<Inhoud><Advies>");
-    out.open("INSZ");
+    out.raw("<Inhoud><Advies><INSZ>");
     out.buf.extend_from_slice(&advice.insz.digits());
-    out.close("INSZ");
-    out.date("Referentiedatum", advice.reference_date);
-    out.boolean("ValtOnderInburgeringsplicht", advice.subject);
-    out.boolean("VoldoetAanInburgeringsplicht", advice.compliant);
-    out.element("Resultaat", advice.result());
+    out.raw("</INSZ><Referentiedatum>");
+    out.date(advice.reference_date);
+    out.raw("</Referentiedatum>");
+    out.raw(if advice.subject {
+        "<ValtOnderInburgeringsplicht>true</ValtOnderInburgeringsplicht>"
+    } else {
+        "<ValtOnderInburgeringsplicht>false</ValtOnderInburgeringsplicht>"
+    });
+    out.raw(if advice.compliant {
+        "<VoldoetAanInburgeringsplicht>true</VoldoetAanInburgeringsplicht>"
+    } else {
+        "<VoldoetAanInburgeringsplicht>false</VoldoetAanInburgeringsplicht>"
+    });
+    element!(out, "Resultaat", advice.result());
     // Only a NOK carries a reason (data minimisation), exactly as the JSON door.
     if let Some(reason) = advice.reason.filter(|_| !advice.is_ok()) {
         reden(out, reason);
     }
     out.buf.extend_from_slice(bron);
-    out.raw("</Advies></Inhoud>");
-    out.close("Antwoord");
+    out.raw("</Advies></Inhoud></Antwoord>");
 }
 
 /// An `Antwoord` carrying the question's Uitzondering.
