@@ -18,9 +18,13 @@
 //!
 //! The export (`kbi-export`, issue 22) uses the same reader in profile mode
 //! ([`ReadOptions::profile`]): no line is written (`lines: None`), and a person whose own
-//! mapping had no ERROR comes as [`Item::Kept`] with its events and its dossier; the same fold
-//! decides whether it is accepted ([`crate::read_dossiers`]).
+//! mapping had no ERROR is handed, on the worker that read it, to the export's per-worker
+//! mapping ([`MapKept`]); only what it gives (a compact row) goes down the channel, so the
+//! dossier is dropped on the thread that allocated it. The batch carries the persons as
+//! [`Item::Kept`] (INSZ, reply, event count) for the same fold to decide whether each is
+//! accepted ([`crate::read_dossiers_mapped`]).
 
+use std::any::Any;
 use std::collections::HashMap;
 use std::fs::File;
 use std::io;
@@ -64,13 +68,18 @@ pub struct KeptPerson {
     pub dossier: Box<Dossier>,
 }
 
-/// A person read in profile mode, before the fold judges it (M23, the run's ERRORs).
-#[derive(Debug)]
-pub struct Kept {
-    /// The reply number in its file.
-    pub reply: u32,
-    pub person: KeptPerson,
+/// Profile mode: what a reader worker does with each person it kept, on its own thread, in
+/// the file's order (one per file read; [`ReadOptions::mapper`] makes them). The fold hands
+/// the results on in the same order ([`crate::fold`]), those of accepted persons only.
+pub trait MapKept: Send {
+    /// Maps one person and keeps the result for the current batch.
+    fn map(&mut self, person: KeptPerson);
+    /// The results kept since the last call, in order (the batch's `kept`).
+    fn take(&mut self) -> Box<dyn Any + Send>;
 }
+
+/// Makes one [`MapKept`] for each file a worker reads.
+pub type MapperFactory<'a> = dyn Fn() -> Box<dyn MapKept + 'a> + Sync + 'a;
 
 /// The snapshot name of the event type with this index ([`EventKind::same_day_rank`]).
 pub fn kind_name(index: u8) -> &'static str {
@@ -105,10 +114,11 @@ pub enum Item {
         employment: u32,
         events: u32,
     },
-    /// Profile mode: the person of a dossier whose own mapping had no ERROR, with its events
-    /// and dossier (its event types are not in [`Batch::kinds`]). A person with an ERROR
-    /// comes as [`Item::Person`] with `ok: false`, as in an import.
-    Kept(Box<Kept>),
+    /// Profile mode: the person of a dossier whose own mapping had no ERROR, mapped on the
+    /// worker ([`MapKept`]; the result is the next one of [`Batch::kept`]), with its INSZ
+    /// value, reply number and how many event types follow in [`Batch::kinds`]. A person with
+    /// an ERROR comes as [`Item::Person`] with `ok: false`, as in an import.
+    Kept { insz: u64, reply: u32, events: u32 },
     /// The XML of the file was refused (the reading of the file stopped there).
     Xml(Box<ItemError>),
     /// The file holds no reply at all.
@@ -149,6 +159,9 @@ pub struct Batch {
     /// The event types of the persons, in order ([`kind_name`]).
     pub kinds: Vec<u8>,
     pub segment: Segment,
+    /// Profile mode: the mapped persons of the batch's [`Item::Kept`], in order
+    /// ([`MapKept::take`]).
+    pub kept: Option<Box<dyn Any + Send>>,
 }
 
 /// Where the person lines go.
@@ -174,6 +187,8 @@ pub struct ReadOptions<'a> {
     /// Profile mode (an export): the reader also reads the profile
     /// ([`crate::xml::ReplyReader::with_profile`]) and persons come as [`Item::Kept`].
     pub profile: bool,
+    /// Profile mode: the per-worker mapping of the kept persons (required with `profile`).
+    pub mapper: Option<&'a MapperFactory<'a>>,
 }
 
 fn lock(m: &Mutex<Window>) -> std::sync::MutexGuard<'_, Window> {
@@ -272,16 +287,17 @@ pub fn read(
 }
 
 /// Collects one file's batches and sends them.
-struct Sink<'a, 'b> {
+struct Sink<'a, 'b, 'm> {
     tx: &'a SyncSender<Batch>,
     lines: Option<&'a Lines<'b>>,
+    mapper: Option<Box<dyn MapKept + 'm>>,
     batch: Batch,
     buf: Vec<u8>,
     replies: usize,
     closed: bool,
 }
 
-impl Sink<'_, '_> {
+impl Sink<'_, '_, '_> {
     fn push(&mut self, item: Item) {
         self.batch.items.push(item);
     }
@@ -298,6 +314,9 @@ impl Sink<'_, '_> {
                 self.buf.clear();
             }
         }
+        if let Some(mapper) = self.mapper.as_mut() {
+            self.batch.kept = Some(mapper.take());
+        }
         let batch = std::mem::replace(&mut self.batch, Batch::new());
         self.replies = 0;
         if !self.closed && self.tx.send(batch).is_err() {
@@ -313,16 +332,17 @@ fn write_at(file: &File, buf: &[u8], offset: u64) -> io::Result<()> {
 }
 
 /// Reads one file to its end (or its XML error) into batches.
-fn read_file(
+fn read_file<'m>(
     path: &Path,
     follow: bool,
-    options: &ReadOptions<'_>,
+    options: &ReadOptions<'m>,
     lines: Option<&Lines<'_>>,
     tx: &SyncSender<Batch>,
 ) {
     let mut sink = Sink {
         tx,
         lines,
+        mapper: options.mapper.filter(|_| options.profile).map(|make| make()),
         batch: Batch::new(),
         buf: Vec::new(),
         replies: 0,
@@ -381,15 +401,25 @@ fn read_file(
                                 events.sort_by_key(|e| e.date);
                             }
                             let reply = u32::try_from(number).unwrap_or(u32::MAX);
-                            if let Some(dossier) = p.dossier {
-                                sink.batch.items.push(Item::Kept(Box::new(Kept {
+                            if let (Some(dossier), Some(mapper)) =
+                                (p.dossier, sink.mapper.as_mut())
+                            {
+                                sink.batch
+                                    .kinds
+                                    .extend(events.iter().map(|e| e.kind.same_day_rank()));
+                                let item = Item::Kept {
+                                    insz: p.insz.value(),
                                     reply,
-                                    person: KeptPerson {
-                                        insz: p.insz,
-                                        events,
-                                        dossier,
-                                    },
-                                })));
+                                    events: events.len() as u32,
+                                };
+                                // Here, on the worker: the dossier is dropped where it was
+                                // built, and the mapping runs in parallel.
+                                mapper.map(KeptPerson {
+                                    insz: p.insz,
+                                    events,
+                                    dossier,
+                                });
+                                sink.batch.items.push(item);
                                 return;
                             }
                             let refused = sink
