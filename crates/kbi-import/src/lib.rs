@@ -144,7 +144,15 @@ where
         each,
         current: Vec::new().into_iter(),
     };
-    fold::read_dossiers(read, run, &listing, progress, &factory, &mut handed, started)
+    fold::read_dossiers(
+        read,
+        run,
+        &listing,
+        progress,
+        &factory,
+        &mut handed,
+        started,
+    )
 }
 
 /// A worker's mapping and the results of its current batch.
@@ -164,7 +172,10 @@ where
 
     fn take(&mut self) -> Box<dyn std::any::Any + Send> {
         let capacity = self.out.len();
-        Box::new(std::mem::replace(&mut self.out, Vec::with_capacity(capacity)))
+        Box::new(std::mem::replace(
+            &mut self.out,
+            Vec::with_capacity(capacity),
+        ))
     }
 }
 

@@ -118,7 +118,11 @@ pub enum Item {
     /// worker ([`MapKept`]; the result is the next one of [`Batch::kept`]), with its INSZ
     /// value, reply number and how many event types follow in [`Batch::kinds`]. A person with
     /// an ERROR comes as [`Item::Person`] with `ok: false`, as in an import.
-    Kept { insz: u64, reply: u32, events: u32 },
+    Kept {
+        insz: u64,
+        reply: u32,
+        events: u32,
+    },
     /// The XML of the file was refused (the reading of the file stopped there).
     Xml(Box<ItemError>),
     /// The file holds no reply at all.
@@ -342,7 +346,10 @@ fn read_file<'m>(
     let mut sink = Sink {
         tx,
         lines,
-        mapper: options.mapper.filter(|_| options.profile).map(|make| make()),
+        mapper: options
+            .mapper
+            .filter(|_| options.profile)
+            .map(|make| make()),
         batch: Batch::new(),
         buf: Vec::new(),
         replies: 0,
@@ -401,8 +408,7 @@ fn read_file<'m>(
                                 events.sort_by_key(|e| e.date);
                             }
                             let reply = u32::try_from(number).unwrap_or(u32::MAX);
-                            if let (Some(dossier), Some(mapper)) =
-                                (p.dossier, sink.mapper.as_mut())
+                            if let (Some(dossier), Some(mapper)) = (p.dossier, sink.mapper.as_mut())
                             {
                                 sink.batch
                                     .kinds
