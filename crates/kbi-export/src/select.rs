@@ -892,4 +892,83 @@ encryption = "recipients"
             .to_string();
         assert!(error.contains("no --join partner=FILE"), "{error}");
     }
+
+    /// Rows derived by workers on other threads (as the reader's workers do) and kept by
+    /// [`Rows::add`] give the same file as [`Selection::push`] on one thread; the workers' ids
+    /// for one text are the same id.
+    #[test]
+    fn rows_derived_on_worker_threads_give_the_same_file() {
+        let key = PseudonymKey::from_bytes([7; 32]);
+        let persons = || {
+            vec![
+                person(A, "1", Some("2022-03-01")),
+                person(B, "2", Some("2022-03-01")),
+                person(C, "1", None),
+            ]
+        };
+        for (file, partner_csv, key) in [
+            ("kept", Some(format!("insz,x\n{A},a1\n{C},c1\n")), None),
+            ("pseudo", None, Some(key.clone())),
+        ] {
+            let (_, one_thread) =
+                select(file, partner_csv.as_deref(), key.clone(), persons()).unwrap();
+            let protocol = Protocol::from_toml(PROTOCOL).unwrap();
+            let spec = protocol.file(file).unwrap();
+            let mut values = Values::default();
+            let joins = partner_csv
+                .as_deref()
+                .map(|text| vec![partner(spec, text, &mut values)])
+                .unwrap_or_default();
+            let (rules_set, codes, regions) =
+                (RuleSet::shipped(), Codes::shipped(), Regions::shipped());
+            let mut selection = Selection::new(
+                SelectionSpec {
+                    protocol: &protocol,
+                    file: spec,
+                    reference: d("2024-06-30"),
+                    rules: &rules_set,
+                    facts: crate::dossier_facts(),
+                    codes: &codes,
+                    regions: &regions,
+                    pseudonym_key: key,
+                    joins,
+                },
+                values,
+            )
+            .unwrap();
+            let (rules, rows) = selection.split();
+            // Two workers, each its own share, derived on their threads; kept in order here.
+            let derived: Vec<Row> = std::thread::scope(|scope| {
+                let all = persons();
+                let (first, second) = all.split_at(2);
+                let spawn = |ps: Vec<Person>| {
+                    scope.spawn(move || {
+                        let mut worker = rules.worker();
+                        ps.iter()
+                            .map(|p| worker.row(p.insz, &p.events, &p.dossier))
+                            .collect::<Vec<_>>()
+                    })
+                };
+                let a = spawn(first.iter().map(clone_person).collect());
+                let b = spawn(second.iter().map(clone_person).collect());
+                let mut rows = a.join().unwrap();
+                rows.extend(b.join().unwrap());
+                rows
+            });
+            for row in derived {
+                rows.add(rules, row);
+            }
+            let selected = selection.finish().unwrap();
+            let csv = String::from_utf8(selected.write_csv(Vec::new()).unwrap()).unwrap();
+            assert_eq!(csv, one_thread, "{file}");
+        }
+    }
+
+    fn clone_person(p: &Person) -> Person {
+        Person {
+            insz: p.insz,
+            events: p.events.clone(),
+            dossier: p.dossier.clone(),
+        }
+    }
 }
