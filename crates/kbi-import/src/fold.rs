@@ -311,6 +311,7 @@ pub(crate) fn read_dossiers<'a>(
     listing: &Listing,
     progress: &dyn Progress,
     mapper: &'a MapperFactory<'a>,
+    batches_ahead: usize,
     each: &mut dyn EachKept,
     started: Instant,
 ) -> Result<Report, ImportError> {
@@ -325,6 +326,7 @@ pub(crate) fn read_dossiers<'a>(
         before_open: run.before_open,
         profile: true,
         mapper: Some(mapper),
+        batches_ahead,
     };
     let folded = fold_files(
         listing,
@@ -381,6 +383,7 @@ pub(crate) fn run(
         before_open: run.before_open,
         profile: false,
         mapper: None,
+        batches_ahead: crate::read::BATCHES_AHEAD,
     };
     let Folded {
         mut report,

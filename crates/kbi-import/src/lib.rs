@@ -112,7 +112,14 @@ pub fn read_dossiers(
     progress: &dyn Progress,
     each: &mut dyn FnMut(KeptPerson),
 ) -> Result<Report, ImportError> {
-    read_dossiers_mapped(read, run, progress, &|| |person: KeptPerson| person, each)
+    read_mapped(
+        read,
+        run,
+        progress,
+        &|| |person: KeptPerson| person,
+        read::PROFILE_BATCHES_AHEAD,
+        each,
+    )
 }
 
 /// [`read_dossiers`] with each person mapped on the reader's worker thread that read it: every
@@ -120,12 +127,37 @@ pub fn read_dossiers(
 /// persons in order. So the dossier is dropped on the thread that built it and the mappings
 /// run in parallel; only the `T`s cross to the calling thread, where `each` gets those of the
 /// accepted persons (the same persons, in the same order, as [`read_dossiers`]). Whatever
-/// needs the whole run (order, duplicates, totals) belongs in `each`, not in the mapping.
+/// needs the whole run (order, duplicates, totals) belongs in `each`, not in the mapping. A
+/// `T` should be compact (a row, not the dossier): each file may have
+/// [`read::MAPPED_BATCHES_AHEAD`] batches of them waiting for the fold.
 pub fn read_dossiers_mapped<T, M>(
     read: &DossierRead,
     run: &RunOptions,
     progress: &dyn Progress,
     mapper: &(dyn Fn() -> M + Sync),
+    each: &mut dyn FnMut(T),
+) -> Result<Report, ImportError>
+where
+    T: Send + 'static,
+    M: FnMut(KeptPerson) -> T + Send,
+{
+    read_mapped(
+        read,
+        run,
+        progress,
+        mapper,
+        read::MAPPED_BATCHES_AHEAD,
+        each,
+    )
+}
+
+/// The profile-mode reading with `batches_ahead` batches waiting per file at most.
+fn read_mapped<T, M>(
+    read: &DossierRead,
+    run: &RunOptions,
+    progress: &dyn Progress,
+    mapper: &(dyn Fn() -> M + Sync),
+    batches_ahead: usize,
     each: &mut dyn FnMut(T),
 ) -> Result<Report, ImportError>
 where
@@ -150,6 +182,7 @@ where
         &listing,
         progress,
         &factory,
+        batches_ahead,
         &mut handed,
         started,
     )

@@ -53,9 +53,15 @@ pub const BATCH_REPLIES: usize = 512;
 pub const BATCHES_AHEAD: usize = 256;
 /// Most worker threads.
 pub const MAX_WORKERS: usize = 8;
-/// Batches one file may have waiting in profile mode (about 8,000 replies): a waiting person
-/// holds its whole dossier there (a kilobyte or so), not 24 bytes.
+/// Batches one file may have waiting in profile mode when the mapping keeps the whole dossier
+/// ([`crate::read_dossiers`]; about 8,000 replies): a waiting person holds a kilobyte or so,
+/// not 24 bytes.
 pub const PROFILE_BATCHES_AHEAD: usize = 16;
+/// Batches one file may have waiting in profile mode when the mapping gives a compact result
+/// ([`crate::read_dossiers_mapped`], an export's row of a hundred bytes or so): as many as an
+/// import, so a worker reading the next file is not stopped after a few thousand replies while
+/// the fold is still on the previous one (which left one core idle most of the time).
+pub const MAPPED_BATCHES_AHEAD: usize = BATCHES_AHEAD;
 
 /// One accepted dossier for an export ([`crate::read_dossiers`]).
 #[derive(Debug, Clone)]
@@ -193,6 +199,8 @@ pub struct ReadOptions<'a> {
     pub profile: bool,
     /// Profile mode: the per-worker mapping of the kept persons (required with `profile`).
     pub mapper: Option<&'a MapperFactory<'a>>,
+    /// Batches one file may have waiting for the fold ([`BATCHES_AHEAD`] in an import).
+    pub batches_ahead: usize,
 }
 
 fn lock(m: &Mutex<Window>) -> std::sync::MutexGuard<'_, Window> {
@@ -230,11 +238,7 @@ pub fn read(
     let mut receivers: Vec<Option<Receiver<Batch>>> = Vec::with_capacity(files.len());
     let mut senders: Vec<Mutex<Option<SyncSender<Batch>>>> = Vec::with_capacity(files.len());
     for _ in files {
-        let (tx, rx) = sync_channel(if options.profile {
-            PROFILE_BATCHES_AHEAD
-        } else {
-            BATCHES_AHEAD
-        });
+        let (tx, rx) = sync_channel(options.batches_ahead.max(1));
         senders.push(Mutex::new(Some(tx)));
         receivers.push(Some(rx));
     }
