@@ -305,6 +305,7 @@ fn fold_files(
 /// The export's reading ([`crate::read_dossiers_mapped`]): the import's fold in profile mode,
 /// each person mapped on its reader worker by `mapper`'s mappings, every accepted one's result
 /// handed to `each`; nothing written.
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn read_dossiers<'a>(
     options: &'a DossierRead,
     run: &RunOptions,
