@@ -27,7 +27,7 @@ pub mod suppress;
 pub mod table;
 pub mod verify;
 
-pub use select::{Person, Selected, Selection, SelectionSpec};
+pub use select::{Person, Row, Rows, Rules, Selected, Selection, SelectionSpec, Worker};
 
 use std::path::PathBuf;
 
@@ -35,7 +35,7 @@ use chrono::NaiveDate;
 use kbi_core::domain::{Facts, RuleSet};
 use kbi_core::io::Progress;
 use kbi_import::codes::Codes;
-use kbi_import::{DossierRead, ImportError, Report, RunOptions};
+use kbi_import::{DossierRead, ImportError, KeptPerson, Report, RunOptions};
 use kbi_protocol::{FileSpec, Identity, Protocol};
 
 use deliver::{Basis, DeliverError, Delivered, DeliveryRequest};
@@ -73,11 +73,6 @@ pub enum ExportError {
         earliest: NaiveDate,
     },
 }
-
-/// Persons handed from the reader to the selection thread at once.
-const HANDOVER_BATCH: usize = 256;
-/// Batches waiting for the selection thread at most (a few tens of MB of dossiers).
-const HANDOVER_BATCHES: usize = 32;
 
 /// The dossiers and the rules a selection reads.
 pub struct Source {
@@ -190,47 +185,26 @@ pub fn collect(
         pseudonym_key: request.pseudonym_key,
         joins,
     };
-    let selection = Selection::new(spec, values)?;
+    let mut selection = Selection::new(spec, values)?;
     let read = DossierRead {
         inputs: source.inputs.clone(),
         codes: source.codes.clone(),
     };
-    // The reader's fold hands each accepted dossier over on its thread; the selection (judging,
-    // deriving, keeping the row) runs on a thread of its own, so the two work at once. Batches
-    // keep the hand-over cheap; the bounded channel keeps memory flat.
-    let (report, selection) = std::thread::scope(|scope| {
-        let (sender, receiver) = std::sync::mpsc::sync_channel::<Vec<Person>>(HANDOVER_BATCHES);
-        let worker = scope.spawn(move || {
-            let mut selection = selection;
-            for batch in receiver {
-                for person in batch {
-                    selection.push(person);
-                }
-            }
-            selection
-        });
-        let mut batch: Vec<Person> = Vec::with_capacity(HANDOVER_BATCH);
-        let report = kbi_import::read_dossiers(&read, &source.run, progress, &mut |kept| {
-            batch.push(Person {
-                insz: kept.insz,
-                events: kept.events,
-                dossier: kept.dossier,
-            });
-            if batch.len() == HANDOVER_BATCH {
-                let full = std::mem::replace(&mut batch, Vec::with_capacity(HANDOVER_BATCH));
-                // The selection thread only stops by panicking, which `join` reports below.
-                let _ = sender.send(full);
-            }
-        });
-        if !batch.is_empty() {
-            let _ = sender.send(batch);
-        }
-        drop(sender);
-        let selection = worker
-            .join()
-            .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
-        (report, selection)
-    });
+    // Each person is judged and their row derived on the reader's worker that read the
+    // dossier (in parallel, and the dossier is dropped on the thread that built it); the fold
+    // keeps the accepted rows in order on this thread (duplicates, joins, counts need the
+    // whole run).
+    let (rules, rows) = selection.split();
+    let report = kbi_import::read_dossiers_mapped(
+        &read,
+        &source.run,
+        progress,
+        &|| {
+            let mut worker = rules.worker();
+            move |kept: KeptPerson| worker.row(kept.insz, &kept.events, &kept.dossier)
+        },
+        &mut |row| rows.add(rules, row),
+    );
     let report = report?;
     if report.errors_total > 0 {
         return Err(ExportError::Dossiers {

@@ -2,7 +2,8 @@
 //! those in it are derived field by field and kept (compactly, `table.rs`) until all are read;
 //! then the joins are checked (`returned_from`), the rows ordered, and small cells suppressed.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Mutex;
 
 use chrono::NaiveDate;
 use kbi_core::domain::event::Event;
@@ -84,7 +85,6 @@ struct Returned {
     join: usize,
     from: String,
     filters: Vec<Population>,
-    seen: Vec<bool>,
 }
 
 /// Counts of a selection, for the report and the manifest.
@@ -111,18 +111,70 @@ pub struct JoinUse {
     pub unmatched: u64,
 }
 
-/// A selection being made.
+/// A selection being made: what deriving a row reads ([`Rules`], shared by the reader's
+/// workers) and the rows kept so far ([`Rows`], on the fold's thread).
 pub struct Selection<'a> {
+    rules: Rules<'a>,
+    rows: Rows,
+    /// The derivation state of [`Selection::push`] (one thread).
+    local: Local,
+}
+
+/// What deriving a person's row reads: the spec, the columns, the returned joins' filters and
+/// the delivery's values. Shared by the reader's workers ([`Rules::worker`]): nothing in it
+/// changes but the values, behind a lock that each worker's own cache mostly spares.
+pub struct Rules<'a> {
     spec: SelectionSpec<'a>,
     judge: Option<Judge>,
     columns: Vec<Column>,
     returned: Vec<Returned>,
+    values: Mutex<Values>,
+}
+
+/// The rows kept and the counts, in the reader's order (the fold's thread): everything that
+/// needs the whole run.
+pub struct Rows {
+    /// Per returned join: which of its rows were in the population of the file it answers.
+    seen: Vec<Vec<bool>>,
     matched: Vec<Vec<bool>>,
-    values: Values,
     table: Table,
-    scratch: Vec<u32>,
+    /// Each row's pseudonym (identity `pseudonym`), in table order.
+    pseudonyms: Vec<[u8; 16]>,
     counts: Counts,
     warnings: BTreeMap<&'static str, u64>,
+}
+
+/// One person judged and derived (on a reader worker): all the fold needs, no dossier.
+#[derive(Debug)]
+pub struct Row {
+    insz: u64,
+    answer: Option<Answer>,
+    /// For each returned join whose filters hold for this person: (which, its row).
+    returned: Vec<(u32, u32)>,
+    /// `None`: not in the file's population.
+    cells: Option<Box<[u32]>>,
+    pseudonym: [u8; 16],
+    warnings: Vec<&'static str>,
+}
+
+/// A deriving thread's own state: its judge (a scratch buffer) and its cache of value ids.
+struct Local {
+    judge: Option<Judge>,
+    /// Texts this thread has interned, with their ids in [`Rules::values`].
+    ids: HashMap<String, u32>,
+}
+
+/// One reader worker's deriver ([`Rules::worker`]).
+pub struct Worker<'r, 'a> {
+    rules: &'r Rules<'a>,
+    local: Local,
+}
+
+impl Worker<'_, '_> {
+    /// Judges and derives one person's row.
+    pub fn row(&mut self, insz: Insz, events: &[Event], dossier: &Dossier) -> Row {
+        self.rules.derive(&mut self.local, insz, events, dossier)
+    }
 }
 
 impl<'a> Selection<'a> {
@@ -211,7 +263,6 @@ impl<'a> Selection<'a> {
                 join,
                 from: from.clone(),
                 filters,
-                seen: vec![false; spec.joins[join].len()],
             });
         }
         let needs_answer = population::needs_answer(&file.population)
@@ -219,111 +270,72 @@ impl<'a> Selection<'a> {
                 .iter()
                 .any(|r| population::needs_answer(&r.filters));
         let judge = needs_answer.then(|| Judge::new(spec.rules, spec.facts, spec.reference));
-        let matched = spec.joins.iter().map(|j| vec![false; j.len()]).collect();
-        let width = columns.len();
-        Ok(Selection {
+        let rows = Rows {
+            seen: returned
+                .iter()
+                .map(|r| vec![false; spec.joins[r.join].len()])
+                .collect(),
+            matched: spec.joins.iter().map(|j| vec![false; j.len()]).collect(),
+            table: Table::new(columns.len()),
+            pseudonyms: Vec::new(),
+            counts: Counts::default(),
+            warnings: BTreeMap::new(),
+        };
+        let rules = Rules {
             judge,
             columns,
             returned,
-            matched,
-            values,
-            table: Table::new(width),
-            scratch: vec![EMPTY; width],
-            counts: Counts::default(),
-            warnings: BTreeMap::new(),
+            values: Mutex::new(values),
             spec,
-        })
+        };
+        let local = rules.local();
+        Ok(Selection { rules, rows, local })
     }
 
     /// Judges one person and keeps their row when they are in the population.
     pub fn push(&mut self, person: Person) {
-        let spec = &self.spec;
-        self.counts.dossiers += 1;
-        let insz = person.insz.value();
-        let answer = self
-            .judge
-            .as_mut()
-            .map(|judge| judge.answer(person.events.clone()));
-        if answer == Some(Answer::NoRegime) {
-            self.counts.no_regime += 1;
-        }
-        let joins = &spec.joins;
-        let in_join = |name: &str| {
-            joins
-                .iter()
-                .find(|j| j.name == name)
-                .is_some_and(|j| j.row_of(insz).is_some())
-        };
-        let reference = spec.reference;
-        for returned in &mut self.returned {
-            if let Some(row) = joins[returned.join].row_of(insz) {
-                if population::all_hold(
-                    &returned.filters,
-                    answer,
-                    &person.events,
-                    reference,
-                    &in_join,
-                ) {
-                    returned.seen[row] = true;
-                }
-            }
-        }
-        if !population::all_hold(
-            &spec.file.population,
-            answer,
+        let row = self.rules.derive(
+            &mut self.local,
+            person.insz,
             &person.events,
-            reference,
-            &in_join,
-        ) {
-            return;
-        }
-        self.counts.in_population += 1;
-        let ctx = Context {
-            reference,
-            age_bands: &spec.file.age_bands,
-            codes: spec.codes,
-            regions: spec.regions,
-        };
-        let warnings = &mut self.warnings;
-        let mut warn = |text: &'static str| *warnings.entry(text).or_insert(0) += 1;
-        for (cell, column) in self.scratch.iter_mut().zip(&self.columns) {
-            *cell = match column {
-                Column::Catalogue(field) => {
-                    let text = fields::value(*field, &person.dossier, &ctx, &mut warn);
-                    self.values.intern(&text)
-                }
-                Column::Join { join, column } => match joins[*join].row_of(insz) {
-                    Some(row) => joins[*join].cell(row, *column),
-                    None => EMPTY,
-                },
-            };
-        }
-        for (join, matched) in joins.iter().zip(self.matched.iter_mut()) {
-            if let Some(row) = join.row_of(insz) {
-                matched[row] = true;
-            }
-        }
-        self.table.push(insz, &self.scratch);
+            &person.dossier,
+        );
+        self.rows.add(&self.rules, row);
+    }
+
+    /// The shared rules (for the reader's workers) and the rows (for the fold's thread).
+    pub fn split(&mut self) -> (&Rules<'a>, &mut Rows) {
+        (&self.rules, &mut self.rows)
     }
 
     /// Checks the returned joins, orders the rows and suppresses small cells.
     pub fn finish(self) -> Result<Selected, SelectError> {
         let Selection {
-            spec,
-            columns,
-            returned,
-            matched,
-            values,
-            mut table,
-            counts,
-            warnings,
+            rules:
+                Rules {
+                    spec,
+                    columns,
+                    returned,
+                    values,
+                    ..
+                },
+            rows:
+                Rows {
+                    seen,
+                    matched,
+                    mut table,
+                    pseudonyms: row_pseudonyms,
+                    counts,
+                    warnings,
+                },
             ..
         } = self;
+        let values = values.into_inner().unwrap_or_else(|e| e.into_inner());
         // A partner may only return whom it was sent (protocols.md section 4).
-        for check in &returned {
+        for (check, seen) in returned.iter().zip(&seen) {
             let join = &spec.joins[check.join];
             let mut never_sent: Vec<u64> = (0..join.len())
-                .filter(|&row| !check.seen[row])
+                .filter(|&row| !seen[row])
                 .map(|row| join.line(row))
                 .collect();
             if !never_sent.is_empty() {
@@ -363,6 +375,11 @@ impl<'a> Selection<'a> {
 
         let file = spec.file;
         let key = spec.pseudonym_key.as_ref();
+        debug_assert!(
+            key.is_none()
+                || file.identity != Identity::Pseudonym
+                || row_pseudonyms.len() == table.len()
+        );
         let suppressed = match file.min_group {
             Some(k) if file.identity != Identity::Insz => {
                 let qi: Vec<usize> = file
@@ -380,16 +397,10 @@ impl<'a> Selection<'a> {
         // is a column (as the yearly list), pseudonym ascending for pseudonyms, and by the cells'
         // texts when the identity is removed (an INSZ order would leak birth dates).
         match (file.identity, &key) {
-            (Identity::Pseudonym, Some(key)) => {
-                // HMAC once per row: kept, in the new order, for writing.
-                let keys: Vec<[u8; 16]> = (0..table.len())
-                    .map(|row| {
-                        Insz::from_digits(table.insz(row))
-                            .map(|insz| key.pseudonym_bytes(insz))
-                            .unwrap_or_default()
-                    })
-                    .collect();
-                pseudonyms = table.sort_with_keys(keys);
+            (Identity::Pseudonym, Some(_)) => {
+                // Computed once per row on the reader's workers (suppression moves no row):
+                // kept, in the new order, for writing.
+                pseudonyms = table.sort_with_keys(row_pseudonyms);
             }
             (Identity::Removed, _) => {
                 table.sort_by(|t, a, b| {
@@ -414,6 +425,134 @@ impl<'a> Selection<'a> {
             suppressed,
             warnings,
         })
+    }
+}
+
+impl<'a> Rules<'a> {
+    fn local(&self) -> Local {
+        Local {
+            judge: self.judge.clone(),
+            ids: HashMap::new(),
+        }
+    }
+
+    /// A deriver for one reader worker.
+    pub fn worker(&self) -> Worker<'_, 'a> {
+        Worker {
+            rules: self,
+            local: self.local(),
+        }
+    }
+
+    /// The id of `text` in the delivery's values: this thread's cache first, the shared table
+    /// (added if new) on a miss. Ids follow the first thread to meet a text, so they are not
+    /// the same from run to run; nothing written depends on them (cells are written as their
+    /// texts, rows ordered by texts or identity, suppression groups by equality).
+    fn intern(&self, ids: &mut HashMap<String, u32>, text: String) -> u32 {
+        if let Some(&id) = ids.get(&text) {
+            return id;
+        }
+        let id = self
+            .values
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .intern(&text);
+        ids.insert(text, id);
+        id
+    }
+
+    /// Judges one person and derives their row: what needs no other person.
+    fn derive(&self, local: &mut Local, person: Insz, events: &[Event], dossier: &Dossier) -> Row {
+        let spec = &self.spec;
+        let insz = person.value();
+        let answer = local
+            .judge
+            .as_mut()
+            .map(|judge| judge.answer(events.to_vec()));
+        let joins = &spec.joins;
+        let in_join = |name: &str| {
+            joins
+                .iter()
+                .find(|j| j.name == name)
+                .is_some_and(|j| j.row_of(insz).is_some())
+        };
+        let reference = spec.reference;
+        let mut returned = Vec::new();
+        for (at, check) in self.returned.iter().enumerate() {
+            if let Some(row) = joins[check.join].row_of(insz) {
+                if population::all_hold(&check.filters, answer, events, reference, &in_join) {
+                    returned.push((at as u32, row as u32));
+                }
+            }
+        }
+        let mut row = Row {
+            insz,
+            answer,
+            returned,
+            cells: None,
+            pseudonym: [0; 16],
+            warnings: Vec::new(),
+        };
+        if !population::all_hold(&spec.file.population, answer, events, reference, &in_join) {
+            return row;
+        }
+        let ctx = Context {
+            reference,
+            age_bands: &spec.file.age_bands,
+            codes: spec.codes,
+            regions: spec.regions,
+        };
+        let warnings = &mut row.warnings;
+        let mut warn = |text: &'static str| warnings.push(text);
+        let cells = self
+            .columns
+            .iter()
+            .map(|column| match column {
+                Column::Catalogue(field) => {
+                    let text = fields::value(*field, dossier, &ctx, &mut warn);
+                    self.intern(&mut local.ids, text)
+                }
+                Column::Join { join, column } => match joins[*join].row_of(insz) {
+                    Some(row) => joins[*join].cell(row, *column),
+                    None => EMPTY,
+                },
+            })
+            .collect();
+        row.cells = Some(cells);
+        if let (Identity::Pseudonym, Some(key)) = (spec.file.identity, &spec.pseudonym_key) {
+            row.pseudonym = key.pseudonym_bytes(person);
+        }
+        row
+    }
+}
+
+impl Rows {
+    /// Keeps a derived row, in the reader's order.
+    pub fn add(&mut self, rules: &Rules<'_>, row: Row) {
+        let spec = &rules.spec;
+        self.counts.dossiers += 1;
+        if row.answer == Some(Answer::NoRegime) {
+            self.counts.no_regime += 1;
+        }
+        for &(at, join_row) in &row.returned {
+            self.seen[at as usize][join_row as usize] = true;
+        }
+        let Some(cells) = row.cells else {
+            return;
+        };
+        self.counts.in_population += 1;
+        for text in row.warnings {
+            *self.warnings.entry(text).or_insert(0) += 1;
+        }
+        for (join, matched) in spec.joins.iter().zip(self.matched.iter_mut()) {
+            if let Some(at) = join.row_of(row.insz) {
+                matched[at] = true;
+            }
+        }
+        self.table.push(row.insz, &cells);
+        if let (Identity::Pseudonym, Some(_)) = (spec.file.identity, &spec.pseudonym_key) {
+            self.pseudonyms.push(row.pseudonym);
+        }
     }
 }
 
@@ -752,5 +891,84 @@ encryption = "recipients"
             .unwrap()
             .to_string();
         assert!(error.contains("no --join partner=FILE"), "{error}");
+    }
+
+    /// Rows derived by workers on other threads (as the reader's workers do) and kept by
+    /// [`Rows::add`] give the same file as [`Selection::push`] on one thread; the workers' ids
+    /// for one text are the same id.
+    #[test]
+    fn rows_derived_on_worker_threads_give_the_same_file() {
+        let key = PseudonymKey::from_bytes([7; 32]);
+        let persons = || {
+            vec![
+                person(A, "1", Some("2022-03-01")),
+                person(B, "2", Some("2022-03-01")),
+                person(C, "1", None),
+            ]
+        };
+        for (file, partner_csv, key) in [
+            ("kept", Some(format!("insz,x\n{A},a1\n{C},c1\n")), None),
+            ("pseudo", None, Some(key.clone())),
+        ] {
+            let (_, one_thread) =
+                select(file, partner_csv.as_deref(), key.clone(), persons()).unwrap();
+            let protocol = Protocol::from_toml(PROTOCOL).unwrap();
+            let spec = protocol.file(file).unwrap();
+            let mut values = Values::default();
+            let joins = partner_csv
+                .as_deref()
+                .map(|text| vec![partner(spec, text, &mut values)])
+                .unwrap_or_default();
+            let (rules_set, codes, regions) =
+                (RuleSet::shipped(), Codes::shipped(), Regions::shipped());
+            let mut selection = Selection::new(
+                SelectionSpec {
+                    protocol: &protocol,
+                    file: spec,
+                    reference: d("2024-06-30"),
+                    rules: &rules_set,
+                    facts: crate::dossier_facts(),
+                    codes: &codes,
+                    regions: &regions,
+                    pseudonym_key: key,
+                    joins,
+                },
+                values,
+            )
+            .unwrap();
+            let (rules, rows) = selection.split();
+            // Two workers, each its own share, derived on their threads; kept in order here.
+            let derived: Vec<Row> = std::thread::scope(|scope| {
+                let all = persons();
+                let (first, second) = all.split_at(2);
+                let spawn = |ps: Vec<Person>| {
+                    scope.spawn(move || {
+                        let mut worker = rules.worker();
+                        ps.iter()
+                            .map(|p| worker.row(p.insz, &p.events, &p.dossier))
+                            .collect::<Vec<_>>()
+                    })
+                };
+                let a = spawn(first.iter().map(clone_person).collect());
+                let b = spawn(second.iter().map(clone_person).collect());
+                let mut rows = a.join().unwrap();
+                rows.extend(b.join().unwrap());
+                rows
+            });
+            for row in derived {
+                rows.add(rules, row);
+            }
+            let selected = selection.finish().unwrap();
+            let csv = String::from_utf8(selected.write_csv(Vec::new()).unwrap()).unwrap();
+            assert_eq!(csv, one_thread, "{file}");
+        }
+    }
+
+    fn clone_person(p: &Person) -> Person {
+        Person {
+            insz: p.insz,
+            events: p.events.clone(),
+            dossier: p.dossier.clone(),
+        }
     }
 }

@@ -27,7 +27,7 @@ use crate::employment::read_employment_service;
 use crate::input::{Listing, SKIPPED_SPECIAL, SKIPPED_SYMLINK};
 use crate::line::{header_line, write_snapshot};
 use crate::mapping::dossier_facts;
-use crate::read::{kind_name, read, Batch, Item, Kept, KeptPerson, Lines, ReadOptions, Segment};
+use crate::read::{kind_name, read, Batch, Item, Lines, MapperFactory, ReadOptions, Segment};
 use crate::report::{display_path, ErrorEntry, Report};
 use crate::xml::Tally;
 use crate::{DossierRead, ImportError, ImportOptions, RunOptions, FORMAT_NAME};
@@ -51,8 +51,15 @@ struct Fold<'a, 'e> {
     stopped: Option<ImportError>,
     bytes: &'a AtomicU64,
     reported: u64,
-    /// The export's consumer of accepted persons ([`Item::Kept`]); `None` in an import.
-    each: Option<&'e mut dyn FnMut(KeptPerson)>,
+    /// The export's consumer of the mapped persons ([`Item::Kept`]); `None` in an import.
+    each: Option<&'e mut dyn EachKept>,
+}
+
+/// The fold's side of profile mode: a batch's mapped persons ([`Batch::kept`]), then for each
+/// [`Item::Kept`] in order whether it was accepted (handed on) or not (dropped).
+pub(crate) trait EachKept {
+    fn batch(&mut self, kept: Box<dyn std::any::Any + Send>);
+    fn next(&mut self, accepted: bool);
 }
 
 impl Fold<'_, '_> {
@@ -96,6 +103,9 @@ impl Fold<'_, '_> {
         self.report.replies += batch.replies;
         self.report.dossiers += batch.dossiers;
         self.report.not_found += batch.not_found;
+        if let (Some(kept), Some(each)) = (batch.kept, self.each.as_mut()) {
+            each.batch(kept);
+        }
         let mut kinds = batch.kinds.iter();
         for item in batch.items {
             match item {
@@ -126,15 +136,22 @@ impl Fold<'_, '_> {
                         person_kinds.by_ref().for_each(drop);
                     }
                 }
-                Item::Kept(kept) => {
-                    let Kept { reply, person } = *kept;
-                    if self.accept(person.insz.value(), reply, true) {
-                        for e in &person.events {
-                            self.events[usize::from(e.kind.same_day_rank())] += 1;
+                Item::Kept {
+                    insz,
+                    reply,
+                    events,
+                } => {
+                    let mut person_kinds = kinds.by_ref().take(events as usize);
+                    let accepted = self.accept(insz, reply, true);
+                    if accepted {
+                        for &k in person_kinds {
+                            self.events[usize::from(k)] += 1;
                         }
-                        if let Some(each) = self.each.as_mut() {
-                            each(person);
-                        }
+                    } else {
+                        person_kinds.by_ref().for_each(drop);
+                    }
+                    if let Some(each) = self.each.as_mut() {
+                        each.next(accepted);
                     }
                 }
                 Item::Xml(e) => self.error(e.reply, e.row, e.path, e.message),
@@ -213,7 +230,7 @@ fn fold_files(
     report: Report,
     out_shown: String,
     progress: &dyn Progress,
-    each: Option<&mut dyn FnMut(KeptPerson)>,
+    each: Option<&mut dyn EachKept>,
 ) -> Result<Folded, ImportError> {
     let bytes = read_options.bytes.clone();
     let mut fold = Fold {
@@ -285,14 +302,18 @@ fn fold_files(
     })
 }
 
-/// The export's reading ([`crate::read_dossiers`]): the import's fold in profile mode, every
-/// accepted person handed to `each`; nothing written.
-pub(crate) fn read_dossiers(
-    options: &DossierRead,
+/// The export's reading ([`crate::read_dossiers_mapped`]): the import's fold in profile mode,
+/// each person mapped on its reader worker by `mapper`'s mappings, every accepted one's result
+/// handed to `each`; nothing written.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn read_dossiers<'a>(
+    options: &'a DossierRead,
     run: &RunOptions,
     listing: &Listing,
     progress: &dyn Progress,
-    each: &mut dyn FnMut(KeptPerson),
+    mapper: &'a MapperFactory<'a>,
+    batches_ahead: usize,
+    each: &mut dyn EachKept,
     started: Instant,
 ) -> Result<Report, ImportError> {
     let report = new_report(listing, &options.codes.version, "");
@@ -305,6 +326,8 @@ pub(crate) fn read_dossiers(
         bytes: Arc::new(AtomicU64::new(0)),
         before_open: run.before_open,
         profile: true,
+        mapper: Some(mapper),
+        batches_ahead,
     };
     let folded = fold_files(
         listing,
@@ -360,6 +383,8 @@ pub(crate) fn run(
         bytes: Arc::new(AtomicU64::new(0)),
         before_open: run.before_open,
         profile: false,
+        mapper: None,
+        batches_ahead: crate::read::BATCHES_AHEAD,
     };
     let Folded {
         mut report,

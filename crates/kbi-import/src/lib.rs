@@ -112,9 +112,127 @@ pub fn read_dossiers(
     progress: &dyn Progress,
     each: &mut dyn FnMut(KeptPerson),
 ) -> Result<Report, ImportError> {
+    read_mapped(
+        read,
+        run,
+        progress,
+        &|| |person: KeptPerson| person,
+        read::PROFILE_BATCHES_AHEAD,
+        each,
+    )
+}
+
+/// [`read_dossiers`] with each person mapped on the reader's worker thread that read it: every
+/// worker calls `mapper` once per file it reads, and the mapping it gets maps that file's kept
+/// persons in order. So the dossier is dropped on the thread that built it and the mappings
+/// run in parallel; only the `T`s cross to the calling thread, where `each` gets those of the
+/// accepted persons (the same persons, in the same order, as [`read_dossiers`]). Whatever
+/// needs the whole run (order, duplicates, totals) belongs in `each`, not in the mapping. A
+/// `T` should be compact (a row, not the dossier): each file may have
+/// [`read::MAPPED_BATCHES_AHEAD`] batches of them waiting for the fold.
+pub fn read_dossiers_mapped<T, M>(
+    read: &DossierRead,
+    run: &RunOptions,
+    progress: &dyn Progress,
+    mapper: &(dyn Fn() -> M + Sync),
+    each: &mut dyn FnMut(T),
+) -> Result<Report, ImportError>
+where
+    T: Send + 'static,
+    M: FnMut(KeptPerson) -> T + Send,
+{
+    read_mapped(
+        read,
+        run,
+        progress,
+        mapper,
+        read::MAPPED_BATCHES_AHEAD,
+        each,
+    )
+}
+
+/// The profile-mode reading with `batches_ahead` batches waiting per file at most.
+fn read_mapped<T, M>(
+    read: &DossierRead,
+    run: &RunOptions,
+    progress: &dyn Progress,
+    mapper: &(dyn Fn() -> M + Sync),
+    batches_ahead: usize,
+    each: &mut dyn FnMut(T),
+) -> Result<Report, ImportError>
+where
+    T: Send + 'static,
+    M: FnMut(KeptPerson) -> T + Send,
+{
     let started = Instant::now();
     let listing = input::input_files(&read.inputs)?;
-    fold::read_dossiers(read, run, &listing, progress, each, started)
+    let factory = || -> Box<dyn read::MapKept + '_> {
+        Box::new(Mapped {
+            map: mapper(),
+            out: Vec::new(),
+        })
+    };
+    let mut handed = Handed {
+        each,
+        current: Vec::new().into_iter(),
+    };
+    fold::read_dossiers(
+        read,
+        run,
+        &listing,
+        progress,
+        &factory,
+        batches_ahead,
+        &mut handed,
+        started,
+    )
+}
+
+/// A worker's mapping and the results of its current batch.
+struct Mapped<M, T> {
+    map: M,
+    out: Vec<T>,
+}
+
+impl<M, T> read::MapKept for Mapped<M, T>
+where
+    T: Send + 'static,
+    M: FnMut(KeptPerson) -> T + Send,
+{
+    fn map(&mut self, person: KeptPerson) {
+        self.out.push((self.map)(person));
+    }
+
+    fn take(&mut self) -> Box<dyn std::any::Any + Send> {
+        let capacity = self.out.len();
+        Box::new(std::mem::replace(
+            &mut self.out,
+            Vec::with_capacity(capacity),
+        ))
+    }
+}
+
+/// The fold's consumer: the current batch's results, handed on or dropped one by one.
+struct Handed<'e, T> {
+    each: &'e mut dyn FnMut(T),
+    current: std::vec::IntoIter<T>,
+}
+
+impl<T: 'static> fold::EachKept for Handed<'_, T> {
+    fn batch(&mut self, kept: Box<dyn std::any::Any + Send>) {
+        // Only `Mapped<_, T>` makes these batches: the type is the one asked for.
+        if let Ok(kept) = kept.downcast::<Vec<T>>() {
+            self.current = kept.into_iter();
+        }
+    }
+
+    fn next(&mut self, accepted: bool) {
+        if let Some(value) = self.current.next() {
+            if accepted {
+                (self.each)(value);
+            }
+        }
+    }
 }
 
 /// Why the import could not even start (bad arguments); ERRORs in the data are in the report.

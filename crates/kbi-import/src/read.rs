@@ -18,9 +18,13 @@
 //!
 //! The export (`kbi-export`, issue 22) uses the same reader in profile mode
 //! ([`ReadOptions::profile`]): no line is written (`lines: None`), and a person whose own
-//! mapping had no ERROR comes as [`Item::Kept`] with its events and its dossier; the same fold
-//! decides whether it is accepted ([`crate::read_dossiers`]).
+//! mapping had no ERROR is handed, on the worker that read it, to the export's per-worker
+//! mapping ([`MapKept`]); only what it gives (a compact row) goes down the channel, so the
+//! dossier is dropped on the thread that allocated it. The batch carries the persons as
+//! [`Item::Kept`] (INSZ, reply, event count) for the same fold to decide whether each is
+//! accepted ([`crate::read_dossiers_mapped`]).
 
+use std::any::Any;
 use std::collections::HashMap;
 use std::fs::File;
 use std::io;
@@ -49,9 +53,15 @@ pub const BATCH_REPLIES: usize = 512;
 pub const BATCHES_AHEAD: usize = 256;
 /// Most worker threads.
 pub const MAX_WORKERS: usize = 8;
-/// Batches one file may have waiting in profile mode (about 8,000 replies): a waiting person
-/// holds its whole dossier there (a kilobyte or so), not 24 bytes.
+/// Batches one file may have waiting in profile mode when the mapping keeps the whole dossier
+/// ([`crate::read_dossiers`]; about 8,000 replies): a waiting person holds a kilobyte or so,
+/// not 24 bytes.
 pub const PROFILE_BATCHES_AHEAD: usize = 16;
+/// Batches one file may have waiting in profile mode when the mapping gives a compact result
+/// ([`crate::read_dossiers_mapped`], an export's row of a hundred bytes or so): as many as an
+/// import, so a worker reading the next file is not stopped after a few thousand replies while
+/// the fold is still on the previous one (which left one core idle most of the time).
+pub const MAPPED_BATCHES_AHEAD: usize = BATCHES_AHEAD;
 
 /// One accepted dossier for an export ([`crate::read_dossiers`]).
 #[derive(Debug, Clone)]
@@ -64,13 +74,18 @@ pub struct KeptPerson {
     pub dossier: Box<Dossier>,
 }
 
-/// A person read in profile mode, before the fold judges it (M23, the run's ERRORs).
-#[derive(Debug)]
-pub struct Kept {
-    /// The reply number in its file.
-    pub reply: u32,
-    pub person: KeptPerson,
+/// Profile mode: what a reader worker does with each person it kept, on its own thread, in
+/// the file's order (one per file read; [`ReadOptions::mapper`] makes them). The fold hands
+/// the results on in the same order ([`crate::fold`]), those of accepted persons only.
+pub trait MapKept: Send {
+    /// Maps one person and keeps the result for the current batch.
+    fn map(&mut self, person: KeptPerson);
+    /// The results kept since the last call, in order (the batch's `kept`).
+    fn take(&mut self) -> Box<dyn Any + Send>;
 }
+
+/// Makes one [`MapKept`] for each file a worker reads.
+pub type MapperFactory<'a> = dyn Fn() -> Box<dyn MapKept + 'a> + Sync + 'a;
 
 /// The snapshot name of the event type with this index ([`EventKind::same_day_rank`]).
 pub fn kind_name(index: u8) -> &'static str {
@@ -105,10 +120,15 @@ pub enum Item {
         employment: u32,
         events: u32,
     },
-    /// Profile mode: the person of a dossier whose own mapping had no ERROR, with its events
-    /// and dossier (its event types are not in [`Batch::kinds`]). A person with an ERROR
-    /// comes as [`Item::Person`] with `ok: false`, as in an import.
-    Kept(Box<Kept>),
+    /// Profile mode: the person of a dossier whose own mapping had no ERROR, mapped on the
+    /// worker ([`MapKept`]; the result is the next one of [`Batch::kept`]), with its INSZ
+    /// value, reply number and how many event types follow in [`Batch::kinds`]. A person with
+    /// an ERROR comes as [`Item::Person`] with `ok: false`, as in an import.
+    Kept {
+        insz: u64,
+        reply: u32,
+        events: u32,
+    },
     /// The XML of the file was refused (the reading of the file stopped there).
     Xml(Box<ItemError>),
     /// The file holds no reply at all.
@@ -149,6 +169,9 @@ pub struct Batch {
     /// The event types of the persons, in order ([`kind_name`]).
     pub kinds: Vec<u8>,
     pub segment: Segment,
+    /// Profile mode: the mapped persons of the batch's [`Item::Kept`], in order
+    /// ([`MapKept::take`]).
+    pub kept: Option<Box<dyn Any + Send>>,
 }
 
 /// Where the person lines go.
@@ -174,6 +197,10 @@ pub struct ReadOptions<'a> {
     /// Profile mode (an export): the reader also reads the profile
     /// ([`crate::xml::ReplyReader::with_profile`]) and persons come as [`Item::Kept`].
     pub profile: bool,
+    /// Profile mode: the per-worker mapping of the kept persons (required with `profile`).
+    pub mapper: Option<&'a MapperFactory<'a>>,
+    /// Batches one file may have waiting for the fold ([`BATCHES_AHEAD`] in an import).
+    pub batches_ahead: usize,
 }
 
 fn lock(m: &Mutex<Window>) -> std::sync::MutexGuard<'_, Window> {
@@ -211,11 +238,7 @@ pub fn read(
     let mut receivers: Vec<Option<Receiver<Batch>>> = Vec::with_capacity(files.len());
     let mut senders: Vec<Mutex<Option<SyncSender<Batch>>>> = Vec::with_capacity(files.len());
     for _ in files {
-        let (tx, rx) = sync_channel(if options.profile {
-            PROFILE_BATCHES_AHEAD
-        } else {
-            BATCHES_AHEAD
-        });
+        let (tx, rx) = sync_channel(options.batches_ahead.max(1));
         senders.push(Mutex::new(Some(tx)));
         receivers.push(Some(rx));
     }
@@ -272,16 +295,17 @@ pub fn read(
 }
 
 /// Collects one file's batches and sends them.
-struct Sink<'a, 'b> {
+struct Sink<'a, 'b, 'm> {
     tx: &'a SyncSender<Batch>,
     lines: Option<&'a Lines<'b>>,
+    mapper: Option<Box<dyn MapKept + 'm>>,
     batch: Batch,
     buf: Vec<u8>,
     replies: usize,
     closed: bool,
 }
 
-impl Sink<'_, '_> {
+impl Sink<'_, '_, '_> {
     fn push(&mut self, item: Item) {
         self.batch.items.push(item);
     }
@@ -298,6 +322,9 @@ impl Sink<'_, '_> {
                 self.buf.clear();
             }
         }
+        if let Some(mapper) = self.mapper.as_mut() {
+            self.batch.kept = Some(mapper.take());
+        }
         let batch = std::mem::replace(&mut self.batch, Batch::new());
         self.replies = 0;
         if !self.closed && self.tx.send(batch).is_err() {
@@ -313,16 +340,20 @@ fn write_at(file: &File, buf: &[u8], offset: u64) -> io::Result<()> {
 }
 
 /// Reads one file to its end (or its XML error) into batches.
-fn read_file(
+fn read_file<'m>(
     path: &Path,
     follow: bool,
-    options: &ReadOptions<'_>,
+    options: &ReadOptions<'m>,
     lines: Option<&Lines<'_>>,
     tx: &SyncSender<Batch>,
 ) {
     let mut sink = Sink {
         tx,
         lines,
+        mapper: options
+            .mapper
+            .filter(|_| options.profile)
+            .map(|make| make()),
         batch: Batch::new(),
         buf: Vec::new(),
         replies: 0,
@@ -381,15 +412,24 @@ fn read_file(
                                 events.sort_by_key(|e| e.date);
                             }
                             let reply = u32::try_from(number).unwrap_or(u32::MAX);
-                            if let Some(dossier) = p.dossier {
-                                sink.batch.items.push(Item::Kept(Box::new(Kept {
+                            if let (Some(dossier), Some(mapper)) = (p.dossier, sink.mapper.as_mut())
+                            {
+                                sink.batch
+                                    .kinds
+                                    .extend(events.iter().map(|e| e.kind.same_day_rank()));
+                                let item = Item::Kept {
+                                    insz: p.insz.value(),
                                     reply,
-                                    person: KeptPerson {
-                                        insz: p.insz,
-                                        events,
-                                        dossier,
-                                    },
-                                })));
+                                    events: events.len() as u32,
+                                };
+                                // Here, on the worker: the dossier is dropped where it was
+                                // built, and the mapping runs in parallel.
+                                mapper.map(KeptPerson {
+                                    insz: p.insz,
+                                    events,
+                                    dossier,
+                                });
+                                sink.batch.items.push(item);
                                 return;
                             }
                             let refused = sink

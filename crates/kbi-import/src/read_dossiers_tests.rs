@@ -394,3 +394,70 @@ fn spoilt_replies_are_judged_the_same_in_both_modes() {
     }
     assert!(refused > 10, "the damage is seen: {refused} of 60 refused");
 }
+
+/// [`crate::read_dossiers_mapped`]: the mapping runs on the reader's workers (never on the
+/// caller's thread), each file's persons through one mapping in order, and `each` gets the
+/// results of exactly the persons [`read_dossiers`] hands on, in the same order — a second
+/// dossier's result included in none.
+#[test]
+fn mapped_reading_maps_on_the_workers_and_hands_on_the_same_persons_in_order() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let dir = tempfile::tempdir().unwrap();
+    let files = generated(dir.path(), 300, 7);
+    assert!(files.len() > 3);
+    let caller = std::thread::current().id();
+    for (inputs, workers) in [(files.clone(), 1), (files.clone(), 3), {
+        let mut with_repeat = files.clone();
+        with_repeat.push(files[1].clone());
+        (with_repeat, 2)
+    }] {
+        let (expected_report, expected) = read_all(&inputs, workers);
+        let mappings = AtomicUsize::new(0);
+        let mut got: Vec<(u64, String, std::thread::ThreadId, usize)> = Vec::new();
+        let report = crate::read_dossiers_mapped(
+            &DossierRead {
+                inputs: inputs.clone(),
+                codes: Codes::shipped(),
+            },
+            &RunOptions {
+                workers,
+                ..RunOptions::default()
+            },
+            &Silent,
+            &|| {
+                let mapping = mappings.fetch_add(1, Ordering::Relaxed);
+                move |p: KeptPerson| {
+                    let mut line = Vec::new();
+                    crate::write_person_line(&mut line, p.insz, &p.events);
+                    (
+                        p.insz.value(),
+                        String::from_utf8(line).unwrap(),
+                        std::thread::current().id(),
+                        mapping,
+                    )
+                }
+            },
+            &mut |t| got.push(t),
+        )
+        .unwrap();
+        assert_eq!(comparable(&report), comparable(&expected_report));
+        assert_eq!(
+            got.iter().map(|g| g.0).collect::<Vec<_>>(),
+            expected.iter().map(|p| p.insz.value()).collect::<Vec<_>>()
+        );
+        assert_eq!(
+            got.iter().map(|g| g.1.as_str()).collect::<String>(),
+            lines(&expected)
+        );
+        assert!(got.iter().all(|g| g.2 != caller), "mapped on a worker");
+        // One mapping per file read (workers start one per file).
+        assert_eq!(mappings.load(Ordering::Relaxed), inputs.len());
+        // A mapping's results come in one run: a file's persons are mapped by one mapping.
+        let mut runs = got.iter().map(|g| g.3).collect::<Vec<_>>();
+        runs.dedup();
+        let n = runs.len();
+        runs.sort_unstable();
+        runs.dedup();
+        assert_eq!(runs.len(), n);
+    }
+}
