@@ -93,35 +93,19 @@ pub struct Manifest {
 }
 
 impl Manifest {
-    /// The bytes written and signed: pretty JSON and a final newline.
+    /// The bytes written and signed: pretty JSON and a final newline (as the yearly list's).
     pub fn to_bytes(&self) -> Vec<u8> {
-        // Serialising strings, integers and options cannot fail.
-        let mut bytes = serde_json::to_vec_pretty(self).unwrap_or_default();
-        bytes.push(b'\n');
-        bytes
+        kbi_premium::manifest::signed_bytes(self)
     }
 
     /// Reads a manifest; refuses another format or an unknown version.
     pub fn parse(bytes: &[u8]) -> Result<Manifest, String> {
-        let manifest: Manifest = serde_json::from_slice(bytes).map_err(|e| {
-            format!(
-                "not a valid export manifest: {}",
-                kbi_core::redact::json::<Manifest>(bytes, &e)
-            )
-        })?;
-        if manifest.format != FORMAT {
-            return Err(format!(
-                "format is \"{}\", expected \"{FORMAT}\"",
-                manifest.format
-            ));
-        }
-        if manifest.format_version != FORMAT_VERSION {
-            return Err(format!(
-                "format_version {} is not known to this program (it reads {FORMAT_VERSION})",
-                manifest.format_version
-            ));
-        }
-        Ok(manifest)
+        kbi_premium::manifest::parse_versioned(
+            bytes,
+            "export manifest",
+            (FORMAT, FORMAT_VERSION),
+            |m: &Manifest| (m.format.as_str(), m.format_version),
+        )
     }
 }
 

@@ -1,12 +1,50 @@
 //! The manifest: what the list is, what it rests on, and the hashes that bind it to the encrypted
 //! file. The signature covers its exact bytes, so it is written once and never re-serialised.
 
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 /// The `format` value of every manifest.
 pub const FORMAT: &str = "kbi-reduced-premium-list";
 /// The manifest and list format this program writes and reads.
 pub(crate) const FORMAT_VERSION: u32 = 1;
+
+/// The bytes a manifest is written and signed as: pretty JSON and a final newline (the yearly
+/// list's and every export's; the signature covers exactly these).
+pub fn signed_bytes<T: Serialize>(manifest: &T) -> Vec<u8> {
+    // Serialising a struct of strings, integers and options cannot fail.
+    let mut bytes = serde_json::to_vec_pretty(manifest).unwrap_or_default();
+    bytes.push(b'\n');
+    bytes
+}
+
+/// Reads a manifest of `kind` (named in the error) and refuses another `format` than `format`
+/// or a `format_version` other than `version`; `id` gives a parsed manifest's two.
+pub fn parse_versioned<T: DeserializeOwned>(
+    bytes: &[u8],
+    kind: &str,
+    (format, version): (&str, u32),
+    id: fn(&T) -> (&str, u32),
+) -> Result<T, String> {
+    let manifest: T = serde_json::from_slice(bytes).map_err(|e| {
+        format!(
+            "not a valid {kind}: {}",
+            kbi_core::redact::json::<T>(bytes, &e)
+        )
+    })?;
+    let (found_format, found_version) = id(&manifest);
+    if found_format != format {
+        return Err(format!(
+            "format is \"{found_format}\", expected \"{format}\""
+        ));
+    }
+    if found_version != version {
+        return Err(format!(
+            "format_version {found_version} is not known to this program (it reads {version})"
+        ));
+    }
+    Ok(manifest)
+}
 
 /// The program that made the list.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -88,33 +126,17 @@ pub struct Manifest {
 impl Manifest {
     /// The bytes written and signed: pretty JSON and a final newline.
     pub fn to_bytes(&self) -> Vec<u8> {
-        // Serialising a struct of strings and integers cannot fail.
-        let mut bytes = serde_json::to_vec_pretty(self).unwrap_or_default();
-        bytes.push(b'\n');
-        bytes
+        signed_bytes(self)
     }
 
     /// Reads a manifest; refuses another format or an unknown version.
     pub fn parse(bytes: &[u8]) -> Result<Manifest, String> {
-        let manifest: Manifest = serde_json::from_slice(bytes).map_err(|e| {
-            format!(
-                "not a valid manifest: {}",
-                kbi_core::redact::json::<Manifest>(bytes, &e)
-            )
-        })?;
-        if manifest.format != FORMAT {
-            return Err(format!(
-                "format is \"{}\", expected \"{FORMAT}\"",
-                manifest.format
-            ));
-        }
-        if manifest.format_version != FORMAT_VERSION {
-            return Err(format!(
-                "format_version {} is not known to this program (it reads {FORMAT_VERSION})",
-                manifest.format_version
-            ));
-        }
-        Ok(manifest)
+        parse_versioned(
+            bytes,
+            "manifest",
+            (FORMAT, FORMAT_VERSION),
+            |m: &Manifest| (m.format.as_str(), m.format_version),
+        )
     }
 }
 
