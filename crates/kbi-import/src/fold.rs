@@ -256,7 +256,7 @@ fn fold_files(
         .map(|(f, _)| std::fs::metadata(f).map(|m| m.len()).unwrap_or(0))
         .sum();
     progress.start(
-        if read_options.profile {
+        if read_options.mapper.is_some() {
             "dossiers"
         } else {
             "import"
@@ -325,7 +325,6 @@ pub(crate) fn read_dossiers<'a>(
         workers: run.workers,
         bytes: Arc::new(AtomicU64::new(0)),
         before_open: run.before_open,
-        profile: true,
         mapper: Some(mapper),
         batches_ahead,
     };
@@ -382,7 +381,6 @@ pub(crate) fn run(
         workers: run.workers,
         bytes: Arc::new(AtomicU64::new(0)),
         before_open: run.before_open,
-        profile: false,
         mapper: None,
         batches_ahead: crate::read::BATCHES_AHEAD,
     };

@@ -194,10 +194,9 @@ pub struct ReadOptions<'a> {
     pub bytes: Arc<AtomicU64>,
     /// Called before a file is opened (tests: to swap it for a FIFO).
     pub before_open: Option<fn(&Path)>,
-    /// Profile mode (an export): the reader also reads the profile
-    /// ([`crate::xml::ReplyReader::with_profile`]) and persons come as [`Item::Kept`].
-    pub profile: bool,
-    /// Profile mode: the per-worker mapping of the kept persons (required with `profile`).
+    /// Profile mode (an export) when given: the reader also reads the profile
+    /// ([`crate::xml::ReplyReader::with_profile`]), persons come as [`Item::Kept`], and this
+    /// makes the per-worker mapping of the kept persons. `None`: an import.
     pub mapper: Option<&'a MapperFactory<'a>>,
     /// Batches one file may have waiting for the fold ([`BATCHES_AHEAD`] in an import).
     pub batches_ahead: usize,
@@ -350,10 +349,7 @@ fn read_file<'m>(
     let mut sink = Sink {
         tx,
         lines,
-        mapper: options
-            .mapper
-            .filter(|_| options.profile)
-            .map(|make| make()),
+        mapper: options.mapper.map(|make| make()),
         batch: Batch::new(),
         buf: Vec::new(),
         replies: 0,
@@ -370,7 +366,7 @@ fn read_file<'m>(
             return;
         }
     };
-    let mut reader = if options.profile {
+    let mut reader = if options.mapper.is_some() {
         ReplyReader::with_profile(stream)
     } else {
         ReplyReader::new(stream)
@@ -412,11 +408,11 @@ fn read_file<'m>(
                                 events.sort_by_key(|e| e.date);
                             }
                             let reply = u32::try_from(number).unwrap_or(u32::MAX);
+                            sink.batch
+                                .kinds
+                                .extend(events.iter().map(|e| e.kind.same_day_rank()));
                             if let (Some(dossier), Some(mapper)) = (p.dossier, sink.mapper.as_mut())
                             {
-                                sink.batch
-                                    .kinds
-                                    .extend(events.iter().map(|e| e.kind.same_day_rank()));
                                 let item = Item::Kept {
                                     insz: p.insz.value(),
                                     reply,
@@ -438,9 +434,6 @@ fn read_file<'m>(
                             if p.ok && sink.lines.is_some() && !refused {
                                 write_person_line(&mut sink.buf, p.insz, &events);
                             }
-                            sink.batch
-                                .kinds
-                                .extend(events.iter().map(|e| e.kind.same_day_rank()));
                             Item::Person {
                                 insz: p.insz.value(),
                                 reply,
