@@ -126,23 +126,13 @@ impl JoinTable {
 
 /// SHA-256 of a join file as given (encrypted or not), for the manifest.
 pub fn file_sha256(join: &Join, path: &Path) -> Result<String, JoinError> {
-    use sha2::Digest;
     let open_error = |error: io::Error| JoinError::Open {
         name: join.name.clone(),
         path: path.to_path_buf(),
         error,
     };
-    let mut file = kbi_core::io::open_regular(path).map_err(|e| open_error(e.into()))?;
-    let mut hasher = sha2::Sha256::new();
-    let mut buffer = vec![0u8; 256 * 1024];
-    loop {
-        let n = file.read(&mut buffer).map_err(open_error)?;
-        if n == 0 {
-            break;
-        }
-        hasher.update(&buffer[..n]);
-    }
-    Ok(hex::encode(hasher.finalize()))
+    let file = kbi_core::io::open_regular(path).map_err(|e| open_error(e.into()))?;
+    kbi_premium::deliver::sha256_hex(file).map_err(open_error)
 }
 
 /// Opens a join file: plain CSV, or binary age decrypted with `identities` as it streams.

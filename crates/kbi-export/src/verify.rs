@@ -89,10 +89,8 @@ pub fn verify(
         path: data_path.clone(),
         error,
     };
-    let mut hasher = Sha256::new();
-    let mut file = File::open(&data_path).map_err(missing)?;
-    io::copy(&mut file, &mut HashSink(&mut hasher)).map_err(missing)?;
-    let found = hex::encode(hasher.finalize());
+    let file = File::open(&data_path).map_err(missing)?;
+    let found = kbi_premium::deliver::sha256_hex(file).map_err(missing)?;
     if found != manifest.ciphertext_sha256 {
         return Err(VerifyError::CiphertextHash {
             path: data_path,
@@ -152,17 +150,4 @@ fn hash_and_count(input: impl Read) -> io::Result<(String, u64)> {
         reader.consume(n);
     }
     Ok((hex::encode(hasher.finalize()), lines))
-}
-
-struct HashSink<'a>(&'a mut Sha256);
-
-impl io::Write for HashSink<'_> {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.0.update(buf);
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
 }

@@ -149,6 +149,14 @@ pub fn write_temp(dir: &Path, name: &str, bytes: &[u8]) -> io::Result<NamedTempF
     Ok(temp)
 }
 
+/// The hex SHA-256 of everything `input` gives (a delivered file, a partner's file as given).
+pub fn sha256_hex(input: impl io::Read) -> io::Result<String> {
+    let mut reader = io::BufReader::with_capacity(256 * 1024, input);
+    let mut sink = HashingWriter::new(io::sink());
+    io::copy(&mut reader, &mut sink)?;
+    Ok(sink.finish().1)
+}
+
 /// Passes bytes through, hashing them (SHA-256) on the way.
 pub struct HashingWriter<W: Write> {
     inner: W,

@@ -3,11 +3,10 @@
 //! decrypted list itself (in memory, as a stream): hash, header, INSZ validity, order, count.
 
 use std::fs::File;
-use std::io::{BufReader, Read};
+use std::io::BufReader;
 use std::path::{Path, PathBuf};
 
 use ed25519_dalek::VerifyingKey;
-use sha2::{Digest, Sha256};
 
 use super::list::{self, ListError};
 use super::manifest::Manifest;
@@ -191,15 +190,6 @@ fn sha256_of_file(path: &Path) -> Result<String, VerifyError> {
         path: path.to_path_buf(),
         error,
     };
-    let mut file = File::open(path).map_err(missing)?;
-    let mut hasher = Sha256::new();
-    let mut buffer = vec![0u8; 256 * 1024];
-    loop {
-        let n = file.read(&mut buffer).map_err(missing)?;
-        if n == 0 {
-            break;
-        }
-        hasher.update(&buffer[..n]);
-    }
-    Ok(hex::encode(hasher.finalize()))
+    let file = File::open(path).map_err(missing)?;
+    crate::deliver::sha256_hex(file).map_err(missing)
 }
