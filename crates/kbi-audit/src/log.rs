@@ -891,26 +891,30 @@ fn is_clean_spare(path: &Path, bytes: u64) -> bool {
     }
 }
 
-/// Zeros are written in chunks of this size, each on the device before the next is issued:
-/// an audit sync never finds more than one chunk of ours queued ahead of it.
+/// While there is time, zeros are written in chunks of this size, each on the device before
+/// the next is issued: an audit sync never finds more than one chunk of ours queued ahead of it.
 const SPARE_CHUNK: usize = 64 * 1024;
-/// While the current segment is less than half full, the preparer rests this long after each
-/// chunk, leaving the disk to the audit syncs most of the time (64 MiB then takes ≈ 1.3 s on
-/// this project's VM, where writing it in one go took ≈ 0.2 s of a disk nobody else could use).
+/// After each such chunk the preparer rests this long, leaving the disk to the audit syncs most
+/// of the time (64 MiB then takes ≈ 1.5 s on this project's VM).
 const SPARE_PAUSE: Duration = Duration::from_millis(1);
+/// When the spare is needed soon, zeros go through the page cache this much at a time, and the
+/// final sync writes them out at the disk's full speed.
+const SPARE_URGENT_CHUNK: usize = 1024 * 1024;
 
 /// Writes a zero-filled, synced spare segment of `bytes` and renames it into place.
 ///
-/// Paced, because how the zeros reach the disk is what the audit log's tail waits for: written
-/// all at once into the page cache and then synced (as this did first), 64 MiB of zeros sat in
-/// the disk's queue ahead of every audit `fdatasync` for ≈ 0.2 s at each rotation, and every
-/// answer of that moment waited (p99 of 40–56 ms at half the maximum rate, BENCHMARKS.md
-/// 2026-12-03). So the zeros go in chunks with `O_DIRECT` (bypassing the page cache: the write
-/// returns when the device has the chunk, so at most one chunk of ours is ever in the queue), with
-/// a short rest after each while there is time — `urgent` says the current segment is half full,
-/// and then the spare is finished at full speed rather than keeping the writer waiting for it at
-/// the rotation. Where `O_DIRECT` is refused (tmpfs), each chunk is written through the page cache
-/// and pushed to the device with `sync_file_range` before the next: the same bound.
+/// How the zeros reach the disk is what the audit log's tail waited for: written all at once
+/// into the page cache and then synced (as this did first), 64 MiB of zeros sat in the disk's
+/// queue ahead of every audit `fdatasync` for ≈ 0.2 s at each rotation, and every answer of that
+/// moment waited (`load-tests/spare_tail.py`, BENCHMARKS.md 2026-12-03 "the tail"). So while the
+/// current segment is less than half full, the zeros go in small chunks with `O_DIRECT` (past the
+/// page cache: the write returns when the device has the chunk, so at most one chunk of ours is
+/// ever in its queue), with a short rest after each. Once `urgent` says the spare is needed soon
+/// (the current segment is half full, or the writer is waiting: heavy batch traffic fills a
+/// segment in a fraction of a second), the rest goes through the page cache at full speed as
+/// before — a stall at the rotation would cost more than a busy disk. Where `O_DIRECT` is refused
+/// (tmpfs, some network file systems), a small chunk is written through the page cache and pushed
+/// to the device with `sync_file_range` before the next: the same bound.
 fn prepare_spare(
     dir: &Path,
     bytes: u64,
@@ -935,21 +939,26 @@ fn prepare_spare(
         }
         // Then real zeros: the blocks are then initialised, so overwriting them later changes
         // no extent state and `fdatasync` flushes data only.
-        let direct = OpenOptions::new()
+        let mut direct = OpenOptions::new()
             .write(true)
             .custom_flags(libc::O_DIRECT)
             .open(&tmp)
             .ok();
         // O_DIRECT wants a buffer aligned to the device's block: 4 KiB covers every block size.
-        let mut zeros = vec![0u8; SPARE_CHUNK + 4096];
-        let align = zeros.as_ptr().align_offset(4096);
-        let zeros = &mut zeros[align..align + SPARE_CHUNK];
-        let mut direct = direct;
+        let buffer = vec![0u8; SPARE_URGENT_CHUNK + 4096];
+        let align = buffer.as_ptr().align_offset(4096);
+        let zeros = &buffer[align..align + SPARE_URGENT_CHUNK];
         let mut at = 0;
         while at < bytes {
             // Closing the log does not wait for a whole segment of zeros.
             if stop() {
                 return Err(std::io::Error::other("the log is closing"));
+            }
+            if urgent() {
+                let n = (bytes - at).min(SPARE_URGENT_CHUNK as u64) as usize;
+                file.write_all_at(&zeros[..n], at)?;
+                at += n as u64;
+                continue;
             }
             let n = (bytes - at).min(SPARE_CHUNK as u64) as usize;
             // A whole aligned chunk goes direct; a short last one (a segment size that is not
@@ -983,9 +992,7 @@ fn prepare_spare(
                 }
             }
             at += n as u64;
-            if !urgent() {
-                std::thread::sleep(SPARE_PAUSE);
-            }
+            std::thread::sleep(SPARE_PAUSE);
         }
         file.sync_all()?;
         std::fs::rename(&tmp, dir.join(SPARE))?;
@@ -1656,6 +1663,25 @@ mod tests {
     }
 
     #[test]
+    fn a_spare_needed_soon_is_finished_in_large_chunks() {
+        let dir = tempfile::tempdir().unwrap();
+        // Paced for the first two chunks, then urgent: the rest in 1 MiB pieces.
+        let bytes = 2 * SPARE_CHUNK as u64 + 2 * SPARE_URGENT_CHUNK as u64 + 100;
+        let polled = std::cell::Cell::new(0);
+        let urgent = || {
+            polled.set(polled.get() + 1);
+            polled.get() > 2
+        };
+        prepare_spare(dir.path(), bytes, || false, urgent).unwrap();
+        assert_eq!(
+            polled.get(),
+            2 + 3,
+            "two small chunks, then three large ones"
+        );
+        assert!(is_clean_spare(&dir.path().join(SPARE), bytes));
+    }
+
+    #[test]
     fn a_spare_interrupted_by_closing_leaves_nothing() {
         let dir = tempfile::tempdir().unwrap();
         let chunks = std::cell::Cell::new(0);
@@ -1663,7 +1689,7 @@ mod tests {
             chunks.set(chunks.get() + 1);
             chunks.get() > 2
         };
-        assert!(prepare_spare(dir.path(), 8 * SPARE_CHUNK as u64, stop, || true).is_err());
+        assert!(prepare_spare(dir.path(), 8 * SPARE_CHUNK as u64, stop, || false).is_err());
         assert!(!dir.path().join(SPARE).exists());
         assert!(!dir.path().join(SPARE_TMP).exists());
     }
