@@ -11,13 +11,18 @@ does, while a second thread prepares 64 MiB spare segments every 2 s in one of t
   none     no spare is prepared: the disk's own tail
   bulk     1 MiB zero writes through the page cache, then one fsync (the audit log before
            2026-12-03 afternoon: 64 MiB reach the disk's queue at once)
-  paced    64 KiB O_DIRECT zero writes, 1 ms rest after each, then fsync (the audit log now,
-           while its current segment is less than half full)
+  paced    64 KiB zero writes through the page cache, each pushed to the device with
+           sync_file_range and waited for before the next, 1 ms rest after each, then fsync
+           (the audit log now, while its current segment is less than half full)
+  direct   the same chunks and rests with O_DIRECT (the alternative not taken: the writer would
+           then read each zero page back before its first record in it)
 
 Prints per way the append latency (p50, p99, p99.9, max), the number of appends over 5 ms, and
 the mean time to prepare one spare. If the tail of `bulk` is the tail of the service, `paced`
-and `none` must look alike and `bulk` must not.
+and `none` must look alike and `bulk` must not. Run it on a quiet machine: another process's
+writes are the same kind of queue.
 """
+import ctypes
 import mmap
 import os
 import sys
@@ -25,6 +30,14 @@ import threading
 import time
 
 SEGMENT = 64 << 20
+LIBC = ctypes.CDLL("libc.so.6", use_errno=True)
+LIBC.sync_file_range.argtypes = [ctypes.c_int, ctypes.c_longlong, ctypes.c_longlong, ctypes.c_uint]
+
+
+def sync_file_range(fd, offset, length):
+    # SYNC_FILE_RANGE_WAIT_BEFORE | WRITE | WAIT_AFTER: on the device before the next chunk
+    if LIBC.sync_file_range(fd, offset, length, 1 | 2 | 4) != 0:
+        raise OSError(ctypes.get_errno(), "sync_file_range")
 
 
 def run(directory, mode, seconds):
@@ -44,12 +57,17 @@ def run(directory, mode, seconds):
         while not stop.is_set():
             started = time.monotonic()
             path = os.path.join(directory, f"spare{n % 2}")
-            flags = os.O_RDWR | os.O_CREAT | os.O_TRUNC | (os.O_DIRECT if mode == "paced" else 0)
+            flags = os.O_RDWR | os.O_CREAT | os.O_TRUNC | (os.O_DIRECT if mode == "direct" else 0)
             spare = os.open(path, flags, 0o600)
             os.posix_fallocate(spare, 0, SEGMENT)
             if mode == "bulk":
                 for i in range(0, SEGMENT, 1 << 20):
                     os.pwrite(spare, zeros, i)
+            elif mode == "paced":
+                for i in range(0, SEGMENT, 64 << 10):
+                    os.pwrite(spare, zeros[: 64 << 10], i)
+                    sync_file_range(spare, i, 64 << 10)
+                    time.sleep(0.001)
             else:
                 for i in range(0, SEGMENT, 64 << 10):
                     os.pwritev(spare, [aligned], i)
@@ -99,7 +117,7 @@ def main():
     seconds = float(sys.argv[2]) if len(sys.argv) > 2 else 10
     rounds = int(sys.argv[3]) if len(sys.argv) > 3 else 2
     for _ in range(rounds):
-        for mode in ("none", "bulk", "paced"):
+        for mode in ("none", "bulk", "paced", "direct"):
             run(directory, mode, seconds)
 
 

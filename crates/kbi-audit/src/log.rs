@@ -907,14 +907,14 @@ const SPARE_URGENT_CHUNK: usize = 1024 * 1024;
 /// into the page cache and then synced (as this did first), 64 MiB of zeros sat in the disk's
 /// queue ahead of every audit `fdatasync` for ≈ 0.2 s at each rotation, and every answer of that
 /// moment waited (`load-tests/spare_tail.py`, BENCHMARKS.md 2026-12-03 "the tail"). So while the
-/// current segment is less than half full, the zeros go in small chunks with `O_DIRECT` (past the
-/// page cache: the write returns when the device has the chunk, so at most one chunk of ours is
-/// ever in its queue), with a short rest after each. Once `urgent` says the spare is needed soon
-/// (the current segment is half full, or the writer is waiting: heavy batch traffic fills a
-/// segment in a fraction of a second), the rest goes through the page cache at full speed as
-/// before — a stall at the rotation would cost more than a busy disk. Where `O_DIRECT` is refused
-/// (tmpfs, some network file systems), a small chunk is written through the page cache and pushed
-/// to the device with `sync_file_range` before the next: the same bound.
+/// current segment is less than half full, the zeros go in small chunks, each pushed to the
+/// device with `sync_file_range` and waited for before the next (at most one chunk of ours is
+/// ever in the disk's queue), with a short rest after each. Through the page cache rather than
+/// with `O_DIRECT`: the zero pages stay cached, so the writer's first record in a page does not
+/// have to read it back from the disk. Once `urgent` says the spare is needed soon (the current
+/// segment is half full, or the writer is waiting: heavy batch traffic fills a segment in a
+/// fraction of a second), the rest goes through the page cache at full speed as before — a
+/// stall at the rotation would cost more than a busy disk.
 fn prepare_spare(
     dir: &Path,
     bytes: u64,
@@ -939,57 +939,39 @@ fn prepare_spare(
         }
         // Then real zeros: the blocks are then initialised, so overwriting them later changes
         // no extent state and `fdatasync` flushes data only.
-        let mut direct = OpenOptions::new()
-            .write(true)
-            .custom_flags(libc::O_DIRECT)
-            .open(&tmp)
-            .ok();
-        // O_DIRECT wants a buffer aligned to the device's block: 4 KiB covers every block size.
-        let buffer = vec![0u8; SPARE_URGENT_CHUNK + 4096];
-        let align = buffer.as_ptr().align_offset(4096);
-        let zeros = &buffer[align..align + SPARE_URGENT_CHUNK];
+        let zeros = vec![0u8; SPARE_URGENT_CHUNK];
         let mut at = 0;
         while at < bytes {
             // Closing the log does not wait for a whole segment of zeros.
             if stop() {
                 return Err(std::io::Error::other("the log is closing"));
             }
-            if urgent() {
-                let n = (bytes - at).min(SPARE_URGENT_CHUNK as u64) as usize;
-                file.write_all_at(&zeros[..n], at)?;
+            let urgent = urgent();
+            let chunk = if urgent {
+                SPARE_URGENT_CHUNK
+            } else {
+                SPARE_CHUNK
+            };
+            let n = (bytes - at).min(chunk as u64) as usize;
+            file.write_all_at(&zeros[..n], at)?;
+            if urgent {
+                // Needed soon: left to the final sync.
                 at += n as u64;
                 continue;
             }
-            let n = (bytes - at).min(SPARE_CHUNK as u64) as usize;
-            // A whole aligned chunk goes direct; a short last one (a segment size that is not
-            // a multiple of 4 KiB) and everything after a refusal go through the page cache.
-            let went_direct = match &direct {
-                Some(d) if n % 4096 == 0 => match d.write_all_at(&zeros[..n], at) {
-                    Ok(()) => true,
-                    Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {
-                        direct = None;
-                        false
-                    }
-                    Err(e) => return Err(e),
-                },
-                _ => false,
+            // SAFETY: plain syscall on an open descriptor, on a range of it.
+            let rc = unsafe {
+                libc::sync_file_range(
+                    file.as_raw_fd(),
+                    at as libc::off64_t,
+                    n as libc::off64_t,
+                    libc::SYNC_FILE_RANGE_WAIT_BEFORE
+                        | libc::SYNC_FILE_RANGE_WRITE
+                        | libc::SYNC_FILE_RANGE_WAIT_AFTER,
+                )
             };
-            if !went_direct {
-                file.write_all_at(&zeros[..n], at)?;
-                // SAFETY: plain syscall on an open descriptor, on a range of it.
-                let rc = unsafe {
-                    libc::sync_file_range(
-                        file.as_raw_fd(),
-                        at as libc::off64_t,
-                        n as libc::off64_t,
-                        libc::SYNC_FILE_RANGE_WAIT_BEFORE
-                            | libc::SYNC_FILE_RANGE_WRITE
-                            | libc::SYNC_FILE_RANGE_WAIT_AFTER,
-                    )
-                };
-                if rc != 0 {
-                    return Err(std::io::Error::last_os_error());
-                }
+            if rc != 0 {
+                return Err(std::io::Error::last_os_error());
             }
             at += n as u64;
             std::thread::sleep(SPARE_PAUSE);
