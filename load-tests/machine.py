@@ -16,7 +16,8 @@ def counters():
     fields = open("/proc/stat").readline().split()[1:]
     ticks = [int(x) for x in fields]
     steal_s = ticks[7] / 100.0 if len(ticks) > 7 else 0.0
-    busy_s = sum(ticks[:8]) / 100.0
+    all_s = sum(ticks[:8]) / 100.0
+    idle_s = (ticks[3] + ticks[4]) / 100.0  # idle and iowait
     pressure_us = 0
     try:
         for line in open("/proc/pressure/cpu"):
@@ -24,7 +25,7 @@ def counters():
                 pressure_us = int(line.split("total=")[1])
     except OSError:
         pressure_us = -1
-    return {"at": time.monotonic(), "steal": steal_s, "all": busy_s, "pressure": pressure_us}
+    return {"at": time.monotonic(), "steal": steal_s, "all": all_s, "idle": idle_s, "pressure": pressure_us}
 
 
 def main():
@@ -39,7 +40,14 @@ def main():
     wall = now["at"] - before["at"]
     steal = now["steal"] - before["steal"]
     cpu = now["all"] - before["all"]
-    parts = [f"{sys.argv[3]}: {wall:.1f} s; steal {steal * 1e3:.0f} ms of {cpu:.1f} CPU-s ({steal / cpu:.2%})" if cpu else f"{sys.argv[3]}: –"]
+    busy = cpu - (now["idle"] - before["idle"])
+    if not cpu:
+        print(f"{sys.argv[3]}: –")
+        return
+    parts = [
+        f"{sys.argv[3]}: {wall:.1f} s; CPUs busy {busy / cpu:.0%}; "
+        f"steal {steal * 1e3:.0f} ms of {cpu:.1f} CPU-s ({steal / cpu:.2%})"
+    ]
     if now["pressure"] >= 0 and before["pressure"] >= 0:
         waited = (now["pressure"] - before["pressure"]) / 1e6
         parts.append(f"some task waiting for a CPU {waited / wall:.0%} of the time")
