@@ -639,8 +639,13 @@ fn head<'a>(
 }
 
 fn checked(text: &str, max_chars: usize) -> Option<&str> {
-    let chars = text.chars().count();
-    (chars >= 1 && chars <= max_chars).then_some(text)
+    within_chars(text, max_chars).then_some(text)
+}
+
+/// Whether `text` has 1 to `max_chars` characters. A text has at most as many characters as
+/// bytes, so only one longer than `max_chars` bytes is counted.
+fn within_chars(text: &str, max_chars: usize) -> bool {
+    !text.is_empty() && (text.len() <= max_chars || text.chars().count() <= max_chars)
 }
 
 /// The caller's `Sender`, built once per request from the context's values (taken over when
@@ -696,7 +701,10 @@ fn check_context(context: &RawContext<'_>) -> Result<(), &'static str> {
         return Err("Afzender/Hoedanigheid ontbreekt of is langer dan 32 tekens");
     }
     if let Some(gebruiker) = &context.gebruiker {
-        if gebruiker.truncated || gebruiker.text.chars().count() > MAX_GEBRUIKER {
+        if gebruiker.truncated
+            || gebruiker.text.len() > MAX_GEBRUIKER
+                && gebruiker.text.chars().count() > MAX_GEBRUIKER
+        {
             return Err("Afzender/Gebruiker is langer dan 128 tekens");
         }
     }
