@@ -121,6 +121,18 @@ async fn parse_admit_judge<'b>(
         state.metrics.record_soap_road(road);
         result.map_err(|refused| refused.reply)
     };
+    // The fast reader first, without a deadline (it reads at most INLINE_MAX_BYTES, linearly,
+    // and stops at the first byte it does not expect): a body it takes needs no clock at all.
+    if body.len() <= soap::INLINE_MAX_BYTES {
+        if let Some(parsed) = soap::parse_fast(body, &state.limits.xml) {
+            return counted(soap::admit_judge(
+                parsed,
+                soap::Road::Fast,
+                admit_here,
+                snapshot_here,
+            ));
+        }
+    }
     if body.len() <= soap::HARDENED_INLINE_MAX_BYTES {
         // The same deadline as on the pool: the hardened parser still stops itself at the budget.
         let deadline = Instant::now() + state.compute.budget;
@@ -131,16 +143,6 @@ async fn parse_admit_judge<'b>(
             admit_here,
             snapshot_here,
         ));
-    }
-    if body.len() <= soap::INLINE_MAX_BYTES {
-        if let Some(parsed) = soap::parse_fast(body, &state.limits.xml) {
-            return counted(soap::admit_judge(
-                parsed,
-                soap::Road::Fast,
-                admit_here,
-                snapshot_here,
-            ));
-        }
     }
     let work = {
         let state = state.clone();

@@ -221,17 +221,20 @@ impl<'b> Scanner<'b> {
         let bytes = self.body.as_bytes();
         // One pass to the end of the value, judging each byte by a table (values are short: a
         // search for `<` and then a check of the bytes cost more, in their set-up, than this).
-        let mut end = start;
+        let mut length = None;
         let mut high = false;
-        loop {
-            match VALUE_BYTE[usize::from(*bytes.get(end)?)] {
+        for (i, &b) in bytes[start..].iter().enumerate() {
+            match VALUE_BYTE[usize::from(b)] {
                 PLAIN => {}
-                END => break,
+                END => {
+                    length = Some(i);
+                    break;
+                }
                 HIGH => high = true,
                 _ => return None,
             }
-            end += 1;
         }
+        let end = start + length?;
         let raw = &self.body[start..end];
         if raw.len() > MAX_VALUE_BYTES || high && !raw.chars().all(is_xml_char) {
             return None;

@@ -783,11 +783,13 @@ fn check_context(context: &RawContext<'_>) -> Result<(), &'static str> {
 
 /// Whether `text` matches `pattern`, where `9` stands for any ASCII digit.
 fn shaped(text: &str, pattern: &str) -> bool {
+    // Every digit read as `9`, then one comparison with the pattern (a digit where the pattern
+    // has another character differs from it all the same).
     text.len() == pattern.len()
-        && text.bytes().zip(pattern.bytes()).all(|(t, p)| match p {
-            b'9' => t.is_ascii_digit(),
-            p => t == p,
-        })
+        && text
+            .bytes()
+            .map(|t| if t.is_ascii_digit() { b'9' } else { t })
+            .eq(pattern.bytes())
 }
 
 /// The number the ASCII digits of `text[range]` spell (the caller checked they are digits).
