@@ -52,16 +52,35 @@ async fn answer(
 ) -> Answer {
     // The body outlives the request's envelope, whose values borrow from it.
     let body = read_body(request, payload, &state.limits.body).await;
-    let reply = match &body {
-        Ok(body) => match parse_admit_judge(state, request, body).await {
-            Ok(judged) => audit(state, referte, judged).await,
-            Err(refusal) => refusal,
-        },
-        Err(error) => body_refused(state, *error),
-    };
     let responder = Responder {
         service_identificatie: &state.service_identificatie,
         server_referte: referte,
+    };
+    let reply = match &body {
+        Ok(body) => match parse_admit_judge(state, request, body).await {
+            Ok(judged) => match audit(state, referte, judged).await {
+                // The answers are rendered from the request as it is, its values borrowed from
+                // the body (`soap::render_answers`: the bytes of `Reply::answers`, rendered).
+                Ok(Answered {
+                    caller,
+                    verdicts,
+                    source,
+                }) => {
+                    let body =
+                        soap::render_answers(&caller, &verdicts, &source, &responder, Utc::now());
+                    state.metrics.record_questions(&verdicts);
+                    return Answer {
+                        status: StatusCode::OK,
+                        content_type: TEXT_XML,
+                        body,
+                        outcome: Outcome::Ok,
+                    };
+                }
+                Err(refusal) => refusal,
+            },
+            Err(refusal) => refusal,
+        },
+        Err(error) => body_refused(state, *error),
     };
     let body = soap::render(&reply, &responder, Utc::now());
     let outcome = count(&state.metrics, &reply);
@@ -102,6 +121,18 @@ async fn parse_admit_judge<'b>(
         state.metrics.record_soap_road(road);
         result.map_err(|refused| refused.reply)
     };
+    // The fast reader first, without a deadline (it reads at most INLINE_MAX_BYTES, linearly,
+    // and stops at the first byte it does not expect): a body it takes needs no clock at all.
+    if body.len() <= soap::INLINE_MAX_BYTES {
+        if let Some(parsed) = soap::parse_fast(body, &state.limits.xml) {
+            return counted(soap::admit_judge(
+                parsed,
+                soap::Road::Fast,
+                admit_here,
+                snapshot_here,
+            ));
+        }
+    }
     if body.len() <= soap::HARDENED_INLINE_MAX_BYTES {
         // The same deadline as on the pool: the hardened parser still stops itself at the budget.
         let deadline = Instant::now() + state.compute.budget;
@@ -112,16 +143,6 @@ async fn parse_admit_judge<'b>(
             admit_here,
             snapshot_here,
         ));
-    }
-    if body.len() <= soap::INLINE_MAX_BYTES {
-        if let Some(parsed) = soap::parse_fast(body, &state.limits.xml) {
-            return counted(soap::admit_judge(
-                parsed,
-                soap::Road::Fast,
-                admit_here,
-                snapshot_here,
-            ));
-        }
     }
     let work = {
         let state = state.clone();
@@ -179,9 +200,20 @@ fn admit(
     Ok(client)
 }
 
+/// A request answered: what its reply is rendered from.
+struct Answered<'b> {
+    caller: soap::Caller<'b>,
+    verdicts: Vec<kbi_core::domain::Verdict>,
+    source: Arc<Source>,
+}
+
 /// Writes the audit records of the verdicts durably ([`door::audit`]), then gives the answers;
 /// a failure refuses the whole request (30021) and nothing judged is sent.
-async fn audit(state: &AppState, referte: &str, judged: Judged<'_>) -> Reply {
+async fn audit<'b>(
+    state: &AppState,
+    referte: &str,
+    judged: Judged<'b>,
+) -> Result<Answered<'b>, Reply> {
     let soap::Judged {
         admitted: client,
         envelope,
@@ -189,13 +221,26 @@ async fn audit(state: &AppState, referte: &str, judged: Judged<'_>) -> Reply {
         verdicts,
         ..
     } = judged;
-    // The caller's context goes into the audit records as parsed (one type, `Sender`).
+    // The caller's context goes into the audit records as parsed (one type, `Sender`), owned
+    // only when records are written.
     let caller = &envelope.caller;
-    let written = door::audit(state, referte, &client, Some(caller), &snapshot, &verdicts);
+    let sender = state.audit.is_some().then(|| caller.to_sender());
+    let written = door::audit(
+        state,
+        referte,
+        &client,
+        sender.as_ref(),
+        &snapshot,
+        &verdicts,
+    );
     if written.await.is_err() {
-        return Reply::refused(caller, ErrorCode::AuditUnavailable);
+        return Err(Reply::refused(caller, ErrorCode::AuditUnavailable));
     }
-    Reply::answers(envelope.caller, verdicts, state.soap_source.of(&snapshot))
+    Ok(Answered {
+        caller: envelope.caller,
+        verdicts,
+        source: state.soap_source.of(&snapshot),
+    })
 }
 
 /// The encoded `Bron` of the snapshot in use, made once per snapshot instead of once per reply

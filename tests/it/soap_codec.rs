@@ -11,7 +11,8 @@ use kbi_core::io::Silent;
 use kbi_core::snapshot::load_path;
 use kbi_wire::json::AnswerJson;
 use kbi_wire::soap::{
-    judge, render, respond, respond_at, wsdl_document, Reply, SoapCall, SoapResponse, XmlLimits,
+    judge, render, render_answers, respond, respond_at, wsdl_document, Caller, Reply, SoapCall,
+    SoapResponse, Source, XmlLimits,
 };
 use proptest::prelude::*;
 
@@ -68,6 +69,41 @@ fn antwoorden(repliek: &El) -> Vec<El> {
         .all("Antwoord")
         .cloned()
         .collect()
+}
+
+#[test]
+fn answers_rendered_from_the_request_are_the_bytes_of_the_reply() {
+    // The server renders its answers from the request's borrowed values
+    // (`render_answers`); they are the bytes `render` gives for `Reply::answers`, with the same
+    // echo rule (a value the schema would not allow, here a Referte of 40 characters, is left
+    // out by both).
+    let body = request(&[
+        Q::date("q-1", "82030310494", "2023-01-01"),
+        Q::year("q-2", "00000000000", "2024"),
+    ]);
+    let envelope = kbi_wire::soap::parse(body.as_bytes(), limits(), None).expect("an envelope");
+    let verdicts = judge(&envelope, snapshot(), &Unbound);
+    let source = Source::of(snapshot());
+    let now = Utc::now();
+    let responder = call().responder();
+    let too_long = Caller {
+        referte: "r".repeat(40).into(),
+        ..envelope.caller.clone()
+    };
+    for (caller, echoed) in [
+        (
+            envelope.caller.clone(),
+            &["Identificatie", "Referte", "Hoedanigheid"][..],
+        ),
+        (too_long, &["Identificatie", "Hoedanigheid"][..]),
+    ] {
+        let rendered = render_answers(&caller, &verdicts, &source, &responder, now);
+        let reply = Reply::answers(caller, verdicts.clone(), Arc::new(source.clone()));
+        assert_eq!(rendered, render(&reply, &responder, now));
+        let repliek = repliek(&rendered);
+        let ontvanger = repliek.at("Context/Bericht/Ontvanger").unwrap();
+        assert_eq!(ontvanger.names(), echoed);
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -604,9 +640,9 @@ fn a_refusal_decided_between_parse_and_judge_answers_nothing() {
 
 #[test]
 fn a_request_level_refusal_echoes_only_the_valid_caller_values() {
-    let caller = Sender {
+    let caller = Caller {
         identificatie: "demo.kbi-advice".into(),
-        referte: "r".repeat(40),
+        referte: "r".repeat(40).into(),
         hoedanigheid: "9999".into(),
         gebruiker: None,
     };

@@ -49,10 +49,30 @@ fn client_bodies() -> Vec<Vec<u8>> {
         .collect()
 }
 
+/// `body` without the whitespace between its tags: the shape the fast reader's compact road
+/// reads (the load tests send it), and it takes only where nothing else differs.
+fn compact(body: &[u8]) -> Vec<u8> {
+    let text = String::from_utf8_lossy(body);
+    let mut out = String::new();
+    for (i, part) in text.split('>').enumerate() {
+        if i > 0 {
+            out.push('>');
+        }
+        match part.find('<') {
+            Some(start) if part[..start].trim().is_empty() => out.push_str(&part[start..]),
+            _ => out.push_str(part),
+        }
+    }
+    out.into_bytes()
+}
+
 /// Every body the mutations start from.
 fn corpus() -> Vec<Vec<u8>> {
     let mut bodies = golden_bodies();
     bodies.extend(client_bodies());
+    // Their compact forms too, so that mutations reach the compact road's every branch.
+    let compacts: Vec<Vec<u8>> = bodies.iter().map(|body| compact(body)).collect();
+    bodies.extend(compacts);
     bodies.extend(hostile_cases().into_iter().map(|(_, body, _, _)| body));
     bodies.push(valid().into_bytes());
     bodies
@@ -102,6 +122,40 @@ fn real_clients_and_golden_requests_take_the_fast_path() {
         taken >= accepted - 1,
         "{taken} of {accepted} accepted golden bodies taken"
     );
+}
+
+#[test]
+fn compact_bodies_take_the_fast_path_with_the_hardened_parsers_reading() {
+    // The compact road's every branch (Gebruiker or not; Referentiedatum, Premiejaar, both or
+    // neither), and bodies where it gives up half-way and the tag-by-tag road reads on.
+    let limits = XmlLimits::default();
+    let questions = [
+        Q::date("q-1", "83040410690", "2023-01-01"),
+        Q::year("q-2", "83040410690", "2024"),
+        Q {
+            year: Some("2024".into()),
+            ..Q::date("q-3", "83040410690", "2023-01-01")
+        },
+        Q {
+            date: None,
+            ..Q::date("q-4", "83040410690", "2023-01-01")
+        },
+    ];
+    let canonical = request(&questions);
+    let without_gebruiker = canonical.replace("<Gebruiker>tester</Gebruiker>", "");
+    let padded = canonical.replace(">req-0001<", "> req é 0001 <");
+    for body in [canonical, without_gebruiker, padded] {
+        let compact = compact(body.as_bytes());
+        assert!(agrees(&compact, &limits).unwrap(), "{body}");
+        let read = fast::read(&compact, &limits).expect("compact body taken");
+        assert_eq!(read.question_count, questions.len());
+        // Whitespace at any one place: the compact road gives up there, the other reads it.
+        let text = String::from_utf8(compact).unwrap();
+        for (at, _) in text.match_indices("><") {
+            let spaced = format!("{}>\n  <{}", &text[..at], &text[at + 2..]);
+            assert!(agrees(spaced.as_bytes(), &limits).unwrap(), "{spaced}");
+        }
+    }
 }
 
 #[test]
@@ -366,7 +420,11 @@ fn canonical() -> impl Strategy<Value = Canonical> {
             any::<bool>(),
             0usize..3,
         ),
-        proptest::collection::vec(0..SPACES.len(), 1..8),
+        // Often no whitespace between tags at all (the compact road), else a mix.
+        prop_oneof![
+            Just(vec![0]),
+            proptest::collection::vec(0..SPACES.len(), 1..8)
+        ],
         "[A-Za-z0-9 ._-]{0,40}",
         proptest::option::of("[A-Za-z0-9 .é_-]{0,20}"),
         proptest::collection::vec(vraag(), 1..20),

@@ -21,6 +21,7 @@ pub mod render;
 mod time;
 pub mod wsdl;
 
+use std::borrow::Cow;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -100,10 +101,10 @@ pub struct SoapCall<'a> {
 /// that must outlive the body.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Envelope<'b> {
-    /// The caller's context (every value present and within its MAGDA length): built once, and
-    /// lent to the admission step and the audit records, then moved into the reply's
-    /// `Ontvanger`.
-    pub caller: Sender,
+    /// The caller's context (every value present and within its MAGDA length), borrowed from
+    /// the body when the fast reader read it: lent to the admission step, the audit records
+    /// ([`Caller::to_sender`], only when they are written) and the reply's `Ontvanger`.
+    pub caller: Caller<'b>,
     /// The first [`XmlLimits::max_questions`] questions, in document order.
     pub questions: Vec<RawQuestion<'b>>,
     /// How many `Vraag` the request held (may exceed `questions.len()`: then 30011).
@@ -115,13 +116,59 @@ impl Envelope<'_> {
     /// to the network thread without its body).
     pub fn into_owned(self) -> Envelope<'static> {
         Envelope {
-            caller: self.caller,
+            caller: self.caller.into_owned(),
             questions: self
                 .questions
                 .into_iter()
                 .map(RawQuestion::into_owned)
                 .collect(),
             question_count: self.question_count,
+        }
+    }
+}
+
+/// The caller's `Afzender` values as the request holds them: borrowed from the body on the fast
+/// road, so that a request whose records are not written allocates nothing for them. The
+/// audit records and the codec's [`SoapResponse`] take a [`Sender`] ([`Caller::to_sender`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Caller<'b> {
+    /// `Afzender/Identificatie` (empty when absent).
+    pub identificatie: Cow<'b, str>,
+    /// `Afzender/Referte` (empty when absent).
+    pub referte: Cow<'b, str>,
+    /// `Afzender/Hoedanigheid` (empty when absent).
+    pub hoedanigheid: Cow<'b, str>,
+    /// `Afzender/Gebruiker`, when sent.
+    pub gebruiker: Option<Cow<'b, str>>,
+}
+
+impl Caller<'_> {
+    /// The same values, owned, as the audit records keep them.
+    pub fn to_sender(&self) -> Sender {
+        Sender {
+            identificatie: self.identificatie.clone().into_owned(),
+            referte: self.referte.clone().into_owned(),
+            hoedanigheid: self.hoedanigheid.clone().into_owned(),
+            gebruiker: self.gebruiker.clone().map(Cow::into_owned),
+        }
+    }
+
+    /// The same values, owning their text (for a request that must outlive its body).
+    pub fn into_owned(self) -> Caller<'static> {
+        Caller {
+            identificatie: Cow::Owned(self.identificatie.into_owned()),
+            referte: Cow::Owned(self.referte.into_owned()),
+            hoedanigheid: Cow::Owned(self.hoedanigheid.into_owned()),
+            gebruiker: self.gebruiker.map(|g| Cow::Owned(g.into_owned())),
+        }
+    }
+
+    /// The values echoed in `Ontvanger`: only the valid ones (the rule of [`Recipient`]).
+    fn as_ontvanger(&self) -> Ontvanger<'_> {
+        Ontvanger {
+            identificatie: checked(&self.identificatie, MAX_IDENTIFICATIE),
+            referte: checked(&self.referte, MAX_REFERTE),
+            hoedanigheid: checked(&self.hoedanigheid, MAX_HOEDANIGHEID),
         }
     }
 }
@@ -156,7 +203,7 @@ pub struct Recipient {
 }
 
 impl Recipient {
-    fn of(caller: &Sender) -> Recipient {
+    fn of(caller: &Caller<'_>) -> Recipient {
         let valid = |text: &str, max| checked(text, max).map(str::to_owned);
         Recipient {
             identificatie: valid(&caller.identificatie, MAX_IDENTIFICATIE),
@@ -165,10 +212,10 @@ impl Recipient {
         }
     }
 
-    /// [`Recipient::of`] taking the caller's values over instead of copying them (the answers
-    /// of a request: its context is not needed after the audit records).
-    fn from_caller(caller: Sender) -> Recipient {
-        let valid = |text: String, max| checked(&text, max).is_some().then_some(text);
+    /// [`Recipient::of`] taking the caller's values over (copying only borrowed ones).
+    fn from_caller(caller: Caller<'_>) -> Recipient {
+        let valid =
+            |text: Cow<'_, str>, max| checked(&text, max).is_some().then(|| text.into_owned());
         Recipient {
             identificatie: valid(caller.identificatie, MAX_IDENTIFICATIE),
             referte: valid(caller.referte, MAX_REFERTE),
@@ -231,18 +278,18 @@ impl Reply {
 
     /// The request-level Uitzondering `code` (with its catalogue diagnosis) for `caller`, whose
     /// valid values are echoed in `Ontvanger`.
-    pub fn refused(caller: &Sender, code: ErrorCode) -> Reply {
+    pub fn refused(caller: &Caller<'_>, code: ErrorCode) -> Reply {
         Reply::refused_because(caller, code, code.diagnose_nl().to_owned())
     }
 
     /// 30011: more than `max` questions.
-    pub fn too_many_questions(caller: &Sender, max: usize) -> Reply {
+    pub fn too_many_questions(caller: &Caller<'_>, max: usize) -> Reply {
         let code = ErrorCode::TooManyQuestions;
         let diagnose = format!("{} (maximum {max})", code.diagnose_nl());
         Reply::refused_because(caller, code, diagnose)
     }
 
-    fn refused_because(caller: &Sender, code: ErrorCode, diagnose: String) -> Reply {
+    fn refused_because(caller: &Caller<'_>, code: ErrorCode, diagnose: String) -> Reply {
         Reply::Refused {
             recipient: Recipient::of(caller),
             code,
@@ -252,7 +299,7 @@ impl Reply {
 
     /// The answers to the questions of `caller`'s request (its valid values echoed in
     /// `Ontvanger`).
-    pub fn answers(caller: Sender, verdicts: Vec<Verdict>, source: Arc<Source>) -> Reply {
+    pub fn answers(caller: Caller<'_>, verdicts: Vec<Verdict>, source: Arc<Source>) -> Reply {
         Reply::Answers {
             recipient: Recipient::from_caller(caller),
             verdicts,
@@ -385,19 +432,40 @@ pub fn render(reply: &Reply, responder: &Responder<'_>, now: DateTime<Utc>) -> V
             recipient,
             verdicts,
             source,
-        } => {
-            let bron = &source.bron;
-            let mut out = XmlOut::for_answers(verdicts.len());
-            render::begin_reply(&mut out, &head(responder, now, recipient.as_ontvanger()));
-            render::begin_answers(&mut out);
-            for verdict in verdicts {
-                render_answer(&mut out, verdict, bron);
-            }
-            render::end_answers(&mut out);
-            render::end_reply(&mut out);
-            out.into_bytes()
-        }
+        } => answers_bytes(recipient.as_ontvanger(), verdicts, source, responder, now),
     }
+}
+
+/// [`render`] of `Reply::answers(caller, verdicts, source)`, the same bytes, without making
+/// the reply: the caller's values are echoed from where they are (the server's answers, whose
+/// request borrows from its body).
+pub fn render_answers(
+    caller: &Caller<'_>,
+    verdicts: &[Verdict],
+    source: &Source,
+    responder: &Responder<'_>,
+    now: DateTime<Utc>,
+) -> Vec<u8> {
+    answers_bytes(caller.as_ontvanger(), verdicts, source, responder, now)
+}
+
+fn answers_bytes(
+    ontvanger: Ontvanger<'_>,
+    verdicts: &[Verdict],
+    source: &Source,
+    responder: &Responder<'_>,
+    now: DateTime<Utc>,
+) -> Vec<u8> {
+    let bron = &source.bron;
+    let mut out = XmlOut::for_answers(verdicts.len());
+    render::begin_reply(&mut out, &head(responder, now, ontvanger));
+    render::begin_answers(&mut out);
+    for verdict in verdicts {
+        render_answer(&mut out, verdict, bron);
+    }
+    render::end_answers(&mut out);
+    render::end_reply(&mut out);
+    out.into_bytes()
 }
 
 /// A request parsed, admitted and judged ([`parse_admit_judge`]).
@@ -469,7 +537,7 @@ where
     let refused = |reply: Reply, envelope: Envelope<'b>| {
         Box::new(Refused {
             reply,
-            caller: Some(envelope.caller),
+            caller: Some(envelope.caller.to_sender()),
             road,
         })
     };
@@ -528,8 +596,8 @@ pub fn respond_at(body: &[u8], call: &SoapCall<'_>, now: DateTime<Utc>) -> SoapR
     {
         Ok(judged) => {
             let source = Arc::new(Source::of(judged.snapshot));
-            let caller = judged.envelope.caller;
-            let reply = Reply::answers(caller.clone(), judged.verdicts, source);
+            let caller = judged.envelope.caller.to_sender();
+            let reply = Reply::answers(judged.envelope.caller, judged.verdicts, source);
             (reply, Some(caller))
         }
         Err(refused) => {
@@ -639,19 +707,26 @@ fn head<'a>(
 }
 
 fn checked(text: &str, max_chars: usize) -> Option<&str> {
-    let chars = text.chars().count();
-    (chars >= 1 && chars <= max_chars).then_some(text)
+    within_chars(text, max_chars).then_some(text)
 }
 
-/// The caller's `Sender`, built once per request from the context's values (taken over when
-/// the hardened parser owned them, copied once when they borrow from the body).
-fn caller_context(context: RawContext<'_>) -> Sender {
-    let text = |value: Option<Value<'_>>| value.map_or_else(String::new, |v| v.text.into_owned());
-    Sender {
+/// Whether `text` has 1 to `max_chars` characters. A text has at most as many characters as
+/// bytes, so only one longer than `max_chars` bytes is counted.
+fn within_chars(text: &str, max_chars: usize) -> bool {
+    !text.is_empty() && (text.len() <= max_chars || text.chars().count() <= max_chars)
+}
+
+/// The caller's values, taken from the context as they are (borrowed from the body on the fast
+/// road, owned when the hardened parser read them): nothing copied.
+fn caller_context(context: RawContext<'_>) -> Caller<'_> {
+    fn text(value: Option<Value<'_>>) -> Cow<'_, str> {
+        value.map_or(Cow::Borrowed(""), |v| v.text)
+    }
+    Caller {
         identificatie: text(context.identificatie),
         referte: text(context.referte),
         hoedanigheid: text(context.hoedanigheid),
-        gebruiker: context.gebruiker.map(|v| v.text.into_owned()),
+        gebruiker: context.gebruiker.map(|v| v.text),
     }
 }
 
@@ -696,7 +771,10 @@ fn check_context(context: &RawContext<'_>) -> Result<(), &'static str> {
         return Err("Afzender/Hoedanigheid ontbreekt of is langer dan 32 tekens");
     }
     if let Some(gebruiker) = &context.gebruiker {
-        if gebruiker.truncated || gebruiker.text.chars().count() > MAX_GEBRUIKER {
+        if gebruiker.truncated
+            || gebruiker.text.len() > MAX_GEBRUIKER
+                && gebruiker.text.chars().count() > MAX_GEBRUIKER
+        {
             return Err("Afzender/Gebruiker is langer dan 128 tekens");
         }
     }
@@ -705,11 +783,13 @@ fn check_context(context: &RawContext<'_>) -> Result<(), &'static str> {
 
 /// Whether `text` matches `pattern`, where `9` stands for any ASCII digit.
 fn shaped(text: &str, pattern: &str) -> bool {
+    // Every digit read as `9`, then one comparison with the pattern (a digit where the pattern
+    // has another character differs from it all the same).
     text.len() == pattern.len()
-        && text.bytes().zip(pattern.bytes()).all(|(t, p)| match p {
-            b'9' => t.is_ascii_digit(),
-            p => t == p,
-        })
+        && text
+            .bytes()
+            .map(|t| if t.is_ascii_digit() { b'9' } else { t })
+            .eq(pattern.bytes())
 }
 
 /// The number the ASCII digits of `text[range]` spell (the caller checked they are digits).

@@ -136,8 +136,7 @@ pub struct Value<'b> {
 impl<'b> Value<'b> {
     /// The value if it has 1 to `max_chars` characters.
     pub fn within(&self, max_chars: usize) -> Option<&str> {
-        let chars = self.text.chars().count();
-        (!self.truncated && chars >= 1 && chars <= max_chars).then_some(&*self.text)
+        (!self.truncated && super::within_chars(&self.text, max_chars)).then_some(&*self.text)
     }
 
     /// The same value, owning its text (for a request that must outlive its body).
@@ -471,7 +470,9 @@ fn check_bytes(body: &[u8]) -> Result<&str, FaultReason> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Err(FaultReason::Empty);
     }
-    std::str::from_utf8(body).map_err(|_| FaultReason::InvalidUtf8)
+    // The same check as `std::str::from_utf8`, a vector at a time (a third of its instructions
+    // on a request body, which is all ASCII).
+    simdutf8::basic::from_utf8(body).map_err(|_| FaultReason::InvalidUtf8)
 }
 
 /// How many XML events pass between two looks at the clock.

@@ -12,10 +12,16 @@ use chrono::{DateTime, Datelike, Duration, NaiveDate, NaiveDateTime, Utc};
 pub(crate) fn brussels(now: DateTime<Utc>) -> NaiveDateTime {
     let utc = now.naive_utc();
     let year = utc.year();
-    let summer = match (switch_instant(year, 3), switch_instant(year, 10)) {
-        (Some(start), Some(end)) => utc >= start && utc < end,
-        // Only outside chrono's year range; winter time is as good a guess as any there.
-        _ => false,
+    // The clocks change only in March and October: the other months need no date arithmetic
+    // (every reply asks).
+    let summer = match utc.month() {
+        4..=9 => true,
+        1 | 2 | 11 | 12 => false,
+        _ => match (switch_instant(year, 3), switch_instant(year, 10)) {
+            (Some(start), Some(end)) => utc >= start && utc < end,
+            // Only outside chrono's year range; winter time is as good a guess as any there.
+            _ => false,
+        },
     };
     let offset_hours = if summer { 2 } else { 1 };
     utc.checked_add_signed(Duration::hours(offset_hours))
@@ -63,5 +69,19 @@ mod tests {
         assert_eq!(hm(brussels(at(2026, 10, 25, 1, 0))), "2026-10-25 02:00");
         // 2024: March 31 is itself the last Sunday.
         assert_eq!(hm(brussels(at(2024, 3, 31, 1, 0))), "2024-03-31 03:00");
+    }
+
+    #[test]
+    fn the_month_shortcut_agrees_with_the_switch_instants_every_hour() {
+        // Every hour of a few years, against the rule computed in full.
+        let mut t = at(2023, 1, 1, 0, 0);
+        while t < at(2028, 1, 1, 0, 0) {
+            let utc = t.naive_utc();
+            let summer = utc >= switch_instant(utc.year(), 3).unwrap()
+                && utc < switch_instant(utc.year(), 10).unwrap();
+            let offset = if summer { 2 } else { 1 };
+            assert_eq!(brussels(t), utc + Duration::hours(offset), "{t}");
+            t += Duration::hours(1);
+        }
     }
 }
