@@ -906,7 +906,7 @@ const SPARE_URGENT_CHUNK: usize = 1024 * 1024;
 /// How the zeros reach the disk is what the audit log's tail waited for: written all at once
 /// into the page cache and then synced (as this did first), 64 MiB of zeros sat in the disk's
 /// queue ahead of every audit `fdatasync` for ≈ 0.2 s at each rotation, and every answer of that
-/// moment waited (`load-tests/spare_tail.py`, BENCHMARKS.md 2026-12-03 "the tail"). So while the
+/// moment waited (`load-tests/spare_tail.py`; BENCHMARKS.md, "2026-12-03 (late)"). So while the
 /// current segment is less than half full, the zeros go in small chunks, each pushed to the
 /// device with `sync_file_range` and waited for before the next (at most one chunk of ours is
 /// ever in the disk's queue), with a short rest after each. Through the page cache rather than
@@ -1617,11 +1617,10 @@ mod tests {
     use crate::{AuditOutcome, AuditRecord};
     use chrono::{TimeZone, Utc};
 
-    /// The rotation bound counts a line's chain members with this length.
     #[test]
     fn a_paced_spare_is_exactly_the_segment_size_in_zeros() {
         let dir = tempfile::tempdir().unwrap();
-        // Chunks written direct, then a last one that is no multiple of 4 KiB (page cache).
+        // One chunk, whole chunks, and a short last one that is no multiple of 4 KiB.
         for bytes in [
             4096,
             3 * SPARE_CHUNK as u64,
@@ -1676,6 +1675,7 @@ mod tests {
         assert!(!dir.path().join(SPARE_TMP).exists());
     }
 
+    /// The rotation bound counts a line's chain members with this length.
     #[test]
     fn chain_members_len_is_the_length_of_the_chain_members() {
         for seq in [1_u64, 9, 10, 123_456_789, u64::MAX] {

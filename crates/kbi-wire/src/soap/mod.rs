@@ -203,23 +203,13 @@ pub struct Recipient {
 }
 
 impl Recipient {
+    /// The values [`Caller::as_ontvanger`] echoes (the one echo rule), owned by the reply.
     fn of(caller: &Caller<'_>) -> Recipient {
-        let valid = |text: &str, max| checked(text, max).map(str::to_owned);
+        let ontvanger = caller.as_ontvanger();
         Recipient {
-            identificatie: valid(&caller.identificatie, MAX_IDENTIFICATIE),
-            referte: valid(&caller.referte, MAX_REFERTE),
-            hoedanigheid: valid(&caller.hoedanigheid, MAX_HOEDANIGHEID),
-        }
-    }
-
-    /// [`Recipient::of`] taking the caller's values over (copying only borrowed ones).
-    fn from_caller(caller: Caller<'_>) -> Recipient {
-        let valid =
-            |text: Cow<'_, str>, max| checked(&text, max).is_some().then(|| text.into_owned());
-        Recipient {
-            identificatie: valid(caller.identificatie, MAX_IDENTIFICATIE),
-            referte: valid(caller.referte, MAX_REFERTE),
-            hoedanigheid: valid(caller.hoedanigheid, MAX_HOEDANIGHEID),
+            identificatie: ontvanger.identificatie.map(str::to_owned),
+            referte: ontvanger.referte.map(str::to_owned),
+            hoedanigheid: ontvanger.hoedanigheid.map(str::to_owned),
         }
     }
 
@@ -301,7 +291,7 @@ impl Reply {
     /// `Ontvanger`).
     pub fn answers(caller: Caller<'_>, verdicts: Vec<Verdict>, source: Arc<Source>) -> Reply {
         Reply::Answers {
-            recipient: Recipient::from_caller(caller),
+            recipient: Recipient::of(&caller),
             verdicts,
             source,
         }
@@ -365,7 +355,7 @@ fn envelope(request: parse::RawRequest<'_>) -> Result<Envelope<'_>, Reply> {
         return Err(Reply::Refused {
             // The same echo rule as every other reply's (a value cut at MAX_VALUE_BYTES has more
             // characters than any MAGDA maximum, so it is never echoed).
-            recipient: Recipient::from_caller(caller_context(request.context)),
+            recipient: Recipient::of(&caller_context(request.context)),
             code,
             diagnose: format!("{}: {detail}", code.diagnose_nl()),
         });
