@@ -68,12 +68,11 @@ async fn answer(
                 }) => {
                     let body =
                         soap::render_answers(&caller, &verdicts, &source, &responder, Utc::now());
-                    state.metrics.record_questions(&verdicts);
                     return Answer {
                         status: StatusCode::OK,
                         content_type: TEXT_XML,
                         body,
-                        outcome: Outcome::Ok,
+                        outcome: count_answers(&state.metrics, &verdicts),
                     };
                 }
                 Err(refusal) => refusal,
@@ -285,11 +284,15 @@ fn count(metrics: &Metrics, reply: &Reply) -> Outcome {
             metrics.record_request_error(*code);
             Outcome::for_error(*code)
         }
-        Reply::Answers { verdicts, .. } => {
-            metrics.record_questions(verdicts);
-            Outcome::Ok
-        }
+        Reply::Answers { verdicts, .. } => count_answers(metrics, verdicts),
     }
+}
+
+/// Answers, counted: every question's outcome. The door renders its answers without a
+/// [`Reply`]; a `Reply::Answers` in [`count`] counts the same way.
+fn count_answers(metrics: &Metrics, verdicts: &[kbi_core::domain::Verdict]) -> Outcome {
+    metrics.record_questions(verdicts);
+    Outcome::Ok
 }
 
 /// A body that could not be read: a `soap:Client` Fault.
