@@ -90,6 +90,11 @@ pub(crate) fn read_text_until<'b>(
     Some(request)
 }
 
+/// A little less than the bytes of a `Vraag` as MAGDA sends it (a short `Referte`, an `INSZ`
+/// and a `Referentiedatum`, ≈ 140 bytes): the estimate that sizes the list of questions. A
+/// body of shorter questions only makes the list grow, as it did before.
+const VRAAG_BYTES: usize = 128;
+
 struct Scanner<'b> {
     body: &'b str,
     at: usize,
@@ -361,7 +366,11 @@ impl<'b> Scanner<'b> {
                 context
             }
         };
-        let mut questions = Vec::new();
+        // Sized once from what is left of the body: a canonical `Vraag` takes about 140 bytes,
+        // so the list does not grow (and move) seven times on the way to 100 questions. Never
+        // more than the questions allowed, never more than the body could hold.
+        let mut questions =
+            Vec::with_capacity((self.rest().len() / VRAAG_BYTES + 1).min(limits.max_questions));
         let mut question_count = 0usize;
         // `<Vraag>` right here is what `next_is` would find first, and the compact end of the
         // list is what it would not: both save the look past whitespace for compact bodies.
