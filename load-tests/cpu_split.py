@@ -18,7 +18,6 @@ With STRACE=1 the service is also loaded once more, shorter, under `strace -c -f
 system calls per request are printed (strace slows the server; the counts per request hold).
 """
 
-import glob
 import os
 import re
 import socket
@@ -29,25 +28,15 @@ import time
 
 sys.path.insert(0, os.path.dirname(__file__))
 from callgrind import free_port, wait_ready  # noqa: E402
+from ctxsw import thread_counters  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-TICK = os.sysconf("SC_CLK_TCK")
 
 
 def threads(pid):
-    """{thread name: (cpu seconds, voluntary switches)} summed over threads of one name."""
+    """{thread name: (cpu seconds, voluntary switches)} summed over threads of one kind."""
     out = {}
-    for task in glob.glob(f"/proc/{pid}/task/*"):
-        try:
-            stat = open(f"{task}/stat").read()
-            status = open(f"{task}/status").read()
-        except OSError:
-            continue
-        # The name is in parentheses and may hold spaces: the fields after it are fixed.
-        name = stat[stat.index("(") + 1:stat.rindex(")")]
-        fields = stat[stat.rindex(")") + 2:].split()
-        cpu = (int(fields[11]) + int(fields[12])) / TICK
-        voluntary = int(re.search(r"^voluntary_ctxt_switches:\s+(\d+)", status, re.M).group(1))
+    for name, cpu, voluntary, _ in thread_counters(pid):
         kind = "actix workers" if name.startswith("actix-rt") else name
         previous = out.get(kind, (0.0, 0))
         out[kind] = (previous[0] + cpu, previous[1] + voluntary)

@@ -17,25 +17,39 @@ involuntary ones do depend on it (preemption). Prints one line per scenario.
 import glob
 import http.client
 import os
+import re
 import subprocess
 import sys
 
 sys.path.insert(0, os.path.dirname(__file__))
 from callgrind import free_port, wait_ready  # noqa: E402
 
+TICK = os.sysconf("SC_CLK_TCK")
+
+
+def thread_counters(pid):
+    """Per thread of process `pid`: (name, CPU seconds, voluntary and involuntary context
+    switches), from /proc/PID/task/*/ (a thread that ends meanwhile is left out)."""
+    threads = []
+    for task in glob.glob(f"/proc/{pid}/task/*"):
+        try:
+            stat = open(f"{task}/stat").read()
+            status = open(f"{task}/status").read()
+        except OSError:
+            continue
+        # The name is in parentheses and may hold spaces: the fields after it are fixed.
+        name = stat[stat.index("(") + 1:stat.rindex(")")]
+        fields = stat[stat.rindex(")") + 2:].split()
+        cpu = (int(fields[11]) + int(fields[12])) / TICK
+        voluntary = int(re.search(r"^voluntary_ctxt_switches:\s+(\d+)", status, re.M).group(1))
+        involuntary = int(re.search(r"^nonvoluntary_ctxt_switches:\s+(\d+)", status, re.M).group(1))
+        threads.append((name, cpu, voluntary, involuntary))
+    return threads
+
 
 def switches(pid):
-    voluntary = involuntary = 0
-    for status in glob.glob(f"/proc/{pid}/task/*/status"):
-        try:
-            for line in open(status):
-                if line.startswith("voluntary_ctxt_switches:"):
-                    voluntary += int(line.split()[1])
-                elif line.startswith("nonvoluntary_ctxt_switches:"):
-                    involuntary += int(line.split()[1])
-        except OSError:
-            pass  # a thread that ended meanwhile
-    return voluntary, involuntary
+    threads = thread_counters(pid)
+    return sum(t[2] for t in threads), sum(t[3] for t in threads)
 
 
 def main():
