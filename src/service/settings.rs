@@ -78,6 +78,7 @@ pub struct AuditSettings {
     pub preallocate: bool,
     pub checkpoint_key: String,
     pub checkpoint_interval_seconds: u64,
+    pub inline_sync_records: usize,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -538,6 +539,7 @@ impl Settings {
                 preallocate: self.audit.preallocate,
                 checkpoint_key: path(&self.audit.checkpoint_key),
                 checkpoint_interval: Duration::from_secs(self.audit.checkpoint_interval_seconds),
+                inline_sync_records: self.audit.inline_sync_records,
                 ..AuditOptions::default()
             },
             trusted_proxies,

@@ -154,6 +154,43 @@ async fn concurrent_appends_are_all_written_once_and_share_syncs() {
     assert!(lines(&files[0])[0].contains(GENESIS_PREV));
 }
 
+/// A round of at most `inline_sync_records` records is synced by the writer thread itself and a
+/// larger one by the syncer (0: all by the syncer); either way every append is answered once its
+/// records are durable, and the chain is one.
+#[tokio::test]
+async fn small_rounds_are_synced_by_the_writer_and_large_ones_by_the_syncer() {
+    for inline in [0, 64] {
+        let dir = tempfile::tempdir().unwrap();
+        let options = AuditOptions {
+            inline_sync_records: inline,
+            ..options()
+        };
+        let log = AuditLog::open(dir.path(), options).unwrap();
+        // One after another: each append is a round of its own.
+        for i in 0..10 {
+            let receipt = log
+                .append(vec![record(at(1, 9), INSZ[i % 4], i)])
+                .await
+                .unwrap();
+            assert_eq!(receipt.first_seq, i as u64 + 1);
+            assert_eq!(log.stats().records, i as u64 + 1, "answered once durable");
+        }
+        let batch = (10..110)
+            .map(|i| record(at(1, 9), INSZ[i % 4], i))
+            .collect();
+        log.append(batch).await.unwrap();
+        let stats = log.stats();
+        assert_eq!((stats.records, stats.batches), (110, 11), "{stats:?}");
+        let expected_inline = if inline == 0 { 0 } else { 10 };
+        assert_eq!(stats.inline_batches, expected_inline, "{stats:?}");
+        drop(log);
+        let files = files(dir.path());
+        let report = kbi_audit::verify(&files);
+        assert!(report.is_ok(), "{:?}", report.problem);
+        assert_eq!(report.records, 110);
+    }
+}
+
 #[tokio::test]
 async fn a_multi_record_append_is_consecutive() {
     let dir = tempfile::tempdir().unwrap();

@@ -73,6 +73,11 @@ pub trait AuditObserver: std::fmt::Debug + Send + Sync {
     fn audit_missing_at_open(&self, _records: u64) {}
 }
 
+/// Default of [`AuditOptions::inline_sync_records`]: rounds of single questions (a handful of
+/// records) and of small batches are synced where they were written; a round of larger batches
+/// is worth overlapping with the writing of the next.
+pub const DEFAULT_INLINE_SYNC_RECORDS: usize = 64;
+
 /// How [`AuditLog::open`] sets the log up.
 #[derive(Debug, Clone)]
 pub struct AuditOptions {
@@ -82,6 +87,11 @@ pub struct AuditOptions {
     pub queue: usize,
     /// Most records written in one round, so one round stays short.
     pub max_batch_records: usize,
+    /// A round of at most this many records is synced by the writer thread itself, which then
+    /// answers its appends: one thread hand-off less per round, as Redis writes and syncs on
+    /// one thread (docs/performance.md). A larger round is handed to the syncer thread, so that
+    /// the next round is written while it syncs. 0: every round goes to the syncer.
+    pub inline_sync_records: usize,
     /// Size bound of a segment file (at least [`MIN_SEGMENT_BYTES`]); a record that does not
     /// fit in what is left of a segment starts the next one.
     pub segment_bytes: u64,
@@ -101,6 +111,7 @@ impl Default for AuditOptions {
             metrics: None,
             queue: 4096,
             max_batch_records: 50_000,
+            inline_sync_records: DEFAULT_INLINE_SYNC_RECORDS,
             segment_bytes: 64 * 1024 * 1024,
             preallocate: true,
             checkpoint_key: None,
@@ -126,6 +137,9 @@ pub struct AuditStats {
     pub records: u64,
     /// Sync rounds that made records durable.
     pub batches: u64,
+    /// Of those, the rounds the writer thread synced itself (see
+    /// [`AuditOptions::inline_sync_records`]).
+    pub inline_batches: u64,
     /// `fdatasync`/`fsync` calls on segments and, on segment creation, the directory.
     pub fsyncs: u64,
     /// Failed writes or syncs (every append they covered got an error).
@@ -142,6 +156,7 @@ pub struct AuditStats {
 struct Counters {
     records: AtomicU64,
     batches: AtomicU64,
+    inline_batches: AtomicU64,
     fsyncs: AtomicU64,
     failures: AtomicU64,
     checkpoints: AtomicU64,
@@ -379,6 +394,7 @@ impl AuditLog {
             counters: counters.clone(),
             metrics: options.metrics.clone(),
             max_batch_records: options.max_batch_records.max(1),
+            inline_sync_records: options.inline_sync_records,
             segment_bytes,
             spare,
             preallocate: options.preallocate,
@@ -453,6 +469,7 @@ impl AuditLog {
         AuditStats {
             records: c.records.load(Ordering::Relaxed),
             batches: c.batches.load(Ordering::Relaxed),
+            inline_batches: c.inline_batches.load(Ordering::Relaxed),
             fsyncs: c.fsyncs.load(Ordering::Relaxed),
             failures: c.failures.load(Ordering::Relaxed),
             checkpoints: c.checkpoints.load(Ordering::Relaxed),
@@ -1068,6 +1085,106 @@ struct Waiter {
     done: Reply,
 }
 
+/// What one [`sync_written`] did.
+enum Synced {
+    /// Everything written up to this point is durable and its appends are answered.
+    Durable(Point),
+    /// The sync failed: its appends were refused and `failed` is set for the writer.
+    Failed,
+}
+
+/// Syncs every file written since the last sync, then answers the appends it made durable (or
+/// refuses them all if it failed). Run by the syncer thread, or by the writer for its own
+/// small rounds (`AuditOptions::inline_sync_records`); `in_flight` keeps it to one at a time,
+/// so the durable point only moves forward. The caller holds the lock, has checked that nothing
+/// failed, that no sync is in flight and that something is written but not durable, and gets
+/// the lock back.
+fn sync_written<'a>(
+    shared: &'a Shared,
+    counters: &Counters,
+    metrics: Option<&Arc<dyn AuditObserver>>,
+    mut state: MutexGuard<'a, SyncState>,
+) -> (MutexGuard<'a, SyncState>, Synced) {
+    let target = state.written.clone();
+    let files = std::mem::take(&mut state.files);
+    state.in_flight = true;
+    drop(state);
+    let started = Instant::now();
+    let mut result = Ok(());
+    for written in &files {
+        counters.fsyncs.fetch_add(1, Ordering::Relaxed);
+        if let Err(error) = written.file.sync_data() {
+            result = Err(AuditError::io(&written.path, "sync", error));
+            break;
+        }
+    }
+    let took = started.elapsed();
+    let mut state = shared.lock();
+    state.in_flight = false;
+    let synced = match result {
+        Ok(()) => {
+            state.durable = target.clone();
+            let now = Instant::now();
+            let mut answered = Vec::new();
+            while state
+                .waiters
+                .front()
+                .is_some_and(|w| w.last_seq <= target.seq)
+            {
+                let Some(waiter) = state.waiters.pop_front() else {
+                    break;
+                };
+                answered.push(waiter);
+            }
+            let records: u64 = answered.iter().map(|w| w.receipt.count as u64).sum();
+            // Counted before answering: whoever got an answer sees it in the stats. A sync
+            // that only closed a segment (its waiters come with the next) is not a round of
+            // records.
+            if records > 0 {
+                counters.records.fetch_add(records, Ordering::Relaxed);
+                counters.batches.fetch_add(1, Ordering::Relaxed);
+                if let Some(metrics) = metrics {
+                    metrics.audit_written(records, took);
+                }
+            }
+            for waiter in answered {
+                if let Some(metrics) = metrics {
+                    metrics.audit_waited(now - waiter.queued);
+                }
+                let _ = waiter.done.send(Ok(waiter.receipt));
+            }
+            // After the answers, outside the lock: no append waits for the advice.
+            drop(state);
+            for written in &files {
+                forget_cached(&written.file, written.from, written.to);
+            }
+            state = shared.lock();
+            Synced::Durable(target)
+        }
+        Err(error) => {
+            tracing::error!(
+                error = %error,
+                "audit log: sync failed; the answers waiting for it are refused"
+            );
+            counters.failures.fetch_add(1, Ordering::Relaxed);
+            if let Some(metrics) = metrics {
+                metrics.audit_failed();
+            }
+            for waiter in state.waiters.drain(..) {
+                let _ = waiter.done.send(Err(error.clone()));
+            }
+            state.failed = Some(error);
+            Synced::Failed
+        }
+    };
+    // A writer may wait for this sync (to rotate, or to undo after a failure).
+    shared.writer_wakes.notify_all();
+    (state, synced)
+}
+
+/// The syncer thread: syncs what the writer handed over (large rounds, a closing segment, what
+/// is left at stop) and writes the signed checkpoints — at the interval, after a rotation, and
+/// at stop — whoever synced the records they vouch for.
 fn sync_loop(
     shared: &Shared,
     counters: &Counters,
@@ -1078,96 +1195,43 @@ fn sync_loop(
     let mut last_checkpoint = Instant::now();
     let mut state = shared.lock();
     loop {
-        if state.failed.is_none() && state.written.seq != state.durable.seq {
-            let target = state.written.clone();
-            let files = std::mem::take(&mut state.files);
-            state.in_flight = true;
-            drop(state);
-            let started = Instant::now();
-            let mut result = Ok(());
-            for written in &files {
-                counters.fsyncs.fetch_add(1, Ordering::Relaxed);
-                if let Err(error) = written.file.sync_data() {
-                    result = Err(AuditError::io(&written.path, "sync", error));
-                    break;
-                }
-            }
-            let took = started.elapsed();
-            state = shared.lock();
-            state.in_flight = false;
-            match result {
-                Ok(()) => {
-                    state.durable = target.clone();
-                    let now = Instant::now();
-                    let mut answered = Vec::new();
-                    while state
-                        .waiters
-                        .front()
-                        .is_some_and(|w| w.last_seq <= target.seq)
-                    {
-                        let Some(waiter) = state.waiters.pop_front() else {
-                            break;
-                        };
-                        answered.push(waiter);
-                    }
-                    let records: u64 = answered.iter().map(|w| w.receipt.count as u64).sum();
-                    // Counted before answering: whoever got an answer sees it in the stats.
-                    // A sync that only closed a segment (its waiters come with the next) is not
-                    // a round of records.
-                    if records > 0 {
-                        counters.records.fetch_add(records, Ordering::Relaxed);
-                        counters.batches.fetch_add(1, Ordering::Relaxed);
-                        if let Some(metrics) = &metrics {
-                            metrics.audit_written(records, took);
-                        }
-                    }
-                    for waiter in answered {
-                        if let Some(metrics) = &metrics {
-                            metrics.audit_waited(now - waiter.queued);
-                        }
-                        let _ = waiter.done.send(Ok(waiter.receipt));
-                    }
-                    // After the answers, outside the lock: no append waits for the advice.
+        if state.failed.is_none() && !state.in_flight && state.written.seq != state.durable.seq {
+            let synced;
+            (state, synced) = sync_written(shared, counters, metrics.as_ref(), state);
+            if let Synced::Durable(target) = synced {
+                let due = std::mem::take(&mut state.checkpoint_due)
+                    || last_checkpoint.elapsed() >= interval;
+                if due {
                     drop(state);
-                    for written in &files {
-                        forget_cached(&written.file, written.from, written.to);
-                    }
+                    checkpoint(&mut checkpointer, &target, counters);
+                    last_checkpoint = Instant::now();
                     state = shared.lock();
-                    let due = std::mem::take(&mut state.checkpoint_due)
-                        || last_checkpoint.elapsed() >= interval;
-                    if due {
-                        drop(state);
-                        checkpoint(&mut checkpointer, &target, counters);
-                        last_checkpoint = Instant::now();
-                        state = shared.lock();
-                    }
-                }
-                Err(error) => {
-                    tracing::error!(
-                        error = %error,
-                        "audit log: sync failed; the answers waiting for it are refused"
-                    );
-                    counters.failures.fetch_add(1, Ordering::Relaxed);
-                    if let Some(metrics) = &metrics {
-                        metrics.audit_failed();
-                    }
-                    for waiter in state.waiters.drain(..) {
-                        let _ = waiter.done.send(Err(error.clone()));
-                    }
-                    state.failed = Some(error);
                 }
             }
-            shared.writer_wakes.notify_all();
             continue;
         }
         let unanchored = state.durable.seq > checkpointer.last_seq;
-        if state.stop {
+        if state.stop && !state.in_flight {
             if unanchored && state.failed.is_none() {
                 let target = state.durable.clone();
                 drop(state);
                 checkpoint(&mut checkpointer, &target, counters);
             }
             return;
+        }
+        // A rotation whose records the writer had already synced itself: the writer waits for
+        // this checkpoint before it opens the next segment.
+        if state.checkpoint_due && !state.in_flight && state.failed.is_none() {
+            state.checkpoint_due = false;
+            if unanchored {
+                let target = state.durable.clone();
+                drop(state);
+                checkpoint(&mut checkpointer, &target, counters);
+                last_checkpoint = Instant::now();
+                state = shared.lock();
+            }
+            shared.writer_wakes.notify_all();
+            continue;
         }
         if unanchored && last_checkpoint.elapsed() >= interval {
             let target = state.durable.clone();
@@ -1250,6 +1314,7 @@ struct Writer {
     counters: Arc<Counters>,
     metrics: Option<Arc<dyn AuditObserver>>,
     max_batch_records: usize,
+    inline_sync_records: usize,
     segment_bytes: u64,
     spare: Arc<SpareSlot>,
     preallocate: bool,
@@ -1322,8 +1387,25 @@ impl Writer {
                     });
                     seq += count as u64;
                 }
-                drop(state);
-                shared.syncer_wakes.notify_all();
+                // A small round is synced here and answered at once; a large one, or one
+                // while the syncer is still busy with the last, goes to the syncer.
+                if records.len() <= self.inline_sync_records && !state.in_flight {
+                    let synced;
+                    (state, synced) =
+                        sync_written(&shared, &self.counters, self.metrics.as_ref(), state);
+                    if matches!(synced, Synced::Durable(_)) {
+                        self.counters.inline_batches.fetch_add(1, Ordering::Relaxed);
+                        // Extents now durable need no undo any more.
+                        let durable = state.durable.seq;
+                        self.extents.retain(|extent| extent.last_seq > durable);
+                    }
+                    // The checkpoints stay with the syncer: it wakes at the interval and
+                    // anchors whatever is durable by then.
+                    drop(state);
+                } else {
+                    drop(state);
+                    shared.syncer_wakes.notify_all();
+                }
             }
             Err(error) => {
                 // The round's numbers were given out (to records never acknowledged): never
@@ -1543,7 +1625,12 @@ impl Writer {
             self.publish(&mut state);
             state.checkpoint_due = true;
             shared.syncer_wakes.notify_all();
-            while state.failed.is_none() && (state.in_flight || state.durable.seq != self.seq) {
+            // Until the closing segment is durable and its checkpoint is taken (the syncer
+            // clears `checkpoint_due` when it syncs, or after the checkpoint if the writer had
+            // synced the segment's last round itself).
+            while state.failed.is_none()
+                && (state.in_flight || state.durable.seq != self.seq || state.checkpoint_due)
+            {
                 state = shared
                     .writer_wakes
                     .wait(state)
