@@ -4,7 +4,8 @@
 usage: curl -s OPS/metrics | audit_stats.py LABEL [BEFORE.txt]
     Sync rounds (one fdatasync each), records, records per round (mean and bucket-estimated
     p50/p99), round duration, and the distribution of an append's wait (hand-over to the writer
-    until durable: kbi_audit_wait_seconds). With BEFORE (the exposition saved before the step),
+    until durable: kbi_audit_wait_seconds); then the slow ones, the tail's witnesses: syncs
+    over 5 ms and the slowest sync's bucket, and appends that waited over 5 ms. With BEFORE (the exposition saved before the step),
     only what happened during the step counts.
 usage: audit_stats.py --record-bytes AUDIT_DIR
     The mean length (bytes, newline included) of the records in AUDIT_DIR's segments: the value
@@ -39,6 +40,14 @@ def quantile(q, count, buckets):
     return float("nan")
 
 
+def over(limit, count, buckets):
+    """How many observations fell above `limit` (a bucket bound), and the bound of the slowest
+    bucket holding any."""
+    below = next((n for le, n in buckets if le == limit), count)
+    slowest = next((le for le, n in buckets if n >= count), float("nan")) if count else float("nan")
+    return int(count - below), slowest
+
+
 def record_bytes(directory):
     total = lines = 0
     for path in sorted(glob.glob(f"{directory}/audit-*.jsonl")):
@@ -60,7 +69,7 @@ def main():
 
     rounds, _, per_round = histogram(delta, "kbi_audit_records_per_sync")
     records = delta.get("kbi_audit_records_total", 0.0)
-    _, sync_sum, _ = histogram(delta, "kbi_audit_write_duration_seconds")
+    syncs, sync_sum, sync_buckets = histogram(delta, "kbi_audit_write_duration_seconds")
     waits, wait_sum, wait_buckets = histogram(delta, "kbi_audit_wait_seconds")
     if not rounds:
         print(f"{label}: no audit rounds")
@@ -74,6 +83,12 @@ def main():
         f"p50 ≤ {ms(quantile(0.5, waits, wait_buckets))} ms, "
         f"p90 ≤ {ms(quantile(0.9, waits, wait_buckets))} ms, "
         f"p99 ≤ {ms(quantile(0.99, waits, wait_buckets))} ms"
+    )
+    slow_syncs, slowest = over(0.005, syncs, sync_buckets)
+    slow_waits, _ = over(0.005, waits, wait_buckets)
+    print(
+        f"{label}, the slow ones: {slow_syncs} syncs over 5 ms (the slowest ≤ {ms(slowest)} ms), "
+        f"{slow_waits} appends waited over 5 ms ({100 * slow_waits / waits if waits else 0:.2f} %)"
     )
 
 
