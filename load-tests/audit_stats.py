@@ -5,8 +5,8 @@ usage: curl -s OPS/metrics | audit_stats.py LABEL [BEFORE.txt]
     Sync rounds (one fdatasync each), records, records per round (mean and bucket-estimated
     p50/p99), round duration, and the distribution of an append's wait (hand-over to the writer
     until durable: kbi_audit_wait_seconds); then the slow ones, the tail's witnesses: syncs
-    over 5 ms and the slowest sync's bucket, and appends that waited over 5 ms. With BEFORE (the exposition saved before the step),
-    only what happened during the step counts.
+    over 5 ms and the slowest sync's bucket, and appends that waited over 5 ms. With BEFORE (the
+    exposition saved before the step), only what happened during the step counts.
 usage: audit_stats.py --record-bytes AUDIT_DIR
     The mean length (bytes, newline included) of the records in AUDIT_DIR's segments: the value
     size of the durable Redis peer."""
@@ -44,8 +44,7 @@ def over(limit, count, buckets):
     """How many observations fell above `limit` (a bucket bound), and the bound of the slowest
     bucket holding any."""
     below = next((n for le, n in buckets if le == limit), count)
-    slowest = next((le for le, n in buckets if n >= count), float("nan")) if count else float("nan")
-    return int(count - below), slowest
+    return int(count - below), quantile(1.0, count, buckets)
 
 
 def record_bytes(directory):

@@ -1211,7 +1211,8 @@ fn sync_loop(
             continue;
         }
         let unanchored = state.durable.seq > checkpointer.last_seq;
-        if state.stop && !state.in_flight {
+        // The writer has stopped, so no sync of its own is in flight.
+        if state.stop {
             if unanchored && state.failed.is_none() {
                 let target = state.durable.clone();
                 drop(state);
@@ -1219,10 +1220,10 @@ fn sync_loop(
             }
             return;
         }
-        // A rotation whose records the writer had already synced itself: the writer waits for
-        // this checkpoint before it opens the next segment.
-        if state.checkpoint_due && !state.in_flight && state.failed.is_none() {
-            state.checkpoint_due = false;
+        // A rotation whose records the writer had already synced itself (the writer waits for
+        // this checkpoint before it opens the next segment), or the interval.
+        let rotated = state.checkpoint_due && !state.in_flight && state.failed.is_none();
+        if rotated || (unanchored && last_checkpoint.elapsed() >= interval) {
             if unanchored {
                 let target = state.durable.clone();
                 drop(state);
@@ -1230,15 +1231,11 @@ fn sync_loop(
                 last_checkpoint = Instant::now();
                 state = shared.lock();
             }
-            shared.writer_wakes.notify_all();
-            continue;
-        }
-        if unanchored && last_checkpoint.elapsed() >= interval {
-            let target = state.durable.clone();
-            drop(state);
-            checkpoint(&mut checkpointer, &target, counters);
-            last_checkpoint = Instant::now();
-            state = shared.lock();
+            if rotated {
+                // Only once the checkpoint is written does the waiting writer go on.
+                state.checkpoint_due = false;
+                shared.writer_wakes.notify_all();
+            }
             continue;
         }
         let wait = if unanchored {
@@ -1390,18 +1387,15 @@ impl Writer {
                 // A small round is synced here and answered at once; a large one, or one
                 // while the syncer is still busy with the last, goes to the syncer.
                 if records.len() <= self.inline_sync_records && !state.in_flight {
-                    let synced;
-                    (state, synced) =
+                    // Extents it makes durable are dropped at the next `publish`. The
+                    // checkpoints stay with the syncer: it wakes at the interval and anchors
+                    // whatever is durable by then.
+                    let (state, synced) =
                         sync_written(&shared, &self.counters, self.metrics.as_ref(), state);
+                    drop(state);
                     if matches!(synced, Synced::Durable(_)) {
                         self.counters.inline_batches.fetch_add(1, Ordering::Relaxed);
-                        // Extents now durable need no undo any more.
-                        let durable = state.durable.seq;
-                        self.extents.retain(|extent| extent.last_seq > durable);
                     }
-                    // The checkpoints stay with the syncer: it wakes at the interval and
-                    // anchors whatever is durable by then.
-                    drop(state);
                 } else {
                     drop(state);
                     shared.syncer_wakes.notify_all();
