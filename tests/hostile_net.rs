@@ -182,8 +182,10 @@ fn too_many_attributes_or_namespaces_in_scope_are_faults_naming_the_limit() {
 
 #[test]
 fn the_time_budget_ends_long_work_with_a_fault_not_a_stall() {
-    // A budget of 1 ms: no request of 1,000 SOAP or 10,000 REST questions can be parsed and
-    // judged within it.
+    // A budget of 1 ms: no request of 1,000 SOAP questions on the hardened parser, nor of
+    // 10,000 REST questions, can be parsed and judged within it (this test build takes ≈ 15 ms
+    // for the SOAP parse alone). The SOAP body carries a comment so that the fast reader, which
+    // reads 1,000 canonical questions in under a millisecond even here, hands it on.
     let server = start_with(
         &demo(),
         &[],
@@ -193,7 +195,8 @@ fn the_time_budget_ends_long_work_with_a_fault_not_a_stall() {
         .map(|i| Q::date(&format!("v{i}"), "90011510383", "2026-01-01"))
         .collect();
     let started = Instant::now();
-    let (status, body) = post_soap(&server, request(&questions));
+    let body = request(&questions).replacen("<Vraag>", "<!-- deferred --><Vraag>", 1);
+    let (status, body) = post_soap(&server, body);
     assert!(started.elapsed() < Duration::from_secs(10));
     assert_eq!(status, 500);
     let (code, string) = fault(&body);

@@ -534,6 +534,11 @@ impl Compute {
     /// Runs `work(deadline)` on a blocking thread and waits for it until the deadline. The work
     /// is given the deadline to stop itself (the SOAP parser does); a thread that still runs past
     /// it keeps its permit until it ends, so runaway work cannot multiply.
+    ///
+    /// Work that ends after the deadline is over budget even when its result reaches this
+    /// network thread before the timer does (a busy or descheduled network thread polls the
+    /// work first): the clock read where the work ends decides, not the order in which the
+    /// network thread notices the two.
     pub async fn run<T, F>(&self, from: Instant, work: F) -> Result<T, OverBudget>
     where
         T: Send + 'static,
@@ -547,12 +552,13 @@ impl Compute {
             .map_err(|_| OverBudget)?;
         let task = actix_web::rt::task::spawn_blocking(move || {
             let _permit = permit;
-            work(deadline)
+            let value = work(deadline);
+            (Instant::now() <= deadline).then_some(value)
         });
         match tokio::time::timeout_at(until, task).await {
-            Ok(Ok(value)) => Ok(value),
-            // A panic in the work, or the deadline: nothing was answered.
-            Ok(Err(_)) | Err(_) => Err(OverBudget),
+            Ok(Ok(Some(value))) => Ok(value),
+            // Done too late, a panic in the work, or the deadline: nothing was answered.
+            Ok(Ok(None)) | Ok(Err(_)) | Err(_) => Err(OverBudget),
         }
     }
 }
@@ -560,6 +566,38 @@ impl Compute {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Runs `future` on a runtime of one thread, as an actix network thread is.
+    fn on_one_thread<T>(future: impl Future<Output = T>) -> T {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .unwrap()
+            .block_on(future)
+    }
+
+    #[test]
+    fn work_done_in_time_is_answered() {
+        let compute = Compute::new(1, Duration::from_secs(5));
+        let answer = on_one_thread(compute.run(Instant::now(), |_| 42));
+        assert_eq!(answer, Ok(42));
+    }
+
+    #[test]
+    fn work_that_ends_past_the_deadline_is_over_budget_even_if_seen_before_the_timer() {
+        let compute = Compute::new(1, Duration::from_millis(20));
+        let answer = on_one_thread(async {
+            let work = compute.run(Instant::now(), |_| {
+                std::thread::sleep(Duration::from_millis(60));
+                42
+            });
+            // The network thread is busy (blocked) past the moment the work ends, so when it
+            // looks again the work's result is ready before the timer has fired.
+            let busy = async { std::thread::sleep(Duration::from_millis(200)) };
+            tokio::join!(work, busy).0
+        });
+        assert_eq!(answer, Err(OverBudget));
+    }
 
     #[test]
     fn the_connection_cap_keeps_the_reserve() {
