@@ -2,8 +2,9 @@
 # Does the audit-off p99 at a constant rate depend on how many connections the load generator
 # keeps? The empty actix-web handler (load-tests/floor.rs) and kbi-advice with the audit log off,
 # at the same constant rate (oha -q RATE --latency-correction, 10 s), with CONNECTION_COUNTS
-# connections each, interleaved over ROUNDS rounds. Prints one line per step, and what the
-# machine did meanwhile (steal, CPU pressure: load-tests/machine.py).
+# connections each, interleaved over ROUNDS rounds. Prints one line per step (load-tests/parse.py's
+# JSON: rps, p50_ms, p99_ms, errors) and what the machine did meanwhile (steal, CPU pressure:
+# load-tests/machine.py).
 #   load-tests/tail_floor.sh SNAPSHOT INSZ_FILE      (after cargo build --release --bin kbi-advice --example floor
 #                                                     and load-tests/setup.sh)
 #   RATE=35000 ROUNDS=2 CONNECTION_COUNTS="64 16 8" DURATION=10 load-tests/tail_floor.sh …
@@ -15,15 +16,15 @@ CONNECTION_COUNTS=${CONNECTION_COUNTS:-64 16 8}
 OHA=$ROOT/target/load-tools/bin/oha
 OUT=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null; rm -rf "$OUT"' EXIT
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-wait_http() { for _ in $(seq 1 600); do curl -sf -o /dev/null "$1" && return 0; sleep 0.1; done; echo "$1 did not come up" >&2; exit 1; }
+# shellcheck source=load-tests/lib.sh
+. "$ROOT/load-tests/lib.sh"
 
 PORT=$(free_port) OPS=$(free_port) FPORT=$(free_port)
 KBI_ADVICE__LOG__LEVEL=warn KBI_ADVICE__AUDIT__ENABLED=false "$ROOT/target/release/kbi-advice" serve \
     --listen 127.0.0.1:$PORT --ops-listen 127.0.0.1:$OPS --snapshot "$SNAPSHOT" > "$OUT/serve.log" 2>&1 &
 "$ROOT/target/release/examples/floor" 127.0.0.1:$FPORT > "$OUT/floor.log" 2>&1 &
-wait_http "http://127.0.0.1:$OPS/health/ready"
-wait_http "http://127.0.0.1:$FPORT/"
+wait_http "http://127.0.0.1:$OPS/health/ready" "kbi-advice serve"
+wait_http "http://127.0.0.1:$FPORT/" "the floor handler"
 
 for round in $(seq 1 "$ROUNDS"); do
     for connections in $CONNECTION_COUNTS; do
@@ -35,14 +36,7 @@ for round in $(seq 1 "$ROUNDS"); do
             python3 "$ROOT/load-tests/machine.py" save "$OUT/machine"
             "$OHA" --no-tui --output-format json -z "${DURATION}s" -c "$connections" -q "$RATE" \
                 --latency-correction -H "X-Client-Id: demo" "$url" > "$OUT/step.json"
-            python3 - "$OUT/step.json" "$round" "$who" "$connections" <<'PY'
-import json, sys
-d = json.load(open(sys.argv[1]))
-p, s = d["latencyPercentiles"], d["summary"]
-print(f"round {sys.argv[2]}  {sys.argv[3]:<10}  {sys.argv[4]:>3} connections  "
-      f"{s['requestsPerSec']:>8.0f} req/s  p50 {p['p50'] * 1000:5.2f} ms  p99 {p['p99'] * 1000:6.2f} ms  "
-      f"success {s['successRate']:.4f}")
-PY
+            python3 "$ROOT/load-tests/parse.py" oha "round-$round-$who-$connections-connections" 1 "$OUT/step.json"
             python3 "$ROOT/load-tests/machine.py" since "$OUT/machine" "          machine"
         done
     done
