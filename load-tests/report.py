@@ -64,6 +64,8 @@ soff = results.get("soap-constant-rate-audit-off")
 check("p99 at half the max rate, audit off (SOAP single, corrected)", soff.get("p99_ms") if soff else None, 2.0, higher=False, unit=" ms")
 fcr = results.get("floor-constant-rate")
 check("p99 of the empty actix handler at the audit-off REST rate (the machine's own tail)", fcr.get("p99_ms") if fcr else None, 2.0, higher=False, unit=" ms")
+fscr = results.get("floor-soap-constant-rate")
+check("p99 of the empty actix handler, SOAP bodies, at the audit-off SOAP rate (the machine's own tail)", fscr.get("p99_ms") if fscr else None, 2.0, higher=False, unit=" ms")
 check("mutual TLS / plain (oha, same settings)", ratio("rest-mtls", "rest-plain-oha"), 0.8)
 check("audit on / audit off (REST single)", ratio("rest-single", "rest-single-audit-off"), 0.9)
 check(
