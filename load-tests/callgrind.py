@@ -13,6 +13,12 @@ BODIES_DIR is what `load-tests/bodies.py` writes (inszs.txt, soap-single-*.xml,
 soap-batch100-*.xml, rest-batch1000-*.json) for SNAPSHOT. The audit log is off: this counts
 the request path; with AUDIT=on it is on (in OUT_DIR/audit), and the audit writer's and syncer's
 instructions are counted too (not the time they wait for the disk).
+
+With FLOOR=PATH (the `floor` example: `cargo build --release --example floor`), the empty
+actix-web handler is counted the same way afterwards, for a GET like REST single's and a POST of
+the SOAP single body, and the ratios of kbi-advice to it are printed: the framework's share of a
+request, which the throughput ratio "REST single audit off / empty handler" (≥ 0.85 ×) measures
+through the noise of a shared machine.
 """
 
 import glob
@@ -31,13 +37,13 @@ def free_port():
         return s.getsockname()[1]
 
 
-def wait_ready(ops, process):
+def wait_ready(port, process, path="/health/ready"):
     for _ in range(600):
         if process.poll() is not None:
             sys.exit("the server stopped before it was ready")
         try:
-            connection = http.client.HTTPConnection("127.0.0.1", ops, timeout=2)
-            connection.request("GET", "/health/ready")
+            connection = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+            connection.request("GET", path)
             if connection.getresponse().status == 200:
                 return
         except OSError:
@@ -94,35 +100,67 @@ def main():
             scenarios.append((name, max(n // 20, 10), lambda i, body=body: ("POST",
                               "/soap/GeefAdviesInburgeringsplicht-01.00", body,
                               {"Content-Type": "text/xml; charset=utf-8"})))
-        callgrind_control(server.pid, "-i", "on")
-        for name, count, make in scenarios:
-            connection = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
-            # One warm-up request: the connection's set-up is not a request's cost.
-            for i in range(-1, count):
-                if i == 0:
-                    callgrind_control(server.pid, "-z")
-                method, path, body, headers = make(max(i, 0))
-                connection.request(method, path, body=body, headers={"X-Client-Id": "demo", **headers})
-                response = connection.getresponse()
-                response.read()
-                if response.status != 200 and not name.startswith("hostile-"):
-                    sys.exit(f"{name}: HTTP {response.status}")
-            callgrind_control(server.pid, "-d", name)
-            connection.close()
-            time.sleep(1)
-            dumps = sorted(glob.glob(f"{out}/callgrind.out.{server.pid}.*"), key=os.path.getmtime)
-            total = 0
-            for line in open(dumps[-1]):
-                match = re.match(r"(?:summary|totals): (\d+)", line)
-                if match:
-                    total = int(match.group(1))
-                    break
-            os.replace(dumps[-1], f"{out}/{name}.callgrind")
-            print(f"{name}: {total / count:,.0f} instructions per request ({count} requests)",
-                  flush=True)
+        counted = count_scenarios(server, port, out, scenarios)
     finally:
         server.terminate()
         server.wait()
+
+    floor = os.environ.get("FLOOR")
+    if not floor:
+        return
+    port = free_port()
+    server = subprocess.Popen(
+        ["valgrind", "--tool=callgrind", "--instr-atstart=no",
+         f"--callgrind-out-file={out}/callgrind.out.%p", floor, f"127.0.0.1:{port}"],
+        stdout=subprocess.DEVNULL, stderr=open(os.path.join(out, "floor.log"), "w"))
+    try:
+        wait_ready(port, server, "/")
+        floors = count_scenarios(server, port, out, [
+            ("floor-get", n, lambda i: ("GET",
+             f"/v1/integration-obligation/{inszs[i % len(inszs)]}?date=2026-01-01", None, {})),
+            ("floor-soap-body", n, lambda i: ("POST", "/soap/GeefAdviesInburgeringsplicht-01.00",
+             soap[i % len(soap)], {"Content-Type": "text/xml; charset=utf-8"})),
+        ])
+    finally:
+        server.terminate()
+        server.wait()
+    for ours, theirs in (("rest-single", "floor-get"), ("soap-single", "floor-soap-body")):
+        print(f"{ours} / {theirs}: {counted[ours] / floors[theirs]:.2f} × the instructions "
+              f"(the handler's share of {ours}: {1 - floors[theirs] / counted[ours]:.0%})")
+
+
+def count_scenarios(server, port, out, scenarios):
+    """Counts each scenario's requests over one keep-alive connection; returns instructions per
+    request by name."""
+    counted = {}
+    callgrind_control(server.pid, "-i", "on")
+    for name, count, make in scenarios:
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
+        # One warm-up request: the connection's set-up is not a request's cost.
+        for i in range(-1, count):
+            if i == 0:
+                callgrind_control(server.pid, "-z")
+            method, path, body, headers = make(max(i, 0))
+            connection.request(method, path, body=body, headers={"X-Client-Id": "demo", **headers})
+            response = connection.getresponse()
+            response.read()
+            if response.status != 200 and not name.startswith("hostile-"):
+                sys.exit(f"{name}: HTTP {response.status}")
+        callgrind_control(server.pid, "-d", name)
+        connection.close()
+        time.sleep(1)
+        dumps = sorted(glob.glob(f"{out}/callgrind.out.{server.pid}.*"), key=os.path.getmtime)
+        total = 0
+        for line in open(dumps[-1]):
+            match = re.match(r"(?:summary|totals): (\d+)", line)
+            if match:
+                total = int(match.group(1))
+                break
+        os.replace(dumps[-1], f"{out}/{name}.callgrind")
+        counted[name] = total / count
+        print(f"{name}: {total / count:,.0f} instructions per request ({count} requests)",
+              flush=True)
+    return counted
 
 
 if __name__ == "__main__":
