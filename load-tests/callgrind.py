@@ -52,6 +52,15 @@ def wait_ready(port, process, path="/health/ready"):
     sys.exit("the server did not get ready")
 
 
+def under_callgrind(out, command, log, env=None):
+    """Starts `command` under callgrind with instrumentation off until `count_scenarios`
+    turns it on (start-up is not counted); its dumps go to OUT."""
+    return subprocess.Popen(
+        ["valgrind", "--tool=callgrind", "--instr-atstart=no",
+         f"--callgrind-out-file={out}/callgrind.out.%p", *command],
+        env=env, stdout=subprocess.DEVNULL, stderr=open(os.path.join(out, log), "w"))
+
+
 def callgrind_control(pid, *args):
     subprocess.run(["callgrind_control", *args, str(pid)], check=True, capture_output=True)
 
@@ -67,12 +76,9 @@ def main():
         KBI_ADVICE__AUDIT__ENABLED="true" if os.environ.get("AUDIT") == "on" else "false",
         KBI_ADVICE__AUDIT__DIR=os.path.join(out, "audit"),
     )
-    server = subprocess.Popen(
-        ["valgrind", "--tool=callgrind", "--instr-atstart=no",
-         f"--callgrind-out-file={out}/callgrind.out.%p",
-         binary, "serve", "--listen", f"127.0.0.1:{port}", "--ops-listen", f"127.0.0.1:{ops}",
-         "--snapshot", snapshot],
-        env=env, stdout=subprocess.DEVNULL, stderr=open(os.path.join(out, "serve.log"), "w"))
+    server = under_callgrind(
+        out, [binary, "serve", "--listen", f"127.0.0.1:{port}", "--ops-listen", f"127.0.0.1:{ops}",
+              "--snapshot", snapshot], "serve.log", env)
     try:
         wait_ready(ops, server)
         inszs = open(os.path.join(bodies, "inszs.txt")).read().split()
@@ -109,10 +115,7 @@ def main():
     if not floor:
         return
     port = free_port()
-    server = subprocess.Popen(
-        ["valgrind", "--tool=callgrind", "--instr-atstart=no",
-         f"--callgrind-out-file={out}/callgrind.out.%p", floor, f"127.0.0.1:{port}"],
-        stdout=subprocess.DEVNULL, stderr=open(os.path.join(out, "floor.log"), "w"))
+    server = under_callgrind(out, [floor, f"127.0.0.1:{port}"], "floor.log")
     try:
         wait_ready(port, server, "/")
         floors = count_scenarios(server, port, out, [
